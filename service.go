@@ -1,0 +1,129 @@
+package whenlua
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// ProtocolVersion is the version of the request/response protocol spoken on
+// the daemon's socket. Every path starts with /v1/. A daemon answers a
+// request of another version with 400 and a message naming both.
+const ProtocolVersion = 1
+
+// Service is what the daemon offers its clients. The engine implements it in
+// the daemon; Client implements it over the socket, so the CLI and the tests
+// use one interface. Errors wrapping ErrInvalid, ErrNotFound or ErrConflict
+// keep that identity across the socket.
+type Service interface {
+	// Set applies the assignments atomically (one durable commit, one
+	// version each) and, in ModeSet, triggers the when-jobs that become
+	// due. ModeWhisper stores without evaluating. ModeTest changes nothing
+	// and reports the jobs that would run.
+	Set(ctx context.Context, req SetRequest) (SetResponse, error)
+	// Get returns the current value of a variable (Nil when unset).
+	Get(ctx context.Context, name string) (Value, error)
+	// Vars returns every set variable.
+	Vars(ctx context.Context) (map[string]Value, error)
+	// History returns up to n versions of name, newest first (n <= 0: all kept).
+	History(ctx context.Context, name string, n int) ([]Version, error)
+	// Names returns every loaded job.
+	Names(ctx context.Context) ([]JobInfo, error)
+	// Jobs returns the running runs, oldest serial first.
+	Jobs(ctx context.Context) ([]Run, error)
+	// Start runs a job now, unconditionally (its pre hook still decides).
+	Start(ctx context.Context, name string) (Run, error)
+	// Cancel stops a running run: SIGTERM to its process group, SIGKILL after the grace period.
+	Cancel(ctx context.Context, serial uint64) error
+	// Tail writes a run's output to w as it grows, from the start, until the
+	// run ends or ctx is done. A finished run's stored output is written at once.
+	Tail(ctx context.Context, serial uint64, w io.Writer) error
+	// Log returns finished runs, newest first, of one job or all ("").
+	Log(ctx context.Context, job string, n int) ([]Run, error)
+	// Run returns one run record, with its stored output.
+	Run(ctx context.Context, serial uint64) (Run, error)
+	// Status describes the daemon, the job files and the next runs.
+	Status(ctx context.Context) (Status, error)
+	// Reload rescans the jobs directory now and returns the status after it.
+	Reload(ctx context.Context) (Status, error)
+}
+
+// Errors with a meaning across the socket.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+	ErrNoDaemon = errors.New("no daemon")
+)
+
+// Mode says what a SetRequest does.
+type Mode string
+
+// Set modes.
+const (
+	ModeSet     Mode = "set"
+	ModeWhisper Mode = "whisper"
+	ModeTest    Mode = "test"
+)
+
+// SetRequest is a set, whisper or test of several variables at once. A
+// Value of type nil unsets its variable.
+type SetRequest struct {
+	Mode        Mode         `json:"mode"`
+	Assignments []Assignment `json:"assignments"`
+	// Origin is recorded with each version; the daemon fills in "cli" or
+	// "whisper" when it is empty.
+	Origin string `json:"origin,omitempty"`
+}
+
+// SetResponse tells what a set did (or, in ModeTest, would do).
+type SetResponse struct {
+	// Triggered names the jobs that became due, in the order they run.
+	Triggered []string `json:"triggered"`
+}
+
+// JobInfo describes one loaded job.
+type JobInfo struct {
+	Name    string    `json:"name"`
+	File    string    `json:"file"`
+	Line    int       `json:"line"`
+	Kind    string    `json:"kind"`             // "when" or "every"
+	Cond    string    `json:"cond,omitempty"`   // a when-job's condition source
+	Period  string    `json:"period,omitempty"` // an every-job's period
+	Next    time.Time `json:"next,omitzero"`    // an every-job's next run
+	Running int       `json:"running"`          // runs of it now running
+}
+
+// FileStatus is the load state of one job file, as a module reloader shows it.
+type FileStatus struct {
+	Path       string    `json:"path"`
+	LoadedAt   time.Time `json:"loaded_at,omitzero"`
+	Hash       string    `json:"hash,omitempty"`       // of the active version's content
+	Generation uint64    `json:"generation,omitempty"` // counts the loads of this path
+	Jobs       int       `json:"jobs"`
+	Requires   []string  `json:"requires,omitempty"` // lib modules it required
+	// Error is the last load error (file:line: message) when the newest
+	// content failed to load; the previous version, if any, stays active.
+	Error     string    `json:"error,omitempty"`
+	ErrorAt   time.Time `json:"error_at,omitzero"`
+	OldRuns   int       `json:"old_runs"` // runs still held by replaced versions
+	Compiles  uint64    `json:"compiles"` // times this path was compiled
+}
+
+// Status is the daemon's state as `whenlua status` shows it.
+type Status struct {
+	PID      int          `json:"pid"`
+	Version  string       `json:"version"`
+	Started  time.Time    `json:"started"`
+	Home     string       `json:"home"`
+	JobsDir  string       `json:"jobs_dir"`
+	StateDir string       `json:"state_dir"`
+	Socket   string       `json:"socket"`
+	Files    []FileStatus `json:"files"`
+	Next     []JobInfo    `json:"next"`    // every-jobs by next run time
+	Running  int          `json:"running"` // runs now running
+	Compiles uint64       `json:"compiles"`
+	// CondErrors lists the last error of each when-job whose condition
+	// raised one (job: file:line: message).
+	CondErrors []string `json:"cond_errors,omitempty"`
+}

@@ -1,0 +1,75 @@
+package whenlua
+
+import "time"
+
+// Origins recorded with each version of a variable (SPEC §5).
+const (
+	OriginCLI     = "cli"
+	OriginWhisper = "whisper"
+)
+
+// OriginPost is the origin of a set made by a job's post hook.
+func OriginPost(job string) string { return "job " + job + " post" }
+
+// OriginPre is the origin of a set made by a job's pre hook.
+func OriginPre(job string) string { return "job " + job + " pre" }
+
+// OriginLoad is the origin of a set made while file path was loading
+// (top-level code or on_load) or unloading (on_unload).
+func OriginLoad(path string) string { return "load of file " + path }
+
+// Version is one stored version of a variable.
+type Version struct {
+	Value  Value     `json:"value"`
+	Time   time.Time `json:"time"`
+	Origin string    `json:"origin"`
+}
+
+// RunState is where a run is in its life.
+type RunState string
+
+// Run states. A run is "running" from the moment its serial is committed;
+// a daemon that finds "running" runs at start marks them "lost".
+const (
+	RunRunning RunState = "running"
+	RunDone    RunState = "done"
+	RunRefused RunState = "refused" // pre returned false: the serial is used, nothing ran
+	RunFailed  RunState = "failed"  // the process could not be started
+	RunLost    RunState = "lost"    // in flight when the daemon died
+)
+
+// Run is the record of one run attempt of a job.
+type Run struct {
+	Serial  uint64    `json:"serial"`
+	Job     string    `json:"job"`
+	File    string    `json:"file"`
+	Trigger string    `json:"trigger"` // "when", "every", "start"
+	State   RunState  `json:"state"`
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end,omitzero"`
+	PID     int       `json:"pid,omitempty"`
+	Dir     string    `json:"dir,omitempty"`
+	Code    int       `json:"code"`             // exit code; -1 when killed by a signal or not run
+	Signal  string    `json:"signal,omitempty"` // e.g. "terminated", "killed"
+	Error   string    `json:"error,omitempty"`  // why it was refused, failed, timed out or lost
+	// Output is the stored output: its head and tail when it was longer than
+	// the cap, with a marker line between them saying how much was left out.
+	Output     []byte `json:"output,omitempty"`
+	OutputSize int64  `json:"output_size"` // bytes the job wrote in all
+}
+
+// Duration is End-Start, or zero while running.
+func (r Run) Duration() time.Duration {
+	if r.End.IsZero() {
+		return 0
+	}
+	return r.End.Sub(r.Start)
+}
+
+// JobState is the persisted evaluation state of one when-job (SPEC §4).
+type JobState struct {
+	Cond     string           `json:"cond"`     // condition source, to tell whether it changed across a reload
+	Result   bool             `json:"result"`   // previous result
+	Evaluated bool            `json:"evaluated"` // false before the first evaluation: prev() is nil
+	Snapshot map[string]Value `json:"snapshot"` // values at the last evaluation, of the names the job may read
+}
