@@ -68,8 +68,8 @@ func (r Run) Duration() time.Duration {
 
 // JobState is the persisted evaluation state of one when-job (SPEC §4).
 type JobState struct {
-	Cond     string           `json:"cond"`     // condition source, to tell whether it changed across a reload
-	Result   bool             `json:"result"`   // previous result
-	Evaluated bool            `json:"evaluated"` // false before the first evaluation: prev() is nil
-	Snapshot map[string]Value `json:"snapshot"` // values at the last evaluation, of the names the job may read
+	Cond      string           `json:"cond"`      // condition source, to tell whether it changed across a reload
+	Result    bool             `json:"result"`    // previous result
+	Evaluated bool             `json:"evaluated"` // false before the first evaluation: prev() is nil
+	Snapshot  map[string]Value `json:"snapshot"`  // values at the last evaluation, of the names the job may read
 }
