@@ -1,0 +1,151 @@
+package persist
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/whenlua/whenlua"
+)
+
+// Encoding format bytes, the first byte of a stored version or job state,
+// so that a later layout can be told from this one.
+const (
+	formatVersion  = 1
+	formatJobState = 1
+)
+
+// Job state flags.
+const (
+	flagResult    = 1 << 0
+	flagEvaluated = 1 << 1
+	flagSnapshot  = 1 << 2 // Snapshot is a non-nil map
+)
+
+var errShort = errors.New("truncated")
+
+// encodeVersion is a version's stored value: format, origin, value.
+func encodeVersion(origin string, v whenlua.Value) []byte {
+	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(origin)+1+len(v.S)+8)
+	b = append(b, formatVersion)
+	b = appendString(b, origin)
+	return v.AppendBinary(b)
+}
+
+func decodeVersion(b []byte) (origin string, v whenlua.Value, err error) {
+	if len(b) == 0 || b[0] != formatVersion {
+		return "", whenlua.Nil, errors.New("decode version: unknown format")
+	}
+	origin, rest, err := readString(b[1:])
+	if err != nil {
+		return "", whenlua.Nil, fmt.Errorf("decode version: %w", err)
+	}
+	v, err = whenlua.DecodeValue(rest)
+	return origin, v, err
+}
+
+// encodeJobState is format, flags, condition, then the snapshot's entries
+// sorted by name, each a name and a length-prefixed value.
+func encodeJobState(st *whenlua.JobState) []byte {
+	var flags byte
+	if st.Result {
+		flags |= flagResult
+	}
+	if st.Evaluated {
+		flags |= flagEvaluated
+	}
+	if st.Snapshot != nil {
+		flags |= flagSnapshot
+	}
+	b := make([]byte, 0, 16+len(st.Cond)+32*len(st.Snapshot))
+	b = append(b, formatJobState, flags)
+	b = appendString(b, st.Cond)
+	b = binary.AppendUvarint(b, uint64(len(st.Snapshot)))
+	names := make([]string, 0, len(st.Snapshot))
+	for n := range st.Snapshot {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var vb []byte
+	for _, n := range names {
+		b = appendString(b, n)
+		vb = st.Snapshot[n].AppendBinary(vb[:0])
+		b = binary.AppendUvarint(b, uint64(len(vb)))
+		b = append(b, vb...)
+	}
+	return b
+}
+
+func decodeJobState(b []byte) (whenlua.JobState, error) {
+	var st whenlua.JobState
+	if len(b) < 2 || b[0] != formatJobState {
+		return st, errors.New("decode job state: unknown format")
+	}
+	flags := b[1]
+	st.Result = flags&flagResult != 0
+	st.Evaluated = flags&flagEvaluated != 0
+	cond, rest, err := readString(b[2:])
+	if err != nil {
+		return st, fmt.Errorf("decode job state: %w", err)
+	}
+	st.Cond = cond
+	n, k := binary.Uvarint(rest)
+	if k <= 0 || n > uint64(len(rest)) {
+		return st, fmt.Errorf("decode job state: %w", errShort)
+	}
+	rest = rest[k:]
+	if flags&flagSnapshot != 0 {
+		st.Snapshot = make(map[string]whenlua.Value, n)
+	}
+	for range n {
+		var name, raw string
+		if name, rest, err = readString(rest); err == nil {
+			raw, rest, err = readString(rest)
+		}
+		if err != nil {
+			return st, fmt.Errorf("decode job state: %w", err)
+		}
+		v, err := whenlua.DecodeValue([]byte(raw))
+		if err != nil {
+			return st, fmt.Errorf("decode job state %s: %w", name, err)
+		}
+		if st.Snapshot == nil {
+			st.Snapshot = make(map[string]whenlua.Value, n)
+		}
+		st.Snapshot[name] = v
+	}
+	if len(rest) != 0 {
+		return st, errors.New("decode job state: trailing bytes")
+	}
+	return st, nil
+}
+
+// encodeRun is the run record as JSON, without its output (stored apart).
+func encodeRun(r whenlua.Run) ([]byte, error) {
+	r.Output = nil
+	return json.Marshal(r)
+}
+
+func decodeRun(b []byte) (whenlua.Run, error) {
+	var r whenlua.Run
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("decode run: %w", err)
+	}
+	return r, nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func readString(b []byte) (s string, rest []byte, err error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return "", nil, errShort
+	}
+	end := k + int(n)
+	return string(b[k:end]), b[end:], nil
+}

@@ -1,0 +1,227 @@
+package persist
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/whenlua/whenlua"
+)
+
+// view runs fn in a read transaction under the shared lock.
+func (s *Store) view(fn func(txn *badger.Txn) error) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	return s.db.View(fn)
+}
+
+// Vars returns every set variable.
+func (s *Store) Vars() (map[string]whenlua.Value, error) {
+	vars := make(map[string]whenlua.Value)
+	err := s.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 100, Prefix: prefixVar})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			name := string(item.Key()[len(prefixVar):])
+			err := item.Value(func(b []byte) error {
+				v, err := whenlua.DecodeValue(b)
+				if err != nil {
+					return fmt.Errorf("variable %s: %w", name, err)
+				}
+				vars[name] = v
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read variables: %w", err)
+	}
+	return vars, nil
+}
+
+// History returns the kept versions of name, newest first, at most n of
+// them (n <= 0: all). A name without versions gives an empty list.
+func (s *Store) History(name string, n int) ([]whenlua.Version, error) {
+	var out []whenlua.Version
+	prefix := historyPrefix(name)
+	err := s.view(func(txn *badger.Txn) error {
+		opt := badger.IteratorOptions{Reverse: true, Prefix: prefix, PrefetchValues: true, PrefetchSize: 100}
+		if n > 0 && n < opt.PrefetchSize {
+			opt.PrefetchSize = n
+		}
+		it := txn.NewIterator(opt)
+		defer it.Close()
+		for it.Seek(seekLast(prefix, historySuffixLen)); it.Valid(); it.Next() {
+			item := it.Item()
+			_, t, ok := parseHistoryKey(item.Key())
+			if !ok {
+				return fmt.Errorf("bad history key %q", item.Key())
+			}
+			var ver whenlua.Version
+			err := item.Value(func(b []byte) error {
+				origin, v, err := decodeVersion(b)
+				ver = whenlua.Version{Value: v, Time: t, Origin: origin}
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			out = append(out, ver)
+			if n > 0 && len(out) >= n {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read history of %s: %w", name, err)
+	}
+	return out, nil
+}
+
+// JobStates returns every stored when-job state, by job name.
+func (s *Store) JobStates() (map[string]whenlua.JobState, error) {
+	states := make(map[string]whenlua.JobState)
+	err := s.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 100, Prefix: prefixState})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			job := string(item.Key()[len(prefixState):])
+			err := item.Value(func(b []byte) error {
+				st, err := decodeJobState(b)
+				if err != nil {
+					return fmt.Errorf("job %s: %w", job, err)
+				}
+				states[job] = st
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read job states: %w", err)
+	}
+	return states, nil
+}
+
+// Serial returns the stored JOBSERIAL counter, 0 when never written.
+func (s *Store) Serial() (uint64, error) {
+	var serial uint64
+	err := s.view(func(txn *badger.Txn) error {
+		item, err := txn.Get(keySerial)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(b []byte) error {
+			if len(b) != 8 {
+				return fmt.Errorf("bad serial of %d bytes", len(b))
+			}
+			serial = binary.BigEndian.Uint64(b)
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read serial: %w", err)
+	}
+	return serial, nil
+}
+
+// Run returns one run record with its stored output. An unknown serial
+// gives an error wrapping whenlua.ErrNotFound.
+func (s *Store) Run(serial uint64) (whenlua.Run, error) {
+	var r whenlua.Run
+	err := s.view(func(txn *badger.Txn) error {
+		item, err := txn.Get(runKey(serial))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return whenlua.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if err := item.Value(func(b []byte) error {
+			r, err = decodeRun(b)
+			return err
+		}); err != nil {
+			return err
+		}
+		item, err = txn.Get(outputKey(serial))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		r.Output, err = item.ValueCopy(nil)
+		return err
+	})
+	if err != nil {
+		return whenlua.Run{}, fmt.Errorf("run %d: %w", serial, err)
+	}
+	return r, nil
+}
+
+// Runs returns run records without their output, newest serial first: those
+// of job, or of every job when job is "", at most n (n <= 0: all).
+func (s *Store) Runs(job string, n int) ([]whenlua.Run, error) {
+	runs, err := s.scanRuns(func(r *whenlua.Run) bool { return job == "" || r.Job == job }, n)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	return runs, nil
+}
+
+// RunningRuns returns the runs whose state is whenlua.RunRunning, newest
+// serial first. At start the daemon marks them lost.
+func (s *Store) RunningRuns() ([]whenlua.Run, error) {
+	runs, err := s.scanRuns(func(r *whenlua.Run) bool { return r.State == whenlua.RunRunning }, 0)
+	if err != nil {
+		return nil, fmt.Errorf("list running runs: %w", err)
+	}
+	return runs, nil
+}
+
+// scanRuns walks the run records from the newest serial, keeping those
+// keep accepts, at most n (n <= 0: all).
+func (s *Store) scanRuns(keep func(*whenlua.Run) bool, n int) ([]whenlua.Run, error) {
+	var out []whenlua.Run
+	err := s.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: prefixRun, PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		for it.Seek(seekLast(prefixRun, 8)); it.Valid(); it.Next() {
+			var r whenlua.Run
+			err := it.Item().Value(func(b []byte) error {
+				var err error
+				r, err = decodeRun(b)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if !keep(&r) {
+				continue
+			}
+			out = append(out, r)
+			if n > 0 && len(out) >= n {
+				break
+			}
+		}
+		return nil
+	})
+	return out, err
+}

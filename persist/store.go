@@ -1,0 +1,250 @@
+// Package persist is whenlua's durable store: variables with their version
+// history, when-job evaluation states, run records and the JOBSERIAL
+// counter, kept in one badger database.
+//
+// Key layout (all values compact binary unless said otherwise):
+//
+//	v/<name>                                   current value (whenlua.Value.AppendBinary)
+//	h/<name>\x00<be unix nanos><be seq>        one version: origin and value
+//	s/<job>                                    a when-job's JobState
+//	r/<be serial>                              a run record without its output (JSON)
+//	o/<be serial>                              that run's stored output
+//	m/serial                                   the JOBSERIAL counter (be uint64)
+//
+// Every Commit is one badger transaction with SyncWrites on: all or nothing,
+// and fsynced before it returns. Retention (history per variable, run
+// records) is applied by Trim, which a background goroutine also calls
+// periodically together with badger's value-log GC.
+package persist
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// Defaults applied by Open to zero Options fields.
+const (
+	DefaultHistoryKeep   = 1000
+	DefaultRunsKeep      = 10000
+	DefaultMaintainEvery = 10 * time.Minute
+)
+
+// Badger tuning. The defaults are sized for a big database (~86 MiB of heap
+// right after open); these keep the heap near 11 MiB. The memtable size also
+// fixes the largest transaction badger accepts: 15% of it in estimated bytes
+// (1.2 MiB) and that divided by a skiplist node (~13,000 entries). Values of
+// at least valueThreshold bytes live in the value log, and then count only
+// as key + a 12-byte pointer against that limit, so a batch of 100 variables
+// of 64 KiB plus 10,000 job states fits in one transaction.
+const (
+	memTableSize   = 8 << 20
+	valueThreshold = 32
+)
+
+// ErrClosed is returned by every method of a Store after Close.
+var ErrClosed = errors.New("store closed")
+
+// ErrTooBig is wrapped by Commit when a batch cannot be written as one
+// transaction; nothing of it was stored.
+var ErrTooBig = errors.New("batch too big for one transaction")
+
+// Options configure a Store.
+type Options struct {
+	// Dir is the badger directory, created 0700 when missing.
+	Dir string
+	// HistoryKeep is how many versions are kept per variable (0: 1000).
+	// The newest version is never trimmed.
+	HistoryKeep int
+	// HistoryMaxAge trims versions older than this (0: no age limit). The
+	// newest version of a variable is never trimmed.
+	HistoryMaxAge time.Duration
+	// RunsKeep is how many run records are kept (0: 10000), the oldest
+	// trimmed first; a run in state running is never trimmed.
+	RunsKeep int
+	// Logger receives the store's and badger's messages (nil: slog.Default()).
+	Logger *slog.Logger
+	// MaintainEvery is the period of the background retention trim and
+	// value-log GC (0: 10 minutes; negative: no background maintenance).
+	MaintainEvery time.Duration
+}
+
+// Store is the durable store. Its methods are safe for concurrent use;
+// Close waits for the calls in progress.
+type Store struct {
+	opts Options
+	log  *slog.Logger
+	db   *badger.DB
+
+	// mu is held shared by every call and exclusively by Close.
+	mu     sync.RWMutex
+	closed bool
+
+	// seq orders the versions written within one nanosecond. It starts at
+	// the wall clock of Open so that it keeps growing across restarts.
+	seq atomic.Uint64
+
+	// trimMu serializes Trim calls (the maintenance goroutine and callers).
+	trimMu sync.Mutex
+
+	cancel context.CancelFunc // stops the maintenance goroutine
+	done   chan struct{}      // closed when the maintenance goroutine has returned
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (creating when needed) the database in opts.Dir and starts the
+// maintenance goroutine unless opts.MaintainEvery is negative. Only one
+// process can have a database open.
+func Open(opts Options) (*Store, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("open store: no directory")
+	}
+	if opts.HistoryKeep <= 0 {
+		opts.HistoryKeep = DefaultHistoryKeep
+	}
+	if opts.RunsKeep <= 0 {
+		opts.RunsKeep = DefaultRunsKeep
+	}
+	if opts.HistoryMaxAge < 0 {
+		opts.HistoryMaxAge = 0
+	}
+	if opts.MaintainEvery == 0 {
+		opts.MaintainEvery = DefaultMaintainEvery
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	db, err := badger.Open(badgerOptions(opts.Dir, opts.Logger))
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
+	}
+	s := &Store{
+		opts: opts,
+		log:  opts.Logger,
+		db:   db,
+		done: make(chan struct{}),
+	}
+	s.seq.Store(uint64(max(time.Now().UnixNano(), 0)))
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	if opts.MaintainEvery > 0 {
+		go s.maintain(ctx, opts.MaintainEvery)
+	} else {
+		close(s.done)
+	}
+	return s, nil
+}
+
+// badgerOptions returns the small tuning described at memTableSize.
+func badgerOptions(dir string, log *slog.Logger) badger.Options {
+	o := badger.DefaultOptions(dir)
+	o.SyncWrites = true
+	o.Logger = badgerLogger{log.With("component", "badger")}
+	o.MemTableSize = memTableSize
+	o.NumMemtables = 2
+	o.BlockCacheSize = 8 << 20
+	o.IndexCacheSize = 4 << 20
+	o.ValueLogFileSize = 16 << 20
+	o.BaseTableSize = 1 << 20
+	o.NumLevelZeroTables = 2
+	o.NumLevelZeroTablesStall = 4
+	o.NumCompactors = 2
+	o.ValueThreshold = valueThreshold
+	return o
+}
+
+// Close stops the maintenance goroutine, waits for the calls in progress
+// and closes the database. Calls after the first return its result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.cancel()
+		<-s.done
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		if err := s.db.Close(); err != nil {
+			s.closeErr = fmt.Errorf("close store: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// enter takes the shared lock for one call; the caller must call s.mu.RUnlock.
+func (s *Store) enter() error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// maintain runs on its own goroutine until ctx is done: every period it
+// applies retention and reclaims value-log space.
+func (s *Store) maintain(ctx context.Context, every time.Duration) {
+	defer close(s.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.Trim(); err != nil {
+			s.log.Error("store retention", "err", err)
+		}
+		if err := s.gc(ctx); err != nil {
+			s.log.Error("store value-log gc", "err", err)
+		}
+	}
+}
+
+// gc runs badger's value-log GC until it finds nothing worth rewriting.
+func (s *Store) gc(ctx context.Context) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	for range 16 {
+		if ctx.Err() != nil {
+			return nil
+		}
+		err := s.db.RunValueLogGC(0.5)
+		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// badgerLogger forwards badger's log lines to slog. Badger's informational
+// messages (table counts, replay progress) are logged at debug level.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(trimNL(fmt.Sprintf(f, a...))) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(trimNL(fmt.Sprintf(f, a...))) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.l.Debug(trimNL(fmt.Sprintf(f, a...))) }
+func (b badgerLogger) Debugf(f string, a ...any)   { b.l.Debug(trimNL(fmt.Sprintf(f, a...))) }
+
+func trimNL(s string) string {
+	for len(s) > 0 && s[len(s)-1] == '\n' {
+		s = s[:len(s)-1]
+	}
+	return s
+}
