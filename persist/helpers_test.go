@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"testing"
 	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
 )
 
 // quietLogger drops everything: badger's debug lines would drown test output.
@@ -55,3 +57,8 @@ func commit(t testing.TB, s *Store, b *Batch) {
 func at(d time.Duration) time.Time {
 	return time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC).Add(d)
 }
+
+type (
+	badgerTxn             = badger.Txn
+	badgerIteratorOptions = badger.IteratorOptions
+)
