@@ -44,7 +44,10 @@ const maxJobNameLen = 4096
 // Commit writes b as one badger transaction: all of it or, when it returns
 // an error, nothing. When it returns nil the batch is on disk (fsynced).
 // Invalid names or values give an error wrapping whenlua.ErrInvalid; a batch
-// badger cannot take in one transaction gives one wrapping ErrTooBig.
+// badger cannot take in one transaction gives one wrapping ErrTooBig: a
+// transaction holds about 13,000 keys (a variable or a run is two, a job
+// state one) and 1.2 MiB of values under 32 bytes with their keys; larger
+// values live in the value log and count as a 12-byte pointer.
 // Concurrent Commits are allowed; badger shares one fsync among them.
 func (s *Store) Commit(b *Batch) error {
 	if err := validateBatch(b); err != nil {
