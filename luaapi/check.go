@@ -1,0 +1,76 @@
+package luaapi
+
+import (
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/whenlua/whenlua"
+)
+
+// Check loads the job file at path on its own, as `whenlua check` does: no
+// daemon, an in-memory Host, LibDir = dir(path)/lib. It compiles, runs the
+// top level, validates the jobs and runs on_load, then closes the state.
+// Errors are *LoadError (or *CallError from on_load); a file that cannot be
+// read gives the os error.
+func Check(path string) error {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	proto, err := Compile(path, src)
+	if err != nil {
+		return err
+	}
+	f, err := Load(path, src, proto, Options{LibDir: filepath.Join(filepath.Dir(path), "lib"), Host: newMemHost(), Timeout: checkTimeout})
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.CallOnLoad()
+}
+
+// checkTimeout is the time limit Check uses (tests shorten it).
+var checkTimeout = DefaultTimeout
+
+// memHost is a Host that keeps variables in memory and drops logs and mail.
+type memHost struct {
+	mu   sync.Mutex
+	vars map[string]whenlua.Value
+}
+
+func newMemHost() *memHost { return &memHost{vars: map[string]whenlua.Value{}} }
+
+func (h *memHost) Get(name string) whenlua.Value {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.vars[name]
+}
+
+func (h *memHost) Set(_ string, as []whenlua.Assignment, _ bool) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, a := range as {
+		if a.Value.IsNil() {
+			delete(h.vars, a.Name)
+		} else {
+			h.vars[a.Name] = a.Value
+		}
+	}
+	return nil
+}
+
+func (h *memHost) Log(string, string)      {}
+func (h *memHost) Running() []whenlua.Run  { return nil }
+func (h *memHost) SendMail(string, []byte) {}
+
+// unixSeconds is t as Unix seconds with a fraction; the zero time is 0.
+func unixSeconds(t time.Time) lua.LValue {
+	if t.IsZero() {
+		return lua.LNumber(0)
+	}
+	return lua.LNumber(float64(t.UnixNano()) / 1e9)
+}

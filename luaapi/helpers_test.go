@@ -1,0 +1,156 @@
+package luaapi
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/whenlua/whenlua"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// fakeHost records what the library asks of the daemon.
+type fakeHost struct {
+	mu      sync.Mutex
+	vars    map[string]whenlua.Value
+	sets    []setCall
+	logs    []string
+	mails   []mail
+	running []whenlua.Run
+	setErr  error
+	onSet   func() // called after a set is stored, for reentrancy tests
+}
+
+type setCall struct {
+	Origin  string
+	As      []whenlua.Assignment
+	Trigger bool
+}
+
+type mail struct {
+	To  string
+	Msg string
+}
+
+func newFakeHost(vars map[string]whenlua.Value) *fakeHost {
+	if vars == nil {
+		vars = map[string]whenlua.Value{}
+	}
+	return &fakeHost{vars: vars}
+}
+
+func (h *fakeHost) Get(name string) whenlua.Value {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.vars[name]
+}
+
+func (h *fakeHost) Set(origin string, as []whenlua.Assignment, trigger bool) error {
+	h.mu.Lock()
+	if h.setErr != nil {
+		h.mu.Unlock()
+		return h.setErr
+	}
+	h.sets = append(h.sets, setCall{origin, as, trigger})
+	for _, a := range as {
+		if a.Value.IsNil() {
+			delete(h.vars, a.Name)
+		} else {
+			h.vars[a.Name] = a.Value
+		}
+	}
+	onSet := h.onSet
+	h.mu.Unlock()
+	if onSet != nil {
+		onSet()
+	}
+	return nil
+}
+
+func (h *fakeHost) Log(file, msg string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.logs = append(h.logs, filepath.Base(file)+": "+msg)
+}
+
+func (h *fakeHost) Running() []whenlua.Run { return h.running }
+
+func (h *fakeHost) SendMail(to string, msg []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.mails = append(h.mails, mail{to, string(msg)})
+}
+
+// loadSrc compiles and loads src as the file "test.lua" (or name), closing
+// the file at the end of the test.
+func loadSrc(t testing.TB, src string, opts Options) (*File, error) {
+	t.Helper()
+	path := "test.lua"
+	proto, err := Compile(path, []byte(src))
+	if err != nil {
+		return nil, err
+	}
+	f, err := Load(path, []byte(src), proto, opts)
+	if err == nil {
+		t.Cleanup(f.Close)
+	}
+	return f, err
+}
+
+func mustLoad(t testing.TB, src string, h Host) *File {
+	t.Helper()
+	f, err := loadSrc(t, src, Options{Host: h, Timeout: time.Second})
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	return f
+}
+
+func job(t testing.TB, f *File, name string) *Job {
+	t.Helper()
+	for _, j := range f.Jobs {
+		if j.Name == name {
+			return j
+		}
+	}
+	t.Fatalf("no job %q in %s", name, f.Path)
+	return nil
+}
+
+// wantErr fails unless err's text contains want.
+func wantErr(t testing.TB, err error, want string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want one containing %q", want)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q does not contain %q", err, want)
+	}
+}
+
+func asCallError(t testing.TB, err error) *CallError {
+	t.Helper()
+	var ce *CallError
+	if !errors.As(err, &ce) {
+		t.Fatalf("error %v (%T) is not a *CallError", err, err)
+	}
+	return ce
+}
+
+func readFile(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -1,0 +1,209 @@
+package luaapi
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	lua "github.com/yuin/gopher-lua"
+	"github.com/yuin/gopher-lua/ast"
+	"github.com/yuin/gopher-lua/parse"
+
+	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/lualib"
+)
+
+// stringCond compiles a string condition: one Lua expression run in its own
+// environment, where the exempt names (helpers, vars, tonumber, tostring,
+// string, math) are themselves and every other name is a variable. The
+// chunk is padded so its line numbers are the file's.
+func (s *state) stringCond(j *Job, expr string) error {
+	src := strings.Repeat("\n", max(j.Line-1, 0)) + "return " + expr + "\n"
+	chunk, err := parse.Parse(strings.NewReader(src), s.path)
+	if err != nil {
+		le := syntaxError(s.path, err)
+		return errors.New(le.Msg)
+	}
+	ret, ok := chunk[0].(*ast.ReturnStmt)
+	if len(chunk) != 1 || !ok || len(ret.Exprs) != 1 {
+		return errors.New("want exactly one expression")
+	}
+	proto, err := lua.Compile(chunk, s.path)
+	if err != nil {
+		return errors.New(syntaxError(s.path, err).Msg)
+	}
+	L := s.L
+	env := L.CreateTable(0, len(s.condEnv))
+	for k, v := range s.condEnv {
+		env.RawSetString(k, v)
+	}
+	mt := L.CreateTable(0, 1)
+	mt.RawSetString("__index", s.varIndex)
+	L.SetMetatable(env, mt)
+	fn := L.NewFunctionFromProto(proto)
+	fn.Env = env
+	a := &analyzer{mode: stringCond}
+	a.stmts(chunk)
+	j.cond, j.stringCond, j.Cond = fn, true, expr
+	j.Deps, j.DepsAll = a.deps()
+	return nil
+}
+
+// funcCond analyses a function condition: its source lines are its Cond,
+// its syntax tree (found by the lines its proto records) gives the deps. A
+// function defined in another file (a lib module) may read anything.
+func (s *state) funcCond(j *Job, fn *lua.LFunction) {
+	j.cond = fn
+	p := fn.Proto
+	if p == nil || p.SourceName != s.path {
+		j.Cond = fmt.Sprintf("function at %s", s.describe(fn))
+		j.DepsAll = true
+		return
+	}
+	lines := strings.Split(string(s.src), "\n")
+	if p.LineDefined >= 1 && p.LastLineDefined <= len(lines) && p.LineDefined <= p.LastLineDefined {
+		j.Cond = strings.Join(lines[p.LineDefined-1:p.LastLineDefined], "\n")
+	}
+	if s.ast == nil {
+		s.ast = astOf(s.proto, s.src)
+	}
+	fes := s.ast.functions(p.LineDefined, p.LastLineDefined)
+	if len(fes) == 0 {
+		j.DepsAll = true
+		return
+	}
+	a := &analyzer{mode: funcCond}
+	for _, fe := range fes {
+		a.function(fe, false)
+	}
+	j.Deps, j.DepsAll = a.deps()
+}
+
+func (s *state) describe(fn *lua.LFunction) string {
+	if fn.Proto == nil {
+		return "a Go function"
+	}
+	return fmt.Sprintf("%s:%d", fn.Proto.SourceName, fn.Proto.LineDefined)
+}
+
+// EvalInput is what a condition's helpers see besides the current values.
+type EvalInput struct {
+	// Evaluated is false before the job's first evaluation: prev() is then
+	// nil for every name.
+	Evaluated bool
+	// Prev is the previous snapshot; a name missing from it was unset.
+	Prev map[string]whenlua.Value
+	// Reloaded is what reloaded() returns.
+	Reloaded bool
+}
+
+// Eval evaluates a when-job's condition under the time limit, with current
+// values from Host.Get. It returns the truthiness of the result, every
+// variable name read (bare names, vars.x, get(x), helper arguments) in the
+// order first read, and the error (a *CallError saying file:line; ok is then
+// false). Set and whisper raise inside a condition.
+func (j *Job) Eval(in EvalInput) (ok bool, read []string, err error) {
+	if j.Kind != When || j.cond == nil {
+		return false, nil, fmt.Errorf("job %s has no condition", j.Name)
+	}
+	f := &frame{phase: phaseCond, job: j, in: &in}
+	rets, err := j.File.s.call(f, j.cond, 1)
+	if err != nil {
+		return false, f.reads, err
+	}
+	return lua.LVAsBool(rets[0]), f.reads, nil
+}
+
+// PreInfo is what a pre function gets (SPEC §3).
+type PreInfo struct {
+	Serial uint64
+	Vars   map[string]whenlua.Value
+	// Running are the runs already running (not this attempt); nil asks
+	// Host.Running.
+	Running []whenlua.Run
+}
+
+// CallPre calls the job's pre function with the info table { job_name,
+// serial, variables = {...}, running = { {job_name, serial, pid,
+// start_time}, ... } } and returns the truthiness of its result; true when
+// the job has no pre.
+func (j *Job) CallPre(info PreInfo) (bool, error) {
+	if !j.HasPre {
+		return true, nil
+	}
+	s := j.File.s
+	if s.L == nil {
+		return false, ErrClosed
+	}
+	L := s.L
+	t := L.CreateTable(0, 4)
+	t.RawSetString("job_name", lua.LString(j.Name))
+	t.RawSetString("serial", lua.LNumber(info.Serial))
+	t.RawSetString("variables", valuesTable(L, info.Vars))
+	running := info.Running
+	if running == nil {
+		running = s.opts.Host.Running()
+	}
+	rt := L.CreateTable(len(running), 0)
+	for _, r := range running {
+		e := L.CreateTable(0, 4)
+		e.RawSetString("job_name", lua.LString(r.Job))
+		e.RawSetString("serial", lua.LNumber(r.Serial))
+		e.RawSetString("pid", lua.LNumber(r.PID))
+		e.RawSetString("start_time", unixSeconds(r.Start))
+		rt.Append(e)
+	}
+	t.RawSetString("running", rt)
+	rets, err := s.call(&frame{phase: phasePre, job: j}, j.pre, 1, t)
+	if err != nil {
+		return false, err
+	}
+	return lua.LVAsBool(rets[0]), nil
+}
+
+// CallPost calls the job's post function with the result table { job_name,
+// serial, code, signal, tmpdir, output, start_time, end_time, duration }
+// (times in Unix seconds, duration in seconds, signal nil when none; error
+// is set when the run failed to start, timed out or was lost). It does
+// nothing when the job has no post.
+func (j *Job) CallPost(r whenlua.Run, tmpdir, output string) error {
+	if !j.HasPost {
+		return nil
+	}
+	s := j.File.s
+	if s.L == nil {
+		return ErrClosed
+	}
+	L := s.L
+	t := L.CreateTable(0, 10)
+	t.RawSetString("job_name", lua.LString(j.Name))
+	t.RawSetString("serial", lua.LNumber(r.Serial))
+	t.RawSetString("code", lua.LNumber(r.Code))
+	if r.Signal != "" {
+		t.RawSetString("signal", lua.LString(r.Signal))
+	}
+	if r.Error != "" {
+		t.RawSetString("error", lua.LString(r.Error))
+	}
+	t.RawSetString("tmpdir", lua.LString(tmpdir))
+	t.RawSetString("output", lua.LString(output))
+	t.RawSetString("start_time", unixSeconds(r.Start))
+	t.RawSetString("end_time", unixSeconds(r.End))
+	t.RawSetString("duration", lua.LNumber(r.Duration().Seconds()))
+	_, err := s.call(&frame{phase: phasePost, job: j}, j.post, 0, t)
+	return err
+}
+
+func valuesTable(L *lua.LState, vs map[string]whenlua.Value) *lua.LTable {
+	names := make([]string, 0, len(vs))
+	for n := range vs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	t := L.CreateTable(0, len(vs))
+	for _, n := range names {
+		t.RawSetString(n, lualib.ToLua(vs[n]))
+	}
+	return t
+}

@@ -1,0 +1,335 @@
+// Package luaapi is the Lua binding of job files: it compiles a file, runs
+// it in a fresh sandboxed state per loaded version, collects the jobs it
+// declares with when and every, and calls their conditions, pre and post
+// functions and the file's on_load/on_unload hooks under a time limit.
+//
+// A File owns one *lua.LState. It is not safe for concurrent use: one
+// goroutine at a time (in the daemon, the engine's) calls into it, and the
+// Host is called back on that goroutine. Compile alone is goroutine-safe.
+package luaapi
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+	"unicode"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/whenlua/whenlua"
+)
+
+// Options configure Load.
+type Options struct {
+	// LibDir is the jobs/lib directory: `require "x"` loads LibDir/x.lua
+	// and nothing else. Empty: require finds nothing.
+	LibDir string
+	// Timeout limits top-level code, each condition, pre, post, on_load and
+	// on_unload call (DefaultTimeout when 0).
+	Timeout time.Duration
+	// Host serves the library functions (an in-memory one when nil).
+	Host Host
+}
+
+// Host is what the library functions call. It is called on the goroutine
+// that called into the state.
+type Host interface {
+	// Get returns a variable's current value (Nil when unset).
+	Get(name string) whenlua.Value
+	// Set stores assignments atomically with origin; trigger=false is
+	// whisper. A returned error is raised in Lua.
+	Set(origin string, as []whenlua.Assignment, trigger bool) error
+	// Log writes msg to the daemon log, tagged with the job file.
+	Log(file, msg string)
+	// Running returns the running runs of every job; CallPre uses it when
+	// PreInfo.Running is nil.
+	Running() []whenlua.Run
+	// SendMail hands a message (headers and body, for `sendmail -t`) off;
+	// it never blocks.
+	SendMail(to string, msg []byte)
+}
+
+// Kind tells when-jobs from every-jobs.
+type Kind int
+
+// The kinds of job.
+const (
+	When Kind = iota
+	Every
+)
+
+func (k Kind) String() string {
+	if k == Every {
+		return "every"
+	}
+	return "when"
+}
+
+// File is one loaded version of a job file.
+type File struct {
+	Path string
+	Jobs []*Job
+	// Requires lists the lib module paths required while loading (also
+	// those that were missing).
+	Requires []string
+	s        *state
+}
+
+// Job is a job declared by when or every.
+type Job struct {
+	Name   string
+	Kind   Kind
+	File   *File
+	Line   int // of the when/every call
+	Script string
+	Period whenlua.Period // every-jobs
+	// Cond is a when-job's condition source: the expression string, or the
+	// lines of the function in the file; it tells whether the condition
+	// changed across a reload.
+	Cond string
+	// Deps are the variable names the condition may read, found statically;
+	// DepsAll says it may read names the analysis cannot see.
+	Deps    []string
+	DepsAll bool
+	HasPre  bool
+	HasPost bool
+	Timeout time.Duration // the run's time limit (0: none)
+
+	cond       *lua.LFunction
+	pre, post  *lua.LFunction
+	stringCond bool
+}
+
+// Load runs proto's top-level code in a fresh sandboxed state under the time
+// limit, collects the declared jobs and validates them (options, periods,
+// names unique within the file; a job without a name is "<file stem>.<n>",
+// n its position among the file's jobs from 1). It does not call on_load.
+// On error it returns a *LoadError (file:line of the offending call when
+// known) and closes the state. The returned File belongs to the caller's
+// goroutine.
+func Load(path string, src []byte, proto *lua.FunctionProto, opts Options) (*File, error) {
+	s, err := newState(path, src, proto, opts)
+	if err != nil {
+		return nil, &LoadError{Path: path, Msg: err.Error()}
+	}
+	f := &File{Path: path, s: s}
+	s.file = f
+	_, err = s.call(&frame{phase: phaseLoad}, s.L.NewFunctionFromProto(proto), 0)
+	if err == nil {
+		err = s.finish()
+	}
+	if err != nil {
+		s.close()
+		return nil, s.loadError(err)
+	}
+	f.Jobs = s.jobs
+	f.Requires = s.requires
+	return f, nil
+}
+
+func (s *state) loadError(err error) *LoadError {
+	var le *LoadError
+	if errors.As(err, &le) {
+		le.Requires = s.requires
+		return le
+	}
+	out := &LoadError{Path: s.path, Msg: err.Error(), Requires: s.requires}
+	var ce *CallError
+	if errors.As(err, &ce) {
+		out.Msg = ce.Msg
+		if ce.Path == s.path {
+			out.Line = ce.Line
+		} else if ce.Line > 0 {
+			out.Msg = ce.Error()
+		}
+	}
+	return out
+}
+
+// finish names the unnamed jobs and checks names are unique in the file.
+func (s *state) finish() error {
+	stem := strings.TrimSuffix(filepath.Base(s.path), filepath.Ext(s.path))
+	for i, j := range s.jobs {
+		if j.Name != "" {
+			continue
+		}
+		j.Name = fmt.Sprintf("%s.%d", stem, i+1)
+		if line, dup := s.names[j.Name]; dup {
+			return &LoadError{Path: s.path, Line: max(line, j.Line),
+				Msg: fmt.Sprintf("job name %q is used twice in this file (lines %d and %d; unnamed jobs are called <file>.<n>)", j.Name, min(line, j.Line), max(line, j.Line))}
+		}
+		s.names[j.Name] = j.Line
+	}
+	return nil
+}
+
+// CallOnLoad calls the on_load hooks in the order they were registered,
+// stopping at the first error (a *CallError).
+func (f *File) CallOnLoad() error {
+	for _, fn := range f.s.onLoad {
+		if _, err := f.s.call(&frame{phase: phaseHook}, fn, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CallOnUnload calls every on_unload hook, in order, and returns their
+// errors joined.
+func (f *File) CallOnUnload() error {
+	var errs []error
+	for _, fn := range f.s.onUnload {
+		if _, err := f.s.call(&frame{phase: phaseHook}, fn, 0); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close releases the Lua state; later calls into the file return ErrClosed.
+func (f *File) Close() { f.s.close() }
+
+// declare builds when(cond, script [, opts]) and every(period, script [, opts]).
+func (s *state) declare(kind Kind) lua.LGFunction {
+	fname := kind.String()
+	return func(L *lua.LState) int {
+		if s.cur.phase != phaseLoad {
+			L.RaiseError("%s: jobs are declared at the top level of a job file, while it loads", fname)
+		}
+		line := 0
+		if dbg, ok := L.GetStack(1); ok {
+			if _, err := L.GetInfo("l", dbg, lua.LNil); err == nil {
+				line = dbg.CurrentLine
+			}
+		}
+		j := &Job{Kind: kind, File: s.file, Line: line}
+		switch kind {
+		case When:
+			switch c := L.Get(1).(type) {
+			case lua.LString:
+				if err := s.stringCond(j, string(c)); err != nil {
+					L.RaiseError("when: condition %q: %v", clip(string(c), 60), err)
+				}
+			case *lua.LFunction:
+				s.funcCond(j, c)
+			default:
+				L.RaiseError("when: the condition must be a string (a Lua expression) or a function, not a %s", c.Type())
+			}
+		case Every:
+			ps, ok := L.Get(1).(lua.LString)
+			if !ok {
+				L.RaiseError("every: the period must be a string such as \"10 minutes\", not a %s", L.Get(1).Type())
+			}
+			p, err := whenlua.ParsePeriod(string(ps))
+			if err != nil {
+				L.RaiseError("every: %s", strings.TrimPrefix(err.Error(), whenlua.ErrInvalid.Error()+": "))
+			}
+			j.Period = p
+		}
+		script, ok := L.Get(2).(lua.LString)
+		if !ok {
+			L.RaiseError("%s: the script (argument 2) must be a string, not a %s", fname, L.Get(2).Type())
+		}
+		j.Script = string(script)
+		switch o := L.Get(3).(type) {
+		case *lua.LNilType:
+		case *lua.LTable:
+			if err := s.jobOptions(j, o); err != nil {
+				L.RaiseError("%s: %v", fname, err)
+			}
+		default:
+			L.RaiseError("%s: the options (argument 3) must be a table, not a %s", fname, o.Type())
+		}
+		if L.GetTop() > 3 {
+			L.RaiseError("%s: too many arguments (want %s(%s, script [, options]))", fname, fname, map[Kind]string{When: "condition", Every: "period"}[kind])
+		}
+		if j.Name != "" {
+			if first, dup := s.names[j.Name]; dup {
+				L.RaiseError("%s: job name %q is used twice in this file (first at line %d)", fname, j.Name, first)
+			}
+			s.names[j.Name] = line
+		}
+		s.jobs = append(s.jobs, j)
+		return 0
+	}
+}
+
+// jobOptions reads opts: name, pre, post, timeout. Anything else is an error.
+func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
+	var err error
+	opts.ForEach(func(k, v lua.LValue) {
+		if err != nil {
+			return
+		}
+		key, ok := k.(lua.LString)
+		if !ok {
+			err = fmt.Errorf("option keys are names, not a %s", k.Type())
+			return
+		}
+		switch key {
+		case "name":
+			name, ok := v.(lua.LString)
+			if !ok {
+				err = fmt.Errorf("option name must be a string, not a %s", v.Type())
+				return
+			}
+			err = validJobName(string(name))
+			j.Name = string(name)
+		case "pre", "post":
+			fn, ok := v.(*lua.LFunction)
+			if !ok {
+				err = fmt.Errorf("option %s must be a function, not a %s", key, v.Type())
+				return
+			}
+			if key == "pre" {
+				j.pre, j.HasPre = fn, true
+			} else {
+				j.post, j.HasPost = fn, true
+			}
+		case "timeout":
+			j.Timeout, err = parseTimeout(v)
+		default:
+			err = fmt.Errorf("unknown option %q (want name, pre, post or timeout)", string(key))
+		}
+	})
+	return err
+}
+
+// validJobName accepts printable names without spaces, up to MaxNameLen bytes.
+func validJobName(name string) error {
+	if name == "" {
+		return errors.New("option name is empty")
+	}
+	if len(name) > whenlua.MaxNameLen {
+		return fmt.Errorf("job name of %d bytes is longer than %d", len(name), whenlua.MaxNameLen)
+	}
+	for _, r := range name {
+		if unicode.IsSpace(r) || !unicode.IsPrint(r) || r == '/' {
+			return fmt.Errorf("job name %q: want no spaces, slashes or control characters", name)
+		}
+	}
+	return nil
+}
+
+// parseTimeout reads a duration ("90s", "30m", "1h30m") or a number of seconds.
+func parseTimeout(v lua.LValue) (time.Duration, error) {
+	var d time.Duration
+	switch v := v.(type) {
+	case lua.LString:
+		var err error
+		d, err = time.ParseDuration(strings.TrimSpace(string(v)))
+		if err != nil {
+			return 0, fmt.Errorf("option timeout %q is not a duration (want e.g. \"90s\", \"30m\", \"2h\")", string(v))
+		}
+	case lua.LNumber:
+		d = time.Duration(float64(v) * float64(time.Second))
+	default:
+		return 0, fmt.Errorf("option timeout must be a duration such as \"30m\", not a %s", v.Type())
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("option timeout must be positive, not %v", d)
+	}
+	return d, nil
+}

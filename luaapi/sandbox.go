@@ -1,0 +1,222 @@
+package luaapi
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/whenlua/whenlua/luaapi/internal/lpm"
+)
+
+// Sandbox limits. A job file runs inside the daemon, so nothing it calls may
+// stop, stall or reconfigure the process (SPEC §3).
+const (
+	// PatternBudget bounds the work of one string.find, match, gmatch, gfind
+	// or gsub call. Each call is first run on a copy of gopher-lua's matcher
+	// that counts its steps; past the budget the call raises "pattern too
+	// complex" instead of running (gopher-lua issue #521: a backtracking
+	// pattern is one VM instruction, which the time limit cannot interrupt).
+	// Ten million steps take some tens of milliseconds; ordinary patterns on
+	// values up to whenlua.MaxValueLen stay far below it.
+	PatternBudget = 10_000_000
+	// MaxRepLen bounds the result of string.rep.
+	MaxRepLen = 4 << 20
+)
+
+// baseRemoved are base functions that read files, run a process-wide GC or
+// are obsolete.
+var baseRemoved = []string{"dofile", "loadfile", "collectgarbage", "_printregs", "module"}
+
+// osKept are the os functions left in place.
+var osKept = map[string]bool{"time": true, "date": true, "clock": true, "getenv": true, "difftime": true}
+
+// modNameRE is what `require` accepts: one name of lib/NAME.lua.
+var modNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*$`)
+
+// newLState opens a state with only what job files need: base (without
+// dofile, loadfile, collectgarbage, module; print goes to the daemon log),
+// package (require loads LibDir/NAME.lua and nothing else), table, string
+// (pattern functions budgeted, rep bounded), math, and os limited to time,
+// date, clock, getenv and difftime. No io, no debug, no coroutines.
+func (s *state) newLState() *lua.LState {
+	L := lua.NewState(lua.Options{SkipOpenLibs: true, MinimizeStackMemory: true})
+	for _, lib := range []struct {
+		name string
+		open lua.LGFunction
+	}{
+		{lua.LoadLibName, lua.OpenPackage}, // package first: base's require uses it
+		{lua.BaseLibName, lua.OpenBase},
+		{lua.TabLibName, lua.OpenTable},
+		{lua.StringLibName, lua.OpenString},
+		{lua.MathLibName, lua.OpenMath},
+		{lua.OsLibName, lua.OpenOs},
+	} {
+		L.Push(L.NewFunction(lib.open))
+		L.Push(lua.LString(lib.name))
+		L.Call(1, 0)
+	}
+	for _, name := range baseRemoved {
+		L.SetGlobal(name, lua.LNil)
+	}
+	L.SetGlobal("print", L.NewFunction(s.print))
+
+	pkg := L.GetGlobal("package").(*lua.LTable)
+	// package.loaders is also the registry's _LOADERS, which require reads:
+	// edit it in place.
+	loaders := pkg.RawGetString("loaders").(*lua.LTable)
+	for i := loaders.Len(); i >= 1; i-- {
+		loaders.Remove(i)
+	}
+	loaders.Append(L.NewFunction(s.loadModule))
+	pkg.RawSetString("path", lua.LString(""))
+	pkg.RawSetString("cpath", lua.LString(""))
+	pkg.RawSetString("loadlib", lua.LNil)
+
+	osT := L.GetGlobal("os").(*lua.LTable)
+	var drop []string
+	osT.ForEach(func(k, _ lua.LValue) {
+		if !osKept[k.String()] {
+			drop = append(drop, k.String())
+		}
+	})
+	for _, k := range drop {
+		osT.RawSetString(k, lua.LNil)
+	}
+
+	strT := L.GetGlobal("string").(*lua.LTable)
+	guardPattern(L, strT, "find", findArgs)
+	guardPattern(L, strT, "match", findArgs)
+	guardPattern(L, strT, "gmatch", allArgs)
+	guardPattern(L, strT, "gfind", allArgs)
+	guardPattern(L, strT, "gsub", gsubArgs)
+	rep := strT.RawGetString("rep")
+	strT.RawSetString("rep", L.NewFunction(func(L *lua.LState) int {
+		str := L.CheckString(1)
+		n := L.CheckInt(2)
+		if n > 0 && len(str) > 0 && n > MaxRepLen/len(str) {
+			L.RaiseError("string.rep: a result of %d x %d bytes is larger than %d bytes", n, len(str), MaxRepLen)
+		}
+		return callOriginal(L, rep)
+	}))
+	return L
+}
+
+// callOriginal calls fn with the current arguments and returns its results.
+func callOriginal(L *lua.LState, fn lua.LValue) int {
+	top := L.GetTop()
+	L.Push(fn)
+	for i := 1; i <= top; i++ {
+		L.Push(L.Get(i))
+	}
+	L.Call(top, lua.MultRet)
+	return L.GetTop() - top
+}
+
+// patternArgs extracts what a pattern function would match: the pattern's
+// offset into the subject and the number of matches wanted (-1: all), and
+// whether to match at all (string.find with plain=true does not).
+type patternArgs func(L *lua.LState, subject string) (offset, limit int, match bool)
+
+func findArgs(L *lua.LState, subject string) (int, int, bool) {
+	if L.GetTop() >= 4 && lua.LVAsBool(L.Get(4)) {
+		return 0, 0, false
+	}
+	init := 1
+	if n, ok := L.Get(3).(lua.LNumber); ok {
+		init = int(n)
+	}
+	if init < 0 {
+		init = len(subject) + init + 1
+	}
+	return min(max(init-1, 0), len(subject)), 1, true
+}
+
+func allArgs(*lua.LState, string) (int, int, bool) { return 0, -1, true }
+
+func gsubArgs(L *lua.LState, _ string) (int, int, bool) {
+	if n, ok := L.Get(4).(lua.LNumber); ok {
+		return 0, int(n), true
+	}
+	return 0, -1, true
+}
+
+// guardPattern replaces string[name] with a function that first runs the
+// match on the budgeted matcher and raises when it needs more than
+// PatternBudget steps; otherwise it calls the original.
+func guardPattern(L *lua.LState, strT *lua.LTable, name string, args patternArgs) {
+	orig := strT.RawGetString(name)
+	strT.RawSetString(name, L.NewFunction(func(L *lua.LState) int {
+		subject, ok1 := stringArg(L.Get(1))
+		pattern, ok2 := stringArg(L.Get(2))
+		if ok1 && ok2 {
+			if offset, limit, match := args(L, subject); match {
+				if _, err := lpm.Find(pattern, []byte(subject), offset, limit, PatternBudget); err == lpm.ErrTooComplex {
+					L.RaiseError("string.%s: pattern %q is too complex for a subject of %d bytes", name, clip(pattern, 40), len(subject))
+				}
+			}
+		}
+		return callOriginal(L, orig)
+	}))
+}
+
+func stringArg(v lua.LValue) (string, bool) {
+	switch v := v.(type) {
+	case lua.LString:
+		return string(v), true
+	case lua.LNumber:
+		return v.String(), true
+	}
+	return "", false
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// loadModule is the only entry of package.loaders: NAME must be a plain
+// name, and the module is LibDir/NAME.lua. It returns a message (the
+// standard "not found") or the compiled module.
+func (s *state) loadModule(L *lua.LState) int {
+	name := L.CheckString(1)
+	if !modNameRE.MatchString(name) {
+		L.Push(lua.LString(fmt.Sprintf("\n\trequire only loads lib/NAME.lua, NAME made of letters, digits, _ and - (%q is refused)", name)))
+		return 1
+	}
+	if s.opts.LibDir == "" {
+		L.Push(lua.LString("\n\tno lib directory"))
+		return 1
+	}
+	path := filepath.Join(s.opts.LibDir, name+".lua")
+	if !slices.Contains(s.requires, path) {
+		s.requires = append(s.requires, path)
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		L.Push(lua.LString("\n\tno file " + path))
+		return 1
+	}
+	proto, err := Compile(path, src)
+	if err != nil {
+		L.RaiseError("error loading module %s: %v", name, err)
+	}
+	L.Push(L.NewFunctionFromProto(proto))
+	return 1
+}
+
+// print writes its arguments, tab-separated, to the daemon log.
+func (s *state) print(L *lua.LState) int {
+	parts := make([]string, L.GetTop())
+	for i := range parts {
+		parts[i] = L.ToStringMeta(L.Get(i + 1)).String()
+	}
+	s.Log(strings.Join(parts, "\t"))
+	return 0
+}

@@ -1,0 +1,24 @@
+-- The part of whenlua's job-file library written in Lua.
+
+-- max(n) returns a pre function that refuses to start a job while n runs of
+-- it are already running (info.running lists the runs already running).
+function max(n)
+  if type(n) ~= "number" or n < 1 or n ~= math.floor(n) then
+    error("max: want a whole number of runs of at least 1, not " .. tostring(n), 2)
+  end
+  return function(info)
+    local count = 0
+    for _, r in ipairs(info.running) do
+      if r.job_name == info.job_name then
+        count = count + 1
+      end
+    end
+    return count < n
+  end
+end
+
+-- one() returns a pre function that refuses to start a job while a run of it
+-- is already running.
+function one()
+  return max(1)
+end

@@ -1,0 +1,3 @@
+-- want: bad_condition.lua:3: when: condition "x >": syntax error
+
+when("x >", "true")

@@ -1,0 +1,3 @@
+-- want: escape_require.lua:3: module ../jobs not found
+
+require "../jobs"

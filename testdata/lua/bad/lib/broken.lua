@@ -1,0 +1,2 @@
+-- A module that fails when required.
+error("broken module")

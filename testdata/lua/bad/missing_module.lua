@@ -1,0 +1,3 @@
+-- want: missing_module.lua:3: module nothere not found
+
+local m = require "nothere"

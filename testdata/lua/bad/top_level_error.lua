@@ -1,0 +1,3 @@
+-- want: top_level_error.lua:3: no coffee
+
+error("no coffee")

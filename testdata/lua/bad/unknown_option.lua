@@ -1,0 +1,3 @@
+-- want: unknown_option.lua:3: unknown option "nmae"
+
+when("x", "true", { nmae = "typo" })
