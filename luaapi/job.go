@@ -61,10 +61,7 @@ func (s *state) funcCond(j *Job, fn *lua.LFunction) {
 		j.DepsAll = true
 		return
 	}
-	lines := strings.Split(string(s.src), "\n")
-	if p.LineDefined >= 1 && p.LastLineDefined <= len(lines) && p.LineDefined <= p.LastLineDefined {
-		j.Cond = strings.Join(lines[p.LineDefined-1:p.LastLineDefined], "\n")
-	}
+	j.Cond = funcText(s.src, p.LineDefined, p.LastLineDefined)
 	if s.ast == nil {
 		s.ast = astOf(s.proto, s.src)
 	}
@@ -78,6 +75,64 @@ func (s *state) funcCond(j *Job, fn *lua.LFunction) {
 		a.function(fe, false)
 	}
 	j.Deps, j.DepsAll = a.deps()
+}
+
+// funcText returns the source of the function literal that starts on line
+// and ends on last: from its "function" keyword to its "end", found with
+// gopher-lua's scanner (so strings and comments do not confuse it), without
+// what shares those lines. When that fails it returns the whole lines.
+func funcText(src []byte, line, last int) string {
+	lines := strings.SplitAfter(string(src), "\n")
+	if line < 1 || last > len(lines) || line > last {
+		return ""
+	}
+	text := strings.Join(lines[line-1:last], "")
+	whole := strings.TrimRight(text, "\n")
+	type tok struct{ typ, line, col int }
+	var toks []tok
+	sc := parse.NewScanner(strings.NewReader(text), "")
+	lx := &parse.Lexer{}
+	for {
+		t, err := sc.Scan(lx)
+		if err != nil {
+			break
+		}
+		if t.Type == parse.EOF || t.Type == 0 {
+			break
+		}
+		toks = append(toks, tok{t.Type, t.Pos.Line, t.Pos.Column})
+	}
+	offset := func(t tok) int {
+		o := 0
+		for _, l := range lines[line-1 : line-1+t.line-1] {
+			o += len(l)
+		}
+		return o + t.col - 1
+	}
+	for i, start := range toks {
+		if start.line != 1 {
+			break
+		}
+		if start.typ != parse.TFunction {
+			continue
+		}
+		depth := 0
+		for _, t := range toks[i:] {
+			switch t.typ {
+			case parse.TFunction, parse.TIf, parse.TDo:
+				depth++
+			case parse.TEnd:
+				depth--
+			}
+			if depth == 0 {
+				if t.line == last-line+1 {
+					return text[offset(start) : offset(t)+len("end")]
+				}
+				break
+			}
+		}
+	}
+	return whole
 }
 
 func (s *state) describe(fn *lua.LFunction) string {

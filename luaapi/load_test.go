@@ -43,11 +43,11 @@ func TestLoadFixtureDeclaresEveryJob(t *testing.T) {
 	wants := []want{
 		{name: "jobs.1", kind: Every, line: 4, period: "10 minutes"},
 		{name: "disk-alert", kind: When, line: 6, cond: "free < 1000000", deps: []string{"free"}, post: true},
-		{name: "ci", kind: When, line: 9, cond: `when(function() return changes("commit") and vars.branch == "main" end,`,
+		{name: "ci", kind: When, line: 9, cond: `function() return changes("commit") and vars.branch == "main" end`,
 			deps: []string{"branch", "commit"}, pre: true, post: true, timeout: 30 * time.Minute},
 		{name: "jobs.4", kind: Every, line: 14, period: "day", pre: true},
 		{name: "busy", kind: When, line: 16, cond: "load >= 6 and type == 'busy'", deps: []string{"load", "type"}},
-		{name: "weekend", kind: When, line: 18, cond: "when(function()\n  return helpers.is_weekend(vars.day)\nend, [[ echo weekend ]], { name = \"weekend\" })", deps: []string{"day"}, all: true},
+		{name: "weekend", kind: When, line: 18, cond: "function()\n  return helpers.is_weekend(vars.day)\nend", deps: []string{"day"}, all: true},
 	}
 	if len(f.Jobs) != len(wants) {
 		t.Fatalf("got %d jobs, want %d", len(f.Jobs), len(wants))
