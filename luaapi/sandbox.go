@@ -93,7 +93,7 @@ func (s *state) newLState() *lua.LState {
 	guardPattern(L, strT, "match", findArgs)
 	guardPattern(L, strT, "gmatch", allArgs)
 	guardPattern(L, strT, "gfind", allArgs)
-	guardPattern(L, strT, "gsub", gsubArgs)
+	strT.RawSetString("gsub", L.NewFunction(gsub))
 	rep := strT.RawGetString("rep")
 	strT.RawSetString("rep", L.NewFunction(func(L *lua.LState) int {
 		str := L.CheckString(1)
@@ -138,11 +138,88 @@ func findArgs(L *lua.LState, subject string) (int, int, bool) {
 
 func allArgs(*lua.LState, string) (int, int, bool) { return 0, -1, true }
 
-func gsubArgs(L *lua.LState, _ string) (int, int, bool) {
-	if n, ok := L.Get(4).(lua.LNumber); ok {
-		return 0, int(n), true
+// gsub is string.gsub on the budgeted matcher, building its result in one
+// pass (gopher-lua's copies the string once per match: quadratic). It
+// follows Lua 5.1: in a replacement string %0 is the whole match, %1-%9 the
+// captures, %% a percent sign; a table or function replacement gets the
+// first capture (or the whole match), and false or nil keeps the match.
+func gsub(L *lua.LState) int {
+	str := L.CheckString(1)
+	pat := L.CheckString(2)
+	L.CheckTypes(3, lua.LTString, lua.LTNumber, lua.LTTable, lua.LTFunction)
+	repl := L.Get(3)
+	limit := L.OptInt(4, -1)
+	mds, err := lpm.Find(pat, []byte(str), 0, limit, PatternBudget)
+	if err == lpm.ErrTooComplex {
+		L.RaiseError("string.gsub: pattern %q is too complex for a subject of %d bytes", clip(pat, 40), len(str))
+	} else if err != nil {
+		L.RaiseError("%s", err.Error())
 	}
-	return 0, -1, true
+	capture := func(m *lpm.MatchData, i int) lua.LValue { // i from 1; 0 or past the last: the whole match
+		if i == 0 || (i == 1 && m.CaptureLength() == 2) {
+			return lua.LString(str[m.Capture(0):m.Capture(1)])
+		}
+		if 2*i >= m.CaptureLength() {
+			L.RaiseError("invalid capture index %%%d", i)
+		}
+		if m.IsPosCapture(2 * i) {
+			return lua.LNumber(m.Capture(2 * i))
+		}
+		return lua.LString(str[m.Capture(2*i):m.Capture(2*i+1)])
+	}
+	var b strings.Builder
+	last := 0
+	for _, m := range mds {
+		start, end := m.Capture(0), m.Capture(1)
+		b.WriteString(str[last:start])
+		last = end
+		var v lua.LValue
+		switch r := repl.(type) {
+		case *lua.LTable:
+			v = L.GetTable(r, capture(m, 1))
+		case *lua.LFunction:
+			n := max(m.CaptureLength()/2-1, 1)
+			L.Push(r)
+			for i := 1; i <= n; i++ {
+				L.Push(capture(m, i))
+			}
+			L.Call(n, 1)
+			v = L.Get(-1)
+			L.Pop(1)
+		default:
+			rs := lua.LVAsString(r)
+			for i := 0; i < len(rs); i++ {
+				c := rs[i]
+				if c != '%' || i+1 == len(rs) {
+					b.WriteByte(c)
+					continue
+				}
+				i++
+				if d := rs[i]; d >= '0' && d <= '9' {
+					b.WriteString(lua.LVAsString(capture(m, int(d-'0'))))
+				} else {
+					b.WriteByte(d)
+				}
+			}
+			continue
+		}
+		switch v := v.(type) {
+		case lua.LString, lua.LNumber:
+			b.WriteString(lua.LVAsString(v))
+		case *lua.LNilType, lua.LBool:
+			if v == lua.LNil || v == lua.LFalse {
+				b.WriteString(str[start:end])
+			} else {
+				L.RaiseError("invalid replacement value (a boolean)")
+			}
+		default:
+			L.RaiseError("invalid replacement value (a %s)", v.Type())
+		}
+	}
+	b.WriteString(str[last:])
+	L.Push(lua.LString(b.String()))
+	L.Push(lua.LNumber(len(mds)))
+	return 2
 }
 
 // guardPattern replaces string[name] with a function that first runs the

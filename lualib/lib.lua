@@ -4,7 +4,7 @@
 -- it are already running (info.running lists the runs already running).
 function max(n)
   if type(n) ~= "number" or n < 1 or n ~= math.floor(n) then
-    error("max: want a whole number of runs of at least 1, not " .. tostring(n), 2)
+    error("max: want a whole number of runs of at least 1, not " .. tostring(n), 3)
   end
   return function(info)
     local count = 0
