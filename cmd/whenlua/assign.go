@@ -1,0 +1,120 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/whenlua/whenlua"
+)
+
+// assignUsage is the argument syntax of set, whisper and test.
+const assignUsage = "[--type string|int|float|bool] NAME=VALUE ..."
+
+// errHelp asks for the command's help.
+var errHelp = fmt.Errorf("help requested")
+
+// parseAssignments parses `[--type T] NAME=VALUE ...` in order, as whenjobs
+// does: a --type applies to the pairs after it until the next --type. A
+// missing "=" or an unknown flag is a usage error; a bad name or a value
+// that does not parse as its type is an error wrapping ErrInvalid. Nothing
+// is returned unless every pair is good.
+func parseAssignments(args []string) ([]whenlua.Assignment, error) {
+	typ := whenlua.TypeString
+	var out []whenlua.Assignment
+	seen := map[string]bool{}
+	literal := false
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !literal {
+			switch {
+			case a == "--":
+				literal = true
+				continue
+			case a == "-h" || a == "--help":
+				return nil, errHelp
+			case a == "--type" || a == "-type" || a == "-t":
+				if i+1 >= len(args) {
+					return nil, usageErrorf("%s needs a type: string, int, float or bool", a)
+				}
+				i++
+				t, err := whenlua.ParseType(args[i])
+				if err != nil {
+					return nil, usageErrorf("%v", err)
+				}
+				typ = t
+				continue
+			case strings.HasPrefix(a, "--type=") || strings.HasPrefix(a, "-type=") || strings.HasPrefix(a, "-t="):
+				t, err := whenlua.ParseType(a[strings.IndexByte(a, '=')+1:])
+				if err != nil {
+					return nil, usageErrorf("%v", err)
+				}
+				typ = t
+				continue
+			case isFlag(a):
+				return nil, usageErrorf("unknown flag %s (want %s)", a, assignUsage)
+			}
+		}
+		eq := strings.IndexByte(a, '=')
+		if eq < 0 {
+			return nil, usageErrorf("%q is not NAME=VALUE", a)
+		}
+		name, raw := a[:eq], a[eq+1:]
+		if err := whenlua.ValidateName(name); err != nil {
+			return nil, err
+		}
+		v, err := whenlua.ParseValue(typ, raw)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", whenlua.ErrInvalid, name, err)
+		}
+		as := whenlua.Assignment{Name: name, Value: v}
+		if err := as.Validate(); err != nil {
+			return nil, err
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("%w: %s is assigned twice", whenlua.ErrInvalid, name)
+		}
+		seen[name] = true
+		out = append(out, as)
+	}
+	if len(out) == 0 {
+		return nil, usageErrorf("no NAME=VALUE given (want %s)", assignUsage)
+	}
+	return out, nil
+}
+
+// assignCommand builds set, whisper or test: they parse their arguments
+// themselves, in order, because --type applies to the pairs after it.
+func assignCommand(e *env, name, usage string, mode whenlua.Mode, done func(*cli.Context, whenlua.SetResponse) error) *cli.Command {
+	return &cli.Command{
+		Name:            name,
+		Usage:           usage,
+		ArgsUsage:       assignUsage,
+		SkipFlagParsing: true,
+		Description: "Values are strings unless --type says otherwise; a --type applies to the\n" +
+			"pairs after it until the next --type. All pairs are applied atomically;\n" +
+			"if any name or value is bad, nothing is sent.",
+		Action: func(c *cli.Context) error {
+			as, err := parseAssignments(c.Args().Slice())
+			if err == errHelp {
+				return cli.ShowCommandHelp(c.Lineage()[1], name)
+			}
+			if err != nil {
+				return err
+			}
+			cl, err := e.Client()
+			if err != nil {
+				return err
+			}
+			resp, err := cl.Set(c.Context, whenlua.SetRequest{Mode: mode, Assignments: as})
+			if err != nil {
+				return err
+			}
+			if done != nil {
+				return done(c, resp)
+			}
+			return nil
+		},
+	}
+}

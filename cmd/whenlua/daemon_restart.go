@@ -1,0 +1,35 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v2"
+)
+
+// daemonRestartCommand is `whenlua daemon restart`: stop the daemon if it
+// runs, start a new one and print its pid.
+func daemonRestartCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "restart",
+		Usage: "stop the daemon if it runs, then start it and print its pid",
+		Flags: []cli.Flag{
+			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "give up waiting for the stop after `DURATION`"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			if _, err := stopDaemon(c.Context, e, c.Duration("timeout")); err != nil {
+				return err
+			}
+			e.client = nil
+			pid, err := startDaemon(c.Context, e)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(e.stdout, pid)
+			return nil
+		},
+	}
+}

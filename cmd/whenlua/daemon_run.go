@@ -1,0 +1,90 @@
+package main
+
+import (
+	_ "embed"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/host"
+)
+
+// sampleJobs is installed as jobs/sample.lua on a fresh home, so that a
+// first `whenlua daemon run` has something to show.
+//
+//go:embed sample.lua
+var sampleJobs []byte
+
+// daemonRunCommand is `whenlua daemon run`: the daemon in the foreground,
+// logging (slog text) to stderr, until SIGTERM, SIGINT or `daemon stop`.
+func daemonRunCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "run",
+		Usage: "run the daemon in the foreground, logging to stderr",
+		Description: "On a fresh home (no jobs directory yet) a sample job file is installed\n" +
+			"as jobs/sample.lua. SIGTERM or SIGINT stops the daemon gracefully; SIGHUP\n" +
+			"rescans the jobs directory.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn or error"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+				return usageErrorf("--log-level: %v", err)
+			}
+			p, err := e.Paths()
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+			if err := installSample(p); err != nil {
+				log.Warn("install sample job file", "err", err)
+			}
+			return host.RunDaemon(c.Context, host.DaemonOptions{Paths: p, Logger: log})
+		},
+	}
+}
+
+// installSample writes the sample job file when the jobs directory does not
+// exist yet. A jobs directory the user emptied stays empty.
+func installSample(p whenlua.Paths) error {
+	if _, err := os.Stat(p.JobsDir); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err := p.Ensure(); err != nil {
+		return err
+	}
+	path := filepath.Join(p.JobsDir, "sample.lua")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(sampleJobs); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// lastErrorLine returns the last "whenlua: " line of a daemon's output,
+// without the prefix, or its last line.
+func lastErrorLine(out string) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if msg, ok := strings.CutPrefix(lines[i], "whenlua: "); ok {
+			return msg
+		}
+	}
+	if len(lines) > 0 && lines[len(lines)-1] != "" {
+		return lines[len(lines)-1]
+	}
+	return "no output"
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/host"
+)
+
+// startTimeout bounds how long `daemon start` waits for the new daemon's
+// socket to answer (it loads every job file first).
+const startTimeout = time.Minute
+
+// daemonStartCommand is `whenlua daemon start`: run the daemon detached,
+// logging to the home's daemon.log, and print its pid once it answers.
+func daemonStartCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "start",
+		Usage: "start the daemon in the background and print its pid",
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			pid, err := startDaemon(c.Context, e)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(e.stdout, pid)
+			return nil
+		},
+	}
+}
+
+// ping asks the home's daemon who it is, within a few seconds.
+func (e *env) ping(ctx context.Context) (whenlua.Ping, error) {
+	cl, err := e.Client()
+	if err != nil {
+		return whenlua.Ping{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return cl.Ping(ctx)
+}
+
+// startDaemon re-executes this program as `daemon run` in a new session,
+// its output appended to the log file, and waits until it answers on the
+// socket. A daemon that already runs is an AlreadyRunningError.
+func startDaemon(ctx context.Context, e *env) (int, error) {
+	p, err := e.Paths()
+	if err != nil {
+		return 0, err
+	}
+	ping, err := e.ping(ctx)
+	if err == nil {
+		return 0, &host.AlreadyRunningError{PID: ping.PID, Where: p.Where()}
+	}
+	if !errors.Is(err, whenlua.ErrNoDaemon) {
+		return 0, fmt.Errorf("check for a running daemon: %w", err)
+	}
+	if err := p.Ensure(); err != nil {
+		return 0, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, fmt.Errorf("find this program: %w", err)
+	}
+	logf, err := os.OpenFile(p.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("open daemon log: %w", err)
+	}
+	defer logf.Close()
+	offset, _ := logf.Seek(0, io.SeekEnd)
+
+	args := append(e.homeArgs(), "daemon", "run")
+	cmd := exec.Command(exe, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start daemon: %w", err)
+	}
+	pid := cmd.Process.Pid
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+
+	deadline := time.NewTimer(startTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-deadline.C:
+			return 0, fmt.Errorf("the daemon (pid %d) did not answer within %s; see %s", pid, startTimeout, p.LogFile)
+		case <-exited:
+			if ping, err := e.ping(ctx); err == nil {
+				return 0, &host.AlreadyRunningError{PID: ping.PID, Where: p.Where()}
+			}
+			return 0, fmt.Errorf("the daemon exited at once: %s (log: %s)", lastErrorLine(readFrom(p.LogFile, offset)), p.LogFile)
+		case <-tick.C:
+			ping, err := e.ping(ctx)
+			if err != nil {
+				continue
+			}
+			if ping.PID != pid {
+				return 0, &host.AlreadyRunningError{PID: ping.PID, Where: p.Where()}
+			}
+			return pid, nil
+		}
+	}
+}
+
+// readFrom returns what path holds from offset on (at most 64 KiB).
+func readFrom(path string, offset int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(io.NewSectionReader(f, offset, 1<<40), 64<<10))
+	return string(b)
+}

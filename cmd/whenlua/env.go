@@ -1,0 +1,140 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/whenlua/whenlua"
+)
+
+// env is what every command shares: the global flags, the output streams,
+// the resolved paths and the client, made on first use.
+type env struct {
+	stdout, stderr io.Writer
+	homeFlag       string
+
+	paths    whenlua.Paths
+	resolved bool
+	client   *whenlua.Client
+}
+
+// Paths resolves the home from --home, $WHENLUA_HOME or XDG.
+func (e *env) Paths() (whenlua.Paths, error) {
+	if e.resolved {
+		return e.paths, nil
+	}
+	p, err := whenlua.ResolvePaths(e.homeFlag)
+	if err != nil {
+		return whenlua.Paths{}, err
+	}
+	e.paths, e.resolved = p, true
+	return p, nil
+}
+
+// Client returns a client of the home's daemon.
+func (e *env) Client() (*whenlua.Client, error) {
+	if e.client != nil {
+		return e.client, nil
+	}
+	p, err := e.Paths()
+	if err != nil {
+		return nil, err
+	}
+	e.client = whenlua.Dial(p.Socket)
+	return e.client, nil
+}
+
+// homeArgs are the global arguments that select this home in a command
+// printed for the user or run as a child.
+func (e *env) homeArgs() []string {
+	if e.homeFlag == "" {
+		return nil
+	}
+	p, err := e.Paths()
+	if err != nil || p.Home == "" {
+		return []string{"--home", e.homeFlag}
+	}
+	return []string{"--home", p.Home}
+}
+
+func (e *env) noDaemonMessage() string {
+	where := "this home"
+	if p, err := e.Paths(); err == nil {
+		where = p.Where()
+	}
+	cmd := "whenlua daemon start"
+	if h := e.homeArgs(); h != nil {
+		cmd = "whenlua --home " + shellQuote(h[1]) + " daemon start"
+	}
+	return fmt.Sprintf("no daemon is running for %s; start one with: %s", where, cmd)
+}
+
+// shellQuote quotes s for a POSIX shell when it needs quoting.
+func shellQuote(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\n'\"$\\`*?[]{}()<>|&;~#!") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// jsonFlag returns the --json flag of listing commands.
+func jsonFlag() cli.Flag { return &cli.BoolFlag{Name: "json", Usage: "print JSON instead of text"} }
+
+// printJSON writes v as indented JSON.
+func (e *env) printJSON(v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// noArgs refuses positional arguments.
+func noArgs(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usageErrorf("%s takes no arguments, got %q", c.Command.HelpName, c.Args().First())
+	}
+	return nil
+}
+
+// exactArgs requires n positional arguments named by what.
+func exactArgs(c *cli.Context, n int, what string) error {
+	if c.NArg() != n {
+		return usageErrorf("usage: %s %s", c.Command.HelpName, what)
+	}
+	return nil
+}
+
+// parseSerial parses a run serial argument.
+func parseSerial(s string) (uint64, error) {
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n == 0 {
+		return 0, usageErrorf("%q is not a run serial (a positive number)", s)
+	}
+	return n, nil
+}
+
+// timeFmt is how times are printed: local time, to the millisecond.
+const timeFmt = "2006-01-02 15:04:05.000"
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format(timeFmt)
+}
+
+// fmtDuration rounds d for display.
+func fmtDuration(d time.Duration) string {
+	switch {
+	case d >= time.Minute:
+		return d.Round(time.Second).String()
+	case d >= time.Second:
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(time.Microsecond).String()
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/whenlua/whenlua"
+)
+
+// historyCommand is `whenlua history NAME [-n N]`: the kept versions,
+// newest first, one per line: time, origin, value.
+func historyCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "history",
+		Usage:     "print a variable's versions, newest first: time, origin, value",
+		ArgsUsage: "NAME",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "n", Usage: "print at most `N` versions (0: all kept)"},
+			jsonFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			if err := exactArgs(c, 1, "NAME [-n N]"); err != nil {
+				return err
+			}
+			name := c.Args().First()
+			if err := whenlua.ValidateName(name); err != nil {
+				return err
+			}
+			if c.Int("n") < 0 {
+				return usageErrorf("-n must not be negative")
+			}
+			cl, err := e.Client()
+			if err != nil {
+				return err
+			}
+			vs, err := cl.History(c.Context, name, c.Int("n"))
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				if vs == nil {
+					vs = []whenlua.Version{}
+				}
+				return e.printJSON(vs)
+			}
+			for _, v := range vs {
+				val := v.Value.String()
+				if v.Value.IsNil() {
+					val = "(unset)"
+				}
+				fmt.Fprintf(e.stdout, "%s\t%s\t%s\n", fmtTime(v.Time), v.Origin, val)
+			}
+			return nil
+		},
+	}
+}

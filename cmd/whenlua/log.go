@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/whenlua/whenlua"
+)
+
+// logCommand is `whenlua log [NAME] [-n N]`: finished runs, newest first:
+// serial, name, start, duration, exit code (or what happened instead).
+func logCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "log",
+		Usage:     "print finished runs, newest first: serial, name, start, duration, code",
+		ArgsUsage: "[NAME]",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "n", Value: 20, Usage: "print at most `N` runs (0: all kept)"},
+			jsonFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 1 {
+				return usageErrorf("usage: %s [NAME] [-n N]", c.Command.HelpName)
+			}
+			if c.Int("n") < 0 {
+				return usageErrorf("-n must not be negative")
+			}
+			cl, err := e.Client()
+			if err != nil {
+				return err
+			}
+			runs, err := cl.Log(c.Context, c.Args().First(), c.Int("n"))
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				if runs == nil {
+					runs = []whenlua.Run{}
+				}
+				return e.printJSON(runs)
+			}
+			for _, r := range runs {
+				fmt.Fprintf(e.stdout, "%d\t%s\t%s\t%s\t%s\n", r.Serial, r.Job, fmtTime(r.Start), fmtDuration(r.Duration()), outcome(r))
+			}
+			return nil
+		},
+	}
+}
+
+// outcome is a run's exit code, or what happened instead.
+func outcome(r whenlua.Run) string {
+	switch {
+	case r.State != whenlua.RunDone:
+		return string(r.State)
+	case r.Signal != "":
+		return "signal " + r.Signal
+	}
+	return fmt.Sprint(r.Code)
+}

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/whenlua/whenlua"
+)
+
+// outputCommand is `whenlua output SERIAL`: the stored output of a
+// finished run (its head and tail when it was long).
+func outputCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "output",
+		Usage:     "print the stored output of a finished run",
+		ArgsUsage: "SERIAL",
+		Action: func(c *cli.Context) error {
+			if err := exactArgs(c, 1, "SERIAL"); err != nil {
+				return err
+			}
+			serial, err := parseSerial(c.Args().First())
+			if err != nil {
+				return err
+			}
+			cl, err := e.Client()
+			if err != nil {
+				return err
+			}
+			r, err := cl.Run(c.Context, serial)
+			if err != nil {
+				return err
+			}
+			if r.State == whenlua.RunRunning {
+				return fmt.Errorf("run %d is still running; follow it with: whenlua tail %d", serial, serial)
+			}
+			_, err = e.stdout.Write(r.Output)
+			return err
+		},
+	}
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/whenlua/whenlua"
+)
+
+// statusCommand is `whenlua status`: the daemon, each job file's load
+// state, the next runs of every-jobs and the condition errors.
+func statusCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "print the daemon, the job files (load time, version, error) and the next runs",
+		Flags: []cli.Flag{jsonFlag()},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			cl, err := e.Client()
+			if err != nil {
+				return err
+			}
+			st, err := cl.Status(c.Context)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return e.printJSON(st)
+			}
+			printStatus(e.stdout, st)
+			return nil
+		},
+	}
+}
+
+// printStatus writes st for people.
+func printStatus(w io.Writer, st whenlua.Status) {
+	fmt.Fprintf(w, "daemon:   pid %d, version %s, up %s (since %s)\n", st.PID, st.Version,
+		fmtDuration(time.Since(st.Started)), fmtTime(st.Started))
+	fmt.Fprintf(w, "home:     %s\n", st.Home)
+	fmt.Fprintf(w, "jobs:     %s\n", st.JobsDir)
+	fmt.Fprintf(w, "socket:   %s\n", st.Socket)
+	fmt.Fprintf(w, "running:  %d\n", st.Running)
+	fmt.Fprintf(w, "files:    %d\n", len(st.Files))
+	for _, f := range st.Files {
+		state := "ok"
+		if f.Error != "" {
+			state = "error"
+			if f.LoadedAt.IsZero() {
+				state = "not loaded"
+			}
+		}
+		hash := f.Hash
+		if len(hash) > 12 {
+			hash = hash[:12]
+		}
+		fmt.Fprintf(w, "  %s\t%s\tgeneration %d\tloaded %s\t%d jobs\t%s\n", f.Path, state, f.Generation, fmtTime(f.LoadedAt), f.Jobs, hash)
+		if f.Error != "" {
+			fmt.Fprintf(w, "    error at %s: %s\n", fmtTime(f.ErrorAt), oneLine(f.Error))
+		}
+		if f.OldRuns > 0 {
+			fmt.Fprintf(w, "    %d runs of replaced versions still running\n", f.OldRuns)
+		}
+	}
+	if len(st.Next) > 0 {
+		fmt.Fprintln(w, "next runs:")
+		for _, j := range st.Next {
+			fmt.Fprintf(w, "  %s\t%s\tevery %s\n", fmtTime(j.Next), j.Name, j.Period)
+		}
+	}
+	if len(st.CondErrors) > 0 {
+		fmt.Fprintln(w, "condition errors:")
+		for _, ce := range st.CondErrors {
+			fmt.Fprintf(w, "  %s\n", oneLine(ce))
+		}
+	}
+}

@@ -1,0 +1,262 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/persist"
+)
+
+// DaemonOptions configures RunDaemon.
+type DaemonOptions struct {
+	Paths  whenlua.Paths
+	Logger *slog.Logger // nil: slog.Default()
+
+	// Engine tunes the engine; RunDaemon fills Store, Paths and Logger.
+	Engine EngineOptions
+	// Store tunes the store; RunDaemon fills Dir and Logger.
+	Store persist.Options
+	// StopTimeout bounds the graceful stop: requests in flight, running
+	// jobs' SIGTERM and SIGKILL, closing the store (default 1 minute).
+	StopTimeout time.Duration
+	// Ready, when set, is called once the daemon serves its socket.
+	Ready func(whenlua.Ping)
+}
+
+// AlreadyRunningError is RunDaemon's error when another daemon holds the
+// home's lock.
+type AlreadyRunningError struct {
+	PID   int // 0 when the running daemon's pid could not be read
+	Where string
+}
+
+func (e *AlreadyRunningError) Error() string {
+	if e.PID == 0 {
+		return fmt.Sprintf("a daemon is already running for %s", e.Where)
+	}
+	return fmt.Sprintf("a daemon is already running for %s (pid %d)", e.Where, e.PID)
+}
+
+// RunDaemon runs the daemon of one home until ctx is done, SIGTERM or
+// SIGINT arrives, or a client asks for /v1/shutdown; SIGHUP rescans the
+// jobs directory. It holds the home's lock (flock on LockFile, released by
+// the kernel even after kill -9), serves the socket (0600; a stale socket
+// nobody answers on is replaced), and on stop closes the server, then the
+// engine (which stops running jobs), then the store.
+func RunDaemon(ctx context.Context, opts DaemonOptions) (err error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if opts.StopTimeout <= 0 {
+		opts.StopTimeout = time.Minute
+	}
+	p := opts.Paths
+	ctx, stopSignals := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stopSignals()
+
+	if err := p.Ensure(); err != nil {
+		return err
+	}
+	lock, err := lockHome(p)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+
+	l, err := listenSocket(p.Socket)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+
+	so := opts.Store
+	so.Dir = p.DBDir
+	if so.Logger == nil {
+		so.Logger = log.With("part", "store")
+	}
+	store, err := persist.Open(so)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer func() {
+		if cerr := store.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close store: %w", cerr)
+		}
+	}()
+
+	eo := opts.Engine
+	eo.Store, eo.Paths, eo.Logger = store, p, log
+	engine := NewEngine(eo)
+	if err := engine.Open(ctx); err != nil {
+		return fmt.Errorf("open engine: %w", err)
+	}
+	// From here on, the stop sequence below closes the engine.
+
+	ping := whenlua.Ping{
+		PID:      os.Getpid(),
+		Version:  whenlua.BuildVersion,
+		Protocol: whenlua.ProtocolVersion,
+		Started:  time.Now().UTC(),
+		Home:     p.Where(),
+		Socket:   p.Socket,
+	}
+	shutdown := make(chan struct{})
+	srv := NewServer(daemonService{Service: engine, ping: ping, paths: p}, ServerOptions{
+		Logger:   log,
+		Ping:     func() whenlua.Ping { return ping },
+		Shutdown: func() { close(shutdown) },
+	})
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	log.Info("daemon started", "pid", ping.PID, "home", p.Where(), "socket", p.Socket, "version", ping.Version)
+	if opts.Ready != nil {
+		opts.Ready(ping)
+	}
+
+	var serveErr error
+	reason := ""
+	for reason == "" {
+		select {
+		case <-ctx.Done():
+			reason = "signal or context"
+		case <-shutdown:
+			reason = "shutdown request"
+		case serveErr = <-served:
+			reason = "server stopped"
+		case <-hup:
+			if _, err := engine.Reload(ctx); err != nil {
+				log.Warn("reload on SIGHUP", "err", err)
+			}
+		}
+	}
+	log.Info("daemon stopping", "reason", reason)
+
+	sctx, cancel := context.WithTimeout(context.Background(), opts.StopTimeout)
+	defer cancel()
+	if cerr := srv.Close(sctx); cerr != nil {
+		log.Warn("close server", "err", cerr)
+	}
+	if serveErr == nil {
+		serveErr = <-served
+	}
+	if cerr := engine.Close(sctx); cerr != nil {
+		log.Warn("close engine", "err", cerr)
+		err = errors.Join(err, fmt.Errorf("close engine: %w", cerr))
+	}
+	if serveErr != nil {
+		err = errors.Join(err, fmt.Errorf("serve: %w", serveErr))
+	}
+	log.Info("daemon stopped", "pid", ping.PID)
+	return err
+}
+
+// daemonService fills in the daemon's own fields of Status.
+type daemonService struct {
+	whenlua.Service
+	ping  whenlua.Ping
+	paths whenlua.Paths
+}
+
+func (d daemonService) fill(st whenlua.Status) whenlua.Status {
+	st.PID, st.Version, st.Started = d.ping.PID, d.ping.Version, d.ping.Started
+	st.Home, st.JobsDir, st.StateDir, st.Socket = d.paths.Where(), d.paths.JobsDir, d.paths.StateDir, d.paths.Socket
+	return st
+}
+
+func (d daemonService) Status(ctx context.Context) (whenlua.Status, error) {
+	st, err := d.Service.Status(ctx)
+	return d.fill(st), err
+}
+
+func (d daemonService) Reload(ctx context.Context) (whenlua.Status, error) {
+	st, err := d.Service.Reload(ctx)
+	return d.fill(st), err
+}
+
+// lockHome takes the home's lock: an exclusive flock on LockFile, which
+// then holds this process's pid. The kernel drops the lock when the process
+// dies, however it dies, so a stale lock file never blocks a start.
+func lockHome(p whenlua.Paths) (*os.File, error) {
+	f, err := os.OpenFile(p.LockFile, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		defer f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, &AlreadyRunningError{PID: lockHolder(f), Where: p.Where()}
+		}
+		return nil, fmt.Errorf("lock %s: %w", p.LockFile, err)
+	}
+	if err := f.Truncate(0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write lock: %w", err)
+	}
+	if _, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write lock: %w", err)
+	}
+	return f, nil
+}
+
+// lockHolder reads the pid the lock's holder wrote, waiting briefly for a
+// daemon that has just taken the lock to write it.
+func lockHolder(f *os.File) int {
+	for range 20 {
+		b, _ := io.ReadAll(io.NewSectionReader(f, 0, 64))
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+			return pid
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return 0
+}
+
+// listenSocket listens on path, mode 0600. An existing socket is removed
+// only when nobody answers on it (left by a daemon that was killed).
+func listenSocket(path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("%s exists and is not a socket: remove it", path)
+		}
+		c, err := net.DialTimeout("unix", path, time.Second)
+		if err == nil {
+			c.Close()
+			return nil, fmt.Errorf("another process answers on %s: is a daemon of another home using this socket?", path)
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("check stale socket %s: %w", path, err)
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("remove stale socket: %w", err)
+		}
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	return l, nil
+}
