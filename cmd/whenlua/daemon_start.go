@@ -66,6 +66,9 @@ func startDaemon(ctx context.Context, e *env) (int, error) {
 	if !errors.Is(err, whenlua.ErrNoDaemon) {
 		return 0, fmt.Errorf("check for a running daemon: %w", err)
 	}
+	if err := installSample(p); err != nil {
+		fmt.Fprintf(e.stderr, "whenlua: install sample job file: %v\n", err)
+	}
 	if err := p.Ensure(); err != nil {
 		return 0, err
 	}
