@@ -2,6 +2,8 @@ package luaapi
 
 import (
 	"bytes"
+	"errors"
+	"strings"
 	"runtime"
 	"sync"
 	"weak"
@@ -24,7 +26,7 @@ func Compile(path string, src []byte) (*lua.FunctionProto, error) {
 	if err != nil {
 		return nil, syntaxError(path, err)
 	}
-	remember(proto, chunk)
+	remember(proto, newFileAST(path, src, chunk))
 	return proto, nil
 }
 
@@ -38,35 +40,132 @@ func skipShebang(src []byte) []byte {
 	return nil
 }
 
-// A fileAST keeps a compiled file's syntax tree for as long as its proto
-// lives, so that Load can analyse function conditions without parsing the
-// file again. Functions are indexed by their first and last line, as the
-// proto of each closure records them.
+// A fileAST keeps a compiled file's syntax tree, and what Load derives from
+// it, for as long as its proto lives: the conditions of the when() calls
+// written with a literal condition are compiled and analysed once, in
+// Compile, so loading the proto again (a fresh state per version) only looks
+// them up. Conditions built at run time are analysed on first use and
+// cached here too. A fileAST is shared by every Load of its proto: mu guards
+// conds.
 type fileAST struct {
-	chunk []ast.Stmt
-	once  sync.Once
-	funcs map[[2]int][]*ast.FunctionExpr
+	path  string
+	src   []byte
+	funcs map[[2]int][]*ast.FunctionExpr // function literals by first and last line
+
+	mu    sync.Mutex
+	conds map[condKey]*condInfo
 }
 
-func (f *fileAST) functions(line, last int) []*ast.FunctionExpr {
-	f.once.Do(func() {
-		f.funcs = map[[2]int][]*ast.FunctionExpr{}
-		a := &analyzer{mode: funcCond, onFunc: func(fe *ast.FunctionExpr) {
+// condKey names a condition: a string condition by the line of its when()
+// call and its text, a function condition by its first and last line.
+type condKey struct {
+	line, last int
+	expr       string
+}
+
+// condInfo is what a condition compiles to.
+type condInfo struct {
+	proto *lua.FunctionProto // string conditions
+	text  string             // function conditions: the literal's source
+	deps  []string
+	all   bool
+	err   error
+}
+
+func newFileAST(path string, src []byte, chunk []ast.Stmt) *fileAST {
+	f := &fileAST{path: path, src: src, funcs: map[[2]int][]*ast.FunctionExpr{}, conds: map[condKey]*condInfo{}}
+	var whens []*ast.FuncCallExpr
+	a := &analyzer{mode: funcCond,
+		onFunc: func(fe *ast.FunctionExpr) {
 			k := [2]int{fe.Line(), fe.LastLine()}
 			f.funcs[k] = append(f.funcs[k], fe)
-		}}
-		a.stmts(f.chunk)
-	})
-	return f.funcs[[2]int{line, last}]
+		},
+		onCall: func(c *ast.FuncCallExpr) {
+			if id, ok := c.Func.(*ast.IdentExpr); ok && id.Value == "when" && len(c.Args) > 0 {
+				whens = append(whens, c)
+			}
+		},
+	}
+	a.stmts(chunk)
+	for _, c := range whens {
+		switch cond := c.Args[0].(type) {
+		case *ast.StringExpr:
+			f.stringCond(c.Line(), cond.Value)
+		case *ast.FunctionExpr:
+			f.funcCond(cond.Line(), cond.LastLine())
+		}
+	}
+	return f
+}
+
+// stringCond compiles the string condition expr of the when() call on line.
+// The chunk is padded so that its line numbers are the file's.
+func (f *fileAST) stringCond(line int, expr string) *condInfo {
+	key := condKey{line: line, expr: expr}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if ci := f.conds[key]; ci != nil {
+		return ci
+	}
+	ci := compileStringCond(f.path, line, expr)
+	f.conds[key] = ci
+	return ci
+}
+
+func compileStringCond(path string, line int, expr string) *condInfo {
+	src := strings.Repeat("\n", max(line-1, 0)) + "return " + expr + "\n"
+	chunk, err := parse.Parse(strings.NewReader(src), path)
+	if err != nil {
+		return &condInfo{err: errors.New(syntaxError(path, err).Msg)}
+	}
+	ret, ok := chunk[0].(*ast.ReturnStmt)
+	if len(chunk) != 1 || !ok || len(ret.Exprs) != 1 {
+		return &condInfo{err: errors.New("want exactly one expression")}
+	}
+	proto, err := lua.Compile(chunk, path)
+	if err != nil {
+		return &condInfo{err: errors.New(syntaxError(path, err).Msg)}
+	}
+	// A main chunk is vararg; in Lua 5.0 compatibility mode gopher-lua then
+	// builds an `arg` table on every call. A condition has no use for it.
+	proto.IsVarArg &^= lua.VarArgNeedsArg
+	a := &analyzer{mode: stringCond}
+	a.stmts(chunk)
+	ci := &condInfo{proto: proto}
+	ci.deps, ci.all = a.deps()
+	return ci
+}
+
+// funcCond analyses the function literal(s) spanning lines line..last.
+// Several literals with the same span are analysed together (a superset).
+// None found: the condition may read anything.
+func (f *fileAST) funcCond(line, last int) *condInfo {
+	key := condKey{line: line, last: last}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if ci := f.conds[key]; ci != nil {
+		return ci
+	}
+	ci := &condInfo{text: funcText(f.src, line, last)}
+	if fes := f.funcs[[2]int{line, last}]; len(fes) > 0 {
+		a := &analyzer{mode: funcCond}
+		for _, fe := range fes {
+			a.function(fe, false)
+		}
+		ci.deps, ci.all = a.deps()
+	} else {
+		ci.all = true
+	}
+	f.conds[key] = ci
+	return ci
 }
 
 // asts maps a proto (weakly) to its fileAST; an entry goes when its proto is
 // collected.
 var asts sync.Map // weak.Pointer[lua.FunctionProto] -> *fileAST
 
-func remember(proto *lua.FunctionProto, chunk []ast.Stmt) *fileAST {
+func remember(proto *lua.FunctionProto, f *fileAST) *fileAST {
 	key := weak.Make(proto)
-	f := &fileAST{chunk: chunk}
 	asts.Store(key, f)
 	runtime.AddCleanup(proto, func(k weak.Pointer[lua.FunctionProto]) { asts.Delete(k) }, key)
 	return f
@@ -78,9 +177,6 @@ func astOf(proto *lua.FunctionProto, src []byte) *fileAST {
 	if f, ok := asts.Load(weak.Make(proto)); ok {
 		return f.(*fileAST)
 	}
-	chunk, err := parse.Parse(bytes.NewReader(skipShebang(src)), proto.SourceName)
-	if err != nil {
-		return &fileAST{}
-	}
-	return remember(proto, chunk)
+	chunk, _ := parse.Parse(bytes.NewReader(skipShebang(src)), proto.SourceName)
+	return remember(proto, newFileAST(proto.SourceName, src, chunk))
 }

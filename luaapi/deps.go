@@ -60,6 +60,7 @@ type analyzer struct {
 	all    bool
 	scopes []map[string]bool
 	onFunc func(*ast.FunctionExpr) // called for every function literal met
+	onCall func(*ast.FuncCallExpr) // called for every call met
 }
 
 // deps returns the sorted names found and whether anything may be read.
@@ -254,6 +255,9 @@ func (a *analyzer) expr(e ast.Expr) {
 }
 
 func (a *analyzer) call(e *ast.FuncCallExpr) {
+	if a.onCall != nil {
+		a.onCall(e)
+	}
 	a.exprs(e.Args)
 	if e.Receiver != nil { // r:method(...)
 		a.expr(e.Receiver)

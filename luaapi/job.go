@@ -1,37 +1,24 @@
 package luaapi
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
 
 	lua "github.com/yuin/gopher-lua"
-	"github.com/yuin/gopher-lua/ast"
 	"github.com/yuin/gopher-lua/parse"
 
 	"github.com/whenlua/whenlua"
 	"github.com/whenlua/whenlua/lualib"
 )
 
-// stringCond compiles a string condition: one Lua expression run in its own
+// stringCond sets up a string condition: one Lua expression run in its own
 // environment, where the exempt names (helpers, vars, tonumber, tostring,
-// string, math) are themselves and every other name is a variable. The
-// chunk is padded so its line numbers are the file's.
+// string, math) are themselves and every other name is a variable.
 func (s *state) stringCond(j *Job, expr string) error {
-	src := strings.Repeat("\n", max(j.Line-1, 0)) + "return " + expr + "\n"
-	chunk, err := parse.Parse(strings.NewReader(src), s.path)
-	if err != nil {
-		le := syntaxError(s.path, err)
-		return errors.New(le.Msg)
-	}
-	ret, ok := chunk[0].(*ast.ReturnStmt)
-	if len(chunk) != 1 || !ok || len(ret.Exprs) != 1 {
-		return errors.New("want exactly one expression")
-	}
-	proto, err := lua.Compile(chunk, s.path)
-	if err != nil {
-		return errors.New(syntaxError(s.path, err).Msg)
+	ci := s.fileAST().stringCond(j.Line, expr)
+	if ci.err != nil {
+		return ci.err
 	}
 	L := s.L
 	env := L.CreateTable(0, len(s.condEnv))
@@ -41,17 +28,15 @@ func (s *state) stringCond(j *Job, expr string) error {
 	mt := L.CreateTable(0, 1)
 	mt.RawSetString("__index", s.varIndex)
 	L.SetMetatable(env, mt)
-	fn := L.NewFunctionFromProto(proto)
+	fn := L.NewFunctionFromProto(ci.proto)
 	fn.Env = env
-	a := &analyzer{mode: stringCond}
-	a.stmts(chunk)
 	j.cond, j.stringCond, j.Cond = fn, true, expr
-	j.Deps, j.DepsAll = a.deps()
+	j.Deps, j.DepsAll = ci.deps, ci.all
 	return nil
 }
 
-// funcCond analyses a function condition: its source lines are its Cond,
-// its syntax tree (found by the lines its proto records) gives the deps. A
+// funcCond sets up a function condition: its source text is its Cond, its
+// syntax tree (found by the lines its proto records) gives the deps. A
 // function defined in another file (a lib module) may read anything.
 func (s *state) funcCond(j *Job, fn *lua.LFunction) {
 	j.cond = fn
@@ -61,20 +46,15 @@ func (s *state) funcCond(j *Job, fn *lua.LFunction) {
 		j.DepsAll = true
 		return
 	}
-	j.Cond = funcText(s.src, p.LineDefined, p.LastLineDefined)
+	ci := s.fileAST().funcCond(p.LineDefined, p.LastLineDefined)
+	j.Cond, j.Deps, j.DepsAll = ci.text, ci.deps, ci.all
+}
+
+func (s *state) fileAST() *fileAST {
 	if s.ast == nil {
 		s.ast = astOf(s.proto, s.src)
 	}
-	fes := s.ast.functions(p.LineDefined, p.LastLineDefined)
-	if len(fes) == 0 {
-		j.DepsAll = true
-		return
-	}
-	a := &analyzer{mode: funcCond}
-	for _, fe := range fes {
-		a.function(fe, false)
-	}
-	j.Deps, j.DepsAll = a.deps()
+	return s.ast
 }
 
 // funcText returns the source of the function literal that starts on line

@@ -44,7 +44,7 @@ var modNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*$`)
 // (pattern functions budgeted, rep bounded), math, and os limited to time,
 // date, clock, getenv and difftime. No io, no debug, no coroutines.
 func (s *state) newLState() *lua.LState {
-	L := lua.NewState(lua.Options{SkipOpenLibs: true, MinimizeStackMemory: true})
+	L := lua.NewState(lua.Options{SkipOpenLibs: true, MinimizeStackMemory: false})
 	for _, lib := range []struct {
 		name string
 		open lua.LGFunction

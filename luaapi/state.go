@@ -38,7 +38,20 @@ type frame struct {
 
 func (f *frame) read(name string) {
 	if f.seen == nil {
-		f.seen = map[string]bool{}
+		// few names: a linear scan beats building a map per evaluation
+		for _, r := range f.reads {
+			if r == name {
+				return
+			}
+		}
+		f.reads = append(f.reads, name)
+		if len(f.reads) > 16 {
+			f.seen = map[string]bool{}
+			for _, r := range f.reads {
+				f.seen[r] = true
+			}
+		}
+		return
 	}
 	if !f.seen[name] {
 		f.seen[name] = true

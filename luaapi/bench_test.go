@@ -1,0 +1,68 @@
+package luaapi
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/whenlua/whenlua"
+)
+
+// go test -run '^$' -bench . -benchmem ./luaapi/
+
+func BenchmarkEvalStringCond(b *testing.B) {
+	h := newFakeHost(map[string]whenlua.Value{"free": whenlua.Int(500), "load": whenlua.Float(7.5)})
+	f := mustLoad(b, `when("free < 1000 and load >= 6 and changes('free')", "true", {name = "j"})`, h)
+	j := f.Jobs[0]
+	in := EvalInput{Evaluated: true, Prev: map[string]whenlua.Value{"free": whenlua.Int(600)}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if ok, _, err := j.Eval(in); err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+	}
+}
+
+func BenchmarkEvalFuncCond(b *testing.B) {
+	h := newFakeHost(map[string]whenlua.Value{"free": whenlua.Int(500)})
+	f := mustLoad(b, `when(function() return vars.free < 1000 end, "true", {name = "j"})`, h)
+	j := f.Jobs[0]
+	b.ReportAllocs()
+	for b.Loop() {
+		if ok, _, err := j.Eval(EvalInput{}); err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+	}
+}
+
+// BenchmarkLoad compares compiling the 80-line testdata/lua/bench.lua with
+// running an already compiled proto in a fresh state (what a reload costs
+// after the compile, which may happen off the engine's goroutine).
+func BenchmarkLoad(b *testing.B) {
+	path := filepath.Join(fixtures, "bench.lua")
+	src := readFile(b, path)
+	b.Run("compile", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Compile(path, src); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	proto, err := Compile(path, src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("load from proto", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			f, err := Load(path, src, proto, Options{Host: newFakeHost(nil)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(f.Jobs) != 42 {
+				b.Fatalf("%d jobs", len(f.Jobs))
+			}
+			f.Close()
+		}
+	})
+}
