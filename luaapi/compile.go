@@ -3,8 +3,8 @@ package luaapi
 import (
 	"bytes"
 	"errors"
-	"strings"
 	"runtime"
+	"strings"
 	"sync"
 	"weak"
 
