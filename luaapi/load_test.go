@@ -261,3 +261,49 @@ func TestClosedFileRefusesCalls(t *testing.T) {
 		t.Fatalf("Eval after Close = %v", err)
 	}
 }
+
+func TestAFailedLoadListsTheModulesItAskedFor(t *testing.T) {
+	lib := t.TempDir()
+	_, err := loadSrc(t, `require "missing"`, Options{LibDir: lib, Host: newFakeHost(nil)})
+	var le *LoadError
+	if !errors.As(err, &le) {
+		t.Fatalf("load = %v", err)
+	}
+	if want := []string{filepath.Join(lib, "missing.lua")}; !reflect.DeepEqual(le.Requires, want) {
+		t.Fatalf("Requires = %v, want %v", le.Requires, want)
+	}
+}
+
+func TestCompileAndLoadRunOnManyGoroutines(t *testing.T) {
+	path := filepath.Join(fixtures, "bench.lua")
+	src := readFile(t, path)
+	shared, err := Compile(path, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func() {
+			proto := shared
+			if g%2 == 0 {
+				var err error
+				if proto, err = Compile(path, src); err != nil {
+					errs <- err
+					return
+				}
+			}
+			h := newFakeHost(map[string]whenlua.Value{"free1": whenlua.Int(1), "threshold1": whenlua.Int(2)})
+			f, err := Load(path, src, proto, Options{Host: h})
+			if err == nil {
+				_, _, err = f.Jobs[1].Eval(EvalInput{})
+				f.Close()
+			}
+			errs <- err
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
