@@ -238,13 +238,22 @@ func listenSocket(path string) (net.Listener, error) {
 		if fi.Mode().Type() != os.ModeSocket {
 			return nil, fmt.Errorf("%s exists and is not a socket: remove it", path)
 		}
-		c, err := net.DialTimeout("unix", path, time.Second)
-		if err == nil {
-			c.Close()
-			return nil, fmt.Errorf("another process answers on %s: is a daemon of another home using this socket?", path)
-		}
-		if !errors.Is(err, syscall.ECONNREFUSED) {
-			return nil, fmt.Errorf("check stale socket %s: %w", path, err)
+		// A daemon killed a moment ago may still hold the socket while its
+		// threads exit: give it a little time before calling it alive.
+		for tries := 0; ; tries++ {
+			c, err := net.DialTimeout("unix", path, time.Second)
+			if err == nil {
+				c.Close()
+				if tries < 40 {
+					time.Sleep(50 * time.Millisecond)
+					continue
+				}
+				return nil, fmt.Errorf("another process answers on %s: is a daemon of another home using this socket?", path)
+			}
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				return nil, fmt.Errorf("check stale socket %s: %w", path, err)
+			}
+			break
 		}
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("remove stale socket: %w", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"syscall"
@@ -63,9 +64,11 @@ func startDaemon(ctx context.Context, e *env) (int, error) {
 	if err == nil {
 		return 0, &host.AlreadyRunningError{PID: ping.PID, Where: p.Where()}
 	}
-	if !errors.Is(err, whenlua.ErrNoDaemon) {
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, whenlua.ErrProtocol) {
 		return 0, fmt.Errorf("check for a running daemon: %w", err)
 	}
+	// Any other failure (nobody listens, a dying daemon resets the
+	// connection) leaves the decision to the new daemon's lock.
 	if err := installSample(p); err != nil {
 		fmt.Fprintf(e.stderr, "whenlua: install sample job file: %v\n", err)
 	}

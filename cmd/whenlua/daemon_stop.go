@@ -73,8 +73,9 @@ func stopDaemon(ctx context.Context, e *env, timeout time.Duration) (bool, error
 	return true, nil
 }
 
-// processGone reports whether pid no longer runs (gone, or a zombie
-// waiting for its parent).
+// processGone reports whether pid no longer runs: gone, or a zombie
+// waiting for its parent whose other threads have all exited (only then
+// are its files, the lock and the socket, closed).
 func processGone(pid int) bool {
 	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
 		return true
@@ -85,8 +86,10 @@ func processGone(pid int) bool {
 	}
 	// The state follows the command name, which is in parentheses.
 	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] == 'Z' || s[i+2] == 'X'
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) || (s[i+2] != 'Z' && s[i+2] != 'X') {
+		return false
 	}
-	return false
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	return err != nil || len(tasks) <= 1
 }
