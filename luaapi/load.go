@@ -191,6 +191,9 @@ func (f *File) CallOnUnload() error {
 // Close releases the Lua state; later calls into the file return ErrClosed.
 func (f *File) Close() { f.s.close() }
 
+// Closed reports whether Close has been called: the state is released.
+func (f *File) Closed() bool { return f.s.L == nil }
+
 // declare builds when(cond, script [, opts]) and every(period, script [, opts]).
 func (s *state) declare(kind Kind) lua.LGFunction {
 	fname := kind.String()
