@@ -1,0 +1,103 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/persist"
+)
+
+// benchEngine opens an engine on a temp home holding one job file.
+func benchEngine(b *testing.B, src string) *Engine {
+	b.Helper()
+	home := b.TempDir()
+	p, err := whenlua.ResolvePaths(home)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := p.Ensure(); err != nil {
+		b.Fatal(err)
+	}
+	if err := writeFileErr(filepath.Join(p.JobsDir, "bench.lua"), src); err != nil {
+		b.Fatal(err)
+	}
+	store, err := persist.Open(persist.Options{Dir: p.DBDir, MaintainEvery: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := NewEngine(EngineOptions{Store: store, Paths: p, PollEvery: -1, LuaTimeout: time.Minute,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := e.Open(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		e.Close(context.Background())
+		store.Close()
+	})
+	return e
+}
+
+// BenchmarkSetWithLoadedJobs measures a durable set of a variable that one
+// when-job depends on, with 10, 1,000 and 100,000 when-jobs loaded. With the
+// dependency index the cost must not grow with the number of loaded jobs.
+func BenchmarkSetWithLoadedJobs(b *testing.B) {
+	for _, n := range []int{10, 1000, 100000} {
+		b.Run(fmt.Sprintf("jobs=%d", n), func(b *testing.B) {
+			src := fmt.Sprintf(`
+when("x == -1", "true", {name="dependent"})
+for i = 1, %d do when("v" .. i .. " == 1", "true") end`, n-1)
+			e := benchEngine(b, src)
+			ctx := context.Background()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				if _, err := e.Set(ctx, whenlua.SetRequest{Assignments: []whenlua.Assignment{{Name: "x", Value: whenlua.Int(int64(i))}}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSetToJobStarted measures from a set to the dependent job's
+// process running (the process writes a file), next to the baseline of
+// exec'ing sh -c true plus one fsync, measured in the same run.
+func BenchmarkSetToJobStarted(b *testing.B) {
+	b.Run("whenlua", func(b *testing.B) {
+		e := benchEngine(b, `when("changes('x')", "true", {name="j"})`)
+		ctx := context.Background()
+		for i := 0; b.Loop(); i++ {
+			if _, err := e.Set(ctx, whenlua.SetRequest{Assignments: []whenlua.Assignment{{Name: "x", Value: whenlua.Int(int64(i))}}}); err != nil {
+				b.Fatal(err)
+			}
+			// Wait for the process to have been started (its pid is known).
+			for {
+				jobs, _ := e.Jobs(ctx)
+				if len(jobs) == 0 || jobs[len(jobs)-1].PID != 0 {
+					break
+				}
+			}
+		}
+	})
+	b.Run("baseline", func(b *testing.B) {
+		dir := b.TempDir()
+		for b.Loop() {
+			if _, err := persist.BaselineAppendFsync(dir, 1); err != nil {
+				b.Fatal(err)
+			}
+			if err := exec.Command("sh", "-c", "true").Start(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func writeFileErr(path, src string) error {
+	return writeFileBytes(path, []byte(src))
+}

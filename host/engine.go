@@ -1,0 +1,283 @@
+// Package host is the daemon: the engine that owns the live state, the
+// scheduler of every-jobs, the watcher of the jobs directory, and the socket
+// server in front of them.
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/host/runner"
+	"github.com/whenlua/whenlua/persist"
+)
+
+// EngineOptions configures an Engine.
+type EngineOptions struct {
+	Store  *persist.Store
+	Paths  whenlua.Paths
+	Logger *slog.Logger
+	Clock  Clock // nil: the real clock
+
+	// LuaTimeout bounds top-level code, each condition, pre and post (default 2s).
+	LuaTimeout time.Duration
+	// Grace is the SIGTERM -> SIGKILL delay for timeouts, cancel and stop (default 5s).
+	Grace time.Duration
+	// Shell runs job scripts (default $SHELL, then /bin/sh).
+	Shell string
+	// Sendmail is the program mailto() hands messages to (default "sendmail" on PATH).
+	Sendmail string
+	// PollEvery is the period of the slow rescan of the jobs directory that
+	// catches what file events miss (default 5s; <0 disables the watcher).
+	PollEvery time.Duration
+	// Debounce is how long the watcher waits after the last event (default 150ms).
+	Debounce time.Duration
+	// Env is the base environment of jobs (default os.Environ()).
+	Env []string
+}
+
+// Engine owns the live state of the daemon: variables, loaded job files,
+// when-job snapshots, the dependency index, the schedule and the running
+// runs. One goroutine (run) owns all of it and every Lua state; the
+// exported methods send it requests and wait for the reply.
+type Engine struct {
+	opts   EngineOptions
+	log    *slog.Logger
+	clock  Clock
+	store  *persist.Store
+	runner *runner.Runner
+
+	reqs     chan func()
+	sets     chan *setReq
+	mail     sync.WaitGroup // mails being handed to sendmail
+	finished chan runner.Result
+	rescan   chan chan struct{}
+
+	closeOnce sync.Once
+	stop      chan struct{}
+	done      chan struct{}
+	watcher   *watcher
+
+	// Everything below is owned by the run goroutine.
+	st *state
+}
+
+// NewEngine returns an engine; Open starts it.
+func NewEngine(opts EngineOptions) *Engine {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Clock == nil {
+		opts.Clock = realClock{}
+	}
+	if opts.LuaTimeout <= 0 {
+		opts.LuaTimeout = 2 * time.Second
+	}
+	if opts.Grace <= 0 {
+		opts.Grace = 5 * time.Second
+	}
+	if opts.Shell == "" {
+		opts.Shell = os.Getenv("SHELL")
+		if opts.Shell == "" {
+			opts.Shell = "/bin/sh"
+		}
+	}
+	if opts.Sendmail == "" {
+		opts.Sendmail = "sendmail"
+	}
+	if opts.PollEvery == 0 {
+		opts.PollEvery = 5 * time.Second
+	}
+	if opts.Debounce <= 0 {
+		opts.Debounce = 150 * time.Millisecond
+	}
+	if opts.Env == nil {
+		opts.Env = os.Environ()
+	}
+	return &Engine{
+		opts:     opts,
+		log:      opts.Logger,
+		clock:    opts.Clock,
+		store:    opts.Store,
+		reqs:     make(chan func(), 1024),
+		sets:     make(chan *setReq, 1024),
+		finished: make(chan runner.Result, 64),
+		rescan:   make(chan chan struct{}, 1),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+}
+
+// Open loads the variables and the evaluation state from the store, marks
+// runs left in flight by a crash as lost, loads every job file, and starts
+// the engine's goroutines.
+func (e *Engine) Open(ctx context.Context) error {
+	if e.store == nil {
+		return errors.New("engine: no store")
+	}
+	st, err := newState(e)
+	if err != nil {
+		return err
+	}
+	e.st = st
+	if err := os.MkdirAll(e.opts.Paths.RunsDir, 0o700); err != nil {
+		return fmt.Errorf("create runs directory: %w", err)
+	}
+	e.runner = runner.New(runner.Options{BaseDir: e.opts.Paths.RunsDir, Grace: e.opts.Grace, Logger: e.log})
+	if err := st.recoverLostRuns(); err != nil {
+		return err
+	}
+	st.handle(st.scan) // the first load of every job file
+	if e.opts.PollEvery > 0 {
+		w, err := newWatcher(e)
+		if err != nil {
+			e.log.Warn("file events unavailable; polling only", "err", err)
+		}
+		e.watcher = w
+	}
+	go e.run()
+	if e.watcher != nil {
+		go e.watcher.run()
+	}
+	return nil
+}
+
+// Close stops the engine: no new run starts; running jobs get SIGTERM, then
+// SIGKILL after the grace period, and their runs are recorded; every loaded
+// file's on_unload runs; Lua states are closed. The store is left open.
+func (e *Engine) Close(ctx context.Context) error {
+	e.closeOnce.Do(func() {
+		if e.watcher != nil {
+			e.watcher.close()
+		}
+		close(e.stop)
+	})
+	select {
+	case <-e.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// errStopped is returned to requests made while or after the engine stops.
+var errStopped = errors.New("the daemon is stopping")
+
+// do runs f on the engine goroutine and waits for it.
+func (e *Engine) do(ctx context.Context, f func()) error {
+	ran := make(chan struct{})
+	select {
+	case e.reqs <- func() { f(); close(ran) }:
+	case <-e.done:
+		return errStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-ran:
+		return nil
+	case <-e.done:
+		// The loop may have run f just before it ended.
+		select {
+		case <-ran:
+			return nil
+		default:
+			return errStopped
+		}
+	}
+}
+
+// run is the engine goroutine.
+func (e *Engine) run() {
+	defer close(e.done)
+	st := e.st
+	var runnerClosed chan struct{}
+	for {
+		timerC := st.sched.timerC()
+		select {
+		case f := <-e.reqs:
+			st.handle(f)
+		case r := <-e.sets:
+			st.applySets(e.drainSets(r))
+		case res := <-e.finished:
+			st.handle(func() { st.finish(res) })
+		case <-timerC:
+			st.handle(st.fireDue)
+		case ack := <-e.rescan:
+			st.handle(st.scan)
+			close(ack)
+		case <-e.stop:
+			if runnerClosed == nil {
+				st.stopping = true
+				runnerClosed = make(chan struct{})
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), e.opts.Grace+10*time.Second)
+					defer cancel()
+					if err := e.runner.Close(ctx); err != nil {
+						e.log.Error("stop running jobs", "err", err)
+					}
+					close(runnerClosed)
+				}()
+			}
+		case <-runnerClosed:
+			// Record the runs whose results are still queued.
+		drain:
+			for {
+				select {
+				case res := <-e.finished:
+					st.handle(func() { st.finish(res) })
+				case r := <-e.sets:
+					st.applySets(e.drainSets(r))
+				case f := <-e.reqs:
+					st.handle(f)
+				default:
+					break drain
+				}
+			}
+			st.shutdown()
+			e.mail.Wait()
+			return
+		}
+	}
+}
+
+// maxGroup bounds how many sets one commit takes.
+const maxGroup = 256
+
+// drainSets returns first and the sets queued behind it.
+func (e *Engine) drainSets(first *setReq) []*setReq {
+	batch := []*setReq{first}
+	for len(batch) < maxGroup {
+		select {
+		case r := <-e.sets:
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// runnerDone is handed to the runner for each process; it hands the result
+// to the engine goroutine without ever blocking the runner for long.
+func (e *Engine) runnerDone(res runner.Result) {
+	e.finished <- res
+}
+
+// requestRescan asks the engine goroutine to rescan the jobs directory and
+// returns a channel closed when the scan is done.
+func (e *Engine) requestRescan() chan struct{} {
+	ack := make(chan struct{})
+	select {
+	case e.rescan <- ack:
+	default:
+		// A rescan is already queued; it will see the current disk state.
+		close(ack)
+	}
+	return ack
+}

@@ -1,0 +1,261 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/host/runner"
+	"github.com/whenlua/whenlua/luaapi"
+)
+
+// run is a run in flight, from its committed start to its recorded end.
+type run struct {
+	rec  whenlua.Run
+	job  *job
+	proc *runner.Proc // nil until launched
+}
+
+// startRun consumes a serial, asks the job's pre hook, and, when it agrees,
+// records the run as running; its process starts once the step is committed.
+func (st *state) startRun(j *job, trigger string) whenlua.Run {
+	now := st.e.clock.Now()
+	rec := whenlua.Run{Serial: st.nextSerial(), Job: j.name, File: j.gen.path, Trigger: trigger, Start: now, Code: -1}
+	switch {
+	case st.stopping:
+		rec.State, rec.Error = whenlua.RunRefused, "the daemon is stopping"
+	case j.lj.HasPre:
+		ok, err := j.lj.CallPre(luaapi.PreInfo{Serial: rec.Serial, Vars: maps.Clone(st.vars), Running: st.runningList()})
+		switch {
+		case err != nil:
+			st.e.log.Error("pre failed", "job", j.name, "serial", rec.Serial, "err", err)
+			rec.State, rec.Error = whenlua.RunRefused, "pre: "+err.Error()
+		case !ok:
+			rec.State, rec.Error = whenlua.RunRefused, "pre refused"
+		}
+	}
+	if rec.State != "" {
+		rec.End = now
+		st.addRun(rec)
+		return rec
+	}
+	rec.State = whenlua.RunRunning
+	r := &run{rec: rec, job: j}
+	st.running[rec.Serial] = r
+	j.running++
+	j.gen.runs++
+	st.addRun(rec)
+	st.step.toStart = append(st.step.toStart, r)
+	return rec
+}
+
+// dropRun forgets a run whose start was not committed.
+func (st *state) dropRun(r *run) {
+	delete(st.running, r.rec.Serial)
+	st.release(r)
+}
+
+// release gives back what a run held; a retired generation whose last run
+// ended is closed here.
+func (st *state) release(r *run) {
+	r.job.running--
+	g := r.job.gen
+	g.runs--
+	if g.retired && g.runs == 0 {
+		st.closeGeneration(g)
+	}
+}
+
+// launch starts the process of a committed run.
+func (st *state) launch(r *run) {
+	j := r.job
+	spec := runner.Spec{
+		Serial:  r.rec.Serial,
+		Job:     j.name,
+		Script:  j.lj.Script,
+		Shell:   st.e.opts.Shell,
+		Env:     st.jobEnv(j.name, r.rec.Serial),
+		Timeout: j.lj.Timeout,
+	}
+	proc, err := st.e.runner.Start(spec, st.e.runnerDone)
+	if err != nil {
+		st.e.log.Error("start job", "job", j.name, "serial", r.rec.Serial, "err", err)
+		r.rec.State, r.rec.Error, r.rec.End = whenlua.RunFailed, err.Error(), st.e.clock.Now()
+		st.addRun(r.rec)
+		delete(st.running, r.rec.Serial)
+		st.release(r)
+		return
+	}
+	r.proc = proc
+	r.rec.PID, r.rec.Dir = proc.PID(), proc.Dir()
+	st.e.log.Info("job started", "job", j.name, "serial", r.rec.Serial, "pid", r.rec.PID)
+}
+
+// jobEnv is the environment of a run: the daemon's, every variable, JOBNAME
+// and JOBSERIAL.
+func (st *state) jobEnv(name string, serial uint64) []string {
+	env := make([]string, 0, len(st.e.opts.Env)+len(st.vars)+2)
+	for _, kv := range st.e.opts.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, isVar := st.vars[k]; isVar || k == "JOBNAME" || k == "JOBSERIAL" {
+			continue
+		}
+		env = append(env, kv)
+	}
+	names := make([]string, 0, len(st.vars))
+	for n := range st.vars {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		env = append(env, n+"="+st.vars[n].String())
+	}
+	return append(env, "JOBNAME="+name, "JOBSERIAL="+strconv.FormatUint(serial, 10))
+}
+
+// finish records a run whose process ended: its post hook runs (in the run's
+// own generation), then its record is committed and its directory removed.
+func (st *state) finish(res runner.Result) {
+	r := st.running[res.Serial]
+	if r == nil {
+		st.e.log.Error("result of an unknown run", "serial", res.Serial)
+		return
+	}
+	delete(st.running, res.Serial)
+	rec := &r.rec
+	rec.State = whenlua.RunDone
+	rec.End, rec.Code, rec.Signal = res.End, res.Code, res.Signal
+	rec.Output, rec.OutputSize = res.Output, res.OutputSize
+	switch {
+	case res.TimedOut:
+		rec.Error = "timed out after " + r.job.lj.Timeout.String()
+	case res.Cancelled && st.stopping:
+		rec.Error = "stopped with the daemon"
+	case res.Cancelled:
+		rec.Error = "cancelled"
+	}
+	if r.job.lj.HasPost && !r.job.gen.closed {
+		if err := r.job.lj.CallPost(*rec, res.Dir, res.OutputPath); err != nil {
+			st.e.log.Error("post failed", "job", rec.Job, "serial", rec.Serial, "err", err)
+			rec.Error = strings.TrimPrefix(rec.Error+"; post: "+err.Error(), "; ")
+		}
+	}
+	st.addRun(*rec)
+	proc := r.proc
+	st.afterCommit(func(error) {
+		if err := proc.Cleanup(); err != nil {
+			st.e.log.Warn("remove run directory", "serial", res.Serial, "err", err)
+		}
+	})
+	st.release(r)
+	st.e.log.Info("job finished", "job", rec.Job, "serial", rec.Serial, "code", rec.Code, "signal", rec.Signal, "duration", rec.Duration())
+}
+
+// runningList returns the running runs, oldest serial first.
+func (st *state) runningList() []whenlua.Run {
+	out := make([]whenlua.Run, 0, len(st.running))
+	for _, r := range st.running {
+		out = append(out, r.rec)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Serial < out[b].Serial })
+	return out
+}
+
+// recoverLostRuns marks runs left running by a daemon that died as lost.
+func (st *state) recoverLostRuns() error {
+	lost, err := st.e.store.RunningRuns()
+	if err != nil {
+		return fmt.Errorf("read runs: %w", err)
+	}
+	now := st.e.clock.Now()
+	for _, r := range lost {
+		r.State, r.End, r.Error = whenlua.RunLost, now, "the daemon stopped while it ran"
+		st.addRun(r)
+		st.e.log.Warn("run lost", "job", r.Job, "serial", r.Serial)
+	}
+	st.flush()
+	return nil
+}
+
+// fileHost is what the Lua state of one generation calls back into. It is
+// used on the engine goroutine only. While the file loads, sets are held
+// back and applied only if the load succeeds.
+type fileHost struct {
+	st      *state
+	path    string
+	loading bool
+	held    []heldSet
+}
+
+type heldSet struct {
+	origin  string
+	as      []whenlua.Assignment
+	trigger bool
+}
+
+func (h *fileHost) Get(name string) whenlua.Value {
+	for i := len(h.held) - 1; i >= 0; i-- {
+		for _, a := range h.held[i].as {
+			if a.Name == name {
+				return a.Value
+			}
+		}
+	}
+	return h.st.vars[name]
+}
+
+func (h *fileHost) Set(origin string, as []whenlua.Assignment, trigger bool) error {
+	if h.loading {
+		for _, a := range as {
+			if err := a.Validate(); err != nil {
+				return err
+			}
+		}
+		h.held = append(h.held, heldSet{origin, as, trigger})
+		return nil
+	}
+	return h.st.applySet(origin, as, trigger)
+}
+
+func (h *fileHost) Log(file, msg string) { h.st.e.log.Info(msg, "file", file) }
+
+func (h *fileHost) Running() []whenlua.Run { return h.st.runningList() }
+
+func (h *fileHost) SendMail(to string, msg []byte) {
+	e := h.st.e
+	e.mail.Add(1)
+	go func() {
+		defer e.mail.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := runner.SendMail(ctx, e.opts.Sendmail, msg); err != nil {
+			e.log.Error("mail not sent", "to", to, "err", err)
+			return
+		}
+		e.log.Info("mail sent", "to", to)
+	}()
+}
+
+// release applies the sets held during the load.
+func (h *fileHost) release() {
+	h.loading = false
+	held := h.held
+	h.held = nil
+	for _, s := range held {
+		if err := h.st.applySet(s.origin, s.as, s.trigger); err != nil {
+			h.st.e.log.Error("set during load", "file", h.path, "err", err)
+		}
+	}
+}
+
+var _ luaapi.Host = (*fileHost)(nil)
+
+// jobErrorf formats an error about a job for logs and replies.
+func jobErrorf(j *job, format string, args ...any) error {
+	return fmt.Errorf("job %s (%s:%d): %s", j.name, j.gen.path, j.lj.Line, fmt.Sprintf(format, args...))
+}

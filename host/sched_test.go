@@ -1,0 +1,59 @@
+package host
+
+import (
+	"testing"
+	"time"
+)
+
+func TestEveryRunsOnEpochAlignedBoundaries(t *testing.T) {
+	utc := func(y int, m time.Month, d, h, mi, s int) time.Time { return time.Date(y, m, d, h, mi, s, 0, time.UTC) }
+	for _, tc := range []struct {
+		name, period string
+		start        time.Time
+		boundaries   []time.Time
+	}{
+		{"every 10 seconds falls on multiples of 10 s", "10 seconds", utc(2026, 1, 1, 0, 0, 3),
+			[]time.Time{utc(2026, 1, 1, 0, 0, 10), utc(2026, 1, 1, 0, 0, 20)}},
+		{"every minute falls on :00", "minute", utc(2026, 1, 1, 0, 0, 59),
+			[]time.Time{utc(2026, 1, 1, 0, 1, 0), utc(2026, 1, 1, 0, 2, 0)}},
+		{"every day falls at midnight UTC", "day", utc(2026, 3, 5, 13, 0, 0),
+			[]time.Time{utc(2026, 3, 6, 0, 0, 0), utc(2026, 3, 7, 0, 0, 0)}},
+		{"every month falls on the 1st, across a year end", "month", utc(2026, 11, 20, 0, 0, 0),
+			[]time.Time{utc(2026, 12, 1, 0, 0, 0), utc(2027, 1, 1, 0, 0, 0)}},
+		{"every 2 months counts months since 1970-01", "2 months", utc(2026, 2, 10, 0, 0, 0),
+			[]time.Time{utc(2026, 3, 1, 0, 0, 0), utc(2026, 5, 1, 0, 0, 0)}},
+		{"every year falls on January 1st", "year", utc(2026, 6, 1, 0, 0, 0),
+			[]time.Time{utc(2027, 1, 1, 0, 0, 0), utc(2028, 1, 1, 0, 0, 0)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := testPaths(t, t.TempDir())
+			writeFile(t, p.JobsDir+"/e.lua", `every("`+tc.period+`", "true", {name="e"})`)
+			clock := NewFakeClock(tc.start)
+			te := openTestEngine(t, p, clock)
+			for i, b := range tc.boundaries {
+				te.waitFor("the timer", func() bool { return clock.Timers() > 0 })
+				clock.Set(b.Add(-time.Nanosecond))
+				clock.Set(b.Add(-time.Nanosecond)) // fire nothing early
+				te.waitIdle()
+				if n := len(te.runs("e")); n != i {
+					t.Fatalf("before %v: %d runs, want %d", b, n, i)
+				}
+				clock.Set(b)
+				te.waitFor("the run at the boundary", func() bool { return len(te.runs("e")) == i+1 })
+				if got := te.runs("e")[i].Start; !got.Equal(b) {
+					t.Fatalf("run %d started at %v, want %v", i, got, b)
+				}
+			}
+		})
+	}
+}
+
+func TestEveryJobsAreScheduledInStatus(t *testing.T) {
+	p := testPaths(t, t.TempDir())
+	writeFile(t, p.JobsDir+"/e.lua", `every("hour", "true", {name="h"}) every("minute", "true", {name="m"})`)
+	te := openTestEngine(t, p, NewFakeClock(testEpoch.Add(30*time.Second)))
+	s := te.status()
+	if len(s.Next) != 2 || s.Next[0].Name != "m" || !s.Next[0].Next.Equal(testEpoch.Add(time.Minute)) || !s.Next[1].Next.Equal(testEpoch.Add(time.Hour)) {
+		t.Fatalf("next runs = %+v", s.Next)
+	}
+}

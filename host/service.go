@@ -1,0 +1,311 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"sort"
+	"time"
+
+	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/host/runner"
+)
+
+var _ whenlua.Service = (*Engine)(nil)
+
+// setReq is a set waiting for the engine goroutine; sets already queued
+// together are committed in one transaction (group commit).
+type setReq struct {
+	req   whenlua.SetRequest
+	reply chan setReply
+}
+
+type setReply struct {
+	resp whenlua.SetResponse
+	err  error
+}
+
+// Set implements whenlua.Service.
+func (e *Engine) Set(ctx context.Context, req whenlua.SetRequest) (whenlua.SetResponse, error) {
+	if len(req.Assignments) == 0 {
+		return whenlua.SetResponse{}, fmt.Errorf("%w: nothing to set", whenlua.ErrInvalid)
+	}
+	seen := map[string]bool{}
+	for _, a := range req.Assignments {
+		if err := a.Validate(); err != nil {
+			return whenlua.SetResponse{}, err
+		}
+		if seen[a.Name] {
+			return whenlua.SetResponse{}, fmt.Errorf("%w: %s is assigned twice", whenlua.ErrInvalid, a.Name)
+		}
+		seen[a.Name] = true
+	}
+	switch req.Mode {
+	case whenlua.ModeSet, whenlua.ModeWhisper, whenlua.ModeTest:
+	case "":
+		req.Mode = whenlua.ModeSet
+	default:
+		return whenlua.SetResponse{}, fmt.Errorf("%w: unknown mode %q", whenlua.ErrInvalid, req.Mode)
+	}
+	if req.Origin == "" {
+		req.Origin = whenlua.OriginCLI
+		if req.Mode == whenlua.ModeWhisper {
+			req.Origin = whenlua.OriginWhisper
+		}
+	}
+	if req.Mode == whenlua.ModeTest {
+		var resp whenlua.SetResponse
+		err := e.do(ctx, func() { resp.Triggered = e.st.test(req.Assignments) })
+		return resp, err
+	}
+	r := &setReq{req: req, reply: make(chan setReply, 1)}
+	select {
+	case e.sets <- r:
+	case <-e.done:
+		return whenlua.SetResponse{}, errStopped
+	case <-ctx.Done():
+		return whenlua.SetResponse{}, ctx.Err()
+	}
+	// Once queued, the set is applied whatever the client does: wait for the
+	// commit so that the reply is never a lie.
+	select {
+	case rep := <-r.reply:
+		return rep.resp, rep.err
+	case <-e.done:
+		select {
+		case rep := <-r.reply:
+			return rep.resp, rep.err
+		default:
+			return whenlua.SetResponse{}, errStopped
+		}
+	}
+}
+
+// applySets is one group commit: every set applied in arrival order, each
+// evaluated after its own assignments, then one commit for all of them.
+func (st *state) applySets(batch []*setReq) {
+	for _, r := range batch {
+		r := r
+		var resp whenlua.SetResponse
+		trigger := r.req.Mode == whenlua.ModeSet
+		if err := st.applySet(r.req.Origin, r.req.Assignments, trigger); err != nil {
+			r.reply <- setReply{err: err}
+			continue
+		}
+		before := len(st.step.triggered)
+		st.settle()
+		resp.Triggered = append(resp.Triggered, st.step.triggered[before:]...)
+		st.afterCommit(func(err error) {
+			if err != nil {
+				err = fmt.Errorf("not stored: %w", err)
+			}
+			r.reply <- setReply{resp: resp, err: err}
+		})
+	}
+	st.flush()
+}
+
+// test evaluates as a set of as would, reports the jobs that would become
+// due, and undoes every change.
+func (st *state) test(as []whenlua.Assignment) []string {
+	names := make([]string, 0, len(as))
+	for _, a := range as {
+		st.setVar(a.Name, a.Value, "test")
+		names = append(names, a.Name)
+	}
+	st.queueEval(names)
+	var due []string
+	for len(st.step.evalQueue) > 0 {
+		cands := st.step.evalQueue[0]
+		st.step.evalQueue = st.step.evalQueue[1:]
+		for _, j := range st.fixpoint(cands) {
+			due = append(due, j.name)
+		}
+	}
+	st.rollback()
+	st.resetStep()
+	return due
+}
+
+// Get implements whenlua.Service.
+func (e *Engine) Get(ctx context.Context, name string) (whenlua.Value, error) {
+	if err := whenlua.ValidateName(name); err != nil {
+		return whenlua.Nil, err
+	}
+	var v whenlua.Value
+	err := e.do(ctx, func() { v = e.st.vars[name] })
+	return v, err
+}
+
+// Vars implements whenlua.Service.
+func (e *Engine) Vars(ctx context.Context) (map[string]whenlua.Value, error) {
+	var m map[string]whenlua.Value
+	err := e.do(ctx, func() { m = maps.Clone(e.st.vars) })
+	return m, err
+}
+
+// History implements whenlua.Service. It reads the store directly: badger
+// serves reads concurrently and every acknowledged set is committed.
+func (e *Engine) History(ctx context.Context, name string, n int) ([]whenlua.Version, error) {
+	if err := whenlua.ValidateName(name); err != nil {
+		return nil, err
+	}
+	return e.store.History(name, n)
+}
+
+// Names implements whenlua.Service.
+func (e *Engine) Names(ctx context.Context) ([]whenlua.JobInfo, error) {
+	var out []whenlua.JobInfo
+	err := e.do(ctx, func() {
+		for _, j := range e.st.jobs {
+			out = append(out, jobInfo(j))
+		}
+	})
+	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
+	return out, err
+}
+
+func jobInfo(j *job) whenlua.JobInfo {
+	ji := whenlua.JobInfo{Name: j.name, File: j.gen.path, Line: j.lj.Line, Running: j.running}
+	if j.isWhen() {
+		ji.Kind, ji.Cond = "when", j.lj.Cond
+	} else {
+		ji.Kind, ji.Period = "every", j.lj.Period.String()
+		if j.nextRun != 0 {
+			ji.Next = time.Unix(0, j.nextRun)
+		}
+	}
+	return ji
+}
+
+// Jobs implements whenlua.Service.
+func (e *Engine) Jobs(ctx context.Context) ([]whenlua.Run, error) {
+	var out []whenlua.Run
+	err := e.do(ctx, func() { out = e.st.runningList() })
+	return out, err
+}
+
+// Start implements whenlua.Service.
+func (e *Engine) Start(ctx context.Context, name string) (whenlua.Run, error) {
+	var rec whenlua.Run
+	var err error
+	derr := e.do(ctx, func() {
+		j := e.st.jobs[name]
+		if j == nil {
+			err = fmt.Errorf("%w: no job named %q", whenlua.ErrNotFound, name)
+			return
+		}
+		rec = e.st.startRun(j, "start")
+	})
+	if derr != nil {
+		return rec, derr
+	}
+	if err == nil && rec.State != whenlua.RunRunning {
+		err = fmt.Errorf("%w: run %d of %s not started: %s", whenlua.ErrConflict, rec.Serial, name, rec.Error)
+	}
+	return rec, err
+}
+
+// Cancel implements whenlua.Service.
+func (e *Engine) Cancel(ctx context.Context, serial uint64) error {
+	var err error
+	derr := e.do(ctx, func() {
+		r := e.st.running[serial]
+		if r == nil || r.proc == nil {
+			err = fmt.Errorf("%w: no running job with serial %d", whenlua.ErrNotFound, serial)
+			return
+		}
+		r.proc.Cancel()
+	})
+	if derr != nil {
+		return derr
+	}
+	return err
+}
+
+// Tail implements whenlua.Service.
+func (e *Engine) Tail(ctx context.Context, serial uint64, w io.Writer) error {
+	var proc *runner.Proc
+	if err := e.do(ctx, func() {
+		if r := e.st.running[serial]; r != nil {
+			proc = r.proc
+		}
+	}); err != nil {
+		return err
+	}
+	if proc != nil {
+		return proc.Tail(ctx, w)
+	}
+	rec, err := e.store.Run(serial)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(rec.Output)
+	return err
+}
+
+// Log implements whenlua.Service.
+func (e *Engine) Log(ctx context.Context, job string, n int) ([]whenlua.Run, error) {
+	runs, err := e.store.Runs(job, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := runs[:0]
+	for _, r := range runs {
+		if r.State != whenlua.RunRunning {
+			out = append(out, r)
+			if n > 0 && len(out) == n {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// Run implements whenlua.Service.
+func (e *Engine) Run(ctx context.Context, serial uint64) (whenlua.Run, error) {
+	return e.store.Run(serial)
+}
+
+// Status implements whenlua.Service.
+func (e *Engine) Status(ctx context.Context) (whenlua.Status, error) {
+	var s whenlua.Status
+	err := e.do(ctx, func() { s = e.st.status() })
+	return s, err
+}
+
+func (st *state) status() whenlua.Status {
+	s := whenlua.Status{
+		JobsDir:  st.e.opts.Paths.JobsDir,
+		StateDir: st.e.opts.Paths.StateDir,
+		Files:    st.fileStatus(),
+		Running:  len(st.running),
+		Compiles: st.compiles,
+	}
+	for _, j := range st.sched.h {
+		s.Next = append(s.Next, jobInfo(j))
+	}
+	sort.Slice(s.Next, func(a, b int) bool {
+		if !s.Next[a].Next.Equal(s.Next[b].Next) {
+			return s.Next[a].Next.Before(s.Next[b].Next)
+		}
+		return s.Next[a].Name < s.Next[b].Name
+	})
+	for job, msg := range st.condErrs {
+		s.CondErrors = append(s.CondErrors, job+": "+msg)
+	}
+	sort.Strings(s.CondErrors)
+	return s
+}
+
+// Reload implements whenlua.Service.
+func (e *Engine) Reload(ctx context.Context) (whenlua.Status, error) {
+	var s whenlua.Status
+	err := e.do(ctx, func() {
+		e.st.scan()
+		e.st.flush()
+		s = e.st.status()
+	})
+	return s, err
+}

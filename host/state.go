@@ -1,0 +1,392 @@
+package host
+
+import (
+	"fmt"
+	"maps"
+	"sort"
+
+	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/luaapi"
+	"github.com/whenlua/whenlua/persist"
+)
+
+// state is the live state of the engine. Only the engine goroutine touches it.
+type state struct {
+	e *Engine
+
+	vars    map[string]whenlua.Value
+	jobs    map[string]*job              // active jobs by name
+	files   map[string]*fileEntry        // job files by path
+	index   map[string]map[*job]struct{} // variable -> when-jobs that may read it
+	depsAll map[*job]struct{}            // when-jobs that may read any variable
+	states  map[string]*whenlua.JobState // when-job evaluation state by name (also of jobs not loaded now)
+	running map[uint64]*run
+	serial  uint64
+	sched   *schedule
+
+	lib      map[string]string // lib module path -> content hash
+	condErrs map[string]string // job -> last condition error
+	compiles uint64
+	stopping bool
+
+	step step
+}
+
+// step accumulates what one turn of the engine loop changes; flush commits
+// it in one transaction, or undoes it when the commit fails.
+type step struct {
+	batch       persist.Batch
+	undoVars    map[string]whenlua.Value
+	undoStates  map[string]*whenlua.JobState
+	undoSerial  uint64
+	dirty       bool
+	evalQueue   [][]*job // candidate sets waiting for their fixpoint
+	toStart     []*run
+	triggered   []string // when-jobs made due in this step, in start order
+	afterCommit []func(error)
+}
+
+// job is one active job of one generation.
+type job struct {
+	lj   *luaapi.Job
+	gen  *generation
+	name string
+
+	deps          map[string]struct{} // static and observed dependencies (when-jobs)
+	all           bool                // may read any variable
+	reloadPending bool                // the next evaluation sees reloaded() true
+	running       int
+
+	next    whenlua.Period // every-jobs: the period
+	nextRun int64          // every-jobs: unix nanos of the next run; 0 = unscheduled
+	heapIdx int
+}
+
+func (j *job) isWhen() bool { return j.lj.Kind == luaapi.When }
+
+func newState(e *Engine) (*state, error) {
+	st := &state{
+		e:        e,
+		jobs:     map[string]*job{},
+		files:    map[string]*fileEntry{},
+		index:    map[string]map[*job]struct{}{},
+		depsAll:  map[*job]struct{}{},
+		running:  map[uint64]*run{},
+		condErrs: map[string]string{},
+	}
+	st.sched = newSchedule(e.clock)
+	var err error
+	if st.vars, err = e.store.Vars(); err != nil {
+		return nil, fmt.Errorf("load variables: %w", err)
+	}
+	states, err := e.store.JobStates()
+	if err != nil {
+		return nil, fmt.Errorf("load job states: %w", err)
+	}
+	st.states = make(map[string]*whenlua.JobState, len(states))
+	for name, s := range states {
+		s := s
+		st.states[name] = &s
+	}
+	if st.serial, err = e.store.Serial(); err != nil {
+		return nil, fmt.Errorf("load serial: %w", err)
+	}
+	st.resetStep()
+	return st, nil
+}
+
+func (st *state) resetStep() {
+	st.step = step{
+		batch:      persist.Batch{JobStates: map[string]*whenlua.JobState{}},
+		undoVars:   map[string]whenlua.Value{},
+		undoStates: map[string]*whenlua.JobState{},
+		undoSerial: st.serial,
+	}
+}
+
+// handle runs one request and flushes what it changed.
+func (st *state) handle(f func()) {
+	f()
+	st.flush()
+}
+
+// setVar changes a variable within the current step, remembering the old
+// value for undo.
+func (st *state) setVar(name string, v whenlua.Value, origin string) {
+	old, had := st.vars[name]
+	if _, seen := st.step.undoVars[name]; !seen {
+		if had {
+			st.step.undoVars[name] = old
+		} else {
+			st.step.undoVars[name] = whenlua.Nil
+		}
+	}
+	if v.IsNil() {
+		delete(st.vars, name)
+	} else {
+		st.vars[name] = v
+	}
+	st.step.batch.Vars = append(st.step.batch.Vars, persist.VarChange{Name: name, Value: v, Origin: origin, Time: st.e.clock.Now()})
+	st.step.dirty = true
+}
+
+// putState replaces a job's evaluation state within the current step.
+func (st *state) putState(name string, s *whenlua.JobState) {
+	if _, seen := st.step.undoStates[name]; !seen {
+		st.step.undoStates[name] = st.states[name] // may be nil
+	}
+	if s == nil {
+		delete(st.states, name)
+	} else {
+		st.states[name] = s
+	}
+	st.step.batch.JobStates[name] = s
+	st.step.dirty = true
+}
+
+// nextSerial consumes a JOBSERIAL.
+func (st *state) nextSerial() uint64 {
+	st.serial++
+	st.step.batch.Serial = st.serial
+	st.step.dirty = true
+	return st.serial
+}
+
+// addRun records a run (new or changed) within the current step.
+func (st *state) addRun(r whenlua.Run) {
+	st.step.batch.Runs = append(st.step.batch.Runs, r)
+	st.step.dirty = true
+}
+
+// rollback undoes everything the current step changed in memory.
+func (st *state) rollback() {
+	for name, v := range st.step.undoVars {
+		if v.IsNil() {
+			delete(st.vars, name)
+		} else {
+			st.vars[name] = v
+		}
+	}
+	for name, s := range st.step.undoStates {
+		if s == nil {
+			delete(st.states, name)
+		} else {
+			st.states[name] = s
+		}
+	}
+	st.serial = st.step.undoSerial
+}
+
+// flush settles pending evaluations, commits the step and then runs what
+// waits for the commit: replies, and the processes of the runs it started.
+func (st *state) flush() {
+	st.settle()
+	var err error
+	if st.step.dirty {
+		err = st.e.store.Commit(&st.step.batch)
+		if err != nil {
+			st.e.log.Error("commit", "err", err)
+			st.rollback()
+			for _, r := range st.step.toStart {
+				st.dropRun(r)
+			}
+		}
+	}
+	toStart, after := st.step.toStart, st.step.afterCommit
+	st.resetStep()
+	for _, f := range after {
+		f(err)
+	}
+	if err == nil {
+		for _, r := range toStart {
+			st.launch(r)
+		}
+		// Launch failures are recorded in a step of their own.
+		if st.step.dirty {
+			st.flush()
+		}
+	}
+}
+
+// afterCommit queues f to run once the current step is committed (err nil)
+// or undone (err set).
+func (st *state) afterCommit(f func(error)) {
+	st.step.afterCommit = append(st.step.afterCommit, f)
+}
+
+// ---- evaluation ----
+
+// queueEval asks for the fixpoint over the when-jobs that may read any of names.
+func (st *state) queueEval(names []string) {
+	seen := map[*job]struct{}{}
+	var cands []*job
+	for _, n := range names {
+		for j := range st.index[n] {
+			if _, ok := seen[j]; !ok {
+				seen[j] = struct{}{}
+				cands = append(cands, j)
+			}
+		}
+	}
+	for j := range st.depsAll {
+		if _, ok := seen[j]; !ok {
+			seen[j] = struct{}{}
+			cands = append(cands, j)
+		}
+	}
+	if len(cands) > 0 {
+		st.step.evalQueue = append(st.step.evalQueue, cands)
+	}
+}
+
+// settle runs queued evaluations until none is left, starting the jobs they
+// make due. Hooks that set variables queue further evaluations.
+func (st *state) settle() {
+	for len(st.step.evalQueue) > 0 {
+		cands := st.step.evalQueue[0]
+		st.step.evalQueue = st.step.evalQueue[1:]
+		for _, j := range st.fixpoint(cands) {
+			st.step.triggered = append(st.step.triggered, j.name)
+			st.startRun(j, "when")
+		}
+	}
+}
+
+// fixpoint evaluates cands repeatedly until the set of due jobs stops
+// growing (SPEC §4), and returns the due jobs in name order.
+func (st *state) fixpoint(cands []*job) []*job {
+	sort.Slice(cands, func(a, b int) bool { return cands[a].name < cands[b].name })
+	due := map[*job]struct{}{}
+	for {
+		grew := false
+		for _, j := range cands {
+			if j.gen.retired {
+				continue
+			}
+			if st.evalJob(j) {
+				if _, ok := due[j]; !ok {
+					due[j] = struct{}{}
+					grew = true
+				}
+			}
+		}
+		if !grew {
+			break
+		}
+	}
+	out := make([]*job, 0, len(due))
+	for _, j := range cands {
+		if _, ok := due[j]; ok {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// evalJob evaluates one when-job, moves its snapshot and edge state on, and
+// reports whether it is due (true now, false at the previous evaluation).
+func (st *state) evalJob(j *job) bool {
+	prev := st.states[j.name]
+	if prev == nil {
+		prev = &whenlua.JobState{Cond: j.lj.Cond}
+	}
+	ok, read, err := j.lj.Eval(luaapi.EvalInput{Evaluated: prev.Evaluated, Prev: prev.Snapshot, Reloaded: j.reloadPending})
+	j.reloadPending = false
+	if err != nil {
+		ok = false
+		if st.condErrs[j.name] != err.Error() {
+			st.e.log.Error("condition failed", "job", j.name, "err", err)
+		}
+		st.condErrs[j.name] = err.Error()
+	} else {
+		delete(st.condErrs, j.name)
+	}
+	for _, name := range read {
+		if _, known := j.deps[name]; !known && !j.all {
+			j.deps[name] = struct{}{}
+			st.indexAdd(name, j)
+		}
+	}
+	next := &whenlua.JobState{Cond: j.lj.Cond, Result: ok, Evaluated: true, Snapshot: st.snapshot(j)}
+	if !prev.Evaluated || prev.Result != ok || prev.Cond != next.Cond || !maps.EqualFunc(prev.Snapshot, next.Snapshot, whenlua.Value.Equal) {
+		st.putState(j.name, next)
+	}
+	return ok && !prev.Result
+}
+
+// snapshot takes the current values of the names j may read.
+func (st *state) snapshot(j *job) map[string]whenlua.Value {
+	if j.all {
+		return maps.Clone(st.vars)
+	}
+	snap := make(map[string]whenlua.Value, len(j.deps))
+	for name := range j.deps {
+		snap[name] = st.vars[name] // Nil when unset: still a dependency
+	}
+	return snap
+}
+
+func (st *state) indexAdd(name string, j *job) {
+	set := st.index[name]
+	if set == nil {
+		set = map[*job]struct{}{}
+		st.index[name] = set
+	}
+	set[j] = struct{}{}
+}
+
+// indexJob enters a when-job into the dependency index.
+func (st *state) indexJob(j *job) {
+	j.deps = map[string]struct{}{}
+	j.all = j.lj.DepsAll
+	if j.all {
+		st.depsAll[j] = struct{}{}
+		return
+	}
+	for _, name := range j.lj.Deps {
+		j.deps[name] = struct{}{}
+	}
+	// Names read in earlier evaluations (kept in the persisted snapshot) stay dependencies.
+	if s := st.states[j.name]; s != nil && s.Cond == j.lj.Cond {
+		for name := range s.Snapshot {
+			j.deps[name] = struct{}{}
+		}
+	}
+	for name := range j.deps {
+		st.indexAdd(name, j)
+	}
+}
+
+// unindexJob removes a when-job from the dependency index.
+func (st *state) unindexJob(j *job) {
+	delete(st.depsAll, j)
+	for name := range j.deps {
+		if set := st.index[name]; set != nil {
+			delete(set, j)
+			if len(set) == 0 {
+				delete(st.index, name)
+			}
+		}
+	}
+}
+
+// ---- host callbacks for Lua (engine goroutine) ----
+
+// applySet validates and applies assignments from origin; with trigger it
+// queues the evaluation of the jobs that may read them.
+func (st *state) applySet(origin string, as []whenlua.Assignment, trigger bool) error {
+	for _, a := range as {
+		if err := a.Validate(); err != nil {
+			return err
+		}
+	}
+	names := make([]string, 0, len(as))
+	for _, a := range as {
+		st.setVar(a.Name, a.Value, origin)
+		names = append(names, a.Name)
+	}
+	if trigger {
+		st.queueEval(names)
+	}
+	return nil
+}
