@@ -418,3 +418,41 @@ func TestConcurrentClientsShareOneClient(t *testing.T) {
 		t.Errorf("vars = %v, %v", vars, err)
 	}
 }
+
+// nopSetService answers every set at once, so that a benchmark measures
+// the socket protocol alone.
+type nopSetService struct{ *fakeService }
+
+func (nopSetService) Set(context.Context, whenlua.SetRequest) (whenlua.SetResponse, error) {
+	return whenlua.SetResponse{}, nil
+}
+
+// BenchmarkSocketRoundTrip is the protocol's share of a set: one client,
+// HTTP+JSON over the unix socket, a service that does nothing.
+func BenchmarkSocketRoundTrip(b *testing.B) {
+	p := daemonHome(b)
+	if err := p.Ensure(); err != nil {
+		b.Fatal(err)
+	}
+	l, err := listenSocket(p.Socket)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := NewServer(nopSetService{newFakeService()}, ServerOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(l) }()
+	c := whenlua.Dial(p.Socket)
+	req := whenlua.SetRequest{Mode: whenlua.ModeSet, Assignments: []whenlua.Assignment{{Name: "x", Value: whenlua.Int(1)}}}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := c.Set(context.Background(), req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	c.Close()
+	if err := s.Close(context.Background()); err != nil {
+		b.Error(err)
+	}
+	<-served
+}
