@@ -160,11 +160,6 @@ func (o *output) finish(storedCap int) ([]byte, int64) {
 			o.writeFile(o.ring[:j])
 		}
 	}
-	if o.fileErr == nil {
-		if err := o.file.Sync(); err != nil {
-			o.log.Warn("sync run output", "file", o.file.Name(), "err", err)
-		}
-	}
 	return o.stored(int64(storedCap)), total
 }
 
