@@ -1,0 +1,47 @@
+package host
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRunawayLuaIsStoppedAtTheLimitAndOtherJobsKeepTheirSchedule(t *testing.T) {
+	p := testPaths(t, t.TempDir())
+	writeFile(t, p.JobsDir+"/top.lua", "when('x', 'true')\nwhile true do end\n")
+	writeFile(t, p.JobsDir+"/hooks.lua", `
+when(function() if vars.spin then while true do end end return false end, "true", {name="cond"})
+when("false", "true", {name="pre", pre=function() while true do end end})
+when("false", "true", {name="post", post=function() while true do end end})
+`)
+	writeFile(t, p.JobsDir+"/tick.lua", `every("10 seconds", "true", {name="tick"})`)
+	clock := NewFakeClock(testEpoch)
+	te := openTestEngine(t, p, clock)
+	ctx := context.Background()
+
+	if f, _ := te.fileStatusOf("top.lua"); !strings.HasPrefix(f.Error, p.JobsDir+"/top.lua:2:") {
+		t.Errorf("top-level runaway: status error %q, want top.lua:2:", f.Error)
+	}
+	te.set("spin", true)
+	s := te.status()
+	if len(s.CondErrors) != 1 || !strings.Contains(s.CondErrors[0], "hooks.lua:2:") {
+		t.Errorf("condition runaway: %q, want an error at hooks.lua:2", s.CondErrors)
+	}
+	if _, err := te.Start(ctx, "pre"); err == nil || !strings.Contains(err.Error(), "hooks.lua:3:") {
+		t.Errorf("pre runaway: %v, want an error at hooks.lua:3", err)
+	}
+	if _, err := te.Start(ctx, "post"); err != nil {
+		t.Fatal(err)
+	}
+	te.waitIdle()
+	if r := te.runs("post"); len(r) != 1 || !strings.Contains(r[0].Error, "hooks.lua:4:") {
+		t.Errorf("post runaway: %+v, want an error at hooks.lua:4", r)
+	}
+	// The daemon goes on: the every-job keeps its schedule.
+	for i := 1; i <= 2; i++ {
+		te.waitFor("the timer", func() bool { return clock.Timers() > 0 })
+		clock.Set(testEpoch.Add(time.Duration(i) * 10 * time.Second))
+		te.waitFor("tick", func() bool { return len(te.runs("tick")) == i })
+	}
+}
