@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -226,5 +227,23 @@ func TestChangingALibModuleReloadsExactlyItsUsers(t *testing.T) {
 		if n.Name == "user" && n.Cond != "x >= 7" {
 			t.Fatalf("user's condition = %q, want the new threshold", n.Cond)
 		}
+	}
+}
+
+func TestChangingOneOfAThousandFilesRecompilesOnlyIt(t *testing.T) {
+	p := testPaths(t, t.TempDir())
+	for i := range 1000 {
+		writeFile(t, filepath.Join(p.JobsDir, fmt.Sprintf("f%04d.lua", i)), fmt.Sprintf(`when("v%d == 1", "true", {name="j%d"})`, i, i))
+	}
+	te := openTestEngineWith(t, p, NewFakeClock(testEpoch), time.Hour)
+	before := te.status().Compiles
+	if before != 1000 {
+		t.Fatalf("compiles at start = %d, want 1000", before)
+	}
+	writeFile(t, filepath.Join(p.JobsDir, "f0500.lua"), `when("v500 == 2", "true", {name="j500b"})`)
+	te.waitFor("the edit", func() bool { return te.hasJob("j500b") })
+	te.quiet()
+	if got := te.status().Compiles - before; got != 1 {
+		t.Fatalf("files recompiled for one edit = %d, want 1", got)
 	}
 }
