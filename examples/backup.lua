@@ -1,0 +1,27 @@
+-- A nightly backup at midnight UTC, mailed only when it fails. The last
+-- good backup time is kept in a variable: `whenlua history backup_ok`
+-- lists every successful night.
+
+local dest = os.getenv("BACKUP_DEST") or (os.getenv("HOME") .. "/backups")
+
+every("day", string.format([[
+  mkdir -p %q
+  tar -czf %q/home-$(date +%%F).tar.gz -C "$HOME" Documents
+]], dest, dest), {
+  name = "backup.nightly",
+  timeout = "2h",
+  pre = one(),
+  post = function(r)
+    if r.code == 0 then
+      set("backup_ok", os.date("!%Y-%m-%dT%H:%M:%SZ", r.end_time))
+    else
+      log("backup failed with code %d (serial %d)", r.code, r.serial)
+    end
+  end,
+})
+
+-- Failures are mailed by a second post-style job, so the hook above stays
+-- about state. mailto() can also be used directly as a post function:
+--   post = mailto("me@example.com", { only_on_failure = true })
+when("changes('backup_request')", [[ tar -czf /tmp/adhoc-backup.tar.gz -C "$HOME" Documents ]],
+     { name = "backup.adhoc", post = mailto(os.getenv("LOGNAME") or "root", { only_on_failure = true }) })
