@@ -253,6 +253,8 @@ func (c *Client) call(ctx context.Context, method, path string, query url.Values
 		}
 		return fmt.Errorf("decode reply of %s: %w", path, err)
 	}
+	// Read to EOF so that the connection is reused.
+	_, _ = io.Copy(io.Discard, resp.Body)
 	return nil
 }
 

@@ -1,24 +1,23 @@
 package main
 
 import (
-	_ "embed"
 	"errors"
 	"log/slog"
 	"os"
+	"runtime"
 	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/examples"
 	"github.com/whenlua/whenlua/host"
 )
 
 // sampleJobs is installed as jobs/sample.lua on a fresh home, so that a
 // first `whenlua daemon run` has something to show.
-//
-//go:embed sample.lua
-var sampleJobs []byte
+var sampleJobs = examples.Sample
 
 // daemonRunCommand is `whenlua daemon run`: the daemon in the foreground,
 // logging (slog text) to stderr, until SIGTERM, SIGINT or `daemon stop`.
@@ -43,6 +42,14 @@ func daemonRunCommand(e *env) *cli.Command {
 			p, err := e.Paths()
 			if err != nil {
 				return err
+			}
+			// One engine goroutine owns all live state, so the daemon's work
+			// is serial; with one P, handing a request from the socket to the
+			// engine and to the store's writer costs no thread wake-ups, which
+			// roughly halves a set's latency on a small machine (see
+			// docs/benchmarks.md). GOMAXPROCS in the environment overrides it.
+			if os.Getenv("GOMAXPROCS") == "" {
+				runtime.GOMAXPROCS(1)
 			}
 			log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 			if err := installSample(p); err != nil {
