@@ -129,7 +129,8 @@ func (st *state) finish(res runner.Result) {
 	delete(st.running, res.Serial)
 	rec := &r.rec
 	rec.State = whenlua.RunDone
-	rec.End, rec.Code, rec.Signal = res.End, res.Code, res.Signal
+	// The duration is the process's own; the start is on the engine's clock.
+	rec.End, rec.Code, rec.Signal = rec.Start.Add(res.End.Sub(res.Start)), res.Code, res.Signal
 	rec.Output, rec.OutputSize = res.Output, res.OutputSize
 	switch {
 	case res.TimedOut:

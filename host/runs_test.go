@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/persist"
 )
 
 func TestJobEnvironmentHoldsTypedVariablesJobNameAndSerial(t *testing.T) {
@@ -179,5 +180,47 @@ func TestMailtoDeliversThroughSendmail(t *testing.T) {
 	b, _ := os.ReadFile(mbox)
 	if !strings.Contains(string(b), "To: me@example.com") || !strings.Contains(string(b), "mailer") {
 		t.Fatalf("mail = %q", b)
+	}
+}
+
+func TestStoppingTheDaemonStopsRunningJobsAndRecordsTheirRuns(t *testing.T) {
+	p := testPaths(t, t.TempDir())
+	writeFile(t, p.JobsDir+"/j.lua", `when("false", "trap '' TERM; sleep 1000", {name="stubborn"}) when("false", "sleep 1000", {name="long"})`)
+	te := openTestEngine(t, p, NewFakeClock(testEpoch))
+	ctx := context.Background()
+	r1, err := te.Start(ctx, "long")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := te.Start(ctx, "stubborn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	te = te.restart()
+	for _, serial := range []uint64{r1.Serial, r2.Serial} {
+		r, err := te.Run(ctx, serial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.State != whenlua.RunDone || r.Error != "stopped with the daemon" || r.Signal == "" {
+			t.Errorf("run %d after stop = state %s error %q signal %q", serial, r.State, r.Error, r.Signal)
+		}
+	}
+}
+
+func TestRunsInFlightAtACrashAreRecordedAsLost(t *testing.T) {
+	p := testPaths(t, t.TempDir())
+	te := openTestEngine(t, p, NewFakeClock(testEpoch))
+	// What a daemon killed with SIGKILL leaves: a run committed as running.
+	if err := te.store.Commit(&persist.Batch{Runs: []whenlua.Run{{Serial: 7, Job: "j", State: whenlua.RunRunning, Start: testEpoch}}, Serial: 7}); err != nil {
+		t.Fatal(err)
+	}
+	te = te.restart()
+	r, err := te.Run(context.Background(), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != whenlua.RunLost || r.End.IsZero() {
+		t.Fatalf("run after restart = %+v, want lost", r)
 	}
 }

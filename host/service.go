@@ -247,7 +247,16 @@ func (e *Engine) Tail(ctx context.Context, serial uint64, w io.Writer) error {
 
 // Log implements whenlua.Service.
 func (e *Engine) Log(ctx context.Context, job string, n int) ([]whenlua.Run, error) {
-	runs, err := e.store.Runs(job, 0)
+	// Running runs are in the store too: read enough to skip them.
+	limit := 0
+	if n > 0 {
+		var running int
+		if err := e.do(ctx, func() { running = len(e.st.running) }); err != nil {
+			return nil, err
+		}
+		limit = n + running
+	}
+	runs, err := e.store.Runs(job, limit)
 	if err != nil {
 		return nil, err
 	}
