@@ -1,0 +1,294 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// idleFiles and idleJobsPerFile shape the job files of P5 and P7.
+const (
+	idleFiles       = 100
+	idleJobsPerFile = 10
+)
+
+// idleJobFile returns job file k of P5/P7: five when-jobs (string and
+// function conditions over their own variables) and five every-jobs whose
+// periods are a day or longer, so that none is due in a short window.
+func idleJobFile(k int) string {
+	var s strings.Builder
+	fmt.Fprintf(&s, "when(\"a%d > 5\", \"echo a is $a\")\n", k)
+	fmt.Fprintf(&s, "when(\"changes('b%d')\", \"true\")\n", k)
+	fmt.Fprintf(&s, "when(function() return vars.c%d == \"x\" end, \"true\")\n", k)
+	fmt.Fprintf(&s, "when(\"d%d == 1 and e%d == 2\", \"true\")\n", k, k)
+	fmt.Fprintf(&s, "when(\"increases('f%d')\", \"true\", {timeout = \"1m\"})\n", k)
+	for _, period := range []string{"day", "2 days", "week", "month", "year"} {
+		fmt.Fprintf(&s, "every(%q, \"date > /dev/null\")\n", period)
+	}
+	return s.String()
+}
+
+// tickScript appends the time the script runs, in nanoseconds since the
+// epoch, to file.
+func tickScript(file string) string {
+	return fmt.Sprintf("echo $(date +%%s%%N) >> %s", file)
+}
+
+// benchIdle measures P5, P6 and P7 with three daemons side by side: one
+// with no job file (the baseline of P5 and P7), one with 100 job files of
+// 10 jobs each, and one with an every-second job. After a settle period
+// one window measures the every-second job's lateness (next to a timer in
+// this process starting the same script at each half second), the idle CPU
+// of the first two and, at its end, their resident memory.
+func benchIdle(ctx context.Context, b *bench, cfg config) ([]row, error) {
+	pe, err := b.home("p5-empty")
+	if err != nil {
+		return nil, err
+	}
+	pi, err := b.home("p5-jobs")
+	if err != nil {
+		return nil, err
+	}
+	for k := range idleFiles {
+		if err := writeJob(pi, fmt.Sprintf("idle%03d.lua", k), idleJobFile(k)); err != nil {
+			return nil, err
+		}
+	}
+	ps, err := b.home("p6")
+	if err != nil {
+		return nil, err
+	}
+	ticks := filepath.Join(ps.Home, "ticks")
+	if err := writeJob(ps, "tick.lua", fmt.Sprintf("every(\"second\", %q, {name=\"tick\"})\n", tickScript(ticks))); err != nil {
+		return nil, err
+	}
+	empty, err := b.start(ctx, pe)
+	if err != nil {
+		return nil, err
+	}
+	idle, err := b.start(ctx, pi)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitLoaded(ctx, idle, idleFiles*idleJobsPerFile, time.Minute); err != nil {
+		return nil, err
+	}
+	every, err := b.start(ctx, ps)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitLoaded(ctx, every, 1, time.Minute); err != nil {
+		return nil, err
+	}
+	st, err := idle.c.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b.logf("  settling for %s, then a window of %s", cfg.settle, cfg.window)
+	if err := sleep(ctx, cfg.settle); err != nil {
+		return nil, err
+	}
+
+	cpuE0, err := cpuTime(empty.pid)
+	if err != nil {
+		return nil, err
+	}
+	cpuI0, err := cpuTime(idle.pid)
+	if err != nil {
+		return nil, err
+	}
+	ws := time.Now()
+	we := ws.Add(cfg.window)
+	baseTicks := filepath.Join(ps.Home, "baseline-ticks")
+	waitBaseline, err := timerTicks(ctx, baseTicks, we)
+	if err != nil {
+		return nil, err
+	}
+	if err := sleep(ctx, time.Until(we)); err != nil {
+		return nil, err
+	}
+	el := time.Since(ws)
+	cpuE1, err := cpuTime(empty.pid)
+	if err != nil {
+		return nil, err
+	}
+	cpuI1, err := cpuTime(idle.pid)
+	if err != nil {
+		return nil, err
+	}
+	rssE, err := rssKB(empty.pid)
+	if err != nil {
+		return nil, err
+	}
+	rssI, err := rssKB(idle.pid)
+	if err != nil {
+		return nil, err
+	}
+	late, expected, err := daemonTicks(ticks, ws, we)
+	if err != nil {
+		return nil, err
+	}
+	baseLate, err := waitBaseline()
+	if err != nil {
+		return nil, err
+	}
+	if len(late) == 0 {
+		return nil, fmt.Errorf("the every-second job did not run in the window")
+	}
+
+	perMin := func(d time.Duration) time.Duration {
+		return time.Duration(float64(d) * float64(time.Minute) / float64(el))
+	}
+	cpuE, cpuI := perMin(cpuE1-cpuE0), perMin(cpuI1-cpuI0)
+	due := "none due"
+	for _, j := range st.Next {
+		if !j.Next.IsZero() && j.Next.Before(we) {
+			due = fmt.Sprintf("%s due at %s", j.Name, j.Next.UTC().Format(time.TimeOnly))
+			break
+		}
+	}
+	mb := func(kb int) string { return fmt.Sprintf("%.1f MB", float64(kb)/1024) }
+	scaled := ""
+	if el < 59*time.Second {
+		scaled = ", scaled to a minute"
+	}
+	p50, p99 := percentile(late, 50), percentile(late, 99)
+	b50, b99 := percentile(baseLate, 50), percentile(baseLate, 99)
+	cpuRatio := "-"
+	if cpuE > 0 {
+		cpuRatio = ratio(float64(cpuI) / float64(cpuE))
+	}
+	lateName := fmt.Sprintf("every-second start lateness, p50 (p99), %d runs of %d", len(late), expected)
+	return []row{{
+		key:      "P5",
+		name:     fmt.Sprintf("idle RSS, %d files x %d jobs, after %s", idleFiles, idleJobsPerFile, (cfg.settle + cfg.window).Round(time.Second)),
+		figure:   mb(rssI),
+		baseline: mb(rssE) + " no files",
+		ratio:    ratio(float64(rssI) / float64(rssE)),
+		target:   "<= 30 MB",
+		ok:       verdict(rssI <= 30*1024),
+	}, {
+		key:      "P6",
+		name:     lateName,
+		figure:   fmt.Sprintf("%s (%s)", ms(p50), ms(p99)),
+		baseline: fmt.Sprintf("%s (%s) timer+sh", ms(b50), ms(b99)),
+		ratio:    ratio(float64(p99)/float64(b99)) + " p99",
+		target:   "p99 <= 20 ms",
+		ok:       verdict(p99 <= 20*time.Millisecond),
+		note:     "lateness includes starting /bin/sh and date (the baseline pays the same from a timer in the bench, at half seconds)",
+	}, {
+		key:      "P7",
+		name:     fmt.Sprintf("idle CPU, %d files x %d jobs, over %s%s, %s", idleFiles, idleJobsPerFile, el.Round(time.Second), scaled, due),
+		figure:   fmt.Sprintf("%d ms/min", cpuI.Milliseconds()),
+		baseline: fmt.Sprintf("%d ms/min no files", cpuE.Milliseconds()),
+		ratio:    cpuRatio,
+		target:   "<= 50 ms/min",
+		ok:       verdict(cpuI <= 50*time.Millisecond),
+		note:     fmt.Sprintf("utime+stime count in %s ticks: +-%d ms/min over this window", clockTick, perMin(clockTick).Milliseconds()),
+	}}, nil
+}
+
+// timerTicks starts a goroutine that, at each half second until end, runs
+// the tick script with /bin/sh -c (a timer in this process and a process
+// start, what any scheduler pays) and returns a function that waits for it
+// and returns the latenesses. The half seconds keep it clear of the
+// daemon's whole-second runs.
+func timerTicks(ctx context.Context, file string, end time.Time) (func() ([]time.Duration, error), error) {
+	type result struct {
+		late []time.Duration
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var targets []time.Time
+		for {
+			target := time.Now().Truncate(time.Second).Add(500 * time.Millisecond)
+			if !target.After(time.Now()) {
+				target = target.Add(time.Second)
+			}
+			if !target.Before(end) || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(time.Until(target))
+			if err := exec.Command("/bin/sh", "-c", tickScript(file)).Run(); err != nil {
+				done <- result{err: err}
+				return
+			}
+			targets = append(targets, target)
+		}
+		stamps, err := readStamps(file)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		if len(stamps) != len(targets) {
+			done <- result{err: fmt.Errorf("%d baseline ticks recorded, %d run", len(stamps), len(targets))}
+			return
+		}
+		late := make([]time.Duration, len(stamps))
+		for i, s := range stamps {
+			late[i] = s.Sub(targets[i])
+		}
+		done <- result{late: late}
+	}()
+	return func() ([]time.Duration, error) {
+		r := <-done
+		return r.late, r.err
+	}, nil
+}
+
+// daemonTicks returns the lateness of each run of the every-second job that
+// ran in [start, end), measured from its whole second, and the number of
+// whole seconds in the window.
+func daemonTicks(file string, start, end time.Time) (late []time.Duration, expected int, err error) {
+	stamps, err := readStamps(file)
+	if err != nil {
+		return nil, 0, err
+	}
+	for sec := start.Truncate(time.Second).Add(time.Second); sec.Before(end); sec = sec.Add(time.Second) {
+		expected++
+	}
+	for _, s := range stamps {
+		if s.Before(start) || !s.Before(end) {
+			continue
+		}
+		late = append(late, s.Sub(s.Truncate(time.Second)))
+	}
+	return late, expected, nil
+}
+
+// readStamps reads the nanosecond timestamps the tick script appended.
+func readStamps(file string) ([]time.Time, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []time.Time
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		ns, err := strconv.ParseInt(strings.TrimSpace(sc.Text()), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %q is not a time in nanoseconds", file, sc.Text())
+		}
+		out = append(out, time.Unix(0, ns))
+	}
+	return out, sc.Err()
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

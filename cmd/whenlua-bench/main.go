@@ -1,0 +1,122 @@
+// Command whenlua-bench measures a real whenlua daemon against the
+// project's performance targets and prints one table of figures, baselines
+// measured in the same run, ratios and targets.
+//
+//	go run ./cmd/whenlua-bench [-quick] [-bin PATH] [-dir DIR]
+//
+// It builds the whenlua binary (or takes -bin), starts daemons with
+// `whenlua daemon start` in homes under a fresh temporary directory, drives
+// them through whenlua.Dial and the job files it writes, stops them and
+// removes the directory at the end, also on an error or an interrupt.
+// docs/benchmarks.md describes each row.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// config holds the sizes and durations of one mode (quick or full).
+type config struct {
+	quick bool
+
+	startIters  int           // P1: triggers per side
+	bigJobs     int           // P2: the largest number of loaded when-jobs
+	setIters    int           // P2: sets per size
+	edits       int           // P3: edits measured
+	rounds      int           // P4: rounds of baseline, 1 client, 8 clients
+	roundLength time.Duration // P4: length of each measurement in a round
+	settle      time.Duration // P5-P7: wait after loading before the window
+	window      time.Duration // P6/P7: measurement window
+}
+
+func quickConfig() config {
+	return config{quick: true, startIters: 60, bigJobs: 20000, setIters: 150, edits: 10,
+		rounds: 3, roundLength: 500 * time.Millisecond, settle: 2 * time.Second, window: 10 * time.Second}
+}
+
+func fullConfig() config {
+	return config{startIters: 500, bigJobs: 100000, setIters: 1000, edits: 50,
+		rounds: 5, roundLength: 2 * time.Second, settle: 10 * time.Second, window: 60 * time.Second}
+}
+
+func main() {
+	quick := flag.Bool("quick", false, "smaller sizes and shorter windows (under a minute)")
+	bin := flag.String("bin", "", "the whenlua binary to run (default: build ./cmd/whenlua)")
+	dir := flag.String("dir", "", "where to create the temporary homes (default: $TMPDIR)")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: whenlua-bench [-quick] [-bin PATH] [-dir DIR]\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() > 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	cfg := fullConfig()
+	if *quick {
+		cfg = quickConfig()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, *bin, *dir); err != nil {
+		if errors.Is(err, context.Canceled) {
+			err = errors.New("interrupted")
+		}
+		fmt.Fprintf(os.Stderr, "whenlua-bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// run sets up the bench, runs every measurement and prints the table. The
+// daemons it started are stopped and the temporary directory removed before
+// it returns.
+func run(ctx context.Context, cfg config, bin, dir string) (err error) {
+	start := time.Now()
+	b, err := newBench(ctx, bin, dir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := b.close(); err == nil {
+			err = cerr
+		}
+	}()
+	var rows []row
+	steps := []struct {
+		name string
+		f    func(context.Context, *bench, config) ([]row, error)
+	}{
+		{"idle daemons: RSS, every-second lateness, idle CPU (P5-P7)", benchIdle},
+		{"set to job started (P1)", benchStart},
+		{"set with many loaded jobs (P2)", benchLoaded},
+		{"edit to active (P3)", benchEdit},
+		{"durable sets per second (P4)", benchThroughput},
+	}
+	for _, s := range steps {
+		b.logf("%s", s.name)
+		rs, err := s.f(ctx, b, cfg)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		rows = append(rows, rs...)
+		if err := b.stopAll(); err != nil {
+			return err
+		}
+	}
+	sortRows(rows)
+	mode := "full"
+	if cfg.quick {
+		mode = "quick"
+	}
+	fmt.Printf("whenlua-bench (%s mode), %s\n\n", mode, machine(b.root))
+	printTable(os.Stdout, rows)
+	fmt.Printf("\nwall time %s\n", time.Since(start).Round(100*time.Millisecond))
+	return nil
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/persist"
+)
+
+// benchThroughput is P4: durable sets per second from one client and from
+// eight concurrent clients (each its own Client and variable), next to the
+// raw loop of 128-byte appends each followed by an fsync, in the same
+// home's filesystem. Each round measures the three in turn (in a rotating
+// order); a ratio is the median over rounds of the ratio within a round.
+func benchThroughput(ctx context.Context, b *bench, cfg config) ([]row, error) {
+	p, err := b.home("p4")
+	if err != nil {
+		return nil, err
+	}
+	d, err := b.start(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	fsyncDir := filepath.Join(p.Home, "baseline")
+	if err := os.Mkdir(fsyncDir, 0o700); err != nil {
+		return nil, err
+	}
+	clients := make([]*whenlua.Client, 8)
+	for i := range clients {
+		clients[i] = whenlua.Dial(p.Socket)
+		defer clients[i].Close()
+	}
+
+	fsyncs := func() (float64, error) {
+		n, t0 := 0, time.Now()
+		for time.Since(t0) < cfg.roundLength {
+			if _, err := persist.BaselineAppendFsync(fsyncDir, 20); err != nil {
+				return 0, err
+			}
+			n += 20
+		}
+		return float64(n) / time.Since(t0).Seconds(), nil
+	}
+	// The daemon's CPU time (utime+stime) per set, by number of clients.
+	cpu := map[int]time.Duration{}
+	count := map[int]int64{}
+	sets := func(k int) func() (float64, error) {
+		return func() (float64, error) {
+			c0, err := cpuTime(d.pid)
+			if err != nil {
+				return 0, err
+			}
+			var n atomic.Int64
+			var wg sync.WaitGroup
+			errs := make([]error, k)
+			t0 := time.Now()
+			for g := range k {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					name := fmt.Sprintf("b%d", g)
+					for i := int64(0); time.Since(t0) < cfg.roundLength; i++ {
+						if _, err := clients[g].Set(ctx, whenlua.SetRequest{Mode: whenlua.ModeSet,
+							Assignments: []whenlua.Assignment{{Name: name, Value: whenlua.Int(i)}}}); err != nil {
+							errs[g] = err
+							return
+						}
+						n.Add(1)
+					}
+				}()
+			}
+			wg.Wait()
+			el := time.Since(t0)
+			for _, err := range errs {
+				if err != nil {
+					return 0, err
+				}
+			}
+			c1, err := cpuTime(d.pid)
+			if err != nil {
+				return 0, err
+			}
+			cpu[k] += c1 - c0
+			count[k] += n.Load()
+			return float64(n.Load()) / el.Seconds(), nil
+		}
+	}
+	kinds := []func() (float64, error){fsyncs, sets(1), sets(8)}
+	// A short warm-up of each, not counted.
+	for _, k := range kinds {
+		if _, err := k(); err != nil {
+			return nil, err
+		}
+	}
+	clear(cpu)
+	clear(count)
+	var base, one, eight, r1, r8 []float64
+	for round := range cfg.rounds {
+		got := make([]float64, len(kinds))
+		for j := range kinds {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			i := (round + j) % len(kinds)
+			if got[i], err = kinds[i](); err != nil {
+				return nil, err
+			}
+		}
+		base, one, eight = append(base, got[0]), append(one, got[1]), append(eight, got[2])
+		r1, r8 = append(r1, got[1]/got[0]), append(r8, got[2]/got[0])
+	}
+	bs := fmt.Sprintf("%.0f fsyncs/s", median(base))
+	perSet := func(k int) string {
+		if count[k] == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f µs", float64(cpu[k])/float64(count[k])/float64(time.Microsecond))
+	}
+	note := fmt.Sprintf("daemon CPU (utime+stime) per set: %s with 1 client, %s with 8 clients; the fsync loop writes 128 bytes per fsync", perSet(1), perSet(8))
+	return []row{{
+		key:      "P4",
+		name:     fmt.Sprintf("durable sets/s, 1 client, median of %d rounds", cfg.rounds),
+		figure:   fmt.Sprintf("%.0f /s", median(one)),
+		baseline: bs,
+		ratio:    ratio(median(r1)),
+		target:   ">= 0.6x",
+		ok:       verdict(median(r1) >= 0.6),
+	}, {
+		key:      "P4",
+		name:     fmt.Sprintf("durable sets/s, 8 clients, median of %d rounds", cfg.rounds),
+		figure:   fmt.Sprintf("%.0f /s", median(eight)),
+		baseline: bs,
+		ratio:    ratio(median(r8)),
+		target:   ">= 2x",
+		ok:       verdict(median(r8) >= 2),
+		note:     note,
+	}}, nil
+}
