@@ -1,0 +1,287 @@
+package luaapi
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/whenlua/whenlua"
+)
+
+// Local loads job files in the process, without a daemon, and evaluates
+// their when-jobs against variables kept in memory as the daemon would
+// (SPEC §4): each when-job keeps its previous snapshot and result, a set
+// re-evaluates the jobs that may read what it set until the due set stops
+// growing, and a job is due when its condition goes from false to true.
+// Nothing runs: a due job is only reported. It is the backend of
+// `whenlua repl --file`. Not safe for concurrent use.
+type Local struct {
+	vars  map[string]whenlua.Value
+	files []*File
+	whens []*Job // sorted by name
+	jobs  map[*Job]*localJob
+	// Loaded names the jobs that became due when the files loaded (their
+	// first evaluation, with reloaded() true).
+	Loaded ReplResult
+}
+
+// localJob is a when-job's evaluation state.
+type localJob struct {
+	evaluated, result, reloaded bool
+	snap                        map[string]whenlua.Value
+	deps                        map[string]bool
+}
+
+func (lj *localJob) clone() *localJob {
+	c := *lj
+	c.deps = maps.Clone(lj.deps)
+	return &c
+}
+
+// localHost is a Host over Local's variables, for one file.
+type localHost struct{ l *Local }
+
+func (h localHost) Get(name string) whenlua.Value { return h.l.vars[name] }
+func (h localHost) Set(_ string, as []whenlua.Assignment, _ bool) error {
+	for _, a := range as {
+		if err := a.Validate(); err != nil {
+			return err
+		}
+	}
+	h.l.apply(as)
+	return nil
+}
+func (h localHost) Log(string, string)      {}
+func (h localHost) Running() []whenlua.Run  { return nil }
+func (h localHost) SendMail(string, []byte) {}
+
+// OpenLocal loads the job files at paths in order, each with LibDir =
+// dir(path)/lib and the time limit timeout (DefaultTimeout when 0), checks
+// that job names are unique across them, calls their on_load hooks, then
+// evaluates every when-job once with reloaded() true, as the daemon does
+// on load. Variables start empty (top-level code and on_load may set some).
+// It returns every load error (*LoadError, *CallError or an os error); on
+// error nothing stays open.
+func OpenLocal(paths []string, timeout time.Duration) (*Local, []error) {
+	l := &Local{vars: map[string]whenlua.Value{}, jobs: map[*Job]*localJob{}}
+	var errs []error
+	taken := map[string]*Job{}
+	for _, path := range paths {
+		src, err := os.ReadFile(path)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		proto, err := Compile(path, src)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		f, err := Load(path, src, proto, Options{LibDir: filepath.Join(filepath.Dir(path), "lib"), Timeout: timeout, Host: localHost{l}})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		clash := false
+		for _, j := range f.Jobs {
+			if other := taken[j.Name]; other != nil {
+				errs = append(errs, &LoadError{Path: path, Line: j.Line,
+					Msg: fmt.Sprintf("job name %q is already used by %s:%d", j.Name, other.File.Path, other.Line)})
+				clash = true
+			}
+		}
+		if clash {
+			f.Close()
+			continue
+		}
+		for _, j := range f.Jobs {
+			taken[j.Name] = j
+		}
+		l.files = append(l.files, f)
+	}
+	for _, f := range l.files {
+		if err := f.CallOnLoad(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		l.Close()
+		return nil, errs
+	}
+	for _, f := range l.files {
+		for _, j := range f.Jobs {
+			if j.Kind != When {
+				continue
+			}
+			lj := &localJob{reloaded: true, deps: map[string]bool{}}
+			for _, d := range j.Deps {
+				lj.deps[d] = true
+			}
+			l.jobs[j] = lj
+			l.whens = append(l.whens, j)
+		}
+	}
+	sort.Slice(l.whens, func(a, b int) bool { return l.whens[a].Name < l.whens[b].Name })
+	l.Loaded = l.fixpoint(l.whens)
+	return l, nil
+}
+
+// Close closes the files' states.
+func (l *Local) Close() {
+	for _, f := range l.files {
+		f.Close()
+	}
+	l.files = nil
+}
+
+// Vars implements ReplBackend: a copy of the variables.
+func (l *Local) Vars() (map[string]whenlua.Value, error) { return maps.Clone(l.vars), nil }
+
+// Names implements ReplBackend: every job of the files, in file order.
+func (l *Local) Names() ([]whenlua.JobInfo, error) {
+	var out []whenlua.JobInfo
+	for _, f := range l.files {
+		for _, j := range f.Jobs {
+			ji := whenlua.JobInfo{Name: j.Name, File: f.Path, Line: j.Line, Kind: j.Kind.String()}
+			if j.Kind == When {
+				ji.Cond = j.Cond
+			} else {
+				ji.Period = j.Period.String()
+			}
+			out = append(out, ji)
+		}
+	}
+	return out, nil
+}
+
+// Set implements ReplBackend. ModeSet stores the values and evaluates the
+// when-jobs that may read them (their names found statically or read in an
+// earlier evaluation; a job whose reads cannot be known is always
+// evaluated) until the set of due jobs stops growing. ModeWhisper only
+// stores. ModeTest does what ModeSet would and then restores the
+// variables and every job's state.
+func (l *Local) Set(mode whenlua.Mode, as []whenlua.Assignment) (ReplResult, error) {
+	seen := map[string]bool{}
+	for _, a := range as {
+		if err := a.Validate(); err != nil {
+			return ReplResult{}, err
+		}
+		if seen[a.Name] {
+			return ReplResult{}, fmt.Errorf("%w: %s is assigned twice", whenlua.ErrInvalid, a.Name)
+		}
+		seen[a.Name] = true
+	}
+	switch mode {
+	case whenlua.ModeWhisper:
+		l.apply(as)
+		return ReplResult{}, nil
+	case whenlua.ModeSet:
+		l.apply(as)
+		return l.fixpoint(l.candidates(seen)), nil
+	case whenlua.ModeTest:
+		vars := maps.Clone(l.vars)
+		jobs := make(map[*Job]*localJob, len(l.jobs))
+		for j, lj := range l.jobs {
+			jobs[j] = lj.clone()
+		}
+		l.apply(as)
+		res := l.fixpoint(l.candidates(seen))
+		l.vars, l.jobs = vars, jobs
+		return res, nil
+	}
+	return ReplResult{}, errors.New("unknown mode " + string(mode))
+}
+
+func (l *Local) apply(as []whenlua.Assignment) {
+	for _, a := range as {
+		if a.Value.IsNil() {
+			delete(l.vars, a.Name)
+		} else {
+			l.vars[a.Name] = a.Value
+		}
+	}
+}
+
+// candidates are the when-jobs that may read any of names, in name order.
+func (l *Local) candidates(names map[string]bool) []*Job {
+	var out []*Job
+	for _, j := range l.whens {
+		lj := l.jobs[j]
+		if j.DepsAll {
+			out = append(out, j)
+			continue
+		}
+		for n := range names {
+			if lj.deps[n] {
+				out = append(out, j)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// fixpoint evaluates cands (in name order) repeatedly until the set of due
+// jobs stops growing and returns the due ones in name order.
+func (l *Local) fixpoint(cands []*Job) ReplResult {
+	due := map[*Job]bool{}
+	errs := map[*Job]string{}
+	for {
+		grew := false
+		for _, j := range cands {
+			ok, err := l.eval(j)
+			if err != nil {
+				errs[j] = j.Name + ": " + err.Error()
+			} else {
+				delete(errs, j)
+			}
+			if ok && !due[j] {
+				due[j] = true
+				grew = true
+			}
+		}
+		if !grew {
+			break
+		}
+	}
+	var res ReplResult
+	for _, j := range cands {
+		if due[j] {
+			res.Triggered = append(res.Triggered, j.Name)
+		}
+		if e, ok := errs[j]; ok {
+			res.CondErrors = append(res.CondErrors, e)
+		}
+	}
+	return res
+}
+
+// eval evaluates one when-job, moves its snapshot and result on, and
+// reports whether it is due (true now, false at the previous evaluation).
+func (l *Local) eval(j *Job) (bool, error) {
+	lj := l.jobs[j]
+	ok, read, err := j.Eval(EvalInput{Evaluated: lj.evaluated, Prev: lj.snap, Reloaded: lj.reloaded})
+	lj.reloaded = false
+	if err != nil {
+		ok = false
+	}
+	for _, n := range read {
+		lj.deps[n] = true
+	}
+	var snap map[string]whenlua.Value
+	if j.DepsAll {
+		snap = maps.Clone(l.vars)
+	} else {
+		snap = make(map[string]whenlua.Value, len(lj.deps))
+		for n := range lj.deps {
+			snap[n] = l.vars[n]
+		}
+	}
+	due := ok && !lj.result
+	lj.evaluated, lj.result, lj.snap = true, ok, snap
+	return due, err
+}
