@@ -244,8 +244,8 @@ on_load(function() whisper("a", true) end)
 		{whenlua.ModeSet, "x", whenlua.Int(8), ""},      // same value: no change
 		{whenlua.ModeSet, "b", whenlua.Int(1), "ab"},
 		{whenlua.ModeWhisper, "b", whenlua.Int(2), ""},
-		{whenlua.ModeSet, "y", whenlua.Int(1), "y1"},           // ab does not read y: not evaluated
-		{whenlua.ModeSet, "a", whenlua.Bool(true), "ab"},       // the whispered b fires at the next evaluation
+		{whenlua.ModeSet, "y", whenlua.Int(1), "y1"},     // ab does not read y: not evaluated
+		{whenlua.ModeSet, "a", whenlua.Bool(true), "ab"}, // the whispered b fires at the next evaluation
 		{whenlua.ModeSet, "x", whenlua.Int(1), "moved"},
 		{whenlua.ModeTest, "x", whenlua.Int(6), "high moved"},
 	}
