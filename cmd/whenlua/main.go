@@ -30,7 +30,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	e := &env{stdout: stdout, stderr: stderr}
 	app := newApp(e)
-	err := app.RunContext(ctx, reorderArgs(app, args))
+	err := app.RunContext(ctx, completionArgs(app, args))
 	return e.report(err)
 }
 
@@ -77,6 +77,8 @@ func newApp(e *env) *cli.App {
 			outputCommand(e),
 			statusCommand(e),
 			reloadCommand(e),
+			completionCommand(e),
+			docsCommand(e),
 		},
 	}
 	onUsage := func(_ *cli.Context, err error, _ bool) error { return &exitError{code: 2, err: err} }
@@ -98,6 +100,7 @@ func newApp(e *env) *cli.App {
 		}
 	}
 	walk(app.Commands)
+	installCompletion(app, e)
 	return app
 }
 
