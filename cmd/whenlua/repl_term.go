@@ -75,6 +75,17 @@ func (tr *termReader) readLine(prompt string) (string, error) {
 // ends lines with CRLF as raw mode needs.
 func (e *env) replTTY(ctx context.Context, tty *ttyIO, opts luaapi.ReplOptions, banner string) error {
 	fd := int(tty.in.Fd())
+	t := term.NewTerminal(tty, "> ")
+	if w, h, err := term.GetSize(fd); err == nil {
+		_ = t.SetSize(w, h)
+	}
+	opts.Out = t
+	r, err := luaapi.NewRepl(opts)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+
 	old, err := term.MakeRaw(fd)
 	if err != nil {
 		return fmt.Errorf("terminal: %w", err)
@@ -94,26 +105,15 @@ func (e *env) replTTY(ctx context.Context, tty *ttyIO, opts luaapi.ReplOptions, 
 		}
 	}()
 
-	t := term.NewTerminal(tty, "> ")
-	if w, h, err := term.GetSize(fd); err == nil {
-		_ = t.SetSize(w, h)
-	}
 	hist := &replHistory{skip: func() bool { return tty.interrupted }}
+	defer hist.close()
+	t.History = hist
+	fmt.Fprintf(t, "%s: %d variables. help() lists what you can do; Ctrl-D quits.\n", banner, len(r.Vars()))
 	if p, err := e.Paths(); err == nil {
 		if err := hist.open(filepath.Join(p.StateDir, historyFile)); err != nil {
 			fmt.Fprintf(t, "whenlua: history not kept: %v\n", err)
 		}
 	}
-	defer hist.close()
-	t.History = hist
-
-	opts.Out = t
-	r, err := luaapi.NewRepl(opts)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	fmt.Fprintf(t, "%s: %d variables. help() lists what you can do; Ctrl-D quits.\n", banner, len(r.Vars()))
 	replLoop(r, &termReader{t: t, tty: tty}, t)
 	fmt.Fprint(t, "\n")
 	return nil
