@@ -1,0 +1,592 @@
+package main
+
+// The reliability suite, end to end through the real binary and a real
+// daemon (the host package has the in-process part). Each test is short by
+// default; -reliability.long (or WHENLUA_RELIABILITY_LONG=1) makes the
+// loads bigger and the repetitions more.
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/whenlua/whenlua"
+)
+
+var reliabilityLong = flag.Bool("reliability.long", false, "run the long variant of the reliability suite")
+
+// long reports whether the long variant of the reliability suite runs.
+func long() bool {
+	return *reliabilityLong || os.Getenv("WHENLUA_RELIABILITY_LONG") != ""
+}
+
+// pick returns short, or long in the long variant.
+func pick[T any](short, long_ T) T {
+	if long() {
+		return long_
+	}
+	return short
+}
+
+// runsJSON runs a listing command with --json and decodes its runs.
+func (h *home) runsJSON(args ...string) []whenlua.Run {
+	h.t.Helper()
+	var runs []whenlua.Run
+	out := h.ok(append(args, "--json")...)
+	if err := json.Unmarshal([]byte(out), &runs); err != nil {
+		h.t.Fatalf("whenlua %s --json: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return runs
+}
+
+// runOf returns the finished run serial from `whenlua log --json`.
+func (h *home) runOf(serial uint64) (whenlua.Run, bool) {
+	h.t.Helper()
+	for _, r := range h.runsJSON("log") {
+		if r.Serial == serial {
+			return r, true
+		}
+	}
+	return whenlua.Run{}, false
+}
+
+// startJob runs `whenlua start NAME --json` and returns the run it started.
+func (h *home) startJob(name string) whenlua.Run {
+	h.t.Helper()
+	var r whenlua.Run
+	out := h.ok("start", name, "--json")
+	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Serial == 0 || r.Job != name {
+		h.t.Fatalf("start %s --json: %q, %v", name, out, err)
+	}
+	return r
+}
+
+// running returns run serial from `whenlua jobs --json`, once it has a pid.
+func (h *home) running(serial uint64) whenlua.Run {
+	h.t.Helper()
+	var run whenlua.Run
+	waitFor(h.t, fmt.Sprintf("run %d among the running jobs with a pid", serial), func() bool {
+		for _, r := range h.runsJSON("jobs") {
+			if r.Serial == serial && r.PID != 0 {
+				run = r
+				return true
+			}
+		}
+		return false
+	})
+	return run
+}
+
+// alive reports whether pid is a live process (not a zombie).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && len(s) > i+2 {
+		return s[i+2] != 'Z' && s[i+2] != 'X'
+	}
+	return true
+}
+
+// rssKiB returns the resident set size of pid in KiB.
+func rssKiB(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skipf("no /proc/%d/status: %v", pid, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			n, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				t.Fatalf("VmRSS line %q", line)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no VmRSS in /proc/%d/status", pid)
+	return 0
+}
+
+// setLoad is several clients, each setting its own variables in a loop
+// until stopped or until the daemon stops answering. Each set assigns
+// three variables atomically: the client's counter, its twin (always equal
+// after any set), and "tick" (which fires a when-job every 25 sets).
+type setLoad struct {
+	mu    sync.Mutex
+	acked [][]int64 // per client, the values acknowledged, in order
+	total int
+	stop  chan struct{}
+	done  sync.WaitGroup
+}
+
+func loadVar(prefix string, k int) string { return fmt.Sprintf("%s_%d", prefix, k) }
+func twinVar(prefix string, k int) string { return fmt.Sprintf("%s_%d_twin", prefix, k) }
+func startSetLoad(h *home, prefix string, clients int) *setLoad {
+	l := &setLoad{acked: make([][]int64, clients), stop: make(chan struct{})}
+	for k := range clients {
+		l.done.Add(1)
+		go func() {
+			defer l.done.Done()
+			c := whenlua.Dial(filepath.Join(h.dir, "whenlua.sock"))
+			defer c.Close()
+			for i := int64(1); ; i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				as := []whenlua.Assignment{{Name: loadVar(prefix, k), Value: whenlua.Int(i)}, {Name: twinVar(prefix, k), Value: whenlua.Int(i)}}
+				if k == 0 {
+					as = append(as, whenlua.Assignment{Name: "tick", Value: whenlua.Int(i)})
+				}
+				if _, err := c.Set(context.Background(), whenlua.SetRequest{Mode: whenlua.ModeSet, Assignments: as}); err != nil {
+					return // the daemon died under this set: not acknowledged
+				}
+				l.mu.Lock()
+				l.acked[k] = append(l.acked[k], i)
+				l.total++
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+func (l *setLoad) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.total
+}
+
+// finish stops the clients (they stop by themselves when the daemon dies).
+func (l *setLoad) finish() {
+	close(l.stop)
+	l.done.Wait()
+}
+
+// R1 (see also TestEveryAcknowledgedSetSurvivesSIGKILLOfTheDaemon, one
+// client, and host's TestRunsInFlightAtACrashAreRecordedAsLost, a record
+// planted in the store): several clients and running jobs under repeated
+// kill -9; every acknowledged set is there after each restart, atomic sets
+// stay atomic, and the runs in flight are recorded as lost.
+func TestRepeatedSIGKILLUnderConcurrentSetsLosesNothingAcknowledgedAndRecordsRunsInFlightAsLost(t *testing.T) {
+	h := newHome(t)
+	h.writeJob("load.lua", `
+when("false", "sleep 1000", {name="sleeper"})
+when("false", "while :; do echo still here; sleep 0.05; done", {name="chatty"})
+when("tick % 25 == 0", "echo $tick; sleep 0.2", {name="churn"})
+`)
+	h.start()
+	const clients = 4
+	cycles := pick(3, 20)
+	var orphans []whenlua.Run
+	t.Cleanup(func() {
+		for _, r := range orphans {
+			_ = syscall.Kill(-r.PID, syscall.SIGKILL)
+		}
+	})
+	for cycle := range cycles {
+		prefix := fmt.Sprintf("c%d", cycle)
+		sleeper := h.running(h.startJob("sleeper").Serial)
+		chatty := h.running(h.startJob("chatty").Serial)
+		orphans = append(orphans, sleeper, chatty)
+		load := startSetLoad(h, prefix, clients)
+		// Kill somewhere between 40 and 400 acknowledged sets in all
+		// (history keeps 1000 versions of each variable).
+		killAt := 40 + rand.IntN(360)
+		waitFor(t, "sets to be acknowledged", func() bool { return load.count() >= killAt })
+		killAndWait(t, h.pid())
+		load.finish()
+
+		// A job is its own process group: a silent one outlives the
+		// daemon; one that writes gets EPIPE on its output (set -e) or
+		// SIGPIPE and ends.
+		if !alive(sleeper.PID) {
+			t.Errorf("cycle %d: the silent job of run %d (pid %d) died with the daemon", cycle, sleeper.Serial, sleeper.PID)
+		}
+		waitFor(t, "the job writing output to end without its daemon", func() bool { return !alive(chatty.PID) })
+		h.start()
+		for k := range clients {
+			acked := load.acked[k]
+			if len(acked) == 0 {
+				continue
+			}
+			last := acked[len(acked)-1]
+			got, err := strconv.ParseInt(strings.TrimSpace(h.ok("get", loadVar(prefix, k))), 10, 64)
+			if err != nil || got < last {
+				t.Fatalf("cycle %d: %s = %d after restart, but %d was acknowledged", cycle, loadVar(prefix, k), got, last)
+			}
+			if twin := strings.TrimSpace(h.ok("get", twinVar(prefix, k))); twin != strconv.FormatInt(got, 10) {
+				t.Fatalf("cycle %d: %s = %d but its twin, set in the same sets, = %s", cycle, loadVar(prefix, k), got, twin)
+			}
+			hist := map[string]bool{}
+			for _, line := range strings.Split(strings.TrimSpace(h.ok("history", loadVar(prefix, k))), "\n") {
+				f := strings.Split(line, "\t")
+				hist[f[len(f)-1]] = true
+			}
+			for _, v := range acked {
+				if !hist[strconv.FormatInt(v, 10)] {
+					t.Fatalf("cycle %d: acknowledged version %d of %s is not in its history", cycle, v, loadVar(prefix, k))
+				}
+			}
+		}
+		for _, inFlight := range []whenlua.Run{chatty, sleeper} {
+			r, ok := h.runOf(inFlight.Serial)
+			if !ok || r.State != whenlua.RunLost || r.End.IsZero() || r.Error == "" {
+				t.Fatalf("cycle %d: run %d in flight at the kill is %+v after restart, want lost", cycle, inFlight.Serial, r)
+			}
+		}
+		r, _ := h.runOf(sleeper.Serial)
+		for _, r := range h.runsJSON("log") {
+			if r.State == whenlua.RunRunning {
+				t.Errorf("cycle %d: run %d of %s is in the log as running", cycle, r.Serial, r.Job)
+			}
+		}
+		for _, r := range h.runsJSON("jobs") {
+			if r.Start.Before(sleeper.Start) || r.Job == "sleeper" || r.Job == "chatty" {
+				t.Errorf("cycle %d: run %d of %s from before the kill is among the running jobs", cycle, r.Serial, r.Job)
+			}
+		}
+		t.Logf("cycle %d: %d acknowledged sets from %d clients, all there after kill -9; run %d lost (recorded pid %d, dir %q, error %q); its process %d alive: %v; its directory kept: %v",
+			cycle, load.count(), clients, sleeper.Serial, r.PID, r.Dir, r.Error, sleeper.PID, alive(sleeper.PID), exists(sleeper.Dir))
+	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// reliabilityWait is how long a reliability test waits for the daemon.
+const reliabilityWait = 30 * time.Second
+
+// daemonLog returns what the detached daemon logged so far.
+func (h *home) daemonLog() string {
+	b, _ := os.ReadFile(filepath.Join(h.dir, "daemon.log"))
+	return string(b)
+}
+
+// answers requires `whenlua vars` to work at once (within two seconds).
+func (h *home) answers(after string) {
+	h.t.Helper()
+	start := time.Now()
+	h.ok("vars")
+	if d := time.Since(start); d > 2*time.Second {
+		h.t.Errorf("after %s, whenlua vars took %v", after, d)
+	}
+}
+
+// R3 (host's TestRunawayLuaIsStoppedAtTheLimitAndOtherJobsKeepTheirSchedule
+// covers top level, condition, pre and post in an engine): a runaway loop in
+// each place a job file runs Lua, through the real daemon and its default
+// time limit. The daemon answers right after each, and the error, with
+// file:line, is in `whenlua status`, `whenlua log`, the start command's
+// message, or (on_load, on_unload) the daemon log.
+func TestRunawayLuaInEachPlaceLeavesTheDaemonAnsweringAndTheErrorVisible(t *testing.T) {
+	h := newHome(t)
+	h.writeJob("top.lua", "when('x', 'true')\nwhile true do end\n")
+	h.writeJob("onload.lua", "when('false', 'true', {name='ol'})\non_load(function()\n  while true do end\nend)\n")
+	h.writeJob("onunload.lua", "when('false', 'true', {name='ou'})\non_unload(function()\n  while true do end\nend)\n")
+	h.writeJob("hooks.lua", `
+when(function() if vars.spin then while true do end end return false end, "true", {name="cond"})
+when("false", "true", {name="pre", pre=function() while true do end end})
+when("false", "true", {name="post", post=function() while true do end end})
+`)
+	h.start()
+	h.answers("loading top.lua and onload.lua")
+	jobs := h.dir + "/jobs/"
+
+	st := h.ok("status")
+	if !strings.Contains(st, jobs+"top.lua:2:") {
+		t.Errorf("top level: status does not show top.lua:2:\n%s", st)
+	}
+	if names := h.ok("names"); strings.Contains(names, "top.") || !strings.Contains(names, "ol\t") {
+		t.Errorf("names after the runaway top level and on_load:\n%s", names)
+	}
+	if log := h.daemonLog(); !strings.Contains(log, "onload.lua:3:") {
+		t.Errorf("on_load: daemon.log does not show onload.lua:3:\n%s", log)
+	}
+
+	h.ok("set", "--type", "bool", "spin=true")
+	h.answers("a runaway condition")
+	if st := h.ok("status"); !strings.Contains(st, "hooks.lua:2:") {
+		t.Errorf("condition: status does not show hooks.lua:2:\n%s", st)
+	}
+
+	h.fails(1, []string{"start", "pre"}, "hooks.lua:3:")
+	h.answers("a runaway pre")
+	if runs := h.runsJSON("log", "pre"); len(runs) != 1 || runs[0].State != whenlua.RunRefused || !strings.Contains(runs[0].Error, "hooks.lua:3:") {
+		t.Errorf("pre: log has %+v, want a refused run with an error at hooks.lua:3", runs)
+	}
+
+	post := h.startJob("post")
+	var run whenlua.Run
+	waitFor(t, "the run of post to be recorded", func() bool {
+		var ok bool
+		run, ok = h.runOf(post.Serial)
+		return ok
+	})
+	h.answers("a runaway post")
+	if !strings.Contains(run.Error, "hooks.lua:4:") {
+		t.Errorf("post: log has %+v, want an error at hooks.lua:4", run)
+	}
+	if exists(post.Dir) {
+		t.Errorf("post: the run directory %s stays after a runaway post", post.Dir)
+	}
+
+	if err := os.Remove(filepath.Join(h.dir, "jobs", "onunload.lua")); err != nil {
+		t.Fatal(err)
+	}
+	// reload exits 1: top.lua still does not load.
+	if r := h.run("reload"); strings.Contains(r.stdout, "onunload.lua") || !strings.Contains(r.stderr, "top.lua:2:") {
+		t.Errorf("reload after removing onunload.lua: %v", r)
+	}
+	h.answers("a runaway on_unload")
+	if names := h.ok("names"); strings.Contains(names, "ou\t") {
+		t.Errorf("the removed file's job is still loaded:\n%s", names)
+	}
+	if log := h.daemonLog(); !strings.Contains(log, "onunload.lua:3:") {
+		t.Errorf("on_unload: daemon.log does not show onunload.lua:3:\n%s", log)
+	}
+}
+
+// R4: a job that floods its output through the real daemon. The daemon's
+// memory stays flat, the stored output is capped, the output size is
+// counted, and the run's directory is removed.
+func TestAJobFloodingItsOutputKeepsTheDaemonsMemoryFlat(t *testing.T) {
+	size := pick[int64](200_000_000, 1<<30)
+	h := newHome(t)
+	h.writeJob("flood.lua", `
+when("false", "head -c $size /dev/zero", {name="flood"})
+when("false", "echo warm", {name="warm"})
+`)
+	pid := h.start()
+	h.ok("set", "--type", "int", fmt.Sprintf("size=%d", size))
+	// Warm up: one small run, so that what a first run allocates once is
+	// not counted.
+	warm := h.startJob("warm")
+	waitFor(t, "the warm-up run", func() bool { _, ok := h.runOf(warm.Serial); return ok })
+	before := rssKiB(t, pid)
+
+	flood := h.startJob("flood")
+	var run whenlua.Run
+	deadline := time.Now().Add(pick(time.Minute, 5*time.Minute))
+	peak := before
+	for {
+		if r, ok := h.runOf(flood.Serial); ok {
+			run = r
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the flood of %d bytes has not finished", size)
+		}
+		peak = max(peak, rssKiB(t, pid))
+		time.Sleep(50 * time.Millisecond)
+	}
+	after := rssKiB(t, pid)
+	peak = max(peak, after)
+	t.Logf("daemon RSS: %d KiB before, %d KiB at most while %d bytes flowed, %d KiB after", before, peak, size, after)
+	const bound = 64 << 10 // KiB
+	if peak-before > bound {
+		t.Errorf("the daemon grew by %d KiB while the job wrote %d bytes (bound %d KiB)", peak-before, size, bound)
+	}
+	if run.State != whenlua.RunDone || run.Code != 0 || run.OutputSize != size {
+		t.Errorf("flood run: state %s code %d output size %d, want done, 0, %d", run.State, run.Code, run.OutputSize, size)
+	}
+	out := h.ok("output", strconv.FormatUint(flood.Serial, 10))
+	if len(out) == 0 || len(out) > 1<<20 {
+		t.Errorf("whenlua output printed %d bytes of a %d-byte output, want a capped head and tail", len(out), size)
+	}
+	if exists(flood.Dir) {
+		t.Errorf("the run directory %s is still there", flood.Dir)
+	}
+	h.answers("the flood")
+}
+
+// newTmpfsHome returns a home on a tmpfs of size bytes, or skips the test
+// when it cannot mount one (not root, no tmpfs).
+func newTmpfsHome(t *testing.T, size string) *home {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs as the home (a full disk)")
+	}
+	parent, err := os.MkdirTemp("", "wlfull")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(parent, "h")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
+		os.RemoveAll(parent)
+		t.Skipf("cannot mount a tmpfs of %s on %s: %v", size, dir, err)
+	}
+	h := &home{t: t, dir: dir}
+	t.Cleanup(func() {
+		h.kill()
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+		os.RemoveAll(parent)
+	})
+	if err := os.MkdirAll(filepath.Join(dir, "jobs"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// fill writes path until the file system is full and returns its size.
+func fill(t *testing.T, path string) int64 {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatalf("create %s: %v", path, err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	var n int64
+	for {
+		k, err := f.Write(chunk)
+		n += int64(k)
+		if err != nil {
+			if !strings.Contains(err.Error(), "no space") {
+				t.Fatalf("fill %s: %v", path, err)
+			}
+			return n
+		}
+	}
+}
+
+// R7: the disk fills up under a running daemon. A set fails with a clear
+// one-line error and exit 1 and changes nothing; the daemon keeps serving
+// reads; once space is freed, sets work again; and after a restart every
+// acknowledged value is there.
+func TestAFullDiskFailsSetsClearlyAndLosesNothingAcknowledged(t *testing.T) {
+	h := newTmpfsHome(t, "32m")
+	r := h.run("daemon", "start")
+	if r.code != 0 {
+		t.Fatalf("the daemon does not start on a 32 MiB home: %v\nits log:\n%s", r, h.daemonLog())
+	}
+	pid := h.pid()
+	c := h.client()
+	ctx := context.Background()
+	acked := map[string][]string{} // name -> values acknowledged, in order
+	failed := map[string]string{}  // name -> the value of a failed set after the last acknowledged one
+	value := strings.Repeat("v", 512)
+	set := func(name, v string) error {
+		_, err := c.Set(ctx, whenlua.SetRequest{Mode: whenlua.ModeSet, Assignments: []whenlua.Assignment{{Name: name, Value: whenlua.String(v)}}})
+		if err == nil {
+			acked[name] = append(acked[name], v)
+			delete(failed, name)
+		} else {
+			failed[name] = v // not acknowledged: it may or may not have been applied
+		}
+		return err
+	}
+	for i := range 100 {
+		if err := set(fmt.Sprintf("before%d", i%10), fmt.Sprintf("%d-%s", i, value)); err != nil {
+			t.Fatalf("set %d before the disk is full: %v", i, err)
+		}
+	}
+
+	filler := filepath.Join(h.dir, "filler")
+	t.Logf("filled the home with %d bytes", fill(t, filler))
+	// What the store had buffered may take a few more sets; then sets
+	// must fail, and keep failing while the disk stays full.
+	var setErr error
+	for i := 0; i < 1000 && setErr == nil; i++ {
+		setErr = set("during", fmt.Sprintf("%d-%s", i, value))
+	}
+	if setErr == nil {
+		t.Fatalf("1000 sets of %d bytes succeeded on a full disk", len(value))
+	}
+	t.Logf("%d sets acknowledged on the full disk before the first failure: %v", len(acked["during"]), setErr)
+	time.Sleep(300 * time.Millisecond) // a daemon that fails may take a moment to die
+	died := !alive(pid) || h.pid() != pid
+	if died {
+		waitFor(t, "the failed daemon to exit", func() bool { return !alive(pid) })
+		t.Errorf("the daemon died when the disk filled up: %s", crashOf(h.daemonLog()))
+	} else {
+		r = h.fails(1, []string{"set", "full=1"}, "space")
+		t.Logf("whenlua set on a full disk: %s", strings.TrimSpace(r.stderr))
+		if vars := h.ok("vars"); strings.Contains(vars, "full=") {
+			t.Errorf("a failed set stored its value:\n%s", vars)
+		}
+		h.answers("a failed set on a full disk")
+		if got := h.ok("get", "before9"); got != acked["before9"][len(acked["before9"])-1]+"\n" {
+			t.Errorf("get before9 on a full disk: %q", got)
+		}
+		h.ok("status")
+		h.ok("history", "before1")
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if died {
+		if r := h.run("daemon", "start"); r.code != 0 {
+			t.Fatalf("the daemon does not start again after a full disk: %v\nits log:\n%s", r, h.daemonLog())
+		}
+		pid = h.pid()
+	}
+	var afterErr error
+	waitFor(t, "a set to work again after space was freed", func() bool {
+		afterErr = set("after", "1")
+		return afterErr == nil
+	})
+	h.ok("set", "after_cli=1")
+	acked["after_cli"] = []string{"1"}
+	if !alive(pid) {
+		t.Fatalf("the daemon died after the disk emptied: %s", crashOf(h.daemonLog()))
+	}
+
+	h.ok("daemon", "stop")
+	if r := h.run("daemon", "start"); r.code != 0 {
+		t.Fatalf("the daemon does not start again after a full disk: %v\nits log:\n%s", r, h.daemonLog())
+	}
+	for name, vs := range acked {
+		last := vs[len(vs)-1]
+		if got := h.ok("get", name); got != last+"\n" && (failed[name] == "" || got != failed[name]+"\n") {
+			t.Errorf("after a restart %s = %.20q..., want %.20q... (the last acknowledged value) or %.20q... (a set that failed after it)", name, got, last, failed[name])
+		}
+		hist := map[string]bool{}
+		for _, line := range strings.Split(strings.TrimSpace(h.ok("history", name)), "\n") {
+			f := strings.SplitN(line, "\t", 3)
+			hist[f[len(f)-1]] = true
+		}
+		for _, v := range vs {
+			if !hist[v] {
+				t.Errorf("after a restart the acknowledged version %.20q... of %s is not in its history", v, name)
+			}
+		}
+	}
+	if !died && strings.Contains(h.daemonLog(), "fatal error") {
+		t.Errorf("the daemon log tells of a crash: %s", crashOf(h.daemonLog()))
+	}
+}
+
+// crashOf returns the fatal error of a daemon log and the frames of the
+// goroutine that raised it, or the log's last lines.
+func crashOf(log string) string {
+	lines := strings.Split(log, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "fatal error") || strings.HasPrefix(l, "panic:") {
+			return strings.Join(lines[i:min(len(lines), i+22)], "\n")
+		}
+	}
+	return strings.Join(lines[max(0, len(lines)-10):], "\n")
+}
