@@ -21,5 +21,7 @@ when(function() return changes("greeting") end,
      { name = "sample.greet" })
 
 -- Runs when load rises to 6 or more; not again until it has gone below 6.
-when("load >= 6", [[ echo "busy: load is $load" ]],
+-- (Comparing an unset variable with a number is an error, shown by
+-- `whenlua status`, so the condition checks that load is set.)
+when("load ~= nil and load >= 6", [[ echo "busy: load is $load" ]],
      { name = "sample.busy", pre = one() })

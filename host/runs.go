@@ -102,7 +102,7 @@ func (st *state) jobEnv(name string, serial uint64) []string {
 	env := make([]string, 0, len(st.e.opts.Env)+len(st.vars)+2)
 	for _, kv := range st.e.opts.Env {
 		k, _, _ := strings.Cut(kv, "=")
-		if _, isVar := st.vars[k]; isVar || k == "JOBNAME" || k == "JOBSERIAL" {
+		if _, isVar := st.vars[k]; isVar || k == "JOBNAME" || k == "JOBSERIAL" || (k == whenlua.EnvHome && st.e.opts.Paths.Home != "") {
 			continue
 		}
 		env = append(env, kv)
@@ -114,6 +114,11 @@ func (st *state) jobEnv(name string, serial uint64) []string {
 	sort.Strings(names)
 	for _, n := range names {
 		env = append(env, n+"="+st.vars[n].String())
+	}
+	// A job's own `whenlua set` reaches this daemon even when it was started
+	// with --home rather than WHENLUA_HOME.
+	if home := st.e.opts.Paths.Home; home != "" {
+		env = append(env, whenlua.EnvHome+"="+home)
 	}
 	return append(env, "JOBNAME="+name, "JOBSERIAL="+strconv.FormatUint(serial, 10))
 }

@@ -26,7 +26,7 @@ func TestJobEnvironmentHoldsTypedVariablesJobNameAndSerial(t *testing.T) {
 	}
 	env := string(b)
 	run := te.runs("envjob")[0]
-	for _, want := range []string{"\ns=hello world\n", "\ni=42\n", "\nf=2.5\n", "\ngo=true\n", "\nJOBNAME=envjob\n", "\nJOBSERIAL=" + uintStr(run.Serial) + "\n"} {
+	for _, want := range []string{"\ns=hello world\n", "\ni=42\n", "\nf=2.5\n", "\ngo=true\n", "\nJOBNAME=envjob\n", "\nWHENLUA_HOME=" + te.paths.Home + "\n", "\nJOBSERIAL=" + uintStr(run.Serial) + "\n"} {
 		if !strings.Contains("\n"+env, want) {
 			t.Errorf("environment lacks %q", strings.TrimSpace(want))
 		}

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"runtime"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/urfave/cli/v2"

@@ -35,6 +35,9 @@ type output struct {
 	ring   []byte
 	closed bool          // the stream has ended: total is final
 	wake   chan struct{} // closed and cleared on every change; nil when nobody waits
+
+	followers int  // follow calls reading the file
+	released  bool // close was called: the last follower closes the file
 }
 
 func newOutput(file *os.File, headCap, tailCap int, log *slog.Logger) *output {
@@ -201,6 +204,21 @@ func (o *output) readErr(err error) {
 // could take them are replaced by a marker. w is written without holding
 // any lock, so a slow w delays only this follower.
 func (o *output) follow(ctx context.Context, w io.Writer) error {
+	o.mu.Lock()
+	if o.released {
+		o.mu.Unlock()
+		return fmt.Errorf("read run output: %w", os.ErrClosed)
+	}
+	o.followers++
+	o.mu.Unlock()
+	defer func() {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		o.followers--
+		if o.followers == 0 && o.released {
+			o.file.Close()
+		}
+	}()
 	var pos int64
 	buf := make([]byte, 32<<10)
 	for {
@@ -252,8 +270,18 @@ func (o *output) follow(ctx context.Context, w io.Writer) error {
 	}
 }
 
-// close releases the file.
+// close releases the file; a follower still reading it keeps it open until
+// it is done, so a tail never loses the end of a run that was cleaned up.
 func (o *output) close() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.released {
+		return nil
+	}
+	o.released = true
+	if o.followers > 0 {
+		return nil
+	}
 	err := o.file.Close()
 	if errors.Is(err, os.ErrClosed) {
 		return nil

@@ -514,3 +514,38 @@ func TestDoneSeesItsRunNoLongerRunning(t *testing.T) {
 		t.Fatal("done not called")
 	}
 }
+
+// gatedWriter blocks its first Write until open is closed.
+type gatedWriter struct {
+	open    chan struct{}
+	started chan struct{}
+	once    sync.Once
+	buf     bytes.Buffer
+}
+
+func (w *gatedWriter) Write(b []byte) (int, error) {
+	w.once.Do(func() { close(w.started); <-w.open })
+	return w.buf.Write(b)
+}
+
+func TestATailStillReadingWhenTheRunIsCleanedUpGetsAllOfIt(t *testing.T) {
+	r := newRunner(t, Options{HeadCap: 1 << 20})
+	gate := filepath.Join(t.TempDir(), "gate")
+	p, results := start(t, r, Spec{Serial: 1, Job: "j", Script: `seq 1 20000; while [ ! -e ` + gate + ` ]; do sleep 0.01; done; echo end`})
+	w := &gatedWriter{open: make(chan struct{}), started: make(chan struct{})}
+	tailed := make(chan error, 1)
+	go func() { tailed <- p.Tail(context.Background(), w) }()
+	<-w.started
+	os.WriteFile(gate, nil, 0o600)
+	res := wait(t, results)
+	if err := p.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	close(w.open)
+	if err := <-tailed; err != nil {
+		t.Fatalf("tail: %v", err)
+	}
+	if int64(w.buf.Len()) != res.OutputSize || !strings.HasSuffix(w.buf.String(), "20000\nend\n") {
+		t.Fatalf("tail got %d bytes, want %d ending in 20000 and end", w.buf.Len(), res.OutputSize)
+	}
+}
