@@ -195,7 +195,9 @@ when("tick % 25 == 0", "echo $tick; sleep 0.2", {name="churn"})
 	var orphans []whenlua.Run
 	t.Cleanup(func() {
 		for _, r := range orphans {
-			_ = syscall.Kill(-r.PID, syscall.SIGKILL)
+			if r.PID > 0 { // the job's own process group
+				_ = syscall.Kill(-r.PID, syscall.SIGKILL)
+			}
 		}
 	})
 	for cycle := range cycles {
