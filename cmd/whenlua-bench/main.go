@@ -79,6 +79,7 @@ func main() {
 // it returns.
 func run(ctx context.Context, cfg config, bin, dir string) (err error) {
 	start := time.Now()
+	load0 := loadAverage()
 	b, err := newBench(ctx, bin, dir)
 	if err != nil {
 		return err
@@ -117,6 +118,7 @@ func run(ctx context.Context, cfg config, bin, dir string) (err error) {
 	}
 	fmt.Printf("whenlua-bench (%s mode), %s\n\n", mode, machine(b.root))
 	printTable(os.Stdout, rows)
-	fmt.Printf("\nwall time %s\n", time.Since(start).Round(100*time.Millisecond))
+	fmt.Printf("\nwall time %s; 1-minute load average %s at the start, %s at the end\n",
+		time.Since(start).Round(100*time.Millisecond), load0, loadAverage())
 	return nil
 }

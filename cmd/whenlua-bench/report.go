@@ -145,6 +145,15 @@ func cpuTime(pid int) (time.Duration, error) {
 	return time.Duration(u+st) * clockTick, nil
 }
 
+// loadAverage returns the 1-minute load average, or "?".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
+}
+
 // machine describes where the bench runs: CPUs, CPU model, kernel and the
 // filesystem holding dir.
 func machine(dir string) string {
