@@ -216,6 +216,8 @@ func FuzzServerRequests(f *testing.F) {
 			}
 		case res.StatusCode >= 500:
 			t.Fatalf("%s %s %q: status %d: %s", method, u, body, res.StatusCode, replyBody)
+		case req.RequestURI == "*" && res.StatusCode == http.StatusBadRequest:
+			// net/http's ServeMux answers "*" itself, before any route.
 		default:
 			var eb whenlua.ErrorBody
 			if err := json.Unmarshal(replyBody, &eb); err != nil || eb.Error == "" || strings.Contains(eb.Error, "\n") {
@@ -236,8 +238,10 @@ func FuzzServerRequests(f *testing.F) {
 			}
 			return
 		}
+		// The server decodes the first JSON value of the body (what follows
+		// it is not read), as json.Decoder does.
 		var sr whenlua.SetRequest
-		if err := json.Unmarshal(body, &sr); err != nil {
+		if err := json.NewDecoder(bytes.NewReader(body)).Decode(&sr); err != nil {
 			t.Fatalf("a set of a body that does not decode was accepted: %q", body)
 		}
 		want := maps.Clone(before)
