@@ -93,6 +93,10 @@ func (b *bench) start(ctx context.Context, p whenlua.Paths) (*daemon, error) {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
+		// A daemon that started but did not answer in time must not outlive the bench.
+		stop := exec.Command(b.bin, "daemon", "stop", "--timeout", "30s")
+		stop.Env = b.env(p)
+		_ = stop.Run()
 		return nil, fmt.Errorf("whenlua daemon start: %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
