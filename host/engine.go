@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -133,6 +134,9 @@ func (e *Engine) Open(ctx context.Context) error {
 		return err
 	}
 	st.handle(st.scan) // the first load of every job file
+	// Loading leaves the garbage of parsing and compiling every file behind;
+	// give it back now rather than keep the daemon's footprint at its peak.
+	debug.FreeOSMemory()
 	if e.opts.PollEvery > 0 {
 		w, err := newWatcher(e)
 		if err != nil {

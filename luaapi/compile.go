@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"weak"
@@ -26,6 +27,7 @@ func Compile(path string, src []byte) (*lua.FunctionProto, error) {
 	if err != nil {
 		return nil, syntaxError(path, err)
 	}
+	trimProto(proto)
 	remember(proto, newFileAST(path, src, chunk))
 	return proto, nil
 }
@@ -126,6 +128,7 @@ func compileStringCond(path string, line int, expr string) *condInfo {
 	if err != nil {
 		return &condInfo{err: errors.New(syntaxError(path, err).Msg)}
 	}
+	trimProto(proto)
 	// A main chunk is vararg; in Lua 5.0 compatibility mode gopher-lua then
 	// builds an `arg` table on every call. A condition has no use for it.
 	proto.IsVarArg &^= lua.VarArgNeedsArg
@@ -179,4 +182,21 @@ func astOf(proto *lua.FunctionProto, src []byte) *fileAST {
 	}
 	chunk, _ := parse.Parse(bytes.NewReader(skipShebang(src)), proto.SourceName)
 	return remember(proto, newFileAST(proto.SourceName, src, chunk))
+}
+
+// trimProto copies the slices of a compiled proto (and of the functions in
+// it) down to their length. gopher-lua's compiler leaves them with the
+// capacity it grew them to (1,024 instructions and line numbers at least),
+// which a daemon holding thousands of conditions would keep for good.
+func trimProto(p *lua.FunctionProto) {
+	p.Code = slices.Clone(p.Code)
+	p.Constants = slices.Clone(p.Constants)
+	p.FunctionPrototypes = slices.Clone(p.FunctionPrototypes)
+	p.DbgSourcePositions = slices.Clone(p.DbgSourcePositions)
+	p.DbgLocals = slices.Clone(p.DbgLocals)
+	p.DbgCalls = slices.Clone(p.DbgCalls)
+	p.DbgUpvalues = slices.Clone(p.DbgUpvalues)
+	for _, c := range p.FunctionPrototypes {
+		trimProto(c)
+	}
 }

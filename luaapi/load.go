@@ -126,6 +126,9 @@ func Load(path string, src []byte, proto *lua.FunctionProto, opts Options) (*Fil
 	}
 	f.Jobs = s.jobs
 	f.Requires = s.requires
+	// Jobs are declared only while loading: the source, the main chunk and
+	// its syntax tree are of no more use, and a daemon keeps many files.
+	s.src, s.proto, s.ast = nil, nil, nil
 	return f, nil
 }
 

@@ -44,7 +44,16 @@ var modNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*$`)
 // (pattern functions budgeted, rep bounded), math, and os limited to time,
 // date, clock, getenv and difftime. No io, no debug, no coroutines.
 func (s *state) newLState() *lua.LState {
-	L := lua.NewState(lua.Options{SkipOpenLibs: true, MinimizeStackMemory: false})
+	// A daemon holds one state per loaded file: start the registry and the
+	// call stack small and let them grow on demand up to the usual limits.
+	L := lua.NewState(lua.Options{
+		SkipOpenLibs:        true,
+		RegistrySize:        256,
+		RegistryMaxSize:     lua.RegistrySize * 64,
+		RegistryGrowStep:    256,
+		CallStackSize:       lua.CallStackSize,
+		MinimizeStackMemory: true,
+	})
 	for _, lib := range []struct {
 		name string
 		open lua.LGFunction
