@@ -54,10 +54,9 @@ func BenchmarkCommitOneVar(b *testing.B) {
 }
 
 // BenchmarkCommitParallel8 has 8 goroutines commit single-variable batches
-// concurrently. ns/op is the time per commit across all of them. Badger
-// writes the transactions waiting at one moment as one group sharing the
-// value-log fsync, but (v4.9.6) still syncs the memtable WAL once per
-// transaction, so the gain over sequential commits is modest.
+// concurrently. ns/op is the time per commit across all of them. The
+// commits waiting at one moment are written to the commit log as one group
+// sharing one fdatasync.
 func BenchmarkCommitParallel8(b *testing.B) {
 	rawFsync(b)
 	s := openTest(b, Options{})

@@ -42,13 +42,15 @@ type Batch struct {
 const maxJobNameLen = 4096
 
 // Commit writes b as one badger transaction: all of it or, when it returns
-// an error, nothing. When it returns nil the batch is on disk (fsynced).
+// an error, nothing. When it returns nil the batch is on disk: its record in
+// the commit log is fdatasynced before the transaction is committed.
 // Invalid names or values give an error wrapping whenlua.ErrInvalid; a batch
 // badger cannot take in one transaction gives one wrapping ErrTooBig: a
 // transaction holds about 13,000 keys (a variable or a run is two, a job
 // state one) and 1.2 MiB of values under 32 bytes with their keys; larger
 // values live in the value log and count as a 12-byte pointer.
-// Concurrent Commits are allowed; badger shares one fsync among them.
+// Concurrent Commits are allowed; those waiting at the same time share one
+// log sync, and their transactions are committed in log order.
 func (s *Store) Commit(b *Batch) error {
 	if err := validateBatch(b); err != nil {
 		return fmt.Errorf("commit: %w", err)
@@ -60,18 +62,37 @@ func (s *Store) Commit(b *Batch) error {
 
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
+	bufp := recPool.Get().(*[]byte)
+	rec := append((*bufp)[:0], make([]byte, recHeaderSize)...)
+	defer func() {
+		if cap(rec) <= maxPooledRec {
+			*bufp = rec
+			recPool.Put(bufp)
+		}
+	}()
 	entries := 0
 	set := func(k, v []byte) error {
 		entries++
-		return txn.Set(k, v)
+		if err := txn.Set(k, v); err != nil {
+			return err
+		}
+		rec = appendOp(rec, opSet, k, v)
+		return nil
 	}
 	del := func(k []byte) error {
 		entries++
-		return txn.Delete(k)
+		if err := txn.Delete(k); err != nil {
+			return err
+		}
+		rec = appendOp(rec, opDelete, k, nil)
+		return nil
 	}
 	err := s.fill(b, set, del)
+	if err == nil && len(rec)-recHeaderSize > maxRecordPayload {
+		err = fmt.Errorf("%w: record of %d bytes", badger.ErrTxnTooBig, len(rec))
+	}
 	if err == nil {
-		err = txn.Commit()
+		err = s.submit(&pending{rec: rec, txn: txn, done: make(chan struct{})})
 	}
 	switch {
 	case err == nil:

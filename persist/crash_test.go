@@ -15,8 +15,29 @@ import (
 	"github.com/whenlua/whenlua"
 )
 
-// crashDirEnv tells the re-executed test binary to act as the crashing child.
-const crashDirEnv = "WHENLUA_PERSIST_CRASH_DIR"
+// crashDirEnv tells the re-executed test binary to act as the crashing child;
+// crashModeEnv changes how its store is opened (see crashOptions).
+const (
+	crashDirEnv  = "WHENLUA_PERSIST_CRASH_DIR"
+	crashModeEnv = "WHENLUA_PERSIST_CRASH_MODE"
+)
+
+// crashOptions are the child's store options for a mode: "" is the daemon's
+// setting; "checkpoints" checkpoints every 256 KiB of log, so that kills
+// land around checkpoints; "log-only" never commits to badger, as if a power
+// loss had taken all of badger's unsynced writes (no checkpoint then, it
+// would lose them).
+func crashOptions(dir, mode string) Options {
+	o := Options{Dir: dir, Logger: quietLogger, MaintainEvery: -1}
+	switch mode {
+	case "checkpoints":
+		o.CheckpointBytes = 256 << 10
+	case "log-only":
+		o.CheckpointBytes = 1 << 40
+		o.hooks = logOnly
+	}
+	return o
+}
 
 // crashBatch is commit i of the child: two variables that must always be
 // equal, a job state, a run and the serial; every tenth commit also sets 20
@@ -43,9 +64,9 @@ func crashBatch(i int) *Batch {
 func TestCrashChild(t *testing.T) {
 	dir := os.Getenv(crashDirEnv)
 	if dir == "" {
-		t.Skip("run by TestCrashLosesNoAcknowledgedCommit")
+		t.Skip("run by the crash tests")
 	}
-	s, err := Open(Options{Dir: dir, Logger: quietLogger, MaintainEvery: -1})
+	s, err := Open(crashOptions(dir, os.Getenv(crashModeEnv)))
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -63,22 +84,42 @@ func TestCrashLosesNoAcknowledgedCommit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("re-executes the test binary")
 	}
-	for round := range 3 {
-		t.Run(fmt.Sprint("kill ", round+1), func(t *testing.T) {
+	for round, mode := range []string{"", "checkpoints", ""} {
+		name := fmt.Sprint("kill ", round+1)
+		if mode != "" {
+			name += " with frequent " + mode
+		}
+		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			acked := crashChild(t, dir, 200+rand.IntN(300))
+			acked := crashChild(t, dir, mode, 200+rand.IntN(300))
 			s := openTest(t, Options{Dir: dir})
 			checkAfterCrash(t, s, acked)
 		})
 	}
 }
 
-// crashChild runs TestCrashChild on dir, SIGKILLs it after it acknowledged
-// about n commits and returns the last acknowledged commit.
-func crashChild(t *testing.T, dir string, n int) int {
+// TestCrashReplaysWhatBadgerNeverGot kills a child whose badger never got
+// a transaction: everything acknowledged must come back from the log alone.
+func TestCrashReplaysWhatBadgerNeverGot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("re-executes the test binary")
+	}
+	dir := t.TempDir()
+	acked := crashChild(t, dir, "log-only", 30+rand.IntN(40))
+	s := openTest(t, Options{Dir: dir})
+	if s.replayed < acked {
+		t.Errorf("replayed %d records after %d acknowledged commits", s.replayed, acked)
+	}
+	checkAfterCrash(t, s, acked)
+}
+
+// crashChild runs TestCrashChild on dir in mode (see crashOptions),
+// SIGKILLs it after it acknowledged about n commits and returns the last
+// acknowledged commit.
+func crashChild(t *testing.T, dir, mode string, n int) int {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$")
-	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
+	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashModeEnv+"="+mode)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()

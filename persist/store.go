@@ -11,8 +11,10 @@
 //	o/<be serial>                              that run's stored output
 //	m/serial                                   the JOBSERIAL counter (be uint64)
 //
-// Every Commit is one badger transaction with SyncWrites on: all or nothing,
-// and fsynced before it returns. Retention (history per variable, run
+// Every Commit is one badger transaction: all or nothing. Badger runs with
+// SyncWrites off; a Commit is made durable by one record in the store's own
+// commit log (Dir/commit.log, see wal.go and durable.go), fdatasynced before
+// the transaction is committed, and replayed by Open after a crash. Retention (history per variable, run
 // records) is applied by Trim, which a background goroutine also calls
 // periodically together with badger's value-log GC.
 package persist
@@ -74,6 +76,12 @@ type Options struct {
 	// MaintainEvery is the period of the background retention trim and
 	// value-log GC (0: 10 minutes; negative: no background maintenance).
 	MaintainEvery time.Duration
+	// CheckpointBytes is the size of the commit log's records after which
+	// badger is synced and the log starts over (0: DefaultCheckpointBytes).
+	// It bounds the replay after a crash; each checkpoint costs a few syncs.
+	CheckpointBytes int64
+
+	hooks *hooks // fault injection in tests
 }
 
 // Store is the durable store. Its methods are safe for concurrent use;
@@ -94,6 +102,18 @@ type Store struct {
 	// trimMu serializes Trim calls (the maintenance goroutine and callers).
 	trimMu sync.Mutex
 
+	// wal is the commit log. It is used by Open, by the goroutine leading
+	// a group commit (see submit) and by Close, one at a time.
+	wal *commitLog
+	// groupMu guards queue, spare and leading.
+	groupMu sync.Mutex
+	queue   []*pending // commits waiting for the next group
+	spare   []*pending // the previous group's slice, for reuse
+	leading bool       // a goroutine is writing groups
+
+	replayed    int // records replayed by Open
+	checkpoints int // checkpoints done, on the leading goroutine
+
 	cancel context.CancelFunc // stops the maintenance goroutine
 	done   chan struct{}      // closed when the maintenance goroutine has returned
 
@@ -101,9 +121,10 @@ type Store struct {
 	closeErr  error
 }
 
-// Open opens (creating when needed) the database in opts.Dir and starts the
-// maintenance goroutine unless opts.MaintainEvery is negative. Only one
-// process can have a database open.
+// Open opens (creating when needed) the database in opts.Dir, replays the
+// commits of the commit log that badger may have lost in a crash, and
+// starts the maintenance goroutine unless opts.MaintainEvery is negative.
+// Only one process can have a database open.
 func Open(opts Options) (*Store, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("open store: no directory")
@@ -123,6 +144,9 @@ func Open(opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.CheckpointBytes <= 0 {
+		opts.CheckpointBytes = DefaultCheckpointBytes
+	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -135,6 +159,10 @@ func Open(opts Options) (*Store, error) {
 		log:  opts.Logger,
 		db:   db,
 		done: make(chan struct{}),
+	}
+	if err := s.openLog(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
 	}
 	s.seq.Store(uint64(max(time.Now().UnixNano(), 0)))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -150,7 +178,7 @@ func Open(opts Options) (*Store, error) {
 // badgerOptions returns the small tuning described at memTableSize.
 func badgerOptions(dir string, log *slog.Logger) badger.Options {
 	o := badger.DefaultOptions(dir)
-	o.SyncWrites = true
+	o.SyncWrites = false // the commit log makes commits durable
 	o.Logger = badgerLogger{log.With("component", "badger")}
 	o.MemTableSize = memTableSize
 	o.NumMemtables = 2
@@ -165,8 +193,9 @@ func badgerOptions(dir string, log *slog.Logger) badger.Options {
 	return o
 }
 
-// Close stops the maintenance goroutine, waits for the calls in progress
-// and closes the database. Calls after the first return its result.
+// Close stops the maintenance goroutine, waits for the calls in progress,
+// makes badger durable with an empty commit log (a checkpoint) and closes
+// the database. Calls after the first return its result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.cancel()
@@ -174,7 +203,17 @@ func (s *Store) Close() error {
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
+		var errs []error
+		if err := s.checkpoint(); err != nil {
+			errs = append(errs, err)
+		}
 		if err := s.db.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := s.wal.f.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := errors.Join(errs...); err != nil {
 			s.closeErr = fmt.Errorf("close store: %w", err)
 		}
 	})
@@ -227,6 +266,11 @@ func (s *Store) gc(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
+			return err
+		}
+		// The GC moved values with SyncWrites off and deleted the file
+		// they were in: make the moved values durable at once.
+		if err := s.syncBadger(); err != nil {
 			return err
 		}
 	}

@@ -16,7 +16,10 @@ import (
 // running one, with their output. The deletes go through a badger
 // WriteBatch: they are not one transaction, and a Commit may run meanwhile
 // (Trim deletes only keys it has seen, never a version newer than the
-// newest it saw). The maintenance goroutine calls Trim periodically.
+// newest it saw). The deletes are not in the commit log: after a crash, the
+// replay of an older record may bring back a trimmed version or run, which
+// the next Trim deletes again. The maintenance goroutine calls Trim
+// periodically.
 func (s *Store) Trim() error {
 	s.trimMu.Lock()
 	defer s.trimMu.Unlock()
