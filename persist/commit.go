@@ -92,6 +92,9 @@ func (s *Store) Commit(b *Batch) error {
 		err = fmt.Errorf("%w: record of %d bytes", badger.ErrTxnTooBig, len(rec))
 	}
 	if err == nil {
+		err = s.checkSpace(len(rec))
+	}
+	if err == nil {
 		err = s.submit(&pending{rec: rec, txn: txn, done: make(chan struct{})})
 	}
 	switch {

@@ -242,6 +242,11 @@ func (s *Store) maintain(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
+		// Retention and GC write too: on a nearly full disk they wait.
+		if err := s.checkSpace(spaceMargin); err != nil {
+			s.log.Warn("store maintenance skipped", "err", err)
+			continue
+		}
 		if err := s.Trim(); err != nil {
 			s.log.Error("store retention", "err", err)
 		}

@@ -437,3 +437,18 @@ func TestRecordOperationsRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestMappedHolesCountsTheSparsePartOfBadgersLogs(t *testing.T) {
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "000001.vlog"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(make([]byte, 8192))
+	f.Truncate(1 << 20)
+	f.Close()
+	os.WriteFile(filepath.Join(dir, "other.sst"), nil, 0o600)
+	if h := mappedHoles(dir); h < 1<<20-8192-4096 || h > 1<<20-8192 {
+		t.Fatalf("holes = %d, want about %d", h, 1<<20-8192)
+	}
+}
