@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -137,4 +138,28 @@ func fmtDuration(d time.Duration) string {
 		return d.Round(time.Millisecond).String()
 	}
 	return d.Round(time.Microsecond).String()
+}
+
+// listAction is the Action of a command that takes no arguments, asks the
+// daemon (fetch is a Client method expression or alike) for one value and
+// prints it: as JSON with --json, else as text.
+func listAction[T any](e *env, fetch func(*whenlua.Client, context.Context) (T, error), text func(io.Writer, T)) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if err := noArgs(c); err != nil {
+			return err
+		}
+		cl, err := e.Client()
+		if err != nil {
+			return err
+		}
+		v, err := fetch(cl, c.Context)
+		if err != nil {
+			return err
+		}
+		if c.Bool("json") {
+			return e.printJSON(v)
+		}
+		text(e.stdout, v)
+		return nil
+	}
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 
 	"github.com/urfave/cli/v2"
 
@@ -15,28 +17,16 @@ func jobsCommand(e *env) *cli.Command {
 		Name:  "jobs",
 		Usage: "print the running jobs: serial, name, start, pid, directory",
 		Flags: []cli.Flag{jsonFlag()},
-		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
+		Action: listAction(e, func(cl *whenlua.Client, ctx context.Context) ([]whenlua.Run, error) {
+			runs, err := cl.Jobs(ctx)
+			if runs == nil {
+				runs = []whenlua.Run{}
 			}
-			cl, err := e.Client()
-			if err != nil {
-				return err
-			}
-			runs, err := cl.Jobs(c.Context)
-			if err != nil {
-				return err
-			}
-			if c.Bool("json") {
-				if runs == nil {
-					runs = []whenlua.Run{}
-				}
-				return e.printJSON(runs)
-			}
+			return runs, err
+		}, func(w io.Writer, runs []whenlua.Run) {
 			for _, r := range runs {
-				fmt.Fprintf(e.stdout, "%d\t%s\t%s\t%d\t%s\n", r.Serial, r.Job, fmtTime(r.Start), r.PID, r.Dir)
+				fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%s\n", r.Serial, r.Job, fmtTime(r.Start), r.PID, r.Dir)
 			}
-			return nil
-		},
+		}),
 	}
 }

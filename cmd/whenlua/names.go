@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 
 	"github.com/urfave/cli/v2"
 
@@ -15,32 +17,20 @@ func namesCommand(e *env) *cli.Command {
 		Name:  "names",
 		Usage: "print every loaded job: name, kind, condition or period, file:line",
 		Flags: []cli.Flag{jsonFlag()},
-		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
+		Action: listAction(e, func(cl *whenlua.Client, ctx context.Context) ([]whenlua.JobInfo, error) {
+			jobs, err := cl.Names(ctx)
+			if jobs == nil {
+				jobs = []whenlua.JobInfo{}
 			}
-			cl, err := e.Client()
-			if err != nil {
-				return err
-			}
-			jobs, err := cl.Names(c.Context)
-			if err != nil {
-				return err
-			}
-			if c.Bool("json") {
-				if jobs == nil {
-					jobs = []whenlua.JobInfo{}
-				}
-				return e.printJSON(jobs)
-			}
+			return jobs, err
+		}, func(w io.Writer, jobs []whenlua.JobInfo) {
 			for _, j := range jobs {
 				spec := j.Cond
 				if j.Kind == "every" {
 					spec = j.Period
 				}
-				fmt.Fprintf(e.stdout, "%s\t%s\t%s\t%s:%d\n", j.Name, j.Kind, oneLine(spec), j.File, j.Line)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s:%d\n", j.Name, j.Kind, oneLine(spec), j.File, j.Line)
 			}
-			return nil
-		},
+		}),
 	}
 }

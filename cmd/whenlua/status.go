@@ -14,27 +14,10 @@ import (
 // state, the next runs of every-jobs and the condition errors.
 func statusCommand(e *env) *cli.Command {
 	return &cli.Command{
-		Name:  "status",
-		Usage: "print the daemon, the job files (load time, version, error) and the next runs",
-		Flags: []cli.Flag{jsonFlag()},
-		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			cl, err := e.Client()
-			if err != nil {
-				return err
-			}
-			st, err := cl.Status(c.Context)
-			if err != nil {
-				return err
-			}
-			if c.Bool("json") {
-				return e.printJSON(st)
-			}
-			printStatus(e.stdout, st)
-			return nil
-		},
+		Name:   "status",
+		Usage:  "print the daemon, the job files (load time, version, error) and the next runs",
+		Flags:  []cli.Flag{jsonFlag()},
+		Action: listAction(e, (*whenlua.Client).Status, printStatus),
 	}
 }
 

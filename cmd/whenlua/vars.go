@@ -2,9 +2,13 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"maps"
 	"slices"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/whenlua/whenlua"
 )
 
 // varsCommand is `whenlua vars`: NAME=VALUE lines sorted by name.
@@ -13,30 +17,10 @@ func varsCommand(e *env) *cli.Command {
 		Name:  "vars",
 		Usage: "print every variable as NAME=VALUE, sorted",
 		Flags: []cli.Flag{jsonFlag()},
-		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
+		Action: listAction(e, (*whenlua.Client).Vars, func(w io.Writer, vars map[string]whenlua.Value) {
+			for _, n := range slices.Sorted(maps.Keys(vars)) {
+				fmt.Fprintf(w, "%s=%s\n", n, vars[n].String())
 			}
-			cl, err := e.Client()
-			if err != nil {
-				return err
-			}
-			vars, err := cl.Vars(c.Context)
-			if err != nil {
-				return err
-			}
-			if c.Bool("json") {
-				return e.printJSON(vars)
-			}
-			names := make([]string, 0, len(vars))
-			for n := range vars {
-				names = append(names, n)
-			}
-			slices.Sort(names)
-			for _, n := range names {
-				fmt.Fprintf(e.stdout, "%s=%s\n", n, vars[n].String())
-			}
-			return nil
-		},
+		}),
 	}
 }
