@@ -272,21 +272,19 @@ func exists(path string) bool {
 	return err == nil
 }
 
-// reliabilityWait is how long a reliability test waits for the daemon.
-const reliabilityWait = 30 * time.Second
-
 // daemonLog returns what the detached daemon logged so far.
 func (h *home) daemonLog() string {
 	b, _ := os.ReadFile(filepath.Join(h.dir, "daemon.log"))
 	return string(b)
 }
 
-// answers requires `whenlua vars` to work at once (within two seconds).
+// answers requires `whenlua vars` to work at once (within a few seconds,
+// however busy the machine is: a hung daemon never answers).
 func (h *home) answers(after string) {
 	h.t.Helper()
 	start := time.Now()
 	h.ok("vars")
-	if d := time.Since(start); d > 2*time.Second {
+	if d := time.Since(start); d > 5*time.Second {
 		h.t.Errorf("after %s, whenlua vars took %v", after, d)
 	}
 }
