@@ -17,7 +17,7 @@ import (
 
 var reliabilityLong = flag.Bool("reliability.long", false, "run the long variant of the reliability suite")
 
-func long() bool {
+func longReliability() bool {
 	return *reliabilityLong || os.Getenv("WHENLUA_RELIABILITY_LONG") != ""
 }
 
@@ -29,7 +29,7 @@ func long() bool {
 func TestSixtyFourConcurrentClientsAllSucceedAndEachKeepsItsLastValue(t *testing.T) {
 	const clients = 64
 	rounds := 12
-	if long() {
+	if longReliability() {
 		rounds = 300
 	}
 	te := newTestEngine(t, map[string]string{"load.lua": `
