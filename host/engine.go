@@ -175,8 +175,10 @@ var errStopped = errors.New("the daemon is stopping")
 // do runs f on the engine goroutine and waits for it.
 func (e *Engine) do(ctx context.Context, f func()) error {
 	ran := make(chan struct{})
+	// The reply waits for the step to be committed: what f changed is on
+	// disk (or undone) before the caller hears of it.
 	select {
-	case e.reqs <- func() { f(); close(ran) }:
+	case e.reqs <- func() { f(); e.st.afterCommit(func(error) { close(ran) }) }:
 	case <-e.done:
 		return errStopped
 	case <-ctx.Done():

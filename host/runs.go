@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/whenlua/whenlua"
@@ -93,6 +96,9 @@ func (st *state) launch(r *run) {
 	}
 	r.proc = proc
 	r.rec.PID, r.rec.Dir = proc.PID(), proc.Dir()
+	// Recorded so that a run lost in a crash still names its process and
+	// directory; committed in a step of its own, after the process started.
+	st.addRun(r.rec)
 	st.e.log.Info("job started", "job", j.name, "serial", r.rec.Serial, "pid", r.rec.PID)
 }
 
@@ -181,11 +187,35 @@ func (st *state) recoverLostRuns() error {
 	now := st.e.clock.Now()
 	for _, r := range lost {
 		r.State, r.End, r.Error = whenlua.RunLost, now, "the daemon stopped while it ran"
+		if stopOrphan(r) {
+			r.Error += "; its processes were stopped at restart"
+		}
 		st.addRun(r)
-		st.e.log.Warn("run lost", "job", r.Job, "serial", r.Serial)
+		st.e.log.Warn("run lost", "job", r.Job, "serial", r.Serial, "pid", r.PID)
 	}
 	st.flush()
+	// Nothing runs yet: every run directory is a leftover.
+	entries, _ := os.ReadDir(st.e.opts.Paths.RunsDir)
+	for _, de := range entries {
+		if err := os.RemoveAll(filepath.Join(st.e.opts.Paths.RunsDir, de.Name())); err != nil {
+			st.e.log.Warn("remove leftover run directory", "dir", de.Name(), "err", err)
+		}
+	}
 	return nil
+}
+
+// stopOrphan sends SIGTERM to the process group of a run lost in a crash
+// when its leader still runs in the run's directory (so that a reused pid
+// is never signalled), and reports whether it did.
+func stopOrphan(r whenlua.Run) bool {
+	if r.PID <= 0 || r.Dir == "" {
+		return false
+	}
+	cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", r.PID))
+	if err != nil || cwd != r.Dir {
+		return false
+	}
+	return syscall.Kill(-r.PID, syscall.SIGTERM) == nil
 }
 
 // fileHost is what the Lua state of one generation calls back into. It is

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/whenlua/whenlua"
 	"github.com/whenlua/whenlua/persist"
@@ -208,11 +211,26 @@ func TestStoppingTheDaemonStopsRunningJobsAndRecordsTheirRuns(t *testing.T) {
 	}
 }
 
-func TestRunsInFlightAtACrashAreRecordedAsLost(t *testing.T) {
+func TestRunsInFlightAtACrashAreRecordedAsLostAndTheirLeftoversCleared(t *testing.T) {
 	p := testPaths(t, t.TempDir())
 	te := openTestEngine(t, p, NewFakeClock(testEpoch))
-	// What a daemon killed with SIGKILL leaves: a run committed as running.
-	if err := te.store.Commit(&persist.Batch{Runs: []whenlua.Run{{Serial: 7, Job: "j", State: whenlua.RunRunning, Start: testEpoch}}, Serial: 7}); err != nil {
+	// What a daemon killed with SIGKILL leaves: a run committed as running,
+	// its process still going in its run directory.
+	dir := filepath.Join(p.RunsDir, "run-7-x")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	orphan := exec.Command("sleep", "1000")
+	orphan.Dir = dir
+	orphan.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := orphan.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- orphan.Wait() }()
+	defer orphan.Process.Kill()
+	rec := whenlua.Run{Serial: 7, Job: "j", State: whenlua.RunRunning, Start: testEpoch, PID: orphan.Process.Pid, Dir: dir}
+	if err := te.store.Commit(&persist.Batch{Runs: []whenlua.Run{rec}, Serial: 7}); err != nil {
 		t.Fatal(err)
 	}
 	te = te.restart()
@@ -220,7 +238,15 @@ func TestRunsInFlightAtACrashAreRecordedAsLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.State != whenlua.RunLost || r.End.IsZero() {
-		t.Fatalf("run after restart = %+v, want lost", r)
+	if r.State != whenlua.RunLost || r.End.IsZero() || !strings.Contains(r.Error, "stopped at restart") {
+		t.Fatalf("run after restart = %+v, want lost with its processes stopped", r)
+	}
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the orphaned process was not stopped")
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("leftover run directory: %v", err)
 	}
 }

@@ -197,6 +197,11 @@ func (e *Engine) Start(ctx context.Context, name string) (whenlua.Run, error) {
 			return
 		}
 		rec = e.st.startRun(j, "start")
+		e.st.afterCommit(func(cerr error) {
+			if cerr != nil {
+				err = fmt.Errorf("run of %s not started: %w", name, cerr)
+			}
+		})
 	})
 	if derr != nil {
 		return rec, derr
