@@ -2,6 +2,8 @@ package main
 
 import (
 	"github.com/urfave/cli/v2"
+
+	"github.com/whenlua/whenlua"
 )
 
 // cancelCommand is `whenlua cancel SERIAL`: SIGTERM to the run's process
@@ -11,19 +13,8 @@ func cancelCommand(e *env) *cli.Command {
 		Name:      "cancel",
 		Usage:     "stop a running job",
 		ArgsUsage: "SERIAL",
-		Action: func(c *cli.Context) error {
-			if err := exactArgs(c, 1, "SERIAL"); err != nil {
-				return err
-			}
-			serial, err := parseSerial(c.Args().First())
-			if err != nil {
-				return err
-			}
-			cl, err := e.Client()
-			if err != nil {
-				return err
-			}
+		Action: serialAction(e, func(c *cli.Context, cl *whenlua.Client, serial uint64) error {
 			return cl.Cancel(c.Context, serial)
-		},
+		}),
 	}
 }

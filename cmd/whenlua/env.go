@@ -163,3 +163,22 @@ func listAction[T any](e *env, fetch func(*whenlua.Client, context.Context) (T, 
 		return nil
 	}
 }
+
+// serialAction is the Action of a command whose one argument is a run's
+// SERIAL: it parses it and hands it, with a client, to do.
+func serialAction(e *env, do func(c *cli.Context, cl *whenlua.Client, serial uint64) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if err := exactArgs(c, 1, "SERIAL"); err != nil {
+			return err
+		}
+		serial, err := parseSerial(c.Args().First())
+		if err != nil {
+			return err
+		}
+		cl, err := e.Client()
+		if err != nil {
+			return err
+		}
+		return do(c, cl, serial)
+	}
+}

@@ -15,18 +15,7 @@ func outputCommand(e *env) *cli.Command {
 		Name:      "output",
 		Usage:     "print the stored output of a finished run",
 		ArgsUsage: "SERIAL",
-		Action: func(c *cli.Context) error {
-			if err := exactArgs(c, 1, "SERIAL"); err != nil {
-				return err
-			}
-			serial, err := parseSerial(c.Args().First())
-			if err != nil {
-				return err
-			}
-			cl, err := e.Client()
-			if err != nil {
-				return err
-			}
+		Action: serialAction(e, func(c *cli.Context, cl *whenlua.Client, serial uint64) error {
 			r, err := cl.Run(c.Context, serial)
 			if err != nil {
 				return err
@@ -36,6 +25,6 @@ func outputCommand(e *env) *cli.Command {
 			}
 			_, err = e.stdout.Write(r.Output)
 			return err
-		},
+		}),
 	}
 }

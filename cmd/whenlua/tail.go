@@ -2,6 +2,8 @@ package main
 
 import (
 	"github.com/urfave/cli/v2"
+
+	"github.com/whenlua/whenlua"
 )
 
 // tailCommand is `whenlua tail SERIAL`: the run's output from the start,
@@ -11,19 +13,8 @@ func tailCommand(e *env) *cli.Command {
 		Name:      "tail",
 		Usage:     "follow a running job's output until it ends",
 		ArgsUsage: "SERIAL",
-		Action: func(c *cli.Context) error {
-			if err := exactArgs(c, 1, "SERIAL"); err != nil {
-				return err
-			}
-			serial, err := parseSerial(c.Args().First())
-			if err != nil {
-				return err
-			}
-			cl, err := e.Client()
-			if err != nil {
-				return err
-			}
+		Action: serialAction(e, func(c *cli.Context, cl *whenlua.Client, serial uint64) error {
 			return cl.Tail(c.Context, serial, e.stdout)
-		},
+		}),
 	}
 }
