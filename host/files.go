@@ -81,54 +81,78 @@ func (st *state) scan() {
 		st.e.log.Error("read jobs directory", "dir", dir, "err", err)
 		return
 	}
-	present := map[string]bool{}
-	var names []string
+	present := map[string]os.FileInfo{}
+	var paths []string
 	for _, de := range entries {
-		if isJobFile(de.Name()) {
-			names = append(names, de.Name())
-		}
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		path := filepath.Join(dir, name)
-		fi, err := os.Stat(path)
-		if err != nil || !fi.Mode().IsRegular() {
+		if !isJobFile(de.Name()) {
 			continue
 		}
-		present[path] = true
+		path := filepath.Join(dir, de.Name())
+		if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+			present[path] = fi
+			paths = append(paths, path)
+		}
+	}
+	sort.Strings(paths)
+	// Removals first, so that a new file may take the job names of one
+	// that went away in the same scan.
+	namesFreed := false
+	for path, ent := range st.files {
+		if _, ok := present[path]; !ok && (ent.cur != nil || ent.err != "") {
+			namesFreed = namesFreed || ent.cur != nil
+			st.unloadFile(ent)
+		}
+	}
+	for path, ent := range st.files {
+		if _, ok := present[path]; !ok && ent.cur == nil && len(ent.old) == 0 {
+			delete(st.files, path)
+		}
+	}
+	tried := map[string]bool{}
+	for _, path := range paths {
 		ent := st.files[path]
 		if ent == nil {
 			ent = &fileEntry{path: path}
 			st.files[path] = ent
 		}
 		force := ent.err != "" && len(libChanged) > 0 || requiresAny(ent.requires, libChanged)
-		s := statOf(fi)
-		if s == ent.seen && !force {
-			continue
-		}
-		src, err := os.ReadFile(path)
-		if err != nil {
-			st.e.log.Error("read job file", "file", path, "err", err)
-			continue
-		}
-		ent.seen = s
-		h := hashOf(src)
-		if h == ent.hash && !force {
-			continue
-		}
-		ent.hash = h
-		st.load(ent, src)
-	}
-	for path, ent := range st.files {
-		if !present[path] && (ent.cur != nil || ent.err != "") {
-			st.unloadFile(ent)
+		if st.examine(ent, present[path], force) {
+			tried[path] = true
+			namesFreed = namesFreed || ent.err == ""
 		}
 	}
-	for path, ent := range st.files {
-		if !present[path] && ent.cur == nil && len(ent.old) == 0 {
-			delete(st.files, path)
+	// A file refused for a job name another file used may load now that
+	// the other file is gone or changed.
+	if namesFreed {
+		for _, path := range paths {
+			if ent := st.files[path]; !tried[path] && ent.err != "" {
+				st.examine(ent, present[path], true)
+			}
 		}
 	}
+}
+
+// examine loads ent's file when its content changed since it was last
+// examined, or when force is set, and reports whether it tried to load it.
+// A touch (same content) costs a stat and, at most, a hash.
+func (st *state) examine(ent *fileEntry, fi os.FileInfo, force bool) bool {
+	s := statOf(fi)
+	if s == ent.seen && !force {
+		return false
+	}
+	src, err := os.ReadFile(ent.path)
+	if err != nil {
+		st.e.log.Error("read job file", "file", ent.path, "err", err)
+		return false
+	}
+	ent.seen = s
+	h := hashOf(src)
+	if h == ent.hash && !force {
+		return false
+	}
+	ent.hash = h
+	st.load(ent, src)
+	return true
 }
 
 func requiresAny(reqs []string, changed map[string]bool) bool {

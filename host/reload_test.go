@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -245,5 +246,32 @@ func TestChangingOneOfAThousandFilesRecompilesOnlyIt(t *testing.T) {
 	te.quiet()
 	if got := te.status().Compiles - before; got != 1 {
 		t.Fatalf("files recompiled for one edit = %d, want 1", got)
+	}
+}
+
+func TestAFileRefusedForATakenJobNameLoadsOnceTheOtherFileIsGone(t *testing.T) {
+	p := testPaths(t, t.TempDir())
+	writeFile(t, filepath.Join(p.JobsDir, "a.lua"), `when("x", "true", {name="dup"})`)
+	writeFile(t, filepath.Join(p.JobsDir, "b.lua"), `when("y", "true", {name="dup"})`)
+	te := openTestEngine(t, p, NewFakeClock(testEpoch))
+	if f, _ := te.fileStatusOf("b.lua"); !strings.Contains(f.Error, "already used") {
+		t.Fatalf("b.lua = %+v, want refused for the taken name", f)
+	}
+	os.Remove(filepath.Join(p.JobsDir, "a.lua"))
+	te.reload()
+	f, _ := te.fileStatusOf("b.lua")
+	if f.Error != "" || f.Jobs != 1 {
+		t.Fatalf("b.lua after a.lua went away = %+v, want loaded", f)
+	}
+	names, _ := te.Names(context.Background())
+	if len(names) != 1 || names[0].Cond != "y" {
+		t.Fatalf("jobs = %+v, want b.lua's dup", names)
+	}
+	// In one scan: a.lua comes back with the name while b.lua holds it.
+	writeFile(t, filepath.Join(p.JobsDir, "a.lua"), `when("x", "true", {name="dup"})`)
+	os.Remove(filepath.Join(p.JobsDir, "b.lua"))
+	te.reload()
+	if f, _ := te.fileStatusOf("a.lua"); f.Error != "" || f.Jobs != 1 {
+		t.Fatalf("a.lua, taking the name of b.lua removed in the same scan = %+v", f)
 	}
 }
