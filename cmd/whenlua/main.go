@@ -93,10 +93,10 @@ func newApp(e *env) *cli.App {
 			if len(c.Subcommands) > 0 && c.Action == nil {
 				c.Action = func(cc *cli.Context) error {
 					if cc.NArg() > 0 {
-						return usageErrorf("unknown command %q for %s", cc.Args().First(), cc.Command.HelpName)
+						return usageErrorf("unknown command %q for %s", cc.Args().First(), cc.Command.FullName())
 					}
 					_ = cli.ShowSubcommandHelp(cc)
-					return usageErrorf("%s needs a subcommand", cc.Command.HelpName)
+					return usageErrorf("%s needs a subcommand", cc.Command.FullName())
 				}
 			}
 			walk(c.Subcommands)
