@@ -192,11 +192,15 @@ func (s *Server) reply(w http.ResponseWriter, v any) {
 	}
 }
 
-// decode reads a JSON request body of at most 16 MiB into v.
+// decode reads a JSON request body of at most 16 MiB, exactly one value
+// (white space aside), into v.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<20))
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: bad request body: %v", whenlua.ErrInvalid, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: bad request body: more than one JSON value", whenlua.ErrInvalid)
 	}
 	return nil
 }

@@ -239,8 +239,7 @@ func FuzzServerRequests(f *testing.F) {
 			}
 			return
 		}
-		// The server decodes the first JSON value of the body (what follows
-		// it is not read), as json.Decoder does.
+		// The server takes a body of exactly one JSON value.
 		var sr whenlua.SetRequest
 		if err := json.NewDecoder(bytes.NewReader(body)).Decode(&sr); err != nil {
 			t.Fatalf("a set of a body that does not decode was accepted: %q", body)

@@ -9,8 +9,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -455,4 +457,21 @@ func BenchmarkSocketRoundTrip(b *testing.B) {
 		b.Error(err)
 	}
 	<-served
+}
+
+func TestASetBodyWithMoreThanOneJSONValueIsRefused(t *testing.T) {
+	p := testPaths(t, t.TempDir())
+	te := openTestEngine(t, p, NewFakeClock(testEpoch))
+	srv := NewServer(te.Engine, ServerOptions{})
+	body := `{"mode":"set","assignments":[{"name":"x","value":{"type":"int","value":1}}]} junk`
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("POST", "/v1/set", strings.NewReader(body))
+	req.Header.Set(whenlua.ProtocolHeader, strconv.Itoa(whenlua.ProtocolVersion))
+	srv.routes().ServeHTTP(rec, req)
+	if rec.Code != 400 || !strings.Contains(rec.Body.String(), "more than one JSON value") {
+		t.Fatalf("status %d body %q, want 400", rec.Code, rec.Body)
+	}
+	if v := te.get("x"); !v.IsNil() {
+		t.Fatalf("x = %v, want unset", v)
+	}
 }
