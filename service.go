@@ -104,10 +104,14 @@ type FileStatus struct {
 	Requires   []string  `json:"requires,omitempty"` // lib modules it required
 	// Error is the last load error (file:line: message) when the newest
 	// content failed to load; the previous version, if any, stays active.
-	Error    string    `json:"error,omitempty"`
-	ErrorAt  time.Time `json:"error_at,omitzero"`
-	OldRuns  int       `json:"old_runs"` // runs still held by replaced versions
-	Compiles uint64    `json:"compiles"` // times this path was compiled
+	Error   string    `json:"error,omitempty"`
+	ErrorAt time.Time `json:"error_at,omitzero"`
+	// HookError is the last error of an on_load or on_unload hook of this
+	// file ("on_load: file:line: message"); the version stays active.
+	HookError   string    `json:"hook_error,omitempty"`
+	HookErrorAt time.Time `json:"hook_error_at,omitzero"`
+	OldRuns     int       `json:"old_runs"` // runs still held by replaced versions
+	Compiles    uint64    `json:"compiles"` // times this path was compiled
 }
 
 // Status is the daemon's state as `whenlua status` shows it.

@@ -25,6 +25,8 @@ type fileEntry struct {
 	hash     string        // hash of the content last examined (loaded or not)
 	err      string        // load error of that content, "" when it is active
 	errAt    time.Time
+	hookErr  string // last on_load/on_unload error of the file
+	hookAt   time.Time
 	compiles uint64
 	gens     uint64
 	requires []string // lib modules the last load attempt required
@@ -250,6 +252,7 @@ func (st *state) swap(ent *fileEntry, g *generation) {
 	for _, lj := range g.file.Jobs {
 		newNames[lj.Name] = true
 	}
+	ent.hookErr, ent.hookAt = "", time.Time{} // this swap's hooks report anew
 	if old := ent.cur; old != nil {
 		st.retire(ent, old, newNames)
 	}
@@ -275,7 +278,7 @@ func (st *state) swap(ent *fileEntry, g *generation) {
 	ent.cur = g
 	g.host.release()
 	if err := g.file.CallOnLoad(); err != nil {
-		st.e.log.Error("on_load failed", "file", ent.path, "err", err)
+		st.hookFailed(ent, "on_load", err)
 	}
 	if len(whens) > 0 {
 		st.step.evalQueue = append(st.step.evalQueue, whens)
@@ -286,7 +289,7 @@ func (st *state) swap(ent *fileEntry, g *generation) {
 // last run has ended. Jobs not in keep lose their evaluation state.
 func (st *state) retire(ent *fileEntry, g *generation, keep map[string]bool) {
 	if err := g.file.CallOnUnload(); err != nil {
-		st.e.log.Error("on_unload failed", "file", g.path, "err", err)
+		st.hookFailed(ent, "on_unload", err)
 	}
 	for _, j := range g.jobs {
 		if st.jobs[j.name] == j {
@@ -311,6 +314,12 @@ func (st *state) retire(ent *fileEntry, g *generation, keep map[string]bool) {
 	} else {
 		ent.old = append(ent.old, g)
 	}
+}
+
+// hookFailed logs a failed on_load or on_unload and keeps it for status.
+func (st *state) hookFailed(ent *fileEntry, hook string, err error) {
+	st.e.log.Error(hook+" failed", "file", ent.path, "err", err)
+	ent.hookErr, ent.hookAt = hook+": "+err.Error(), st.e.clock.Now()
 }
 
 // closeGeneration closes a retired version's Lua state.
@@ -364,7 +373,8 @@ func (st *state) shutdown() {
 func (st *state) fileStatus() []whenlua.FileStatus {
 	out := make([]whenlua.FileStatus, 0, len(st.files))
 	for _, ent := range st.files {
-		fs := whenlua.FileStatus{Path: ent.path, Error: ent.err, ErrorAt: ent.errAt, Compiles: ent.compiles, Requires: ent.requires}
+		fs := whenlua.FileStatus{Path: ent.path, Error: ent.err, ErrorAt: ent.errAt, HookError: ent.hookErr, HookErrorAt: ent.hookAt,
+			Compiles: ent.compiles, Requires: ent.requires}
 		if g := ent.cur; g != nil {
 			fs.LoadedAt, fs.Hash, fs.Generation, fs.Jobs = g.loadedAt, g.hash, g.id, len(g.jobs)
 		}

@@ -45,3 +45,25 @@ when("false", "true", {name="post", post=function() while true do end end})
 		te.waitFor("tick", func() bool { return len(te.runs("tick")) == i })
 	}
 }
+
+func TestAFailingOnLoadOrOnUnloadIsShownInStatus(t *testing.T) {
+	p := testPaths(t, t.TempDir())
+	path := p.JobsDir + "/h.lua"
+	writeFile(t, path, "when('x', 'true')\non_load(function() error('no load') end)\non_unload(function() error('no unload') end)\n")
+	te := openTestEngine(t, p, NewFakeClock(testEpoch))
+	f, _ := te.fileStatusOf("h.lua")
+	if !strings.HasPrefix(f.HookError, "on_load: ") || !strings.Contains(f.HookError, "h.lua:2:") || f.Jobs != 1 {
+		t.Fatalf("after load: %+v, want the on_load error at h.lua:2 and the file active", f)
+	}
+	writeFile(t, path, "when('x', 'true')\n")
+	te.reload()
+	f, _ = te.fileStatusOf("h.lua")
+	if !strings.HasPrefix(f.HookError, "on_unload: ") || !strings.Contains(f.HookError, "h.lua:3:") {
+		t.Fatalf("after a reload: hook error %q, want the old version's on_unload error", f.HookError)
+	}
+	writeFile(t, path, "when('x', 'true') -- again\n")
+	te.reload()
+	if f, _ = te.fileStatusOf("h.lua"); f.HookError != "" {
+		t.Fatalf("after a reload whose hooks are fine: hook error %q", f.HookError)
+	}
+}

@@ -46,6 +46,9 @@ func printStatus(w io.Writer, st whenlua.Status) {
 		if f.Error != "" {
 			fmt.Fprintf(w, "    error at %s: %s\n", fmtTime(f.ErrorAt), oneLine(f.Error))
 		}
+		if f.HookError != "" {
+			fmt.Fprintf(w, "    hook error at %s: %s\n", fmtTime(f.HookErrorAt), oneLine(f.HookError))
+		}
 		if f.OldRuns > 0 {
 			fmt.Fprintf(w, "    %d runs of replaced versions still running\n", f.OldRuns)
 		}
