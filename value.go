@@ -185,6 +185,9 @@ func ValidateValue(name string, v Value) error {
 	if v.T == TypeString && len(v.S) > MaxValueLen {
 		return fmt.Errorf("%w: value of %s is %d bytes, more than %d", ErrInvalid, name, len(v.S), MaxValueLen)
 	}
+	if v.T == TypeString && strings.IndexByte(v.S, 0) >= 0 {
+		return fmt.Errorf("%w: value of %s contains a NUL byte, which a job's environment cannot hold", ErrInvalid, name)
+	}
 	if v.T > TypeBool {
 		return fmt.Errorf("%w: value of %s has unknown type %d", ErrInvalid, name, v.T)
 	}

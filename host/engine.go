@@ -55,6 +55,7 @@ type Engine struct {
 
 	reqs     chan func()
 	sets     chan *setReq
+	held     *setReq        // a set drained but left for the next group (engine goroutine)
 	mail     sync.WaitGroup // mails being handed to sendmail
 	finished chan runner.Result
 	rescan   chan chan struct{}
@@ -175,10 +176,11 @@ var errStopped = errors.New("the daemon is stopping")
 // do runs f on the engine goroutine and waits for it.
 func (e *Engine) do(ctx context.Context, f func()) error {
 	ran := make(chan struct{})
-	// The reply waits for the step to be committed: what f changed is on
-	// disk (or undone) before the caller hears of it.
+	// The reply waits for the step to be committed and its processes
+	// started: what f changed is on disk (or undone) before the caller
+	// hears of it.
 	select {
-	case e.reqs <- func() { f(); e.st.afterCommit(func(error) { close(ran) }) }:
+	case e.reqs <- func() { f(); e.st.afterLaunch(func() { close(ran) }) }:
 	case <-e.done:
 		return errStopped
 	case <-ctx.Done():
@@ -203,13 +205,21 @@ func (e *Engine) run() {
 	defer close(e.done)
 	st := e.st
 	var runnerClosed chan struct{}
+	stop := e.stop
 	for {
-		timerC := st.sched.timerC()
+		var timerC <-chan time.Time
+		if !st.stopping {
+			timerC = st.sched.timerC()
+		}
 		select {
 		case f := <-e.reqs:
 			st.handle(f)
 		case r := <-e.sets:
 			st.applySets(e.drainSets(r))
+			for e.held != nil {
+				r, e.held = e.held, nil
+				st.applySets(e.drainSets(r))
+			}
 		case res := <-e.finished:
 			st.handle(func() { st.finish(res) })
 		case <-timerC:
@@ -217,7 +227,8 @@ func (e *Engine) run() {
 		case ack := <-e.rescan:
 			st.handle(st.scan)
 			close(ack)
-		case <-e.stop:
+		case <-stop:
+			stop = nil // handled once; a closed channel would spin the loop
 			if runnerClosed == nil {
 				st.stopping = true
 				runnerClosed = make(chan struct{})
@@ -239,6 +250,10 @@ func (e *Engine) run() {
 					st.handle(func() { st.finish(res) })
 				case r := <-e.sets:
 					st.applySets(e.drainSets(r))
+					for e.held != nil {
+						r, e.held = e.held, nil
+						st.applySets(e.drainSets(r))
+					}
 				case f := <-e.reqs:
 					st.handle(f)
 				default:
@@ -252,16 +267,28 @@ func (e *Engine) run() {
 	}
 }
 
-// maxGroup bounds how many sets one commit takes.
-const maxGroup = 256
+// maxGroup bounds how many sets one commit takes, and maxGroupAssignments
+// how many assignments: a group must fit in one transaction of the store
+// whenever each of its sets would fit alone.
+const (
+	maxGroup            = 256
+	maxGroupAssignments = 1024
+)
 
 // drainSets returns first and the sets queued behind it.
 func (e *Engine) drainSets(first *setReq) []*setReq {
 	batch := []*setReq{first}
-	for len(batch) < maxGroup {
+	n := len(first.req.Assignments)
+	for len(batch) < maxGroup && n < maxGroupAssignments {
 		select {
 		case r := <-e.sets:
+			if n+len(r.req.Assignments) > maxGroupAssignments {
+				// It goes first in the next group.
+				e.held = r
+				return batch
+			}
 			batch = append(batch, r)
+			n += len(r.req.Assignments)
 		default:
 			return batch
 		}

@@ -237,6 +237,7 @@ func (st *state) load(ent *fileEntry, src []byte) {
 		}
 	}
 	ent.gens++
+	st.step.loaded = append(st.step.loaded, ent)
 	g := &generation{id: ent.gens, path: ent.path, file: f, host: host, hash: ent.hash, loadedAt: st.e.clock.Now()}
 	st.swap(ent, g)
 	ent.err, ent.errAt = "", time.Time{}

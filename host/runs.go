@@ -89,7 +89,7 @@ func (st *state) launch(r *run) {
 	if err != nil {
 		st.e.log.Error("start job", "job", j.name, "serial", r.rec.Serial, "err", err)
 		r.rec.State, r.rec.Error, r.rec.End = whenlua.RunFailed, err.Error(), st.e.clock.Now()
-		st.addRun(r.rec)
+		st.addFinished(r.rec)
 		delete(st.running, r.rec.Serial)
 		st.release(r)
 		return
@@ -157,7 +157,7 @@ func (st *state) finish(res runner.Result) {
 			rec.Error = strings.TrimPrefix(rec.Error+"; post: "+err.Error(), "; ")
 		}
 	}
-	st.addRun(*rec)
+	st.addFinished(*rec)
 	proc := r.proc
 	st.afterCommit(func(error) {
 		if err := proc.Cleanup(); err != nil {

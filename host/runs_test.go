@@ -250,3 +250,15 @@ func TestRunsInFlightAtACrashAreRecordedAsLostAndTheirLeftoversCleared(t *testin
 		t.Fatalf("leftover run directory: %v", err)
 	}
 }
+
+func TestStartSaysSoWhenTheProcessCannotStart(t *testing.T) {
+	te := newTestEngine(t, map[string]string{"j.lua": `when("false", "true", {name="j"})`})
+	te.opts.Shell = "/nonexistent/sh"
+	r, err := te.Start(context.Background(), "j")
+	if !errors.Is(err, whenlua.ErrConflict) || !strings.Contains(err.Error(), "not started") {
+		t.Fatalf("Start with a missing shell = %+v, %v; want an error", r, err)
+	}
+	if runs := te.runs("j"); len(runs) != 1 || runs[0].State != whenlua.RunFailed {
+		t.Fatalf("runs = %+v, want one failed", runs)
+	}
+}

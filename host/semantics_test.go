@@ -2,8 +2,10 @@ package host
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/whenlua/whenlua"
@@ -300,4 +302,41 @@ func TestTestModeChangesNothing(t *testing.T) {
 		t.Fatalf("set x=2 after test = %v", got)
 	}
 	te.waitIdle()
+}
+
+func TestTestModeLeavesConditionErrorsAsTheyAre(t *testing.T) {
+	te := newTestEngine(t, map[string]string{"j.lua": `when(function() return vars.x + 1 > 0 end, "true", {name="b"})`})
+	te.set("x", "abc")
+	if s := te.status(); len(s.CondErrors) != 1 {
+		t.Fatalf("condition errors after x=abc: %q", s.CondErrors)
+	}
+	te.setMode(whenlua.ModeTest, "x", 5)
+	if s := te.status(); len(s.CondErrors) != 1 {
+		t.Fatalf("condition errors after test x=5: %q, want the real one kept", s.CondErrors)
+	}
+}
+
+func TestAGroupOfSetsNeverOutgrowsOneCommit(t *testing.T) {
+	te := newTestEngine(t, nil)
+	var as []whenlua.Assignment
+	for i := range 50 {
+		as = append(as, whenlua.Assignment{Name: fmt.Sprintf("v%d", i), Value: whenlua.Int(1)})
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 400)
+	for range 400 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := te.Set(context.Background(), whenlua.SetRequest{Assignments: as})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("a set of 50 variables among 400 concurrent ones: %v", err)
+		}
+	}
 }

@@ -2,9 +2,11 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"sort"
 	"time"
 
@@ -115,6 +117,9 @@ func (st *state) test(as []whenlua.Assignment) []string {
 		names = append(names, a.Name)
 	}
 	st.queueEval(names)
+	// A test is a dry run: condition errors and reloaded() stay as they are.
+	st.dryRun = true
+	defer func() { st.dryRun = false }()
 	var due []string
 	for len(st.step.evalQueue) > 0 {
 		cands := st.step.evalQueue[0]
@@ -123,8 +128,12 @@ func (st *state) test(as []whenlua.Assignment) []string {
 			due = append(due, j.name)
 		}
 	}
+	pending := st.step.finished // ended runs waiting for a commit stay queued
 	st.rollback()
 	st.resetStep()
+	for _, r := range pending {
+		st.addFinished(r)
+	}
 	return due
 }
 
@@ -197,9 +206,18 @@ func (e *Engine) Start(ctx context.Context, name string) (whenlua.Run, error) {
 			return
 		}
 		rec = e.st.startRun(j, "start")
+		r := e.st.running[rec.Serial]
 		e.st.afterCommit(func(cerr error) {
 			if cerr != nil {
 				err = fmt.Errorf("run of %s not started: %w", name, cerr)
+			}
+		})
+		e.st.afterLaunch(func() {
+			if err == nil && r != nil && r.proc == nil {
+				rec = r.rec
+				err = fmt.Errorf("%w: run %d of %s not started: %s", whenlua.ErrConflict, rec.Serial, name, rec.Error)
+			} else if r != nil {
+				rec = r.rec
 			}
 		})
 	})
@@ -240,7 +258,12 @@ func (e *Engine) Tail(ctx context.Context, serial uint64, w io.Writer) error {
 		return err
 	}
 	if proc != nil {
-		return proc.Tail(ctx, w)
+		err := proc.Tail(ctx, w)
+		if !errors.Is(err, os.ErrClosed) {
+			return err
+		}
+		// The run ended and was cleaned up before the tail began: its
+		// stored output is the whole of it.
 	}
 	rec, err := e.store.Run(serial)
 	if err != nil {

@@ -24,10 +24,14 @@ type state struct {
 	serial  uint64
 	sched   *schedule
 
-	lib      map[string]string // lib module path -> content hash
-	condErrs map[string]string // job -> last condition error
-	compiles uint64
-	stopping bool
+	lib map[string]string // lib module path -> content hash
+	// unrecorded are records of ended runs whose commit failed; the next
+	// step commits them.
+	unrecorded []whenlua.Run
+	condErrs   map[string]string // job -> last condition error
+	compiles   uint64
+	stopping   bool
+	dryRun     bool // evaluating for `test`: leave condition errors and reloaded() alone
 
 	step step
 }
@@ -44,6 +48,11 @@ type step struct {
 	toStart     []*run
 	triggered   []string // when-jobs made due in this step, in start order
 	afterCommit []func(error)
+	afterLaunch []func() // after the commit and the launches of the step
+	// finished are the records of runs that ended in this step: a commit
+	// that fails does not lose them, they go into the next step.
+	finished []whenlua.Run
+	loaded   []*fileEntry // files loaded in this step: retried if it fails
 }
 
 // job is one active job of one generation.
@@ -102,6 +111,19 @@ func (st *state) resetStep() {
 		undoStates: map[string]*whenlua.JobState{},
 		undoSerial: st.serial,
 	}
+	if len(st.unrecorded) > 0 {
+		for _, r := range st.unrecorded {
+			st.addFinished(r)
+		}
+		st.unrecorded = nil
+	}
+}
+
+// addFinished records the end of a run; if the step's commit fails, the
+// record is carried into the next step rather than lost.
+func (st *state) addFinished(r whenlua.Run) {
+	st.addRun(r)
+	st.step.finished = append(st.step.finished, r)
 }
 
 // handle runs one request and flushes what it changed.
@@ -190,9 +212,15 @@ func (st *state) flush() {
 			for _, r := range st.step.toStart {
 				st.dropRun(r)
 			}
+			st.unrecorded = append(st.unrecorded, st.step.finished...)
+			for _, ent := range st.step.loaded {
+				// What the load set or evaluated is undone: load it again
+				// at the next scan.
+				ent.hash, ent.seen = "", fileStat{}
+			}
 		}
 	}
-	toStart, after := st.step.toStart, st.step.afterCommit
+	toStart, after, launched := st.step.toStart, st.step.afterCommit, st.step.afterLaunch
 	st.resetStep()
 	for _, f := range after {
 		f(err)
@@ -201,11 +229,20 @@ func (st *state) flush() {
 		for _, r := range toStart {
 			st.launch(r)
 		}
-		// Launch failures are recorded in a step of their own.
+		// Launch records are committed in a step of their own.
 		if st.step.dirty {
 			st.flush()
 		}
 	}
+	for _, f := range launched {
+		f()
+	}
+}
+
+// afterLaunch queues f to run once the current step is committed (or
+// undone) and the processes of its runs have been started.
+func (st *state) afterLaunch(f func()) {
+	st.step.afterLaunch = append(st.step.afterLaunch, f)
 }
 
 // afterCommit queues f to run once the current step is committed (err nil)
@@ -287,19 +324,23 @@ func (st *state) fixpoint(cands []*job) []*job {
 // reports whether it is due (true now, false at the previous evaluation).
 func (st *state) evalJob(j *job) bool {
 	prev := st.states[j.name]
-	if prev == nil {
+	if prev == nil || prev.Cond != j.lj.Cond {
 		prev = &whenlua.JobState{Cond: j.lj.Cond}
 	}
 	ok, read, err := j.lj.Eval(luaapi.EvalInput{Evaluated: prev.Evaluated, Prev: prev.Snapshot, Reloaded: j.reloadPending})
-	j.reloadPending = false
 	if err != nil {
 		ok = false
-		if st.condErrs[j.name] != err.Error() {
-			st.e.log.Error("condition failed", "job", j.name, "err", err)
+	}
+	if !st.dryRun {
+		j.reloadPending = false
+		if err != nil {
+			if st.condErrs[j.name] != err.Error() {
+				st.e.log.Error("condition failed", "job", j.name, "err", err)
+			}
+			st.condErrs[j.name] = err.Error()
+		} else {
+			delete(st.condErrs, j.name)
 		}
-		st.condErrs[j.name] = err.Error()
-	} else {
-		delete(st.condErrs, j.name)
 	}
 	for _, name := range read {
 		if _, known := j.deps[name]; !known && !j.all {
