@@ -254,7 +254,15 @@ func (st *state) swap(ent *fileEntry, g *generation) {
 		newNames[lj.Name] = true
 	}
 	ent.hookErr, ent.hookAt = "", time.Time{} // this swap's hooks report anew
+	// An every-job that keeps its name and period keeps its next run, so a
+	// reload at a boundary neither skips nor repeats it.
+	nextRuns := map[string]int64{}
 	if old := ent.cur; old != nil {
+		for _, j := range old.jobs {
+			if !j.isWhen() && j.nextRun != 0 {
+				nextRuns[j.name+"\x00"+j.lj.Period.String()] = j.nextRun
+			}
+		}
 		st.retire(ent, old, newNames)
 	}
 	var whens []*job
@@ -273,7 +281,7 @@ func (st *state) swap(ent *fileEntry, g *generation) {
 			if s := st.states[j.name]; s != nil {
 				st.putState(j.name, nil)
 			}
-			st.sched.add(j)
+			st.sched.add(j, nextRuns[j.name+"\x00"+lj.Period.String()])
 		}
 	}
 	ent.cur = g

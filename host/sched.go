@@ -16,9 +16,13 @@ type schedule struct {
 
 func newSchedule(c Clock) *schedule { return &schedule{clock: c} }
 
-// add schedules j at its next period boundary after now.
-func (s *schedule) add(j *job) {
-	j.nextRun = j.lj.Period.Next(s.clock.Now()).UnixNano()
+// add schedules j at next (unix nanos), or at its next period boundary
+// after now when next is 0.
+func (s *schedule) add(j *job, next int64) {
+	if next == 0 {
+		next = j.lj.Period.Next(s.clock.Now()).UnixNano()
+	}
+	j.nextRun = next
 	heap.Push(&s.h, j)
 }
 

@@ -57,3 +57,23 @@ func TestEveryJobsAreScheduledInStatus(t *testing.T) {
 		t.Fatalf("next runs = %+v", s.Next)
 	}
 }
+
+func TestAReloadAtABoundaryNeitherSkipsNorRepeatsAnEveryRun(t *testing.T) {
+	p := testPaths(t, t.TempDir())
+	writeFile(t, p.JobsDir+"/e.lua", `every("10 seconds", "true", {name="e"})`)
+	clock := NewFakeClock(testEpoch.Add(time.Second))
+	te := openTestEngine(t, p, clock)
+	// The boundary passes while the engine is busy with a reload: the
+	// reloaded job keeps the boundary it had, and runs at it.
+	clock.Set(testEpoch.Add(10 * time.Second))
+	writeFile(t, p.JobsDir+"/e.lua", `every("10 seconds", "true", {name="e"}) -- edited`)
+	te.reload()
+	te.waitFor("the run at the boundary", func() bool { return len(te.runs("e")) == 1 })
+	if got := te.runs("e")[0].Start; !got.Equal(testEpoch.Add(10 * time.Second)) {
+		t.Fatalf("run at %v, want the boundary", got)
+	}
+	s := te.status()
+	if len(s.Next) != 1 || !s.Next[0].Next.Equal(testEpoch.Add(20*time.Second)) {
+		t.Fatalf("next = %+v, want the following boundary", s.Next)
+	}
+}
