@@ -20,19 +20,29 @@ func (s *state) stringCond(j *Job, expr string) error {
 	if ci.err != nil {
 		return ci.err
 	}
-	L := s.L
-	env := L.CreateTable(0, len(s.condEnv))
-	for k, v := range s.condEnv {
-		env.RawSetString(k, v)
-	}
-	mt := L.CreateTable(0, 1)
-	mt.RawSetString("__index", s.varIndex)
-	L.SetMetatable(env, mt)
-	fn := L.NewFunctionFromProto(ci.proto)
-	fn.Env = env
+	fn := s.L.NewFunctionFromProto(ci.proto)
+	fn.Env = s.stringCondEnv()
 	j.cond, j.stringCond, j.Cond = fn, true, expr
 	j.Deps, j.DepsAll = ci.deps, ci.all
 	return nil
+}
+
+// stringCondEnv returns the environment every string condition of the
+// file shares. Sharing is safe: an expression cannot assign a global, and
+// none of the exempt names can change an environment.
+func (s *state) stringCondEnv() *lua.LTable {
+	if s.condEnvTable == nil {
+		L := s.L
+		env := L.CreateTable(0, len(s.condEnv))
+		for k, v := range s.condEnv {
+			env.RawSetString(k, v)
+		}
+		mt := L.CreateTable(0, 1)
+		mt.RawSetString("__index", s.varIndex)
+		L.SetMetatable(env, mt)
+		s.condEnvTable = env
+	}
+	return s.condEnvTable
 }
 
 // funcCond sets up a function condition: its source text is its Cond, its

@@ -76,8 +76,10 @@ type state struct {
 	onLoad   []*lua.LFunction
 	onUnload []*lua.LFunction
 	condEnv  map[string]lua.LValue // the exempt names of string conditions
-	varIndex *lua.LFunction        // __index of string condition environments
-	ast      *fileAST
+	// condEnvTable is the environment of the file's string conditions.
+	condEnvTable *lua.LTable
+	varIndex     *lua.LFunction // __index of string condition environments
+	ast          *fileAST
 }
 
 // DefaultTimeout is the time limit of a call into Lua when Options.Timeout is 0.

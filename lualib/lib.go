@@ -97,8 +97,9 @@ type lib struct {
 // NewVars returns the read-only table `vars`: indexing it with a variable
 // name calls get, assigning to it raises an error. Other keys read as nil.
 func NewVars(L *lua.LState, get func(string) whenlua.Value) *lua.LTable {
-	t := L.NewTable()
-	mt := L.NewTable()
+	// Sized: NewTable would reserve room for 32+32 entries in each.
+	t := L.CreateTable(0, 0)
+	mt := L.CreateTable(0, 3)
 	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
 		k, ok := L.Get(2).(lua.LString)
 		if !ok || whenlua.ValidateName(string(k)) != nil {
