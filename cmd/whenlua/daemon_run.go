@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -50,6 +51,12 @@ func daemonRunCommand(e *env) *cli.Command {
 			// docs/benchmarks.md). GOMAXPROCS in the environment overrides it.
 			if os.Getenv("GOMAXPROCS") == "" {
 				runtime.GOMAXPROCS(1)
+			}
+			// A resident daemon with a small heap: collect at half the
+			// default growth, trading a little CPU in bursts for a smaller
+			// footprint (docs/benchmarks.md, P5). GOGC overrides it.
+			if os.Getenv("GOGC") == "" {
+				debug.SetGCPercent(50)
 			}
 			log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 			if err := installSample(p); err != nil {
