@@ -211,7 +211,15 @@ func (e *Engine) run() {
 		if !st.stopping {
 			timerC = st.sched.timerC()
 		}
+		// Records a failed commit left behind are retried even when no
+		// request comes.
+		var retryC <-chan time.Time
+		if st.step.dirty {
+			retryC = time.After(time.Second)
+		}
 		select {
+		case <-retryC:
+			st.flush()
 		case f := <-e.reqs:
 			st.handle(f)
 		case r := <-e.sets:
