@@ -102,7 +102,10 @@ func syntaxError(path string, err error) *LoadError {
 			return &LoadError{Path: path, Msg: "syntax error at end of file: " + msg}
 		}
 		if pe.Token != "" {
-			msg = fmt.Sprintf("syntax error near '%s': %s", pe.Token, msg)
+			msg = fmt.Sprintf("syntax error near '%s'", pe.Token)
+			if m := strings.TrimSpace(pe.Message); m != "syntax error" && m != "" {
+				msg += ": " + m
+			}
 		} else {
 			msg = "syntax error: " + msg
 		}

@@ -191,7 +191,7 @@ func (e *env) edit(ctx context.Context, p whenlua.Paths, target string) error {
 			}
 			return fmt.Errorf("installed %s, but the daemon did not load it", target)
 		}
-		fmt.Fprintf(e.stdout, "installed %s: active, generation %d, %d jobs\n", target, f.Generation, f.Jobs)
+		fmt.Fprintf(e.stdout, "installed %s: active, generation %d, %s\n", target, f.Generation, plural(f.Jobs, "job"))
 		return nil
 	}
 	return fmt.Errorf("installed %s, but the daemon does not list it (is its jobs directory %s?)", target, st.JobsDir)

@@ -59,7 +59,7 @@ func TestEditInstallsAValidEditAndTheDaemonActivatesIt(t *testing.T) {
 	}
 	r := h.edit(editor(t, `sed -i 's/x == 1/x == 2/' "$1"`), "demo")
 	target := filepath.Join(h.dir, "jobs", "demo.lua")
-	if r.code != 0 || r.stderr != "" || r.stdout != "installed "+target+": active, generation 2, 1 jobs\n" {
+	if r.code != 0 || r.stderr != "" || r.stdout != "installed "+target+": active, generation 2, 1 job\n" {
 		t.Fatalf("edit: %v", r)
 	}
 	if got := h.readJob("demo.lua"); got != strings.Replace(helloJob, "x == 1", "x == 2", 1) {
@@ -138,7 +138,7 @@ func TestEditCreatesANewFile(t *testing.T) {
 	h.start()
 	r := h.edit(editor(t, `test ! -s "$1"; echo 'when("y > 3", "true", { name = "fresh" })' > "$1"`), "new")
 	target := filepath.Join(h.dir, "jobs", "new.lua")
-	if r.code != 0 || r.stdout != "installed "+target+": active, generation 1, 1 jobs\n" {
+	if r.code != 0 || r.stdout != "installed "+target+": active, generation 1, 1 job\n" {
 		t.Fatalf("edit new: %v", r)
 	}
 	if names := h.ok("names"); !strings.Contains(names, "fresh\twhen\ty > 3\t"+target+":1") {

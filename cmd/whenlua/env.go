@@ -182,3 +182,11 @@ func serialAction(e *env, do func(c *cli.Context, cl *whenlua.Client, serial uin
 		return do(c, cl, serial)
 	}
 }
+
+// plural is "1 job", "2 jobs".
+func plural(n int, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}

@@ -37,7 +37,7 @@ func reloadCommand(e *env) *cli.Command {
 					failed++
 					fmt.Fprintf(e.stderr, "whenlua: %s\n", oneLine(f.Error))
 				} else if !c.Bool("json") {
-					fmt.Fprintf(e.stdout, "%s\tgeneration %d\t%d jobs\n", f.Path, f.Generation, f.Jobs)
+					fmt.Fprintf(e.stdout, "%s\tgeneration %d\t%s\n", f.Path, f.Generation, plural(f.Jobs, "job"))
 				}
 			}
 			if failed > 0 {

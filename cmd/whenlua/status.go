@@ -42,7 +42,7 @@ func printStatus(w io.Writer, st whenlua.Status) {
 		if len(hash) > 12 {
 			hash = hash[:12]
 		}
-		fmt.Fprintf(w, "  %s\t%s\tgeneration %d\tloaded %s\t%d jobs\t%s\n", f.Path, state, f.Generation, fmtTime(f.LoadedAt), f.Jobs, hash)
+		fmt.Fprintf(w, "  %s\t%s\tgeneration %d\tloaded %s\t%s\t%s\n", f.Path, state, f.Generation, fmtTime(f.LoadedAt), plural(f.Jobs, "job"), hash)
 		if f.Error != "" {
 			fmt.Fprintf(w, "    error at %s: %s\n", fmtTime(f.ErrorAt), oneLine(f.Error))
 		}
