@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -220,16 +219,6 @@ func countOf(names []string, name string) int {
 		}
 	}
 	return n
-}
-
-func fileErrors(s whenlua.Status) string {
-	var b strings.Builder
-	for _, f := range s.Files {
-		if f.Error != "" {
-			b.WriteString(f.Error + "\n")
-		}
-	}
-	return b.String()
 }
 
 // testEpoch is the fake clock's start in engine tests.

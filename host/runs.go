@@ -290,8 +290,3 @@ func (h *fileHost) release() {
 }
 
 var _ luaapi.Host = (*fileHost)(nil)
-
-// jobErrorf formats an error about a job for logs and replies.
-func jobErrorf(j *job, format string, args ...any) error {
-	return fmt.Errorf("job %s (%s:%d): %s", j.name, j.gen.path, j.lj.Line, fmt.Sprintf(format, args...))
-}
