@@ -33,11 +33,9 @@ func (e *Engine) Set(ctx context.Context, req whenlua.SetRequest) (whenlua.SetRe
 	if len(req.Assignments) == 0 {
 		return whenlua.SetResponse{}, fmt.Errorf("%w: nothing to set", whenlua.ErrInvalid)
 	}
+	// Names and values are validated where every set is applied (applySet).
 	seen := map[string]bool{}
 	for _, a := range req.Assignments {
-		if err := a.Validate(); err != nil {
-			return whenlua.SetResponse{}, err
-		}
 		if seen[a.Name] {
 			return whenlua.SetResponse{}, fmt.Errorf("%w: %s is assigned twice", whenlua.ErrInvalid, a.Name)
 		}
@@ -58,7 +56,10 @@ func (e *Engine) Set(ctx context.Context, req whenlua.SetRequest) (whenlua.SetRe
 	}
 	if req.Mode == whenlua.ModeTest {
 		var resp whenlua.SetResponse
-		err := e.do(ctx, func() { resp.Triggered = e.st.test(req.Assignments) })
+		var err error
+		if derr := e.do(ctx, func() { resp.Triggered, err = e.st.test(req.Assignments) }); derr != nil {
+			return resp, derr
+		}
 		return resp, err
 	}
 	r := &setReq{req: req, reply: make(chan setReply, 1)}
@@ -110,13 +111,10 @@ func (st *state) applySets(batch []*setReq) {
 
 // test evaluates as a set of as would, reports the jobs that would become
 // due, and undoes every change.
-func (st *state) test(as []whenlua.Assignment) []string {
-	names := make([]string, 0, len(as))
-	for _, a := range as {
-		st.setVar(a.Name, a.Value, "test")
-		names = append(names, a.Name)
+func (st *state) test(as []whenlua.Assignment) ([]string, error) {
+	if err := st.applySet("test", as, true); err != nil {
+		return nil, err
 	}
-	st.queueEval(names)
 	// A test is a dry run: condition errors and reloaded() stay as they are.
 	st.dryRun = true
 	defer func() { st.dryRun = false }()
@@ -134,7 +132,7 @@ func (st *state) test(as []whenlua.Assignment) []string {
 	for _, r := range pending {
 		st.addFinished(r)
 	}
-	return due
+	return due, nil
 }
 
 // Get implements whenlua.Service.
