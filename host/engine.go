@@ -34,7 +34,9 @@ type EngineOptions struct {
 	// Sendmail is the program mailto() hands messages to (default "sendmail" on PATH).
 	Sendmail string
 	// PollEvery is the period of the slow rescan of the jobs directory that
-	// catches what file events miss (default 5s; <0 disables the watcher).
+	// catches what file events miss (default 30s; <0 disables the watcher).
+	// Events are the way edits are seen; the poll is a safety net (a file
+	// system without inotify, a lost event) that costs a stat per file.
 	PollEvery time.Duration
 	// Debounce is how long the watcher waits after the last event (default 150ms).
 	Debounce time.Duration
@@ -93,7 +95,7 @@ func NewEngine(opts EngineOptions) *Engine {
 		opts.Sendmail = "sendmail"
 	}
 	if opts.PollEvery == 0 {
-		opts.PollEvery = 5 * time.Second
+		opts.PollEvery = 30 * time.Second
 	}
 	if opts.Debounce <= 0 {
 		opts.Debounce = 150 * time.Millisecond

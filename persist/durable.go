@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 )
@@ -77,6 +78,8 @@ func (s *Store) submit(p *pending) error {
 // writeGroup runs on the leading goroutine: it writes and syncs the records
 // of group, commits their transactions in that order and releases them.
 func (s *Store) writeGroup(group []*pending) {
+	s.writeBegin()
+	defer s.writeEnd()
 	w := s.wal
 	release := func(p *pending, err error) {
 		p.err = err
@@ -300,6 +303,11 @@ type hooks struct {
 	wrapLog func(logFile) logFile
 	// commitTxn replaces the commit of a transaction whose record is durable.
 	commitTxn func(*badger.Txn) error
+	// memTableSize, when set, replaces badger's memtable size: flushes,
+	// and so compactions, come sooner.
+	memTableSize int64
+	// compactLinger, when set, replaces compactLinger.
+	compactLinger time.Duration
 }
 
 // recPool keeps small record buffers between commits.

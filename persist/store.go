@@ -114,8 +114,17 @@ type Store struct {
 	replayed    int // records replayed by Open
 	checkpoints int // checkpoints done, on the leading goroutine
 
-	cancel context.CancelFunc // stops the maintenance goroutine
+	cancel context.CancelFunc // stops the maintenance and compaction goroutines
 	done   chan struct{}      // closed when the maintenance goroutine has returned
+
+	// Compaction (compact.go).
+	writing     atomic.Int64  // writes in progress
+	lastWrite   atomic.Int64  // when the last write ended, unix nanoseconds
+	compactCh   chan struct{} // wakes the compaction goroutine
+	compactDone chan struct{} // closed when it has returned
+	compactions atomic.Int64  // compactions done
+	polls       atomic.Int64  // looks at level 0
+	linger      time.Duration // compactLinger, or a test's
 
 	closeOnce sync.Once
 	closeErr  error
@@ -150,23 +159,45 @@ func Open(opts Options) (*Store, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	db, err := badger.Open(badgerOptions(opts.Dir, opts.Logger))
+	bo := badgerOptions(opts.Dir, opts.Logger)
+	linger := compactLinger
+	if h := opts.hooks; h != nil {
+		if h.memTableSize > 0 {
+			bo.MemTableSize = h.memTableSize
+		}
+		if h.compactLinger > 0 {
+			linger = h.compactLinger
+		}
+	}
+	db, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	s := &Store{
-		opts: opts,
-		log:  opts.Logger,
-		db:   db,
-		done: make(chan struct{}),
+		opts:   opts,
+		log:    opts.Logger,
+		db:     db,
+		cancel: cancel,
+		done:   make(chan struct{}),
+		linger: linger,
+
+		compactCh:   make(chan struct{}, 1),
+		compactDone: make(chan struct{}),
 	}
-	if err := s.openLog(); err != nil {
+	// The compaction goroutine runs from here: the replay writes, and
+	// badger may have flushed memtables at its own open.
+	go s.compactLoop(ctx)
+	s.writeBegin()
+	err = s.openLog()
+	s.writeEnd()
+	if err != nil {
+		cancel()
+		<-s.compactDone
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
 	}
 	s.seq.Store(uint64(max(time.Now().UnixNano(), 0)))
-	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
 	if opts.MaintainEvery > 0 {
 		go s.maintain(ctx, opts.MaintainEvery)
 	} else {
@@ -188,7 +219,7 @@ func badgerOptions(dir string, log *slog.Logger) badger.Options {
 	o.BaseTableSize = 1 << 20
 	o.NumLevelZeroTables = 2
 	o.NumLevelZeroTablesStall = 4
-	o.NumCompactors = 2
+	o.NumCompactors = 0 // the store compacts on its own (compact.go)
 	o.ValueThreshold = valueThreshold
 	return o
 }
@@ -200,6 +231,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.cancel()
 		<-s.done
+		<-s.compactDone
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
@@ -262,6 +294,8 @@ func (s *Store) maintain(ctx context.Context, every time.Duration) {
 // while an iterator is open, so one is held across the GC until the moved
 // values are synced: a power loss in between finds them in the old file.
 func (s *Store) gcOnce() error {
+	s.writeBegin()
+	defer s.writeEnd()
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
 	it := txn.NewIterator(badger.IteratorOptions{})

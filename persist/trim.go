@@ -27,6 +27,8 @@ func (s *Store) Trim() error {
 		return fmt.Errorf("trim: %w", err)
 	}
 	defer s.mu.RUnlock()
+	s.writeBegin()
+	defer s.writeEnd()
 
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()

@@ -2,7 +2,7 @@
 // project's performance targets and prints one table of figures, baselines
 // measured in the same run, ratios and targets.
 //
-//	go run ./cmd/whenlua-bench [-quick] [-bin PATH] [-dir DIR]
+//	go run ./cmd/whenlua-bench [-quick] [-only ROWS] [-bin PATH] [-dir DIR]
 //
 // It builds the whenlua binary (or takes -bin), starts daemons with
 // `whenlua daemon start` in homes under a fresh temporary directory, drives
@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -50,8 +52,9 @@ func main() {
 	quick := flag.Bool("quick", false, "smaller sizes and shorter windows (under a minute)")
 	bin := flag.String("bin", "", "the whenlua binary to run (default: build ./cmd/whenlua)")
 	dir := flag.String("dir", "", "where to create the temporary homes (default: $TMPDIR)")
+	only := flag.String("only", "", "run only the measurements of these rows, a comma-separated list such as P4 or P1,P6")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: whenlua-bench [-quick] [-bin PATH] [-dir DIR]\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: whenlua-bench [-quick] [-only ROWS] [-bin PATH] [-dir DIR]\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -65,7 +68,12 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg, *bin, *dir); err != nil {
+	want, err := parseOnly(*only)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "whenlua-bench: %v\n", err)
+		os.Exit(2)
+	}
+	if err := run(ctx, cfg, want, *bin, *dir); err != nil {
 		if errors.Is(err, context.Canceled) {
 			err = errors.New("interrupted")
 		}
@@ -74,10 +82,46 @@ func main() {
 	}
 }
 
+// steps are the measurements, in the order they run, with the rows each
+// one prints.
+var steps = []struct {
+	name string
+	rows []string
+	f    func(context.Context, *bench, config) ([]row, error)
+}{
+	{"idle daemons: RSS, every-second lateness, idle CPU (P5-P7)", []string{"P5", "P6", "P7"}, benchIdle},
+	{"set to job started (P1)", []string{"P1"}, benchStart},
+	{"set with many loaded jobs (P2)", []string{"P2"}, benchLoaded},
+	{"edit to active (P3)", []string{"P3"}, benchEdit},
+	{"durable sets per second (P4)", []string{"P4"}, benchThroughput},
+}
+
+// parseOnly reads the -only list; nil means every row.
+func parseOnly(s string) (map[string]bool, error) {
+	if s == "" {
+		return nil, nil
+	}
+	known := map[string]bool{}
+	for _, st := range steps {
+		for _, k := range st.rows {
+			known[k] = true
+		}
+	}
+	want := map[string]bool{}
+	for _, k := range strings.Split(s, ",") {
+		k = strings.ToUpper(strings.TrimSpace(k))
+		if !known[k] {
+			return nil, fmt.Errorf("-only: unknown row %q (the rows are P1 to P7)", k)
+		}
+		want[k] = true
+	}
+	return want, nil
+}
+
 // run sets up the bench, runs every measurement and prints the table. The
 // daemons it started are stopped and the temporary directory removed before
 // it returns.
-func run(ctx context.Context, cfg config, bin, dir string) (err error) {
+func run(ctx context.Context, cfg config, want map[string]bool, bin, dir string) (err error) {
 	start := time.Now()
 	load0 := loadAverage()
 	b, err := newBench(ctx, bin, dir)
@@ -90,23 +134,20 @@ func run(ctx context.Context, cfg config, bin, dir string) (err error) {
 		}
 	}()
 	var rows []row
-	steps := []struct {
-		name string
-		f    func(context.Context, *bench, config) ([]row, error)
-	}{
-		{"idle daemons: RSS, every-second lateness, idle CPU (P5-P7)", benchIdle},
-		{"set to job started (P1)", benchStart},
-		{"set with many loaded jobs (P2)", benchLoaded},
-		{"edit to active (P3)", benchEdit},
-		{"durable sets per second (P4)", benchThroughput},
-	}
 	for _, s := range steps {
+		if want != nil && !slices.ContainsFunc(s.rows, func(k string) bool { return want[k] }) {
+			continue
+		}
 		b.logf("%s", s.name)
 		rs, err := s.f(ctx, b, cfg)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
-		rows = append(rows, rs...)
+		for _, r := range rs {
+			if want == nil || want[r.key] {
+				rows = append(rows, r)
+			}
+		}
 		if err := b.stopAll(); err != nil {
 			return err
 		}

@@ -1,0 +1,113 @@
+package persist
+
+import (
+	"context"
+	"time"
+)
+
+// Compaction. Badger's compactor goroutines each wake every 50 ms, busy or
+// idle, and badger needs two of them or none: 40 wake-ups a second, most
+// of what an idle daemon costs (the Go scheduler, sysmon and the epoll loop
+// wake with each). So badger runs with no compactor and the store compacts
+// on its own, polling level 0 as badger would, but only while it writes.
+//
+// Level 0 grows by memtable flushes, and flushes follow writes. Each write
+// (a commit group, Trim's batch, value-log GC, the replay at Open) wakes the
+// compaction goroutine, which then looks at level 0 every compactPoll until
+// no write has been in progress for compactLinger. Once level 0 holds
+// NumLevelZeroTables tables it merges the tree down with badger's Flatten.
+// Badger stalls a flush once level 0 reaches NumLevelZeroTablesStall; the
+// polling goes on during such a stall, since the write that waits is still
+// in progress, and the compaction drains it. An idle store has no timer.
+const (
+	compactPoll   = 50 * time.Millisecond
+	compactLinger = 2 * time.Second
+)
+
+// writeBegin marks a write in progress and wakes the compaction goroutine;
+// writeEnd ends it.
+func (s *Store) writeBegin() {
+	s.writing.Add(1)
+	select {
+	case s.compactCh <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+}
+
+func (s *Store) writeEnd() {
+	s.lastWrite.Store(time.Now().UnixNano())
+	s.writing.Add(-1)
+}
+
+// needsCompaction reports whether level 0 has reached the size at which
+// badger's own compactors would have picked it.
+func (s *Store) needsCompaction() bool {
+	for _, l := range s.db.Levels() {
+		if l.Level == 0 {
+			return l.NumTables >= s.db.Opts().NumLevelZeroTables
+		}
+	}
+	return false
+}
+
+// compactLoop runs on its own goroutine until ctx is done and no write is
+// in progress: a write stalled on level 0 at Close still gets its
+// compaction.
+func (s *Store) compactLoop(ctx context.Context) {
+	defer close(s.compactDone)
+	done := ctx.Done()
+	t := time.NewTicker(compactPoll)
+	t.Stop()
+	for {
+		if done == nil && s.writing.Load() == 0 {
+			return
+		}
+		if done != nil {
+			select {
+			case <-done:
+				done = nil
+				continue
+			case <-s.compactCh:
+			}
+		}
+		// Writes are going on: watch level 0 until they have stopped.
+		t.Reset(compactPoll)
+		for {
+			s.polls.Add(1)
+			if s.needsCompaction() {
+				if err := s.compact(); err != nil {
+					s.log.Error("store compaction", "err", err)
+				}
+			}
+			if s.writing.Load() == 0 && (done == nil ||
+				time.Since(time.Unix(0, s.lastWrite.Load())) > s.linger) {
+				break
+			}
+			select {
+			case <-done:
+				done = nil
+			case <-t.C:
+			case <-s.compactCh: // consumed, so that it does not restart the loop
+			}
+		}
+		t.Stop()
+	}
+}
+
+// compact merges level 0 and every other level into one (Flatten), as
+// long as level 0 is full: flushes may add tables while it runs.
+func (s *Store) compact() error {
+	if err := s.enter(); err != nil {
+		return nil // closing
+	}
+	defer s.mu.RUnlock()
+	for s.needsCompaction() {
+		t0 := time.Now()
+		if err := s.db.Flatten(1); err != nil {
+			return err
+		}
+		s.compactions.Add(1)
+		s.log.Debug("store compacted", "took", time.Since(t0).Round(time.Millisecond))
+	}
+	return nil
+}
