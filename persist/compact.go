@@ -39,15 +39,22 @@ func (s *Store) writeEnd() {
 	s.writing.Add(-1)
 }
 
-// needsCompaction reports whether level 0 has reached the size at which
-// badger's own compactors would have picked it.
-func (s *Store) needsCompaction() bool {
+// level0 is the number of tables in level 0.
+func (s *Store) level0() int {
 	for _, l := range s.db.Levels() {
 		if l.Level == 0 {
-			return l.NumTables >= s.db.Opts().NumLevelZeroTables
+			return l.NumTables
 		}
 	}
-	return false
+	return 0
+}
+
+// needsCompaction reports whether level 0 has reached the size at which
+// badger's own compactors would have picked it, unless a compaction at
+// this very size did nothing (see compact).
+func (s *Store) needsCompaction() bool {
+	n := s.level0()
+	return n >= s.db.Opts().NumLevelZeroTables && n != s.uselessAt
 }
 
 // compactLoop runs on its own goroutine until ctx is done and no write is
@@ -94,20 +101,26 @@ func (s *Store) compactLoop(ctx context.Context) {
 	}
 }
 
-// compact merges level 0 and every other level into one (Flatten), as
-// long as level 0 is full: flushes may add tables while it runs.
+// compact merges level 0 and every other level into one (Flatten). While
+// every table is still in level 0, Flatten leaves exactly
+// NumLevelZeroTables of them alone (their score is 1, not above): when it
+// makes no progress, level 0 is left as it is until a flush adds a table.
 func (s *Store) compact() error {
 	if err := s.enter(); err != nil {
 		return nil // closing
 	}
 	defer s.mu.RUnlock()
-	for s.needsCompaction() {
-		t0 := time.Now()
-		if err := s.db.Flatten(1); err != nil {
-			return err
-		}
-		s.compactions.Add(1)
-		s.log.Debug("store compacted", "took", time.Since(t0).Round(time.Millisecond))
+	t0, before := time.Now(), s.level0()
+	s.flattens.Add(1)
+	if err := s.db.Flatten(1); err != nil {
+		return err
 	}
+	if after := s.level0(); after >= before {
+		s.uselessAt = after
+		return nil
+	}
+	s.uselessAt = 0
+	s.compactions.Add(1)
+	s.log.Debug("store compacted", "took", time.Since(t0).Round(time.Millisecond))
 	return nil
 }
