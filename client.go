@@ -153,23 +153,17 @@ var _ Service = (*Client)(nil)
 // error wrapping ErrNoDaemon.
 func Dial(socket string) *Client {
 	c := &Client{socket: socket}
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			conn, err := d.DialContext(ctx, "unix", socket)
-			if err != nil {
-				if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-					return nil, fmt.Errorf("%w listens on %s", ErrNoDaemon, socket)
-				}
-				return nil, fmt.Errorf("connect to %s: %w", socket, err)
+	tr := &connTransport{dial: func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "unix", socket)
+		if err != nil {
+			if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+				return nil, fmt.Errorf("%w listens on %s", ErrNoDaemon, socket)
 			}
-			return conn, nil
-		},
-		MaxIdleConns:        32,
-		MaxIdleConnsPerHost: 32,
-		IdleConnTimeout:     30 * time.Second,
-		DisableCompression:  true,
-	}
+			return nil, fmt.Errorf("connect to %s: %w", socket, err)
+		}
+		return conn, nil
+	}}
 	c.hc = &http.Client{Transport: tr}
 	return c
 }

@@ -50,11 +50,25 @@ func (s *Store) level0() int {
 }
 
 // needsCompaction reports whether level 0 has reached the size at which
-// badger's own compactors would have picked it, unless a compaction at
-// this very size did nothing (see compact).
+// badger's own compactors would have picked it, and Flatten would act on
+// it: while every table is still in level 0 (a young database), Flatten
+// leaves exactly NumLevelZeroTables of them alone, their score being 1 and
+// not above.
 func (s *Store) needsCompaction() bool {
-	n := s.level0()
-	return n >= s.db.Opts().NumLevelZeroTables && n != s.uselessAt
+	levels := s.db.Levels()
+	full := s.db.Opts().NumLevelZeroTables
+	switch n := levels[0].NumTables; {
+	case n < full:
+		return false
+	case n > full:
+		return true
+	}
+	for _, l := range levels[1:] {
+		if l.Size > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // compactLoop runs on its own goroutine until ctx is done and no write is
@@ -63,6 +77,7 @@ func (s *Store) needsCompaction() bool {
 func (s *Store) compactLoop(ctx context.Context) {
 	defer close(s.compactDone)
 	done := ctx.Done()
+	var logged time.Time
 	t := time.NewTicker(compactPoll)
 	t.Stop()
 	for {
@@ -82,8 +97,11 @@ func (s *Store) compactLoop(ctx context.Context) {
 		for {
 			s.polls.Add(1)
 			if s.needsCompaction() {
-				if err := s.compact(); err != nil {
+				// A failing compaction is retried at each poll, and
+				// logged once a minute.
+				if err := s.compact(); err != nil && time.Since(logged) > time.Minute {
 					s.log.Error("store compaction", "err", err)
+					logged = time.Now()
 				}
 			}
 			if s.writing.Load() == 0 && (done == nil ||
@@ -101,25 +119,16 @@ func (s *Store) compactLoop(ctx context.Context) {
 	}
 }
 
-// compact merges level 0 and every other level into one (Flatten). While
-// every table is still in level 0, Flatten leaves exactly
-// NumLevelZeroTables of them alone (their score is 1, not above): when it
-// makes no progress, level 0 is left as it is until a flush adds a table.
+// compact merges level 0 and every other level into one (Flatten).
 func (s *Store) compact() error {
 	if err := s.enter(); err != nil {
 		return nil // closing
 	}
 	defer s.mu.RUnlock()
-	t0, before := time.Now(), s.level0()
-	s.flattens.Add(1)
+	t0 := time.Now()
 	if err := s.db.Flatten(1); err != nil {
 		return err
 	}
-	if after := s.level0(); after >= before {
-		s.uselessAt = after
-		return nil
-	}
-	s.uselessAt = 0
 	s.compactions.Add(1)
 	s.log.Debug("store compacted", "took", time.Since(t0).Round(time.Millisecond))
 	return nil

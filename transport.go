@@ -1,0 +1,213 @@
+package whenlua
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// connTransport is the Client's http.RoundTripper. It writes a request and
+// reads its response on the caller's goroutine, over a connection of its
+// own pool: one request at a time per connection, as HTTP/1.1 without
+// pipelining. net/http's Transport runs a reading and a writing goroutine
+// per connection and hands each request and response between them; on a
+// small machine those handoffs cost more than the daemon's work on a set.
+type connTransport struct {
+	dial func(ctx context.Context) (net.Conn, error)
+
+	mu   sync.Mutex
+	idle []*clientConn // most recently used last
+}
+
+// clientConn is one connection with its buffers.
+type clientConn struct {
+	conn     net.Conn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	lastUsed time.Time
+}
+
+const (
+	maxIdleConns = 32
+	// idleConnTimeout is how long an idle connection is kept; the daemon
+	// closes its side after two minutes.
+	idleConnTimeout = 30 * time.Second
+)
+
+// errClosedIdle means a reused connection was found closed before any
+// byte of the response: the daemon closed it while it was idle, and did
+// not read the request.
+var errClosedIdle = errors.New("connection closed by the daemon while idle")
+
+// RoundTrip implements http.RoundTripper.
+func (t *connTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	for attempt := 0; ; attempt++ {
+		cc, reused, err := t.get(ctx)
+		if err != nil {
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			return nil, err
+		}
+		resp, err := t.exchange(ctx, cc, req, reused)
+		if err == nil {
+			return resp, nil
+		}
+		cc.conn.Close()
+		if errors.Is(err, errClosedIdle) && attempt == 0 && ctx.Err() == nil &&
+			(req.Body == nil || req.GetBody != nil) {
+			if req.Body != nil {
+				if req.Body, err = req.GetBody(); err != nil {
+					return nil, err
+				}
+			}
+			continue // once, on a new connection
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+}
+
+// get returns an idle connection, or a new one.
+func (t *connTransport) get(ctx context.Context) (cc *clientConn, reused bool, err error) {
+	t.mu.Lock()
+	for len(t.idle) > 0 {
+		cc = t.idle[len(t.idle)-1]
+		t.idle[len(t.idle)-1] = nil
+		t.idle = t.idle[:len(t.idle)-1]
+		if time.Since(cc.lastUsed) < idleConnTimeout {
+			t.mu.Unlock()
+			return cc, true, nil
+		}
+		cc.conn.Close()
+	}
+	t.mu.Unlock()
+	conn, err := t.dial(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	return &clientConn{conn: conn, br: bufio.NewReader(conn), bw: bufio.NewWriter(conn)}, false, nil
+}
+
+// put makes cc idle, or closes it when the pool is full.
+func (t *connTransport) put(cc *clientConn) {
+	cc.lastUsed = time.Now()
+	t.mu.Lock()
+	if len(t.idle) < maxIdleConns {
+		t.idle = append(t.idle, cc)
+		cc = nil
+	}
+	t.mu.Unlock()
+	if cc != nil {
+		cc.conn.Close()
+	}
+}
+
+// CloseIdleConnections closes the idle connections (http.Client calls it).
+func (t *connTransport) CloseIdleConnections() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = nil
+	t.mu.Unlock()
+	for _, cc := range idle {
+		cc.conn.Close()
+	}
+}
+
+// exchange sends req on cc and reads the response head. The body is read
+// by the caller; closing it returns cc to the pool when the body was read
+// to its end.
+func (t *connTransport) exchange(ctx context.Context, cc *clientConn, req *http.Request, reused bool) (*http.Response, error) {
+	// Cancellation interrupts a blocked read or write through the deadline.
+	stop := context.AfterFunc(ctx, func() { cc.conn.SetDeadline(time.Unix(1, 0)) })
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		return nil, err
+	}
+	if err := req.Write(cc.bw); err != nil {
+		if reused && isClosedConn(err) {
+			err = errClosedIdle
+		}
+		return fail(err)
+	}
+	if err := cc.bw.Flush(); err != nil {
+		if reused && isClosedConn(err) {
+			err = errClosedIdle
+		}
+		return fail(err)
+	}
+	if _, err := cc.br.Peek(1); err != nil {
+		if reused && isClosedConn(err) {
+			err = errClosedIdle
+		}
+		return fail(err)
+	}
+	resp, err := http.ReadResponse(cc.br, req)
+	if err != nil {
+		return fail(err)
+	}
+	resp.Body = &connBody{body: resp.Body, t: t, cc: cc, stop: stop, keep: !resp.Close}
+	return resp, nil
+}
+
+// isClosedConn tells the errors of a connection closed by the peer.
+func isClosedConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// connBody is a response body that gives its connection back to the pool
+// once read to the end and closed.
+type connBody struct {
+	body io.ReadCloser
+	t    *connTransport
+	cc   *clientConn
+	stop func() bool
+	keep bool // the response allows reuse
+	eof  bool
+	done bool
+}
+
+func (b *connBody) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, errors.New("read on a closed response body")
+	}
+	n, err := b.body.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *connBody) Close() error {
+	if b.done {
+		return nil
+	}
+	b.done = true
+	if !b.eof || !b.keep {
+		// net/http's Close reads a body to its end: a stream could go on
+		// for as long as its run. Close the connection first.
+		b.cc.conn.Close()
+		b.body.Close()
+		b.stop()
+		return nil
+	}
+	err := b.body.Close()
+	// stop reports false when the context's deadline was already set on
+	// the connection: it cannot be reused.
+	if b.stop() && err == nil {
+		b.t.put(b.cc)
+		return nil
+	}
+	b.cc.conn.Close()
+	return err
+}
