@@ -1,9 +1,9 @@
 package persist
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
-	"fmt"
 	"testing"
 	"time"
 
