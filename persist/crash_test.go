@@ -24,7 +24,8 @@ const (
 
 // crashOptions are the child's store options for a mode: "" is the daemon's
 // setting; "checkpoints" checkpoints every 256 KiB of log, so that kills
-// land around checkpoints; "log-only" never commits to badger, as if a power
+// land around checkpoints; "plain-sync" syncs the log with fdatasync, as
+// where AIO is refused; "log-only" never commits to badger, as if a power
 // loss had taken all of badger's unsynced writes (no checkpoint then, it
 // would lose them).
 func crashOptions(dir, mode string) Options {
@@ -35,6 +36,8 @@ func crashOptions(dir, mode string) Options {
 	case "log-only":
 		o.CheckpointBytes = 1 << 40
 		o.hooks = logOnly
+	case "plain-sync":
+		o.hooks = &hooks{plainSync: true}
 	}
 	return o
 }
@@ -84,10 +87,10 @@ func TestCrashLosesNoAcknowledgedCommit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("re-executes the test binary")
 	}
-	for round, mode := range []string{"", "checkpoints", ""} {
+	for round, mode := range []string{"", "checkpoints", "plain-sync"} {
 		name := fmt.Sprint("kill ", round+1)
 		if mode != "" {
-			name += " with frequent " + mode
+			name += " with " + mode
 		}
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()

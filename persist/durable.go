@@ -204,10 +204,11 @@ func syncPath(path string) error {
 // starts a new epoch (Open).
 func (s *Store) openLog() error {
 	var wrap func(logFile) logFile
+	plain := false
 	if s.opts.hooks != nil {
-		wrap = s.opts.hooks.wrapLog
+		wrap, plain = s.opts.hooks.wrapLog, s.opts.hooks.plainSync
 	}
-	w, err := openCommitLog(s.opts.Dir, wrap)
+	w, err := openCommitLog(s.opts.Dir, wrap, plain)
 	if err != nil {
 		return fmt.Errorf("open commit log: %w", err)
 	}
@@ -308,6 +309,8 @@ type hooks struct {
 	memTableSize int64
 	// compactLinger, when set, replaces compactLinger.
 	compactLinger time.Duration
+	// plainSync makes the commit log sync with fdatasync, not AIO.
+	plainSync bool
 }
 
 // recPool keeps small record buffers between commits.

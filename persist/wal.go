@@ -73,13 +73,36 @@ type logFile interface {
 	Close() error
 }
 
-// dataSyncFile is a logFile whose Sync is fdatasync.
-type dataSyncFile struct {
-	*os.File
-	fd int
+// Close closes the file and the AIO context.
+func (f *dataSyncFile) Close() error {
+	if f.aio != nil {
+		f.aio.destroy()
+	}
+	return f.File.Close()
 }
 
-func (f dataSyncFile) Sync() error {
+// dataSyncFile is a logFile whose Sync is fdatasync, through AIO where
+// the kernel takes it (aio_linux.go).
+type dataSyncFile struct {
+	*os.File
+	fd  int
+	aio *aioSyncer // nil: a plain fdatasync
+}
+
+// errAIOUnsupported is returned by aioSyncer.sync when it submitted
+// nothing (an old kernel, a sandbox, no AIO resources left): the commit
+// log falls back to fdatasync for good.
+var errAIOUnsupported = errors.New("aio fdatasync refused")
+
+func (f *dataSyncFile) Sync() error {
+	if f.aio != nil {
+		err := f.aio.sync(f.fd)
+		if !errors.Is(err, errAIOUnsupported) {
+			return err
+		}
+		f.aio.destroy()
+		f.aio = nil
+	}
 	for {
 		err := unix.Fdatasync(f.fd)
 		if err == nil {
@@ -109,8 +132,9 @@ type commitLog struct {
 }
 
 // openCommitLog opens or creates dir/commit.log. wrap, when not nil,
-// wraps the file (fault injection in tests).
-func openCommitLog(dir string, wrap func(logFile) logFile) (*commitLog, error) {
+// wraps the file (fault injection in tests). plain makes it sync with a
+// plain fdatasync, never through AIO.
+func openCommitLog(dir string, wrap func(logFile) logFile, plain bool) (*commitLog, error) {
 	path := filepath.Join(dir, logFileName)
 	_, err := os.Stat(path)
 	created := errors.Is(err, fs.ErrNotExist)
@@ -123,7 +147,11 @@ func openCommitLog(dir string, wrap func(logFile) logFile) (*commitLog, error) {
 		f.Close()
 		return nil, err
 	}
-	var lf logFile = dataSyncFile{File: f, fd: int(f.Fd())}
+	df := &dataSyncFile{File: f, fd: int(f.Fd())}
+	if !plain {
+		df.aio, _ = newAIOSyncer() // nil where refused: fdatasync
+	}
+	var lf logFile = df
 	if wrap != nil {
 		lf = wrap(lf)
 	}

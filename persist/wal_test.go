@@ -209,7 +209,7 @@ func TestStaleRecordsOfAnOldEpochAreNeverReplayed(t *testing.T) {
 // record that carries the very sequence the replay expects is refused.
 func TestARecordOfAnotherEpochFailsItsChecksum(t *testing.T) {
 	dir := t.TempDir()
-	l, err := openCommitLog(dir, nil)
+	l, err := openCommitLog(dir, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,5 +450,35 @@ func TestMappedHolesCountsTheSparsePartOfBadgersLogs(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "other.sst"), nil, 0o600)
 	if h := mappedHoles(dir); h < 1<<20-8192-4096 || h > 1<<20-8192 {
 		t.Fatalf("holes = %d, want about %d", h, 1<<20-8192)
+	}
+}
+
+// On Linux the commit log waits for its fdatasync in the network poller
+// (aio_linux.go); where the kernel refuses native AIO it falls back to a
+// plain fdatasync, and the store works the same.
+func TestTheCommitLogSyncsThroughAIOWhereTheKernelTakesIt(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		s := openTest(t, Options{hooks: &hooks{plainSync: plain}})
+		for i := range 3 {
+			commit(t, s, &Batch{Vars: []VarChange{{Name: "x", Value: whenlua.Int(int64(i)), Origin: "cli"}}})
+		}
+		df, ok := s.wal.f.(*dataSyncFile)
+		if !ok {
+			t.Fatalf("the commit log file is a %T", s.wal.f)
+		}
+		if plain && df.aio != nil {
+			t.Error("plainSync, yet the log syncs through AIO")
+		}
+		if !plain && df.aio == nil {
+			if _, err := newAIOSyncer(); err != nil {
+				t.Logf("native AIO refused here (%v): the log uses fdatasync", err)
+			} else {
+				t.Error("native AIO works here, yet the log fell back to fdatasync")
+			}
+		}
+		s = reopen(t, s)
+		if v, err := s.Vars(); err != nil || v["x"].I != 2 {
+			t.Fatalf("after reopen: %v, %v", v, err)
+		}
 	}
 }
