@@ -40,69 +40,130 @@ const (
 	idleConnTimeout = 30 * time.Second
 )
 
-// errClosedIdle means a reused connection was found closed before any
-// byte of the response: the daemon closed it while it was idle, and did
-// not read the request.
-var errClosedIdle = errors.New("connection closed by the daemon while idle")
+// errNothingWritten wraps a failure to send a request on a reused
+// connection: the daemon cannot have acted on it, so it is sent again on
+// a new connection.
+type errNothingWritten struct{ err error }
+
+func (e errNothingWritten) Error() string { return e.err.Error() }
+func (e errNothingWritten) Unwrap() error { return e.err }
+
+// errNoResponse wraps a connection closed before any byte of the response,
+// on a reused connection: a GET is sent again, anything else is not, since
+// the daemon may have acted on it before it went away.
+type errNoResponse struct{ err error }
+
+func (e errNoResponse) Error() string { return e.err.Error() }
+func (e errNoResponse) Unwrap() error { return e.err }
 
 // RoundTrip implements http.RoundTripper.
 func (t *connTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	for attempt := 0; ; attempt++ {
-		cc, reused, err := t.get(ctx)
-		if err != nil {
-			if req.Body != nil {
-				req.Body.Close()
-			}
+	cc, reused, err := t.get(ctx)
+	if err != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, err
+	}
+	resp, err := t.exchange(ctx, cc, req, reused)
+	if err == nil {
+		return resp, nil
+	}
+	cc.conn.Close()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	var nw errNothingWritten
+	var nr errNoResponse
+	retry := errors.As(err, &nw) || (errors.As(err, &nr) && (req.Method == http.MethodGet || req.Method == http.MethodHead))
+	if !retry || (req.Body != nil && req.GetBody == nil) {
+		return nil, err
+	}
+	// Once more, on a new connection (the idle ones may be as stale).
+	again := req.Clone(ctx)
+	if req.Body != nil {
+		if again.Body, err = req.GetBody(); err != nil {
 			return nil, err
 		}
-		resp, err := t.exchange(ctx, cc, req, reused)
-		if err == nil {
-			return resp, nil
+	}
+	if cc, err = t.dialConn(ctx); err != nil {
+		if again.Body != nil {
+			again.Body.Close()
 		}
+		return nil, err
+	}
+	resp, err = t.exchange(ctx, cc, again, false)
+	if err != nil {
 		cc.conn.Close()
-		if errors.Is(err, errClosedIdle) && attempt == 0 && ctx.Err() == nil &&
-			(req.Body == nil || req.GetBody != nil) {
-			if req.Body != nil {
-				if req.Body, err = req.GetBody(); err != nil {
-					return nil, err
-				}
-			}
-			continue // once, on a new connection
-		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, err
 	}
+	return resp, nil
 }
 
-// get returns an idle connection, or a new one.
+// get returns an idle connection that is still open, or a new one.
 func (t *connTransport) get(ctx context.Context) (cc *clientConn, reused bool, err error) {
 	t.mu.Lock()
 	for len(t.idle) > 0 {
 		cc = t.idle[len(t.idle)-1]
 		t.idle[len(t.idle)-1] = nil
 		t.idle = t.idle[:len(t.idle)-1]
-		if time.Since(cc.lastUsed) < idleConnTimeout {
+		if time.Since(cc.lastUsed) < idleConnTimeout && cc.alive() {
 			t.mu.Unlock()
 			return cc, true, nil
 		}
 		cc.conn.Close()
 	}
 	t.mu.Unlock()
-	conn, err := t.dial(ctx)
-	if err != nil {
-		return nil, false, err
-	}
-	return &clientConn{conn: conn, br: bufio.NewReader(conn), bw: bufio.NewWriter(conn)}, false, nil
+	cc, err = t.dialConn(ctx)
+	return cc, false, err
 }
 
-// put makes cc idle, or closes it when the pool is full.
+// dialConn opens a new connection.
+func (t *connTransport) dialConn(ctx context.Context) (*clientConn, error) {
+	conn, err := t.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &clientConn{conn: conn, br: bufio.NewReader(conn), bw: bufio.NewWriter(conn)}, nil
+}
+
+// alive reports whether an idle connection is still open with nothing to
+// read: the daemon closes its side when it exits, and after two minutes
+// without a request. One non-blocking peek at the socket tells.
+func (cc *clientConn) alive() bool {
+	if cc.br.Buffered() > 0 {
+		return false
+	}
+	sc, ok := cc.conn.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	alive := false
+	err = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		// EAGAIN: open and quiet. 0 bytes: closed. Bytes: nothing was
+		// asked, so the connection is out of step.
+		alive = n < 0 && errors.Is(err, syscall.EAGAIN)
+		return true
+	})
+	return err == nil && alive
+}
+
+// put makes cc idle, or closes it when the pool is full or the daemon
+// sent more than the response.
 func (t *connTransport) put(cc *clientConn) {
 	cc.lastUsed = time.Now()
 	t.mu.Lock()
-	if len(t.idle) < maxIdleConns {
+	if len(t.idle) < maxIdleConns && cc.br.Buffered() == 0 {
 		t.idle = append(t.idle, cc)
 		cc = nil
 	}
@@ -135,19 +196,19 @@ func (t *connTransport) exchange(ctx context.Context, cc *clientConn, req *http.
 	}
 	if err := req.Write(cc.bw); err != nil {
 		if reused && isClosedConn(err) {
-			err = errClosedIdle
+			err = errNothingWritten{err}
 		}
 		return fail(err)
 	}
 	if err := cc.bw.Flush(); err != nil {
 		if reused && isClosedConn(err) {
-			err = errClosedIdle
+			err = errNothingWritten{err}
 		}
 		return fail(err)
 	}
 	if _, err := cc.br.Peek(1); err != nil {
 		if reused && isClosedConn(err) {
-			err = errClosedIdle
+			err = errNoResponse{err}
 		}
 		return fail(err)
 	}

@@ -85,7 +85,7 @@ func TestSequentialCallsShareOneConnection(t *testing.T) {
 	}
 }
 
-func TestACallOnAConnectionTheDaemonClosedWhileIdleIsSentOnceMore(t *testing.T) {
+func TestAConnectionTheDaemonClosedWhileIdleIsNotReused(t *testing.T) {
 	var calls atomic.Int64
 	cs := newConnServer(t, pingHandler(&calls))
 	c := Dial(cs.sock)
@@ -174,5 +174,91 @@ func TestClosingAStreamBeforeItsEndDoesNotReadTheRest(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("closing an endless body blocks")
+	}
+}
+
+// A daemon restart closes every pooled connection: the next call must not
+// fail on any of them.
+func TestEveryIdleConnectionClosedByARestartIsSkipped(t *testing.T) {
+	var calls atomic.Int64
+	gate := make(chan struct{})
+	cs := newConnServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		<-gate
+		w.Write([]byte(`{"version":"test"}`))
+	}))
+	c := Dial(cs.sock)
+	defer c.Close()
+	// Three calls at once leave three idle connections.
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Ping(context.Background()); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	for calls.Load() < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	close(gate)
+	wg.Wait()
+	cs.closeAll()
+	time.Sleep(10 * time.Millisecond)
+	if _, err := c.Ping(context.Background()); err != nil {
+		t.Fatalf("first call after the daemon closed its connections: %v", err)
+	}
+	if n := cs.count(); n != 4 {
+		t.Errorf("%d connections, want 4", n)
+	}
+}
+
+// A change the daemon acted on before the connection broke must not be
+// sent a second time: the caller gets the error, the job runs once.
+func TestAChangeTheDaemonMayHaveMadeIsNotSentTwice(t *testing.T) {
+	var calls, starts atomic.Int64
+	mux := http.NewServeMux()
+	mux.Handle("/v1/ping", pingHandler(&calls))
+	mux.HandleFunc("/v1/start", func(w http.ResponseWriter, r *http.Request) {
+		if starts.Add(1) == 1 {
+			panic(http.ErrAbortHandler) // acted on, then the connection is dropped
+		}
+		w.Write([]byte(`{}`))
+	})
+	cs := newConnServer(t, mux)
+	c := Dial(cs.sock)
+	defer c.Close()
+	if _, err := c.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Start(context.Background(), "job"); err == nil {
+		t.Error("Start succeeded although its connection broke before the answer")
+	}
+	if n := starts.Load(); n != 1 {
+		t.Errorf("the start was made %d times, want once", n)
+	}
+}
+
+// A read whose connection broke before any answer is asked again, once,
+// on a new connection.
+func TestAReadWhoseConnectionBrokeIsAskedOnceMore(t *testing.T) {
+	var calls atomic.Int64
+	cs := newConnServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 2 {
+			panic(http.ErrAbortHandler)
+		}
+		w.Write([]byte(`{"version":"test"}`))
+	}))
+	c := Dial(cs.sock)
+	defer c.Close()
+	for i := range 2 {
+		if _, err := c.Ping(context.Background()); err != nil {
+			t.Fatalf("ping %d: %v", i+1, err)
+		}
+	}
+	if n := calls.Load(); n != 3 {
+		t.Errorf("the handler ran %d times, want 3", n)
 	}
 }

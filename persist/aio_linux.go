@@ -20,6 +20,7 @@ import (
 type aioSyncer struct {
 	ctx    uintptr // aio_context_t
 	efd    *os.File
+	seq    uint64 // tags each request, checked in its completion
 	iocb   iocb
 	iocbs  [1]*iocb
 	events [1]ioEvent
@@ -72,9 +73,13 @@ func newAIOSyncer() (*aioSyncer, error) {
 	return a, nil
 }
 
-// sync makes fd's data durable. One sync at a time.
+// sync makes fd's data durable. One sync at a time. An error wrapping
+// errAIOUnsupported means nothing was submitted; one wrapping errAIOBroken
+// that the wait failed, and the syncer must not be used again (destroy
+// waits for what is in flight); any other is the fdatasync's own.
 func (a *aioSyncer) sync(fd int) error {
-	a.iocb = iocb{opcode: iocbCmdFdsync, fildes: uint32(fd), flags: iocbFlagResfd, resfd: uint32(a.efd.Fd())}
+	a.seq++
+	a.iocb = iocb{data: a.seq, opcode: iocbCmdFdsync, fildes: uint32(fd), flags: iocbFlagResfd, resfd: uint32(a.efd.Fd())}
 	for {
 		_, _, e := unix.Syscall(unix.SYS_IO_SUBMIT, a.ctx, 1, uintptr(unsafe.Pointer(&a.iocbs[0])))
 		if e == 0 {
@@ -88,7 +93,7 @@ func (a *aioSyncer) sync(fd int) error {
 	}
 	// The eventfd counts completions; reading it resets the count.
 	if _, err := a.efd.Read(a.buf[:]); err != nil {
-		return fmt.Errorf("wait for fdatasync: %w", err)
+		return fmt.Errorf("%w: wait: %w", errAIOBroken, err)
 	}
 	for {
 		n, _, e := unix.Syscall6(unix.SYS_IO_GETEVENTS, a.ctx, 1, 1, uintptr(unsafe.Pointer(&a.events[0])), 0, 0)
@@ -96,10 +101,10 @@ func (a *aioSyncer) sync(fd int) error {
 			continue
 		}
 		if e != 0 {
-			return fmt.Errorf("io_getevents: %w", e)
+			return fmt.Errorf("%w: io_getevents: %w", errAIOBroken, e)
 		}
-		if n != 1 {
-			return fmt.Errorf("io_getevents: %d events", n)
+		if n != 1 || a.events[0].data != a.seq {
+			return fmt.Errorf("%w: io_getevents: %d events, request %d, want %d", errAIOBroken, n, a.events[0].data, a.seq)
 		}
 		break
 	}

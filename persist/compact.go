@@ -72,8 +72,7 @@ func (s *Store) needsCompaction() bool {
 }
 
 // compactLoop runs on its own goroutine until ctx is done and no write is
-// in progress: a write stalled on level 0 at Close still gets its
-// compaction.
+// in progress. Close cancels ctx once no more write can begin.
 func (s *Store) compactLoop(ctx context.Context) {
 	defer close(s.compactDone)
 	done := ctx.Done()
@@ -119,12 +118,11 @@ func (s *Store) compactLoop(ctx context.Context) {
 	}
 }
 
-// compact merges level 0 and every other level into one (Flatten).
+// compact merges level 0 and every other level into one (Flatten). It
+// takes no lock: Close closes badger only after this goroutine returned,
+// and a write stalled at level 0 holds the store's shared lock while it
+// waits for this compaction.
 func (s *Store) compact() error {
-	if err := s.enter(); err != nil {
-		return nil // closing
-	}
-	defer s.mu.RUnlock()
 	t0 := time.Now()
 	if err := s.db.Flatten(1); err != nil {
 		return err

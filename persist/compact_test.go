@@ -4,8 +4,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/whenlua/whenlua"
 )
@@ -134,5 +139,113 @@ func TestAFreshStoreWithTwoTablesInLevelZeroGoesIdle(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatalf("Close still waits after 20s (%d tables in level 0)", s.level0())
+	}
+}
+
+// A crash while writes wait at level 0's stall leaves more memtables than
+// badger's Open can queue for flushing with no compactor running: Open
+// must still return, with every write badger had taken.
+func TestOpenAfterACrashDuringALevelZeroStall(t *testing.T) {
+	dir := t.TempDir()
+	bo := badgerOptions(dir, quietLogger)
+	bo.MemTableSize = 1 << 20
+	db, err := badger.Open(bo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Write until badger stalls: nothing compacts this database.
+	var txns atomic.Int64
+	var stop atomic.Bool
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for i := 0; !stop.Load(); i++ {
+			err := db.Update(func(txn *badger.Txn) error {
+				for j := range 500 {
+					if err := txn.Set(fmt.Appendf(nil, "k%09d", i*500+j), []byte("value-value-value")); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return
+			}
+			txns.Add(1)
+		}
+	}()
+	for last := int64(-1); ; {
+		time.Sleep(300 * time.Millisecond)
+		cur := txns.Load()
+		if cur == last {
+			break
+		}
+		last = cur
+	}
+	mems := 0
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".mem") {
+			mems++
+		}
+	}
+	if mems <= bo.NumMemtables+1 {
+		t.Fatalf("the stall left %d memtable files, the test needs more than %d", mems, bo.NumMemtables+1)
+	}
+	// The crash: a copy of the files as they are, the process gone.
+	acked := txns.Load()
+	crashed := t.TempDir()
+	for _, e := range entries {
+		if e.Name() == "LOCK" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(crashed, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Unstall and close the original.
+	stop.Store(true)
+	if err := db.Flatten(1); err != nil {
+		t.Fatal(err)
+	}
+	<-writerDone
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	opened := make(chan *Store, 1)
+	go func() {
+		s, err := Open(Options{Dir: crashed, Logger: quietLogger, MaintainEvery: -1})
+		if err != nil {
+			t.Error(err)
+		}
+		opened <- s
+	}()
+	var s *Store
+	select {
+	case s = <-opened:
+	case <-time.After(60 * time.Second):
+		t.Fatal("Open of the crashed directory still waits after 60s")
+	}
+	if s == nil {
+		return
+	}
+	defer s.Close()
+	// The last key of the first transaction and of the last acknowledged one.
+	last := acked - 1
+	err = s.db.View(func(txn *badger.Txn) error {
+		for _, k := range []string{fmt.Sprintf("k%09d", 499), fmt.Sprintf("k%09d", last*500+499)} {
+			if _, err := txn.Get([]byte(k)); err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("after the reopen: %v", err)
 	}
 }

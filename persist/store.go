@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -114,17 +115,18 @@ type Store struct {
 	replayed    int // records replayed by Open
 	checkpoints int // checkpoints done, on the leading goroutine
 
-	cancel context.CancelFunc // stops the maintenance and compaction goroutines
+	cancel context.CancelFunc // stops the maintenance goroutine
 	done   chan struct{}      // closed when the maintenance goroutine has returned
 
 	// Compaction (compact.go).
-	writing     atomic.Int64  // writes in progress
-	lastWrite   atomic.Int64  // when the last write ended, unix nanoseconds
-	compactCh   chan struct{} // wakes the compaction goroutine
-	compactDone chan struct{} // closed when it has returned
-	compactions atomic.Int64  // compactions done
-	polls       atomic.Int64  // looks at level 0
-	linger      time.Duration // compactLinger, or a test's
+	stopCompact context.CancelFunc // stops the compaction goroutine, in Close after the last write
+	writing     atomic.Int64       // writes in progress
+	lastWrite   atomic.Int64       // when the last write ended, unix nanoseconds
+	compactCh   chan struct{}      // wakes the compaction goroutine
+	compactDone chan struct{}      // closed when it has returned
+	compactions atomic.Int64       // compactions done
+	polls       atomic.Int64       // looks at level 0
+	linger      time.Duration      // compactLinger, or a test's
 
 	closeOnce sync.Once
 	closeErr  error
@@ -169,11 +171,12 @@ func Open(opts Options) (*Store, error) {
 			linger = h.compactLinger
 		}
 	}
-	db, err := badger.Open(bo)
+	db, err := openBadger(bo)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	cctx, stopCompact := context.WithCancel(context.Background())
 	s := &Store{
 		opts:   opts,
 		log:    opts.Logger,
@@ -182,17 +185,19 @@ func Open(opts Options) (*Store, error) {
 		done:   make(chan struct{}),
 		linger: linger,
 
+		stopCompact: stopCompact,
 		compactCh:   make(chan struct{}, 1),
 		compactDone: make(chan struct{}),
 	}
 	// The compaction goroutine runs from here: the replay writes, and
 	// badger may have flushed memtables at its own open.
-	go s.compactLoop(ctx)
+	go s.compactLoop(cctx)
 	s.writeBegin()
 	err = s.openLog()
 	s.writeEnd()
 	if err != nil {
 		cancel()
+		stopCompact()
 		<-s.compactDone
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
@@ -204,6 +209,38 @@ func Open(opts Options) (*Store, error) {
 		close(s.done)
 	}
 	return s, nil
+}
+
+// openBadger opens badger with bo, which has no compactor. badger's Open
+// queues the memtables a crash left behind for flushing, NumMemtables at a
+// time besides the one being flushed; with more than that, and level 0 at
+// its stall (a crash while writes waited for a compaction), the queue waits
+// for a compaction that nothing would run, and Open never returns. Such a
+// directory is first opened with badger's compactors, which flush and
+// compact it, and closed.
+func openBadger(bo badger.Options) (*badger.DB, error) {
+	entries, err := os.ReadDir(bo.Dir)
+	if err != nil {
+		return nil, err
+	}
+	mems := 0
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".mem") {
+			mems++
+		}
+	}
+	if mems > bo.NumMemtables+1 {
+		o := bo
+		o.NumCompactors = 2
+		db, err := badger.Open(o)
+		if err != nil {
+			return nil, err
+		}
+		if err := db.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return badger.Open(bo)
 }
 
 // badgerOptions returns the small tuning described at memTableSize.
@@ -225,16 +262,18 @@ func badgerOptions(dir string, log *slog.Logger) badger.Options {
 }
 
 // Close stops the maintenance goroutine, waits for the calls in progress,
-// makes badger durable with an empty commit log (a checkpoint) and closes
-// the database. Calls after the first return its result.
+// then stops the compaction goroutine (which those calls may need), makes
+// badger durable with an empty commit log (a checkpoint) and closes the
+// database. Calls after the first return its result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.cancel()
 		<-s.done
-		<-s.compactDone
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
+		s.stopCompact()
+		<-s.compactDone
 		var errs []error
 		if err := s.checkpoint(); err != nil {
 			errs = append(errs, err)

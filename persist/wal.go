@@ -94,14 +94,29 @@ type dataSyncFile struct {
 // log falls back to fdatasync for good.
 var errAIOUnsupported = errors.New("aio fdatasync refused")
 
+// errAIOBroken is returned by aioSyncer.sync when waiting for a submitted
+// sync failed: its outcome is unknown and the syncer is not used again.
+var errAIOBroken = errors.New("aio fdatasync lost")
+
 func (f *dataSyncFile) Sync() error {
 	if f.aio != nil {
 		err := f.aio.sync(f.fd)
-		if !errors.Is(err, errAIOUnsupported) {
-			return err
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, errAIOUnsupported):
+			// Nothing in flight: fdatasync, now and from now on.
+			f.aio.destroy()
+			f.aio = nil
+		case errors.Is(err, errAIOBroken):
+			// Whether this sync happened is unknown: it fails, and the
+			// next ones use fdatasync (destroy waits for it to end).
+			f.aio.destroy()
+			f.aio = nil
+			return &fs.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
+		default:
+			return &fs.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
 		}
-		f.aio.destroy()
-		f.aio = nil
 	}
 	for {
 		err := unix.Fdatasync(f.fd)

@@ -27,6 +27,8 @@ func crash(t *testing.T, s *Store) {
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
+		s.stopCompact()
+		<-s.compactDone
 		if err := s.db.Close(); err != nil {
 			t.Errorf("close badger: %v", err)
 		}
