@@ -181,3 +181,47 @@ func TestAVersionWithoutTimeGetsTheCommitTime(t *testing.T) {
 		t.Errorf("time %v not within the commit", h[0].Time)
 	}
 }
+
+func TestAsyncCommitsAreMadeDurableInTheOrderOfTheCalls(t *testing.T) {
+	s := openTest(t, Options{})
+	const n = 200
+	results := make(chan error, n)
+	for i := 1; i <= n; i++ {
+		s.CommitAsync(setX(i), func(err error) { results <- err })
+	}
+	for range n {
+		if err := <-results; err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkX(t, s, n) // every version, in order
+	s = reopenAfterCrash(t, s)
+	checkX(t, s, n)
+}
+
+func TestAnAsyncCommitOfABadBatchReportsItsError(t *testing.T) {
+	s := openTest(t, Options{})
+	got := make(chan error, 1)
+	s.CommitAsync(&Batch{Vars: []VarChange{{Name: "not a name", Value: whenlua.Int(1)}}}, func(err error) { got <- err })
+	if err := <-got; !errors.Is(err, whenlua.ErrInvalid) {
+		t.Fatalf("err = %v, want ErrInvalid", err)
+	}
+}
+
+func TestCloseWaitsForTheAsyncCommitsInFlight(t *testing.T) {
+	s := openTest(t, Options{})
+	results := make(chan error, 10)
+	for i := 1; i <= 10; i++ {
+		s.CommitAsync(setX(i), func(err error) { results <- err })
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		if err := <-results; err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = reopen(t, s)
+	checkX(t, s, 10)
+}
