@@ -52,72 +52,25 @@ const maxJobNameLen = 4096
 // Concurrent Commits are allowed; those waiting at the same time share one
 // log sync, and their transactions are committed in log order.
 func (s *Store) Commit(b *Batch) error {
-	var err error
-	done := make(chan struct{})
-	s.commit(b, false, func(e error) { err = e; close(done) })
-	<-done
-	return err
-}
-
-// CommitAsync is Commit without the wait: it returns once b is prepared
-// and queued, and calls done with what Commit would have returned, from
-// another goroutine, once the batch is durable and committed (or failed).
-// Commits are made durable and committed in the order of the calls. done
-// must not block. The batch may be reused once CommitAsync returns.
-func (s *Store) CommitAsync(b *Batch, done func(error)) {
-	s.commit(b, true, done)
-}
-
-// commit prepares b's transaction and record and queues them; done gets
-// the result. With async the group is written by a goroutine of its own,
-// otherwise by the caller (see submit).
-func (s *Store) commit(b *Batch, async bool, done func(error)) {
 	if err := validateBatch(b); err != nil {
-		done(fmt.Errorf("commit: %w", err))
-		return
+		return fmt.Errorf("commit: %w", err)
 	}
 	if err := s.enter(); err != nil {
-		done(fmt.Errorf("commit: %w", err))
-		return
+		return fmt.Errorf("commit: %w", err)
 	}
-	p, entries, err := s.prepare(b)
-	if err == nil {
-		// The shared lock is held until the result is out: Close waits.
-		p.done = func(err error) {
-			p.txn.Discard()
-			p.release()
-			s.mu.RUnlock()
-			done(commitError(b, entries, err))
-		}
-		s.submit(p, async)
-		return
-	}
-	if p != nil {
-		p.txn.Discard()
-		p.release()
-	}
-	s.mu.RUnlock()
-	done(commitError(b, entries, err))
-}
+	defer s.mu.RUnlock()
 
-// commitError wraps what a commit returns.
-func commitError(b *Batch, entries int, err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, badger.ErrTxnTooBig):
-		return fmt.Errorf("commit: %w (%d variables, %d job states, %d runs; failed at entry %d): %w",
-			ErrTooBig, len(b.Vars), len(b.JobStates), len(b.Runs), entries, err)
-	}
-	return fmt.Errorf("commit: %w", err)
-}
-
-// prepare turns b into a transaction and its commit log record.
-func (s *Store) prepare(b *Batch) (p *pending, entries int, err error) {
 	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
 	bufp := recPool.Get().(*[]byte)
-	p = &pending{txn: txn, bufp: bufp}
 	rec := append((*bufp)[:0], make([]byte, recHeaderSize)...)
+	defer func() {
+		if cap(rec) <= maxPooledRec {
+			*bufp = rec
+			recPool.Put(bufp)
+		}
+	}()
+	entries := 0
 	set := func(k, v []byte) error {
 		entries++
 		if err := txn.Set(k, v); err != nil {
@@ -134,15 +87,24 @@ func (s *Store) prepare(b *Batch) (p *pending, entries int, err error) {
 		rec = appendOp(rec, opDelete, k, nil)
 		return nil
 	}
-	err = s.fill(b, set, del)
-	p.rec = rec
+	err := s.fill(b, set, del)
 	if err == nil && len(rec)-recHeaderSize > maxRecordPayload {
 		err = fmt.Errorf("%w: record of %d bytes", badger.ErrTxnTooBig, len(rec))
 	}
 	if err == nil {
 		err = s.checkSpace(len(rec))
 	}
-	return p, entries, err
+	if err == nil {
+		err = s.submit(&pending{rec: rec, txn: txn, done: make(chan struct{})})
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, badger.ErrTxnTooBig):
+		return fmt.Errorf("commit: %w (%d variables, %d job states, %d runs; failed at entry %d): %w",
+			ErrTooBig, len(b.Vars), len(b.JobStates), len(b.Runs), entries, err)
+	}
+	return fmt.Errorf("commit: %w", err)
 }
 
 // fill turns the batch into key writes.

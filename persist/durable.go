@@ -42,47 +42,25 @@ import (
 
 // pending is one Commit waiting for its group to be written.
 type pending struct {
-	rec  []byte  // recHeaderSize bytes for the header, then the payload
-	bufp *[]byte // rec's buffer, from recPool
+	rec  []byte // recHeaderSize bytes for the header, then the payload
 	txn  *badger.Txn
-	err  error       // set by writeGroup for a transaction badger refused
-	done func(error) // called once with the result, on the leading goroutine
+	err  error
+	done chan struct{} // closed when err is set
 }
 
-// release puts the record's buffer back in the pool.
-func (p *pending) release() {
-	if p.bufp != nil && cap(p.rec) <= maxPooledRec {
-		*p.bufp = p.rec
-		recPool.Put(p.bufp)
-	}
-	p.rec, p.bufp = nil, nil
-}
-
-// submit queues p to be made durable and committed, sharing one log sync
-// with the commits queued at the same time. The first to find no group in
-// progress leads: it writes the groups queued meanwhile, one after the
-// other, until the queue is empty; a synchronous caller leads on its own
-// goroutine (and returns when the queue is empty), an asynchronous one
-// starts a goroutine to lead.
-func (s *Store) submit(p *pending, async bool) {
+// submit makes p durable and commits its transaction, sharing one log sync
+// with the commits that wait at the same time. The first caller to find no
+// group in progress leads: it writes the groups queued meanwhile, one after
+// the other, until the queue is empty. The others wait for their result.
+func (s *Store) submit(p *pending) error {
 	s.groupMu.Lock()
 	s.queue = append(s.queue, p)
 	if s.leading {
 		s.groupMu.Unlock()
-		return
+		<-p.done
+		return p.err
 	}
 	s.leading = true
-	s.groupMu.Unlock()
-	if async {
-		go s.lead()
-	} else {
-		s.lead()
-	}
-}
-
-// lead writes the queued groups until the queue is empty.
-func (s *Store) lead() {
-	s.groupMu.Lock()
 	for len(s.queue) > 0 {
 		group := s.queue
 		s.queue = s.spare[:0]
@@ -94,6 +72,7 @@ func (s *Store) lead() {
 	}
 	s.leading = false
 	s.groupMu.Unlock()
+	return p.err
 }
 
 // writeGroup runs on the leading goroutine: it writes and syncs the records
@@ -102,7 +81,10 @@ func (s *Store) writeGroup(group []*pending) {
 	s.writeBegin()
 	defer s.writeEnd()
 	w := s.wal
-	release := func(p *pending, err error) { p.done(err) }
+	release := func(p *pending, err error) {
+		p.err = err
+		close(p.done)
+	}
 	if w.failed != nil {
 		// Retry the checkpoint that failed: it drops the records that
 		// must not be replayed, and then the store works again.
