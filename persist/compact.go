@@ -39,16 +39,6 @@ func (s *Store) writeEnd() {
 	s.writing.Add(-1)
 }
 
-// level0 is the number of tables in level 0.
-func (s *Store) level0() int {
-	for _, l := range s.db.Levels() {
-		if l.Level == 0 {
-			return l.NumTables
-		}
-	}
-	return 0
-}
-
 // needsCompaction reports whether level 0 has reached the size at which
 // badger's own compactors would have picked it, and Flatten would act on
 // it: while every table is still in level 0 (a young database), Flatten

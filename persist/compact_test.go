@@ -15,6 +15,16 @@ import (
 	"github.com/whenlua/whenlua"
 )
 
+// level0 is the number of tables in level 0.
+func (s *Store) level0() int {
+	for _, l := range s.db.Levels() {
+		if l.Level == 0 {
+			return l.NumTables
+		}
+	}
+	return 0
+}
+
 // fillMemtables commits batches of new versions until badger has flushed
 // about n memtables' worth, and returns the names written with their last
 // value. It fails the test instead of hanging if a commit stalls.
