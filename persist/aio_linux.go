@@ -18,9 +18,10 @@ import (
 // poller leaves the processor to the other goroutines, or idle, like any
 // network wait.
 type aioSyncer struct {
-	ctx    uintptr // aio_context_t
-	efd    *os.File
-	seq    uint64 // tags each request, checked in its completion
+	ctx    uintptr  // aio_context_t
+	efd    *os.File // the eventfd, read through the poller
+	efdNum int      // its descriptor, for the iocb
+	seq    uint64   // tags each request, checked in its completion
 	iocb   iocb
 	iocbs  [1]*iocb
 	events [1]ioEvent
@@ -68,7 +69,7 @@ func newAIOSyncer() (*aioSyncer, error) {
 		a.destroy()
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	a.efd = os.NewFile(uintptr(fd), "commit-log-eventfd")
+	a.efd, a.efdNum = os.NewFile(uintptr(fd), "commit-log-eventfd"), fd
 	a.iocbs[0] = &a.iocb
 	return a, nil
 }
@@ -79,7 +80,7 @@ func newAIOSyncer() (*aioSyncer, error) {
 // waits for what is in flight); any other is the fdatasync's own.
 func (a *aioSyncer) sync(fd int) error {
 	a.seq++
-	a.iocb = iocb{data: a.seq, opcode: iocbCmdFdsync, fildes: uint32(fd), flags: iocbFlagResfd, resfd: uint32(a.efd.Fd())}
+	a.iocb = iocb{data: a.seq, opcode: iocbCmdFdsync, fildes: uint32(fd), flags: iocbFlagResfd, resfd: uint32(a.efdNum)}
 	for {
 		_, _, e := unix.Syscall(unix.SYS_IO_SUBMIT, a.ctx, 1, uintptr(unsafe.Pointer(&a.iocbs[0])))
 		if e == 0 {

@@ -73,14 +73,6 @@ type logFile interface {
 	Close() error
 }
 
-// Close closes the file and the AIO context.
-func (f *dataSyncFile) Close() error {
-	if f.aio != nil {
-		f.aio.destroy()
-	}
-	return f.File.Close()
-}
-
 // dataSyncFile is a logFile whose Sync is fdatasync, through AIO where
 // the kernel takes it (aio_linux.go).
 type dataSyncFile struct {
@@ -127,6 +119,14 @@ func (f *dataSyncFile) Sync() error {
 			return &fs.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
 		}
 	}
+}
+
+// Close closes the file and the AIO context.
+func (f *dataSyncFile) Close() error {
+	if f.aio != nil {
+		f.aio.destroy()
+	}
+	return f.File.Close()
 }
 
 // commitLog is the write side of commit.log. Its fields are used by Open,
