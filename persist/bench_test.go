@@ -11,7 +11,7 @@ import (
 	"github.com/whenlua/whenlua"
 )
 
-// Run: go test ./persist/ -run x -bench . -benchtime 2s
+// Run: go test ./persist/ -run '^$' -bench . -benchtime 2s
 //
 // Each commit benchmark also reports "x-fsync": its time per commit divided
 // by the raw 128-byte append+fsync of BaselineAppendFsync on the same disk.
