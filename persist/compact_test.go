@@ -57,7 +57,7 @@ func fillMemtables(t *testing.T, s *Store, n int) map[string]whenlua.Value {
 		if err != nil {
 			t.Fatalf("commit: %v", err)
 		}
-	case <-time.After(30 * time.Second):
+	case <-time.After(90 * time.Second):
 		t.Fatalf("commits stalled: level 0 has %d tables, %d compactions", s.level0(), s.compactions.Load())
 	}
 	return want
