@@ -267,13 +267,7 @@ func badgerOptions(dir string, log *slog.Logger) badger.Options {
 // database. Calls after the first return its result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		s.cancel()
-		<-s.done
-		s.mu.Lock()
-		s.closed = true
-		s.mu.Unlock()
-		s.stopCompact()
-		<-s.compactDone
+		s.stop()
 		var errs []error
 		if err := s.checkpoint(); err != nil {
 			errs = append(errs, err)
@@ -289,6 +283,19 @@ func (s *Store) Close() error {
 		}
 	})
 	return s.closeErr
+}
+
+// stop ends the store's goroutines and refuses every later call, once the
+// calls in progress have returned. The compaction goroutine stops last:
+// those calls may need it.
+func (s *Store) stop() {
+	s.cancel()
+	<-s.done
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.stopCompact()
+	<-s.compactDone
 }
 
 // enter takes the shared lock for one call; the caller must call s.mu.RUnlock.

@@ -22,13 +22,7 @@ var logOnly = &hooks{commitTxn: func(*badgerTxn) error { return nil }}
 func crash(t *testing.T, s *Store) {
 	t.Helper()
 	s.closeOnce.Do(func() {
-		s.cancel()
-		<-s.done
-		s.mu.Lock()
-		s.closed = true
-		s.mu.Unlock()
-		s.stopCompact()
-		<-s.compactDone
+		s.stop()
 		if err := s.db.Close(); err != nil {
 			t.Errorf("close badger: %v", err)
 		}
