@@ -104,14 +104,17 @@ func (t *connTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// get returns an idle connection that is still open, or a new one.
+// get returns an idle connection, or a new one. One the daemon closed
+// (it exited, or closed it after two idle minutes) fails the request's
+// write with EPIPE, before anything reached the daemon: RoundTrip sends it
+// again on a new connection.
 func (t *connTransport) get(ctx context.Context) (cc *clientConn, reused bool, err error) {
 	t.mu.Lock()
 	for len(t.idle) > 0 {
 		cc = t.idle[len(t.idle)-1]
 		t.idle[len(t.idle)-1] = nil
 		t.idle = t.idle[:len(t.idle)-1]
-		if time.Since(cc.lastUsed) < idleConnTimeout && cc.alive() {
+		if time.Since(cc.lastUsed) < idleConnTimeout {
 			t.mu.Unlock()
 			return cc, true, nil
 		}
@@ -129,33 +132,6 @@ func (t *connTransport) dialConn(ctx context.Context) (*clientConn, error) {
 		return nil, err
 	}
 	return &clientConn{conn: conn, br: bufio.NewReader(conn), bw: bufio.NewWriter(conn)}, nil
-}
-
-// alive reports whether an idle connection is still open with nothing to
-// read: the daemon closes its side when it exits, and after two minutes
-// without a request. One non-blocking peek at the socket tells.
-func (cc *clientConn) alive() bool {
-	if cc.br.Buffered() > 0 {
-		return false
-	}
-	sc, ok := cc.conn.(syscall.Conn)
-	if !ok {
-		return true
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	alive := false
-	err = rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		// EAGAIN: open and quiet. 0 bytes: closed. Bytes: nothing was
-		// asked, so the connection is out of step.
-		alive = n < 0 && errors.Is(err, syscall.EAGAIN)
-		return true
-	})
-	return err == nil && alive
 }
 
 // put makes cc idle, or closes it when the pool is full or the daemon
