@@ -60,48 +60,40 @@ func (e errNoResponse) Unwrap() error { return e.err }
 func (t *connTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	cc, reused, err := t.get(ctx)
-	if err != nil {
-		if req.Body != nil {
-			req.Body.Close()
-		}
-		return nil, err
-	}
-	resp, err := t.exchange(ctx, cc, req, reused)
-	if err == nil {
-		return resp, nil
-	}
-	cc.conn.Close()
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	var nw errNothingWritten
-	var nr errNoResponse
-	retry := errors.As(err, &nw) || (errors.As(err, &nr) && (req.Method == http.MethodGet || req.Method == http.MethodHead))
-	if !retry || (req.Body != nil && req.GetBody == nil) {
-		return nil, err
-	}
-	// Once more, on a new connection (the idle ones may be as stale).
-	again := req.Clone(ctx)
-	if req.Body != nil {
-		if again.Body, err = req.GetBody(); err != nil {
+	for {
+		if err != nil {
+			if req.Body != nil {
+				req.Body.Close()
+			}
 			return nil, err
 		}
-	}
-	if cc, err = t.dialConn(ctx); err != nil {
-		if again.Body != nil {
-			again.Body.Close()
+		var resp *http.Response
+		if resp, err = t.exchange(ctx, cc, req, reused); err == nil {
+			return resp, nil
 		}
-		return nil, err
-	}
-	resp, err = t.exchange(ctx, cc, again, false)
-	if err != nil {
 		cc.conn.Close()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, err
+		// exchange wraps errors as retryable on a reused connection only,
+		// so this happens once.
+		var nw errNothingWritten
+		var nr errNoResponse
+		retry := errors.As(err, &nw) || (errors.As(err, &nr) && (req.Method == http.MethodGet || req.Method == http.MethodHead))
+		if !retry || (req.Body != nil && req.GetBody == nil) {
+			return nil, err
+		}
+		// Once more, on a new connection (the idle ones may be as stale).
+		again := req.Clone(ctx)
+		if req.Body != nil {
+			if again.Body, err = req.GetBody(); err != nil {
+				return nil, err
+			}
+		}
+		req = again
+		cc, err = t.dialConn(ctx)
+		reused = false
 	}
-	return resp, nil
 }
 
 // get returns an idle connection, or a new one. One the daemon closed
