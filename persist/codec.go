@@ -26,12 +26,16 @@ const (
 
 var errShort = errors.New("truncated")
 
-// encodeVersion is a version's stored value: format, origin, value.
-func encodeVersion(origin string, v whenlua.Value) []byte {
+// encodeVersion is a version's stored value: format, origin, value. It
+// also returns the value's own encoding, which is the tail of ver (the
+// current value v/<name> stores the same bytes).
+func encodeVersion(origin string, v whenlua.Value) (ver, val []byte) {
 	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(origin)+1+len(v.S)+8)
 	b = append(b, formatVersion)
 	b = appendString(b, origin)
-	return v.AppendBinary(b)
+	n := len(b)
+	b = v.AppendBinary(b)
+	return b, b[n:]
 }
 
 func decodeVersion(b []byte) (origin string, v whenlua.Value, err error) {

@@ -115,14 +115,15 @@ func (s *Store) fill(b *Batch, set func(k, v []byte) error, del func(k []byte) e
 		if t.IsZero() {
 			t = now
 		}
-		if err := set(historyKey(c.Name, t, s.seq.Add(1)), encodeVersion(c.Origin, c.Value)); err != nil {
+		ver, val := encodeVersion(c.Origin, c.Value)
+		if err := set(historyKey(c.Name, t, s.seq.Add(1)), ver); err != nil {
 			return err
 		}
 		var err error
 		if c.Value.IsNil() {
 			err = del(varKey(c.Name))
 		} else {
-			err = set(varKey(c.Name), c.Value.AppendBinary(nil))
+			err = set(varKey(c.Name), val)
 		}
 		if err != nil {
 			return err
