@@ -66,9 +66,9 @@ func hashOf(b []byte) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// isJobFile tells whether a directory entry name is a job file: *.lua, not
+// IsJobFile tells whether a directory entry name is a job file: *.lua, not
 // hidden, not an editor's lock or backup file.
-func isJobFile(name string) bool {
+func IsJobFile(name string) bool {
 	return strings.HasSuffix(name, ".lua") && !strings.HasPrefix(name, ".") && !strings.HasPrefix(name, "#")
 }
 
@@ -86,7 +86,7 @@ func (st *state) scan() {
 	present := map[string]os.FileInfo{}
 	var paths []string
 	for _, de := range entries {
-		if !isJobFile(de.Name()) {
+		if !IsJobFile(de.Name()) {
 			continue
 		}
 		path := filepath.Join(dir, de.Name())

@@ -107,10 +107,7 @@ func benchIdle(ctx context.Context, b *bench, cfg config) ([]row, error) {
 	ws := time.Now()
 	we := ws.Add(cfg.window)
 	baseTicks := filepath.Join(ps.Home, "baseline-ticks")
-	waitBaseline, err := timerTicks(ctx, baseTicks, we)
-	if err != nil {
-		return nil, err
-	}
+	waitBaseline := timerTicks(ctx, baseTicks, we)
 	if err := sleep(ctx, time.Until(we)); err != nil {
 		return nil, err
 	}
@@ -213,7 +210,7 @@ func over(ds []time.Duration, limit time.Duration) int {
 // start, what any scheduler pays) and returns a function that waits for it
 // and returns the latenesses. The half seconds keep it clear of the
 // daemon's whole-second runs.
-func timerTicks(ctx context.Context, file string, end time.Time) (func() ([]time.Duration, error), error) {
+func timerTicks(ctx context.Context, file string, end time.Time) func() ([]time.Duration, error) {
 	type result struct {
 		late []time.Duration
 		err  error
@@ -254,7 +251,7 @@ func timerTicks(ctx context.Context, file string, end time.Time) (func() ([]time
 	return func() ([]time.Duration, error) {
 		r := <-done
 		return r.late, r.err
-	}, nil
+	}
 }
 
 // daemonTicks returns the lateness of each run of the every-second job that

@@ -68,10 +68,10 @@ func parseAssignments(args []string) ([]whenlua.Assignment, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", whenlua.ErrInvalid, name, err)
 		}
-		as := whenlua.Assignment{Name: name, Value: v}
-		if err := as.Validate(); err != nil {
+		if err := whenlua.ValidateValue(name, v); err != nil {
 			return nil, err
 		}
+		as := whenlua.Assignment{Name: name, Value: v}
 		if seen[name] {
 			return nil, fmt.Errorf("%w: %s is assigned twice", whenlua.ErrInvalid, name)
 		}

@@ -23,7 +23,6 @@ func daemonRestartCommand(e *env) *cli.Command {
 			if _, err := stopDaemon(c.Context, e, c.Duration("timeout")); err != nil {
 				return err
 			}
-			e.client = nil
 			pid, err := startDaemon(c.Context, e)
 			if err != nil {
 				return err

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/whenlua/whenlua"
 )
@@ -185,22 +184,4 @@ func TestAPeerOfAnotherUserIsRefused(t *testing.T) {
 	if !strings.Contains(string(log), "refused a peer") || !strings.Contains(string(log), "uid=65534") {
 		t.Errorf("no log line for the refused peer:\n%s", log)
 	}
-}
-
-func TestIdleDaemonRSS(t *testing.T) {
-	h := newHome(t)
-	pid := h.start()
-	h.ok("set", "a=1")
-	time.Sleep(time.Second)
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Skip(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			t.Logf("idle daemon %s", strings.Join(strings.Fields(line), " "))
-			return
-		}
-	}
-	t.Error("no VmRSS in /proc/PID/status")
 }

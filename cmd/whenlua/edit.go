@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/host"
 )
 
 const editDescription = `FILE is a job file of the jobs directory, named with or without ".lua"; it
@@ -68,7 +69,7 @@ func jobFileNames(dir string) ([]string, error) {
 	var names []string
 	for _, de := range entries {
 		n := de.Name()
-		if strings.HasSuffix(n, ".lua") && !strings.HasPrefix(n, ".") && !strings.HasPrefix(n, "#") && de.Type().IsRegular() {
+		if host.IsJobFile(n) && de.Type().IsRegular() {
 			names = append(names, n)
 		}
 	}
@@ -99,7 +100,7 @@ func editTarget(dir, arg string) (string, error) {
 	if !strings.HasSuffix(name, ".lua") {
 		name += ".lua"
 	}
-	if strings.HasPrefix(name, ".") || strings.HasPrefix(name, "#") || name == ".lua" {
+	if !host.IsJobFile(name) {
 		return "", usageErrorf("%q: the daemon ignores job files whose name starts with . or #", arg)
 	}
 	return name, nil

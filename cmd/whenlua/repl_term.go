@@ -161,24 +161,7 @@ func (h *replHistory) open(path string) error {
 }
 
 func rewriteHistory(path string, entries []string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+historyFile+".*")
-	if err != nil {
-		return err
-	}
-	_, err = io.WriteString(tmp, strings.Join(entries, "\n")+"\n")
-	if err == nil {
-		err = tmp.Chmod(0o600)
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
+	return installFile(path, []byte(strings.Join(entries, "\n")+"\n"), 0o600)
 }
 
 func (h *replHistory) close() {
