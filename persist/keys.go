@@ -45,18 +45,14 @@ func historyKey(name string, t time.Time, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(b, seq)
 }
 
-// parseHistoryKey splits a history key into its name and time.
-func parseHistoryKey(k []byte) (name string, t time.Time, ok bool) {
-	if !bytes.HasPrefix(k, prefixHistory) || len(k) < len(prefixHistory)+1+historySuffixLen {
-		return "", time.Time{}, false
+// parseHistoryKey splits a history key: k[:sep] is h/<name>, t its time.
+func parseHistoryKey(k []byte) (sep int, t time.Time, ok bool) {
+	sep = len(k) - historySuffixLen - 1
+	if !bytes.HasPrefix(k, prefixHistory) || sep < len(prefixHistory) || k[sep] != 0 {
+		return 0, time.Time{}, false
 	}
-	sep := len(k) - historySuffixLen - 1
-	if k[sep] != 0 {
-		return "", time.Time{}, false
-	}
-	name = string(k[len(prefixHistory):sep])
 	nanos := binary.BigEndian.Uint64(k[sep+1:])
-	return name, time.Unix(0, int64(nanos)), true
+	return sep, time.Unix(0, int64(nanos)), true
 }
 
 func runKey(serial uint64) []byte {

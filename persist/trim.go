@@ -2,6 +2,7 @@ package persist
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -58,13 +59,15 @@ func (s *Store) trimHistory(wb *badger.WriteBatch, now time.Time) (int, error) {
 		cutoff = now.Add(-s.opts.HistoryMaxAge)
 	}
 	deleted := 0
-	// keys holds the version keys of the name being scanned, oldest first.
+	// keys holds the version keys of the name being scanned, oldest first,
+	// with their times.
 	var keys [][]byte
+	var times []time.Time
 	var name []byte
 	flush := func() error {
 		// The last key is the newest version: never deleted.
 		for i, k := range keys[:max(len(keys)-1, 0)] {
-			_, t, _ := parseHistoryKey(k)
+			t := times[i]
 			beyondCount := len(keys)-i > keep
 			tooOld := !cutoff.IsZero() && t.Before(cutoff)
 			if !beyondCount && !tooOld {
@@ -75,7 +78,7 @@ func (s *Store) trimHistory(wb *badger.WriteBatch, now time.Time) (int, error) {
 			}
 			deleted++
 		}
-		keys = keys[:0]
+		keys, times = keys[:0], times[:0]
 		return nil
 	}
 	err := s.db.View(func(txn *badger.Txn) error {
@@ -83,8 +86,8 @@ func (s *Store) trimHistory(wb *badger.WriteBatch, now time.Time) (int, error) {
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			k := it.Item().KeyCopy(nil)
-			sep := len(k) - historySuffixLen - 1
-			if sep < len(prefixHistory) || k[sep] != 0 {
+			sep, t, ok := parseHistoryKey(k)
+			if !ok {
 				s.log.Warn("store retention: bad history key", "key", fmt.Sprintf("%q", k))
 				continue
 			}
@@ -94,7 +97,7 @@ func (s *Store) trimHistory(wb *badger.WriteBatch, now time.Time) (int, error) {
 				}
 				name = append(name[:0], k[:sep]...)
 			}
-			keys = append(keys, k)
+			keys, times = append(keys, k), append(times, t)
 		}
 		return flush()
 	})
@@ -136,7 +139,7 @@ func (s *Store) trimRuns(wb *badger.WriteBatch) (int, error) {
 			if err := wb.Delete(k); err != nil {
 				return err
 			}
-			if err := wb.Delete(append(append([]byte(nil), prefixOutput...), k[len(prefixRun):]...)); err != nil {
+			if err := wb.Delete(outputKey(binary.BigEndian.Uint64(k[len(prefixRun):]))); err != nil {
 				return err
 			}
 			deleted++
