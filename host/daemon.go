@@ -178,7 +178,7 @@ type daemonService struct {
 
 func (d daemonService) fill(st whenlua.Status) whenlua.Status {
 	st.PID, st.Version, st.Started = d.ping.PID, d.ping.Version, d.ping.Started
-	st.Home, st.JobsDir, st.StateDir, st.Socket = d.paths.Where(), d.paths.JobsDir, d.paths.StateDir, d.paths.Socket
+	st.Home, st.Socket = d.paths.Where(), d.paths.Socket // the engine sets the directories
 	return st
 }
 

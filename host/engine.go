@@ -57,7 +57,6 @@ type Engine struct {
 
 	reqs     chan func()
 	sets     chan *setReq
-	held     *setReq        // a set drained but left for the next group (engine goroutine)
 	mail     sync.WaitGroup // mails being handed to sendmail
 	finished chan runner.Result
 	rescan   chan chan struct{}
@@ -225,11 +224,7 @@ func (e *Engine) run() {
 		case f := <-e.reqs:
 			st.handle(f)
 		case r := <-e.sets:
-			st.applySets(e.drainSets(r))
-			for e.held != nil {
-				r, e.held = e.held, nil
-				st.applySets(e.drainSets(r))
-			}
+			e.applyQueued(r)
 		case res := <-e.finished:
 			st.handle(func() { st.finish(res) })
 		case <-timerC:
@@ -239,18 +234,16 @@ func (e *Engine) run() {
 			close(ack)
 		case <-stop:
 			stop = nil // handled once; a closed channel would spin the loop
-			if runnerClosed == nil {
-				st.stopping = true
-				runnerClosed = make(chan struct{})
-				go func() {
-					ctx, cancel := context.WithTimeout(context.Background(), e.opts.Grace+10*time.Second)
-					defer cancel()
-					if err := e.runner.Close(ctx); err != nil {
-						e.log.Error("stop running jobs", "err", err)
-					}
-					close(runnerClosed)
-				}()
-			}
+			st.stopping = true
+			runnerClosed = make(chan struct{})
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), e.opts.Grace+10*time.Second)
+				defer cancel()
+				if err := e.runner.Close(ctx); err != nil {
+					e.log.Error("stop running jobs", "err", err)
+				}
+				close(runnerClosed)
+			}()
 		case <-runnerClosed:
 			// Record the runs whose results are still queued.
 		drain:
@@ -259,11 +252,7 @@ func (e *Engine) run() {
 				case res := <-e.finished:
 					st.handle(func() { st.finish(res) })
 				case r := <-e.sets:
-					st.applySets(e.drainSets(r))
-					for e.held != nil {
-						r, e.held = e.held, nil
-						st.applySets(e.drainSets(r))
-					}
+					e.applyQueued(r)
 				case f := <-e.reqs:
 					st.handle(f)
 				default:
@@ -285,25 +274,34 @@ const (
 	maxGroupAssignments = 1024
 )
 
-// drainSets returns first and the sets queued behind it.
-func (e *Engine) drainSets(first *setReq) []*setReq {
-	batch := []*setReq{first}
+// applyQueued commits first and the sets queued behind it, a group at a
+// time.
+func (e *Engine) applyQueued(first *setReq) {
+	for first != nil {
+		var batch []*setReq
+		batch, first = e.drainSets(first)
+		e.st.applySets(batch)
+	}
+}
+
+// drainSets returns first and the sets queued behind it, as many as one
+// group takes, and the set that did not fit, which starts the next group.
+func (e *Engine) drainSets(first *setReq) (batch []*setReq, next *setReq) {
+	batch = []*setReq{first}
 	n := len(first.req.Assignments)
 	for len(batch) < maxGroup && n < maxGroupAssignments {
 		select {
 		case r := <-e.sets:
 			if n+len(r.req.Assignments) > maxGroupAssignments {
-				// It goes first in the next group.
-				e.held = r
-				return batch
+				return batch, r
 			}
 			batch = append(batch, r)
 			n += len(r.req.Assignments)
 		default:
-			return batch
+			return batch, nil
 		}
 	}
-	return batch
+	return batch, nil
 }
 
 // runnerDone is handed to the runner for each process; it hands the result

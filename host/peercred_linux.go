@@ -12,7 +12,6 @@ import (
 // peerCred is who is at the other end of an accepted connection.
 type peerCred struct {
 	UID uint32
-	GID uint32
 	PID int32
 	Err error // non-nil when the credentials could not be read
 }
@@ -43,5 +42,5 @@ func peerCredOf(c net.Conn) peerCred {
 	if cred == nil {
 		return peerCred{Err: errors.New("peer credentials: none")}
 	}
-	return peerCred{UID: cred.Uid, GID: cred.Gid, PID: cred.Pid}
+	return peerCred{UID: cred.Uid, PID: cred.Pid}
 }

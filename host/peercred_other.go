@@ -10,7 +10,6 @@ import (
 // peerCred is who is at the other end of an accepted connection.
 type peerCred struct {
 	UID uint32
-	GID uint32
 	PID int32
 	Err error
 }

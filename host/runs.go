@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/whenlua/whenlua"
 	"github.com/whenlua/whenlua/host/runner"
@@ -57,7 +56,8 @@ func (st *state) startRun(j *job, trigger string) whenlua.Run {
 	return rec
 }
 
-// dropRun forgets a run whose start was not committed.
+// dropRun forgets a run that will not run: its start was not committed,
+// or its process could not start.
 func (st *state) dropRun(r *run) {
 	delete(st.running, r.rec.Serial)
 	st.release(r)
@@ -90,8 +90,7 @@ func (st *state) launch(r *run) {
 		st.e.log.Error("start job", "job", j.name, "serial", r.rec.Serial, "err", err)
 		r.rec.State, r.rec.Error, r.rec.End = whenlua.RunFailed, err.Error(), st.e.clock.Now()
 		st.addFinished(r.rec)
-		delete(st.running, r.rec.Serial)
-		st.release(r)
+		st.dropRun(r)
 		return
 	}
 	r.proc = proc
@@ -267,9 +266,8 @@ func (h *fileHost) SendMail(to string, msg []byte) {
 	e.mail.Add(1)
 	go func() {
 		defer e.mail.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := runner.SendMail(ctx, e.opts.Sendmail, msg); err != nil {
+		// runner.SendMail bounds the call by SendMailTimeout.
+		if err := runner.SendMail(context.Background(), e.opts.Sendmail, msg); err != nil {
 			e.log.Error("mail not sent", "to", to, "err", err)
 			return
 		}

@@ -211,11 +211,8 @@ func (e *Engine) Start(ctx context.Context, name string) (whenlua.Run, error) {
 			}
 		})
 		e.st.afterLaunch(func() {
-			if err == nil && r != nil && r.proc == nil {
-				rec = r.rec
-				err = fmt.Errorf("%w: run %d of %s not started: %s", whenlua.ErrConflict, rec.Serial, name, rec.Error)
-			} else if r != nil {
-				rec = r.rec
+			if r != nil {
+				rec = r.rec // a launch that failed made it RunFailed: see below
 			}
 		})
 	})

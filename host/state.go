@@ -66,8 +66,7 @@ type job struct {
 	reloadPending bool                // the next evaluation sees reloaded() true
 	running       int
 
-	next    whenlua.Period // every-jobs: the period
-	nextRun int64          // every-jobs: unix nanos of the next run; 0 = unscheduled
+	nextRun int64 // every-jobs: unix nanos of the next run; 0 = unscheduled
 	heapIdx int
 }
 
@@ -327,10 +326,7 @@ func (st *state) evalJob(j *job) bool {
 	if prev == nil || prev.Cond != j.lj.Cond {
 		prev = &whenlua.JobState{Cond: j.lj.Cond}
 	}
-	ok, read, err := j.lj.Eval(luaapi.EvalInput{Evaluated: prev.Evaluated, Prev: prev.Snapshot, Reloaded: j.reloadPending})
-	if err != nil {
-		ok = false
-	}
+	ok, read, err := j.lj.Eval(luaapi.EvalInput{Evaluated: prev.Evaluated, Prev: prev.Snapshot, Reloaded: j.reloadPending}) // false on an error
 	if !st.dryRun {
 		j.reloadPending = false
 		if err != nil {
@@ -348,9 +344,9 @@ func (st *state) evalJob(j *job) bool {
 			st.indexAdd(name, j)
 		}
 	}
-	next := &whenlua.JobState{Cond: j.lj.Cond, Result: ok, Evaluated: true, Snapshot: st.snapshot(j)}
-	if !prev.Evaluated || prev.Result != ok || prev.Cond != next.Cond || !maps.EqualFunc(prev.Snapshot, next.Snapshot, whenlua.Value.Equal) {
-		st.putState(j.name, next)
+	// prev has j's condition: a state of another one was replaced above.
+	if !prev.Evaluated || prev.Result != ok || !st.snapshotIs(j, prev.Snapshot) {
+		st.putState(j.name, &whenlua.JobState{Cond: j.lj.Cond, Result: ok, Evaluated: true, Snapshot: st.snapshot(j)})
 	}
 	return ok && !prev.Result
 }
@@ -365,6 +361,23 @@ func (st *state) snapshot(j *job) map[string]whenlua.Value {
 		snap[name] = st.vars[name] // Nil when unset: still a dependency
 	}
 	return snap
+}
+
+// snapshotIs reports whether snap equals what snapshot(j) would take now,
+// without taking it: most evaluations change no snapshot.
+func (st *state) snapshotIs(j *job, snap map[string]whenlua.Value) bool {
+	if j.all {
+		return maps.EqualFunc(st.vars, snap, whenlua.Value.Equal)
+	}
+	if len(snap) != len(j.deps) {
+		return false
+	}
+	for name := range j.deps {
+		if v, ok := snap[name]; !ok || !v.Equal(st.vars[name]) {
+			return false
+		}
+	}
+	return true
 }
 
 func (st *state) indexAdd(name string, j *job) {

@@ -84,12 +84,6 @@ func (p *Proc) PID() int { return p.pid }
 // Dir is the run directory.
 func (p *Proc) Dir() string { return p.dir }
 
-// OutputPath is the path of output.txt.
-func (p *Proc) OutputPath() string { return p.outPath }
-
-// Started is when the process was started.
-func (p *Proc) Started() time.Time { return p.start }
-
 // Cancel sends SIGTERM to the process group, then SIGKILL after Grace. It
 // is idempotent, and does nothing once the run has ended or is already
 // being terminated (by its timeout, say).
