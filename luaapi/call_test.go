@@ -369,3 +369,16 @@ func TestGsubFollowsLua51(t *testing.T) {
 		wantErr(t, err, "test.lua:1: invalid replacement value (a table)")
 	})
 }
+
+// string.match has no plain argument: a fourth one must not switch the
+// pattern budget off, as it does for find.
+func TestAFourthArgumentDoesNotUnboundStringMatch(t *testing.T) {
+	src := `local s = string.rep("a", 5000)
+local r = string.match(s, ".-.-.-.-.-.-b", 1, true)`
+	start := time.Now()
+	_, err := loadSrc(t, src, Options{Host: newFakeHost(nil), Timeout: 10 * time.Second})
+	wantErr(t, err, "test.lua:2: string.match: pattern")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %v", d)
+	}
+}

@@ -99,7 +99,7 @@ func (s *state) newLState() *lua.LState {
 
 	strT := L.GetGlobal("string").(*lua.LTable)
 	guardPattern(L, strT, "find", findArgs)
-	guardPattern(L, strT, "match", findArgs)
+	guardPattern(L, strT, "match", matchArgs)
 	guardPattern(L, strT, "gmatch", allArgs)
 	guardPattern(L, strT, "gfind", allArgs)
 	strT.RawSetString("gsub", L.NewFunction(gsub))
@@ -133,8 +133,13 @@ type patternArgs func(L *lua.LState, subject string) (offset, limit int, match b
 
 func findArgs(L *lua.LState, subject string) (int, int, bool) {
 	if L.GetTop() >= 4 && lua.LVAsBool(L.Get(4)) {
-		return 0, 0, false
+		return 0, 0, false // plain: no pattern
 	}
+	return matchArgs(L, subject)
+}
+
+// matchArgs reads string.match's init; match has no plain argument.
+func matchArgs(L *lua.LState, subject string) (int, int, bool) {
 	init := 1
 	if n, ok := L.Get(3).(lua.LNumber); ok {
 		init = int(n)
