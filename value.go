@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"strconv"
 	"strings"
 )
@@ -159,7 +158,18 @@ func ParseValue(t Type, s string) (Value, error) {
 	return Nil, fmt.Errorf("cannot parse a value of type %s", t)
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+// validNameChars reports whether name is [A-Za-z_][A-Za-z0-9_]*; checked
+// on every variable a condition reads, so without a regular expression.
+func validNameChars(name string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9' {
+			continue
+		}
+		return false
+	}
+	return name != ""
+}
 
 // ErrInvalid marks an error caused by bad input (a name, a value, an
 // argument); the client shows it and exits 1, and nothing was changed.
@@ -172,7 +182,7 @@ func ValidateName(name string) error {
 		return fmt.Errorf("%w: empty variable name", ErrInvalid)
 	case len(name) > MaxNameLen:
 		return fmt.Errorf("%w: variable name of %d bytes is longer than %d", ErrInvalid, len(name), MaxNameLen)
-	case !nameRE.MatchString(name):
+	case !validNameChars(name):
 		return fmt.Errorf("%w: variable name %q: want letters, digits and _, not starting with a digit", ErrInvalid, name)
 	case name == "JOBSERIAL" || name == "JOBNAME":
 		return fmt.Errorf("%w: variable name %s is reserved", ErrInvalid, name)
