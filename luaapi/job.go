@@ -22,7 +22,7 @@ func (s *state) stringCond(j *Job, expr string) error {
 	}
 	fn := s.L.NewFunctionFromProto(ci.proto)
 	fn.Env = s.stringCondEnv()
-	j.cond, j.stringCond, j.Cond = fn, true, expr
+	j.cond, j.Cond = fn, expr
 	j.Deps, j.DepsAll = ci.deps, ci.all
 	return nil
 }
@@ -152,7 +152,7 @@ func (j *Job) Eval(in EvalInput) (ok bool, read []string, err error) {
 	if j.Kind != When || j.cond == nil {
 		return false, nil, fmt.Errorf("job %s has no condition", j.Name)
 	}
-	f := &frame{phase: phaseCond, job: j, in: &in}
+	f := &frame{phase: phaseCond, job: j, in: in}
 	rets, err := j.File.s.call(f, j.cond, 1)
 	if err != nil {
 		return false, f.reads, err

@@ -97,9 +97,8 @@ type Job struct {
 	HasPost bool
 	Timeout time.Duration // the run's time limit (0: none)
 
-	cond       *lua.LFunction
-	pre, post  *lua.LFunction
-	stringCond bool
+	cond      *lua.LFunction
+	pre, post *lua.LFunction
 }
 
 // Load runs proto's top-level code in a fresh sandboxed state under the time

@@ -230,7 +230,7 @@ func (r *Repl) call(fn *lua.LFunction) ([]lua.LValue, error) {
 		return nil, ErrClosed
 	}
 	L := s.L
-	f := &frame{phase: phaseCond, in: &EvalInput{Evaluated: r.prev != nil, Prev: r.prev, Reloaded: r.prev == nil}}
+	f := &frame{phase: phaseCond, in: EvalInput{Evaluated: r.prev != nil, Prev: r.prev, Reloaded: r.prev == nil}}
 	saved := s.cur
 	s.cur = f
 	ctx, cancel := context.WithTimeout(context.Background(), r.opts.Timeout)

@@ -47,12 +47,7 @@ type localHost struct{ l *Local }
 
 func (h localHost) Get(name string) whenlua.Value { return h.l.vars[name] }
 func (h localHost) Set(_ string, as []whenlua.Assignment, _ bool) error {
-	for _, a := range as {
-		if err := a.Validate(); err != nil {
-			return err
-		}
-	}
-	h.l.apply(as)
+	h.l.apply(as) // lualib's set validated them
 	return nil
 }
 func (h localHost) Log(string, string)      {}

@@ -31,7 +31,7 @@ const (
 type frame struct {
 	phase phase
 	job   *Job
-	in    *EvalInput
+	in    EvalInput // phaseCond only
 	reads []string
 	seen  map[string]bool
 }
@@ -235,7 +235,7 @@ func (s *state) condInput(L *lua.LState, fname string) *EvalInput {
 	if s.cur.phase != phaseCond {
 		L.RaiseError("%s is only meaningful inside a condition", fname)
 	}
-	return s.cur.in
+	return &s.cur.in
 }
 
 // helperArg checks a helper's name argument and records the read.
