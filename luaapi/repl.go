@@ -1,7 +1,6 @@
 package luaapi
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -140,8 +139,9 @@ func NewRepl(opts ReplOptions) (*Repl, error) {
 			}))
 		}
 	}
+	// The sandbox's print logs through replHost, which writes to Out.
+	env.RawSetString("print", L.GetGlobal("print"))
 	for name, fn := range map[string]lua.LGFunction{
-		"print":   r.print,
 		"test":    r.assign("test", whenlua.ModeTest),
 		"set":     r.assign("set", whenlua.ModeSet),
 		"whisper": r.assign("whisper", whenlua.ModeWhisper),
@@ -225,32 +225,8 @@ func (r *Repl) compile(src string) (*lua.LFunction, error) {
 // call runs fn under the time limit as a condition: the helpers compare the
 // snapshot with the previous one.
 func (r *Repl) call(fn *lua.LFunction) ([]lua.LValue, error) {
-	s := r.s
-	if s.L == nil {
-		return nil, ErrClosed
-	}
-	L := s.L
 	f := &frame{phase: phaseCond, in: EvalInput{Evaluated: r.prev != nil, Prev: r.prev, Reloaded: r.prev == nil}}
-	saved := s.cur
-	s.cur = f
-	ctx, cancel := context.WithTimeout(context.Background(), r.opts.Timeout)
-	L.SetContext(ctx)
-	top := L.GetTop()
-	err := L.CallByParam(lua.P{Fn: fn, NRet: lua.MultRet, Protect: true})
-	timedOut := ctx.Err() != nil
-	cancel()
-	L.RemoveContext()
-	s.cur = saved
-	if err != nil {
-		L.SetTop(top)
-		return nil, s.callError(err, timedOut)
-	}
-	rets := make([]lua.LValue, 0, L.GetTop()-top)
-	for i := top + 1; i <= L.GetTop(); i++ {
-		rets = append(rets, L.Get(i))
-	}
-	L.SetTop(top)
-	return rets, nil
+	return r.s.call(f, fn, lua.MultRet)
 }
 
 // format renders v for the prompt: strings as they are at the top level
@@ -297,16 +273,6 @@ func (r *Repl) format(v lua.LValue, depth int, top bool) string {
 		return "{" + strings.Join(parts, ", ") + "}"
 	}
 	return r.s.L.ToStringMeta(v).String()
-}
-
-// print writes its arguments, tab-separated, to Out.
-func (r *Repl) print(L *lua.LState) int {
-	parts := make([]string, L.GetTop())
-	for i := range parts {
-		parts[i] = L.ToStringMeta(L.Get(i + 1)).String()
-	}
-	fmt.Fprintln(r.opts.Out, strings.Join(parts, "\t"))
-	return 0
 }
 
 // listVars is the snapshot as NAME=VALUE lines, sorted.

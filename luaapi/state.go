@@ -130,7 +130,7 @@ func newState(path string, src []byte, proto *lua.FunctionProto, opts Options) (
 }
 
 // call runs fn(args...) under the time limit in frame f and returns nret
-// results. Errors are *CallError.
+// results (all of them with lua.MultRet). Errors are *CallError.
 func (s *state) call(f *frame, fn *lua.LFunction, nret int, args ...lua.LValue) ([]lua.LValue, error) {
 	if s.L == nil {
 		return nil, ErrClosed
@@ -154,7 +154,7 @@ func (s *state) call(f *frame, fn *lua.LFunction, nret int, args ...lua.LValue) 
 		L.SetTop(top)
 		return nil, s.callError(err, timedOut)
 	}
-	rets := make([]lua.LValue, nret)
+	rets := make([]lua.LValue, L.GetTop()-top)
 	for i := range rets {
 		rets[i] = L.Get(top + 1 + i)
 	}
