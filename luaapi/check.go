@@ -21,16 +21,31 @@ func Check(path string) error {
 	if err != nil {
 		return err
 	}
+	f, err := CheckSource(path, src, filepath.Join(filepath.Dir(path), "lib"))
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return nil
+}
+
+// CheckSource is Check on src, the content of path, with its requires
+// from libDir; it returns the loaded File for the caller to look at and
+// close.
+func CheckSource(path string, src []byte, libDir string) (*File, error) {
 	proto, err := Compile(path, src)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	f, err := Load(path, src, proto, Options{LibDir: filepath.Join(filepath.Dir(path), "lib"), Host: newMemHost(), Timeout: checkTimeout})
+	f, err := Load(path, src, proto, Options{LibDir: libDir, Host: newMemHost(), Timeout: checkTimeout})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer f.Close()
-	return f.CallOnLoad()
+	if err := f.CallOnLoad(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // checkTimeout is the time limit Check uses (tests shorten it).

@@ -84,18 +84,11 @@ func checkFile(path, libDir string, taken map[string]string) []error {
 
 // checkSource is checkFile on src, the content of path.
 func checkSource(path string, src []byte, libDir string, taken map[string]string) []error {
-	proto, err := luaapi.Compile(path, src)
-	if err != nil {
-		return []error{err}
-	}
-	f, err := luaapi.Load(path, src, proto, luaapi.Options{LibDir: libDir})
+	f, err := luaapi.CheckSource(path, src, libDir)
 	if err != nil {
 		return []error{err}
 	}
 	defer f.Close()
-	if err := f.CallOnLoad(); err != nil {
-		return []error{err}
-	}
 	var problems []error
 	for _, j := range f.Jobs {
 		if at, ok := taken[j.Name]; ok {
