@@ -308,17 +308,21 @@ func (s *Store) enter() error {
 	return nil
 }
 
-// maintain runs on its own goroutine until ctx is done: every period it
-// applies retention and reclaims value-log space.
+// maintain runs on its own goroutine until ctx is done: at once and then
+// every period it applies retention and reclaims value-log space.
 func (s *Store) maintain(ctx context.Context, every time.Duration) {
 	defer close(s.done)
 	t := time.NewTicker(every)
 	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	for first := true; ; first = false {
+		// The first pass runs at once: retention lowered at a restart
+		// applies from the start.
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
 		}
 		// Retention and GC write too: on a nearly full disk they wait.
 		if err := s.checkSpace(spaceMargin); err != nil {

@@ -13,17 +13,20 @@ func daemonRestartCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "restart",
 		Usage: "stop the daemon if it runs, then start it and print its pid",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "give up waiting for the stop after `DURATION`"},
-		},
+		}, retentionFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
+				return err
+			}
+			if _, err := retentionOptions(c); err != nil {
 				return err
 			}
 			if _, err := stopDaemon(c.Context, e, c.Duration("timeout")); err != nil {
 				return err
 			}
-			pid, err := startDaemon(c.Context, e)
+			pid, err := startDaemon(c.Context, e, retentionArgs(c))
 			if err != nil {
 				return err
 			}

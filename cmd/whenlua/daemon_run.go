@@ -29,9 +29,9 @@ func daemonRunCommand(e *env) *cli.Command {
 		Description: "On a fresh home (no jobs directory yet) a sample job file is installed\n" +
 			"as jobs/sample.lua. SIGTERM or SIGINT stops the daemon gracefully; SIGHUP\n" +
 			"rescans the jobs directory.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn or error"},
-		},
+		}, retentionFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
@@ -39,6 +39,10 @@ func daemonRunCommand(e *env) *cli.Command {
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 				return usageErrorf("--log-level: %v", err)
+			}
+			retention, err := retentionOptions(c)
+			if err != nil {
+				return err
 			}
 			p, err := e.Paths()
 			if err != nil {
@@ -62,7 +66,7 @@ func daemonRunCommand(e *env) *cli.Command {
 			if err := installSample(p); err != nil {
 				log.Warn("install sample job file", "err", err)
 			}
-			return host.RunDaemon(c.Context, host.DaemonOptions{Paths: p, Logger: log})
+			return host.RunDaemon(c.Context, host.DaemonOptions{Paths: p, Logger: log, Store: retention})
 		},
 	}
 }

@@ -27,11 +27,15 @@ func daemonStartCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "start",
 		Usage: "start the daemon in the background and print its pid",
+		Flags: retentionFlags(),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			pid, err := startDaemon(c.Context, e)
+			if _, err := retentionOptions(c); err != nil {
+				return err
+			}
+			pid, err := startDaemon(c.Context, e, retentionArgs(c))
 			if err != nil {
 				return err
 			}
@@ -52,10 +56,11 @@ func (e *env) ping(ctx context.Context) (whenlua.Ping, error) {
 	return cl.Ping(ctx)
 }
 
-// startDaemon re-executes this program as `daemon run` in a new session,
-// its output appended to the log file, and waits until it answers on the
-// socket. A daemon that already runs is an AlreadyRunningError.
-func startDaemon(ctx context.Context, e *env) (int, error) {
+// startDaemon re-executes this program as `daemon run` with runArgs in a
+// new session, its output appended to the log file, and waits until it
+// answers on the socket. A daemon that already runs is an
+// AlreadyRunningError.
+func startDaemon(ctx context.Context, e *env, runArgs []string) (int, error) {
 	p, err := e.Paths()
 	if err != nil {
 		return 0, err
@@ -86,7 +91,7 @@ func startDaemon(ctx context.Context, e *env) (int, error) {
 	defer logf.Close()
 	offset, _ := logf.Seek(0, io.SeekEnd)
 
-	args := append(e.homeArgs(), "daemon", "run")
+	args := append(append(e.homeArgs(), "daemon", "run"), runArgs...)
 	cmd := exec.Command(exe, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/whenlua/whenlua"
 )
@@ -183,5 +184,30 @@ func TestAPeerOfAnotherUserIsRefused(t *testing.T) {
 	log, _ := os.ReadFile(filepath.Join(h.dir, "daemon.log"))
 	if !strings.Contains(string(log), "refused a peer") || !strings.Contains(string(log), "uid=65534") {
 		t.Errorf("no log line for the refused peer:\n%s", log)
+	}
+}
+
+func TestRetentionGivenAtARestartTrimsTheHistory(t *testing.T) {
+	h := newHome(t)
+	h.start()
+	for i := 1; i <= 5; i++ {
+		h.ok("set", "--type", "int", "x="+strconv.Itoa(i))
+	}
+	versions := func() []string { return strings.Split(strings.TrimSpace(h.ok("history", "x")), "\n") }
+	if v := versions(); len(v) != 5 {
+		t.Fatalf("history before: %q", v)
+	}
+	h.fails(2, []string{"daemon", "restart", "--history-keep", "0"}, "--history-keep: want at least 1")
+	h.ok("daemon", "restart", "--history-keep", "2", "--runs-keep", "10", "--history-max-age", "720h")
+	// The daemon applies retention as it starts, in the background.
+	deadline := time.Now().Add(20 * time.Second)
+	for len(versions()) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("history after a restart with --history-keep 2: %q", versions())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if v := versions(); !strings.HasSuffix(v[0], "\tcli\t5") || !strings.HasSuffix(v[1], "\tcli\t4") {
+		t.Errorf("the newest versions were not the ones kept: %q", v)
 	}
 }

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/whenlua/whenlua/persist"
+)
+
+// retentionFlags are the store's retention settings, taken by `daemon run`
+// and passed on by `daemon start` and `daemon restart`.
+func retentionFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "history-keep", Value: persist.DefaultHistoryKeep, Usage: "keep at most `N` versions of each variable (the newest is always kept)"},
+		&cli.DurationFlag{Name: "history-max-age", Usage: "drop versions older than `DURATION`, the newest excepted (0: no age limit)"},
+		&cli.IntFlag{Name: "runs-keep", Value: persist.DefaultRunsKeep, Usage: "keep at most `N` run records (running ones are always kept)"},
+	}
+}
+
+// retentionOptions reads retentionFlags into store options.
+func retentionOptions(c *cli.Context) (persist.Options, error) {
+	o := persist.Options{
+		HistoryKeep:   c.Int("history-keep"),
+		HistoryMaxAge: c.Duration("history-max-age"),
+		RunsKeep:      c.Int("runs-keep"),
+	}
+	switch {
+	case o.HistoryKeep < 1:
+		return o, usageErrorf("--history-keep: want at least 1, not %d", o.HistoryKeep)
+	case o.HistoryMaxAge < 0:
+		return o, usageErrorf("--history-max-age: want 0 or more, not %s", o.HistoryMaxAge)
+	case o.RunsKeep < 1:
+		return o, usageErrorf("--runs-keep: want at least 1, not %d", o.RunsKeep)
+	}
+	return o, nil
+}
+
+// retentionArgs are the retention flags given to c, for the `daemon run`
+// that `daemon start` starts.
+func retentionArgs(c *cli.Context) []string {
+	var args []string
+	for _, name := range []string{"history-keep", "runs-keep"} {
+		if c.IsSet(name) {
+			args = append(args, "--"+name+"="+strconv.Itoa(c.Int(name)))
+		}
+	}
+	if c.IsSet("history-max-age") {
+		args = append(args, fmt.Sprintf("--history-max-age=%s", c.Duration("history-max-age")))
+	}
+	return args
+}
