@@ -246,11 +246,7 @@ func (h *fileHost) Get(name string) whenlua.Value {
 
 func (h *fileHost) Set(origin string, as []whenlua.Assignment, trigger bool) error {
 	if h.loading {
-		for _, a := range as {
-			if err := a.Validate(); err != nil {
-				return err
-			}
-		}
+		// lualib's set validated them, and applySet does at release.
 		h.held = append(h.held, heldSet{origin, as, trigger})
 		return nil
 	}

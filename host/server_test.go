@@ -466,6 +466,8 @@ func TestASetBodyWithMoreThanOneJSONValueIsRefused(t *testing.T) {
 	body := `{"mode":"set","assignments":[{"name":"x","value":{"type":"int","value":1}}]} junk`
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest("POST", "/v1/set", strings.NewReader(body))
+	// The peer is this test's user, as over the socket (any uid, not only root).
+	req = req.WithContext(context.WithValue(req.Context(), peerKey{}, peerCred{UID: uint32(os.Getuid())}))
 	req.Header.Set(whenlua.ProtocolHeader, strconv.Itoa(whenlua.ProtocolVersion))
 	srv.routes().ServeHTTP(rec, req)
 	if rec.Code != 400 || !strings.Contains(rec.Body.String(), "more than one JSON value") {
