@@ -115,15 +115,7 @@ func newState(path string, src []byte, proto *lua.FunctionProto, opts Options) (
 	for _, name := range []string{"vars", "tonumber", "tostring", "string", "math"} {
 		s.condEnv[name] = L.GetGlobal(name)
 	}
-	s.varIndex = L.NewFunction(func(L *lua.LState) int {
-		k, ok := L.Get(2).(lua.LString)
-		if !ok || whenlua.ValidateName(string(k)) != nil {
-			L.Push(lua.LNil)
-			return 1
-		}
-		L.Push(lualib.ToLua(s.Get(string(k))))
-		return 1
-	})
+	s.varIndex = L.NewFunction(lualib.VarIndex(s.Get))
 	L.SetGlobal("when", L.NewFunction(s.declare(When)))
 	L.SetGlobal("every", L.NewFunction(s.declare(Every)))
 	return s, nil

@@ -96,19 +96,13 @@ type lib struct {
 
 // NewVars returns the read-only table `vars`: indexing it with a variable
 // name calls get, assigning to it raises an error. Other keys read as nil.
+//
+// VarIndex is its __index, also that of string conditions' environments.
 func NewVars(L *lua.LState, get func(string) whenlua.Value) *lua.LTable {
 	// Sized: NewTable would reserve room for 32+32 entries in each.
 	t := L.CreateTable(0, 0)
 	mt := L.CreateTable(0, 3)
-	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
-		k, ok := L.Get(2).(lua.LString)
-		if !ok || whenlua.ValidateName(string(k)) != nil {
-			L.Push(lua.LNil)
-			return 1
-		}
-		L.Push(ToLua(get(string(k))))
-		return 1
-	}))
+	mt.RawSetString("__index", L.NewFunction(VarIndex(get)))
 	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
 		L.RaiseError("vars is read-only: use set(%q, value) or whisper", lua.LVAsString(L.Get(2)))
 		return 0
@@ -223,4 +217,18 @@ func (l *lib) onUnload(L *lua.LState) int {
 		L.RaiseError("on_unload: %v", err)
 	}
 	return 0
+}
+
+// VarIndex is an __index function: a variable name reads get(name), any
+// other key nil.
+func VarIndex(get func(string) whenlua.Value) lua.LGFunction {
+	return func(L *lua.LState) int {
+		k, ok := L.Get(2).(lua.LString)
+		if !ok || whenlua.ValidateName(string(k)) != nil {
+			L.Push(lua.LNil)
+			return 1
+		}
+		L.Push(ToLua(get(string(k))))
+		return 1
+	}
 }
