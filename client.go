@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/whenlua/whenlua/internal/rawconn"
 )
 
 // BuildVersion is the version of whenlua, reported by the daemon's ping and
@@ -162,7 +164,7 @@ func Dial(socket string) *Client {
 			}
 			return nil, fmt.Errorf("connect to %s: %w", socket, err)
 		}
-		return conn, nil
+		return rawconn.Wrap(conn), nil
 	}}
 	c.hc = &http.Client{Transport: tr}
 	return c

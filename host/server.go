@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/internal/rawconn"
 )
 
 // ServerOptions configures a Server.
@@ -80,8 +81,10 @@ func NewServer(svc whenlua.Service, opts ServerOptions) *Server {
 }
 
 // Serve accepts connections on l until Close. It returns nil after Close.
+// Unix socket connections are read and written with raw system calls
+// (internal/rawconn).
 func (s *Server) Serve(l net.Listener) error {
-	err := s.hs.Serve(l)
+	err := s.hs.Serve(rawconn.Listener{Listener: l})
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
