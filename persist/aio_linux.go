@@ -5,6 +5,7 @@ package persist
 import (
 	"fmt"
 	"os"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -17,11 +18,17 @@ import (
 // when the call returns, a few thread switches per commit. Waiting in the
 // poller leaves the processor to the other goroutines, or idle, like any
 // network wait.
+//
+// Its calls are raw system calls, which do not wake the runtime's monitor
+// thread (see internal/rawconn): io_submit of a sync only queues it, the
+// eventfd is non-blocking, and io_getevents is asked with a zero timeout
+// for the completion the eventfd has already counted.
 type aioSyncer struct {
-	ctx    uintptr  // aio_context_t
-	efd    *os.File // the eventfd, read through the poller
-	efdNum int      // its descriptor, for the iocb
-	seq    uint64   // tags each request, checked in its completion
+	ctx    uintptr         // aio_context_t
+	efd    *os.File        // the eventfd, read through the poller
+	efdRaw syscall.RawConn // its poller wait
+	efdNum int             // its descriptor, for the iocb
+	seq    uint64          // tags each request, checked in its completion
 	iocb   iocb
 	iocbs  [1]*iocb
 	events [1]ioEvent
@@ -70,6 +77,10 @@ func newAIOSyncer() (*aioSyncer, error) {
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
 	a.efd, a.efdNum = os.NewFile(uintptr(fd), "commit-log-eventfd"), fd
+	if a.efdRaw, err = a.efd.SyscallConn(); err != nil {
+		a.destroy()
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
 	a.iocbs[0] = &a.iocb
 	return a, nil
 }
@@ -82,7 +93,7 @@ func (a *aioSyncer) sync(fd int) error {
 	a.seq++
 	a.iocb = iocb{data: a.seq, opcode: iocbCmdFdsync, fildes: uint32(fd), flags: iocbFlagResfd, resfd: uint32(a.efdNum)}
 	for {
-		_, _, e := unix.Syscall(unix.SYS_IO_SUBMIT, a.ctx, 1, uintptr(unsafe.Pointer(&a.iocbs[0])))
+		_, _, e := unix.RawSyscall(unix.SYS_IO_SUBMIT, a.ctx, 1, uintptr(unsafe.Pointer(&a.iocbs[0])))
 		if e == 0 {
 			break
 		}
@@ -93,11 +104,24 @@ func (a *aioSyncer) sync(fd int) error {
 		return fmt.Errorf("%w: io_submit: %w", errAIOUnsupported, e)
 	}
 	// The eventfd counts completions; reading it resets the count.
-	if _, err := a.efd.Read(a.buf[:]); err != nil {
+	var errno unix.Errno
+	err := a.efdRaw.Read(func(fd uintptr) bool {
+		for {
+			_, _, errno = unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&a.buf[0])), uintptr(len(a.buf)))
+			if errno != unix.EINTR {
+				return errno != unix.EAGAIN
+			}
+		}
+	})
+	if err == nil && errno != 0 {
+		err = errno
+	}
+	if err != nil {
 		return fmt.Errorf("%w: wait: %w", errAIOBroken, err)
 	}
+	var now unix.Timespec // zero: the completion is there, do not wait
 	for {
-		n, _, e := unix.Syscall6(unix.SYS_IO_GETEVENTS, a.ctx, 1, 1, uintptr(unsafe.Pointer(&a.events[0])), 0, 0)
+		n, _, e := unix.RawSyscall6(unix.SYS_IO_GETEVENTS, a.ctx, 1, 1, uintptr(unsafe.Pointer(&a.events[0])), uintptr(unsafe.Pointer(&now)), 0)
 		if e == unix.EINTR {
 			continue
 		}

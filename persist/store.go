@@ -112,6 +112,8 @@ type Store struct {
 	spare   []*pending // the previous group's slice, for reuse
 	leading bool       // a goroutine is writing groups
 
+	roomy roomy // a recent reading of ample free space (space.go)
+
 	replayed    int // records replayed by Open
 	checkpoints int // checkpoints done, on the leading goroutine
 

@@ -2,11 +2,14 @@ package persist
 
 import (
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -476,5 +479,40 @@ func TestTheCommitLogSyncsThroughAIOWhereTheKernelTakesIt(t *testing.T) {
 		if v, err := s.Vars(); err != nil || v["x"].I != 2 {
 			t.Fatalf("after reopen: %v, %v", v, err)
 		}
+	}
+}
+
+// The commit log writes with raw pwrite calls (rawwrite_linux.go): what
+// it writes lands where it is told, and a failure names the file.
+func TestTheCommitLogFileWritesWhatItIsGivenWhereItIsTold(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := &dataSyncFile{File: f, fd: int(f.Fd())}
+	defer df.Close()
+	data := make([]byte, 3<<20+17)
+	rand.Read(data)
+	if n, err := df.WriteAt(data, 12345); err != nil || n != len(data) {
+		t.Fatalf("WriteAt: %d, %v", n, err)
+	}
+	got := make([]byte, len(data)+12345)
+	if _, err := df.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got[12345:], data) || !bytes.Equal(got[:12345], make([]byte, 12345)) {
+		t.Fatal("the file does not hold what was written where it was written")
+	}
+	ro, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdf := &dataSyncFile{File: ro, fd: int(ro.Fd())}
+	defer rdf.Close()
+	_, err = rdf.WriteAt([]byte("x"), 0)
+	var pe *fs.PathError
+	if !errors.As(err, &pe) || pe.Path != path || !errors.Is(err, syscall.EBADF) {
+		t.Fatalf("write to a read-only file: %v, want a PathError naming it, EBADF", err)
 	}
 }
