@@ -249,6 +249,10 @@ func openBadger(bo badger.Options) (*badger.DB, error) {
 func badgerOptions(dir string, log *slog.Logger) badger.Options {
 	o := badger.DefaultOptions(dir)
 	o.SyncWrites = false // the commit log makes commits durable
+	// A Commit's transaction only writes, and the leading goroutine
+	// commits the transactions one at a time (durable.go): none can
+	// conflict, so badger need not track the keys of each.
+	o.DetectConflicts = false
 	o.Logger = badgerLogger{log.With("component", "badger")}
 	o.MemTableSize = memTableSize
 	o.NumMemtables = 2
@@ -379,13 +383,21 @@ func (s *Store) gc(ctx context.Context) error {
 }
 
 // badgerLogger forwards badger's log lines to slog. Badger's informational
-// messages (table counts, replay progress) are logged at debug level.
+// messages (table counts, replay progress) are logged at debug level. A
+// line is formatted only when its level is enabled: badger logs at debug
+// level each time the compaction watch reads the levels (compact.go).
 type badgerLogger struct{ l *slog.Logger }
 
-func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(trimNL(fmt.Sprintf(f, a...))) }
-func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(trimNL(fmt.Sprintf(f, a...))) }
-func (b badgerLogger) Infof(f string, a ...any)    { b.l.Debug(trimNL(fmt.Sprintf(f, a...))) }
-func (b badgerLogger) Debugf(f string, a ...any)   { b.l.Debug(trimNL(fmt.Sprintf(f, a...))) }
+func (b badgerLogger) Errorf(f string, a ...any)   { b.log(slog.LevelError, f, a) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.log(slog.LevelWarn, f, a) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.log(slog.LevelDebug, f, a) }
+func (b badgerLogger) Debugf(f string, a ...any)   { b.log(slog.LevelDebug, f, a) }
+
+func (b badgerLogger) log(level slog.Level, f string, a []any) {
+	if b.l.Enabled(context.Background(), level) {
+		b.l.Log(context.Background(), level, trimNL(fmt.Sprintf(f, a...)))
+	}
+}
 
 func trimNL(s string) string {
 	for len(s) > 0 && s[len(s)-1] == '\n' {
