@@ -93,15 +93,24 @@ func (s *Store) compactLoop(ctx context.Context) {
 					logged = time.Now()
 				}
 			}
+			// The wake-ups of the writes since the last look are
+			// consumed first: a write that begins after this is seen
+			// in progress below, or wakes the outer loop.
+			select {
+			case <-s.compactCh:
+			default:
+			}
 			if s.writing.Load() == 0 && (done == nil ||
 				time.Since(time.Unix(0, s.lastWrite.Load())) > s.linger) {
 				break
 			}
+			// Only the ticker paces the looks: each commit wakes this
+			// goroutine otherwise, and reading badger's levels costs
+			// more than a small commit.
 			select {
 			case <-done:
 				done = nil
 			case <-t.C:
-			case <-s.compactCh: // consumed, so that it does not restart the loop
 			}
 		}
 		t.Stop()

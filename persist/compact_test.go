@@ -125,6 +125,24 @@ func TestAnIdleStoreStopsLookingAtLevelZero(t *testing.T) {
 	}
 }
 
+// Commits wake the compaction goroutine, but only its ticker paces its
+// looks at level 0: reading badger's levels once per commit cost more
+// than the commit itself.
+func TestCommitsDoNotPaceTheLooksAtLevelZero(t *testing.T) {
+	s := openTest(t, Options{})
+	waitPollsStop(t, s)
+	before, t0 := s.polls.Load(), time.Now()
+	for i := range 300 {
+		commit(t, s, &Batch{Vars: []VarChange{{Name: "x", Value: whenlua.Int(int64(i)), Origin: whenlua.OriginCLI}}})
+	}
+	looks, elapsed := s.polls.Load()-before, time.Since(t0)
+	// One look when the first commit wakes the goroutine, then one per
+	// tick at most.
+	if most := 2 + int64(elapsed/compactPoll); looks > most {
+		t.Fatalf("%d looks at level 0 during 300 commits in %v, want at most %d", looks, elapsed, most)
+	}
+}
+
 // In a fresh store every table is in level 0, and badger's Flatten leaves
 // two of them as they are: the compaction must not retry that forever.
 func TestAFreshStoreWithTwoTablesInLevelZeroGoesIdle(t *testing.T) {
