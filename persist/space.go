@@ -42,34 +42,53 @@ const (
 )
 
 // roomy is the trusted reading: until when, and how many bytes are left.
+// Times are passed in, for the tests.
 type roomy struct {
 	mu    sync.Mutex
 	until time.Time
 	left  int64
+	seen  time.Time // when the newest reading applied was asked for
 }
 
-// take reports whether n bytes fit in the trusted reading, and counts them.
-func (r *roomy) take(n int) bool {
+// take reports whether n bytes fit in the reading trusted at now, and
+// counts them.
+func (r *roomy) take(n int, now time.Time) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.left < int64(n) || !time.Now().Before(r.until) {
+	if r.left < int64(n) || !now.Before(r.until) {
 		return false
 	}
 	r.left -= int64(n)
 	return true
 }
 
-// trust starts a new window after a reading of at least spaceComfort.
-func (r *roomy) trust() {
+// trust starts a window after an ample reading asked for at asked, unless
+// a newer reading was applied meanwhile (concurrent commits ask at once).
+func (r *roomy) trust(asked time.Time) {
 	r.mu.Lock()
-	r.until, r.left = time.Now().Add(roomyFor), roomyBytes
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	if asked.Before(r.seen) {
+		return
+	}
+	r.seen, r.until, r.left = asked, asked.Add(roomyFor), roomyBytes
+}
+
+// distrust ends the window after a reading that was not ample, however
+// old: the next commit asks the filesystem again.
+func (r *roomy) distrust(asked time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if asked.After(r.seen) {
+		r.seen = asked
+	}
+	r.until, r.left = time.Time{}, 0
 }
 
 // checkSpace returns an error wrapping ErrDiskFull when the filesystem of
 // the store cannot take n more bytes safely.
 func (s *Store) checkSpace(n int) error {
-	if s.roomy.take(n) {
+	asked := time.Now()
+	if s.roomy.take(n, asked) {
 		return nil
 	}
 	free, err := freeBytes(s.opts.Dir)
@@ -77,9 +96,10 @@ func (s *Store) checkSpace(n int) error {
 		return nil // cannot tell: let the write itself report
 	}
 	if free >= spaceComfort {
-		s.roomy.trust()
+		s.roomy.trust(asked)
 		return nil
 	}
+	s.roomy.distrust(asked)
 	need := int64(n) + spaceMargin + mappedHoles(s.opts.Dir)
 	if free < need {
 		return fmt.Errorf("%w: %s has %d KiB free, the database needs %d KiB to write safely", ErrDiskFull, s.opts.Dir, free>>10, need>>10)

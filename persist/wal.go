@@ -79,6 +79,7 @@ type dataSyncFile struct {
 	*os.File
 	fd  int
 	aio *aioSyncer // nil: a plain fdatasync
+	raw bool       // record writes are raw pwrite calls (rawwrite_linux.go)
 }
 
 // errAIOUnsupported is returned by aioSyncer.sync when it submitted
@@ -163,6 +164,7 @@ func openCommitLog(dir string, wrap func(logFile) logFile, plain bool) (*commitL
 		return nil, err
 	}
 	df := &dataSyncFile{File: f, fd: int(f.Fd())}
+	df.raw = rawWritable(df.fd)
 	if !plain {
 		df.aio, _ = newAIOSyncer() // nil where refused: fdatasync
 	}

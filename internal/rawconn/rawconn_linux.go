@@ -60,34 +60,53 @@ func (c *Conn) Read(p []byte) (int, error) {
 }
 
 // Write writes all of p, waiting in the network poller while the socket's
-// buffer is full.
+// buffer is full. Like net.Conn's, one Write holds the connection's write
+// lock until it is done, so that concurrent writes do not interleave.
 func (c *Conn) Write(p []byte) (int, error) {
 	done := 0
-	for done < len(p) {
-		var n uintptr
-		var errno unix.Errno
-		err := c.rc.Write(func(fd uintptr) bool {
-			for {
-				n, _, errno = unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[done])), uintptr(len(p)-done))
-				if errno != unix.EINTR {
-					return errno != unix.EAGAIN
+	var errno unix.Errno
+	short := false
+	err := c.rc.Write(func(fd uintptr) bool {
+		for done < len(p) {
+			n, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[done])), uintptr(len(p)-done))
+			switch e {
+			case 0:
+				if n == 0 {
+					short = true
+					return true
 				}
+				done += int(n)
+			case unix.EINTR:
+			case unix.EAGAIN:
+				return false
+			default:
+				errno = e
+				return true
 			}
-		})
-		if err == nil && errno != 0 {
-			err = errno
 		}
-		if err != nil {
-			return done, c.opError("write", err)
-		}
-		done += int(n)
+		return true
+	})
+	switch {
+	case err != nil:
+	case errno != 0:
+		err = errno
+	case short:
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		return done, c.opError("write", err)
 	}
 	return done, nil
 }
 
 // opError wraps err the way net.Conn does, so that errors.Is finds
-// net.ErrClosed, os.ErrDeadlineExceeded or the errno.
+// net.ErrClosed, os.ErrDeadlineExceeded or the errno. An error of the raw
+// connection is already a *net.OpError (of op "raw-read" or "raw-write"):
+// its cause is wrapped again under op.
 func (c *Conn) opError(op string, err error) error {
+	if oe, ok := err.(*net.OpError); ok {
+		err = oe.Err
+	}
 	if errno, ok := err.(unix.Errno); ok {
 		err = os.NewSyscallError(op, errno)
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -142,5 +143,50 @@ func TestOnlyUnixConnectionsAreWrapped(t *testing.T) {
 	defer q.Close()
 	if Wrap(p) != p {
 		t.Fatal("a net.Pipe was wrapped")
+	}
+}
+
+// Two Writes at once are not interleaved, as with net.Conn: each holds the
+// connection until all of it is written.
+func TestConcurrentWritesDoNotInterleave(t *testing.T) {
+	a, b := pair(t)
+	const size = 4 << 20
+	errc := make(chan error, 2)
+	for _, c := range []byte{'x', 'y'} {
+		go func() {
+			_, err := a.Write(bytes.Repeat([]byte{c}, size))
+			errc <- err
+		}()
+	}
+	got := make([]byte, 0, 2*size)
+	buf := make([]byte, 64<<10)
+	for len(got) < 2*size {
+		n, err := b.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	for range 2 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, second := got[:size], got[size:]
+	if bytes.Count(first, first[:1]) != size || bytes.Count(second, second[:1]) != size || first[0] == second[0] {
+		t.Fatal("the two writes were interleaved")
+	}
+}
+
+// An error names the operation once, as net.Conn's do.
+func TestErrorsReadLikeNetConnErrors(t *testing.T) {
+	_, b := pair(t)
+	b.Close()
+	_, err := b.Read(make([]byte, 1))
+	if err == nil || strings.Contains(err.Error(), "raw-") || strings.Count(err.Error(), "read") != 1 {
+		t.Fatalf("read on a closed connection: %q", err)
+	}
+	if !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("read on a closed connection: %v is not net.ErrClosed", err)
 	}
 }
