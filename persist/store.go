@@ -384,8 +384,9 @@ func (s *Store) gc(ctx context.Context) error {
 
 // badgerLogger forwards badger's log lines to slog. Badger's informational
 // messages (table counts, replay progress) are logged at debug level. A
-// line is formatted only when its level is enabled: badger logs at debug
-// level each time the compaction watch reads the levels (compact.go).
+// line is formatted only when its level is enabled: badger logs four debug
+// lines on every commit, and more each time the compaction watch reads the
+// levels (compact.go).
 type badgerLogger struct{ l *slog.Logger }
 
 func (b badgerLogger) Errorf(f string, a ...any)   { b.log(slog.LevelError, f, a) }
