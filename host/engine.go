@@ -27,6 +27,9 @@ type EngineOptions struct {
 
 	// LuaTimeout bounds top-level code, each condition, pre and post (default 2s).
 	LuaTimeout time.Duration
+	// LuaMemoryLimit bounds how much each of those calls may grow the
+	// daemon's live heap, in bytes (luaapi.DefaultMemoryLimit when 0).
+	LuaMemoryLimit int64
 	// Grace is the SIGTERM -> SIGKILL delay for timeouts, cancel and stop (default 5s).
 	Grace time.Duration
 	// Shell runs job scripts (default $SHELL, then /bin/sh).

@@ -67,11 +67,17 @@ func openTestEngine(t *testing.T, p whenlua.Paths, clock *FakeClock) *testEngine
 // openTestEngineWith opens an engine whose watcher polls every poll (<0: no watcher).
 func openTestEngineWith(t *testing.T, p whenlua.Paths, clock *FakeClock, poll time.Duration) *testEngine {
 	t.Helper()
+	return openTestEngineOpts(t, p, clock, poll, nil)
+}
+
+// openTestEngineOpts is openTestEngineWith with options changed by adjust (when not nil).
+func openTestEngineOpts(t *testing.T, p whenlua.Paths, clock *FakeClock, poll time.Duration, adjust func(*EngineOptions)) *testEngine {
+	t.Helper()
 	store, err := persist.Open(persist.Options{Dir: p.DBDir, MaintainEvery: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := NewEngine(EngineOptions{
+	opts := EngineOptions{
 		Store:      store,
 		Paths:      p,
 		Clock:      clock,
@@ -80,7 +86,11 @@ func openTestEngineWith(t *testing.T, p whenlua.Paths, clock *FakeClock, poll ti
 		Debounce:   50 * time.Millisecond,
 		Grace:      200 * time.Millisecond,
 		LuaTimeout: 500 * time.Millisecond,
-	})
+	}
+	if adjust != nil {
+		adjust(&opts)
+	}
+	e := NewEngine(opts)
 	if err := e.Open(context.Background()); err != nil {
 		store.Close()
 		t.Fatal(err)

@@ -217,9 +217,10 @@ func (st *state) load(ent *fileEntry, src []byte) {
 	}
 	host := &fileHost{st: st, path: ent.path, loading: true}
 	f, err := luaapi.Load(ent.path, src, proto, luaapi.Options{
-		LibDir:  st.e.opts.Paths.LibDir,
-		Timeout: st.e.opts.LuaTimeout,
-		Host:    host,
+		LibDir:      st.e.opts.Paths.LibDir,
+		Timeout:     st.e.opts.LuaTimeout,
+		MemoryLimit: st.e.opts.LuaMemoryLimit,
+		Host:        host,
 	})
 	if f != nil {
 		ent.requires = f.Requires

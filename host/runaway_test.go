@@ -67,3 +67,37 @@ func TestAFailingOnLoadOrOnUnloadIsShownInStatus(t *testing.T) {
 		t.Fatalf("after a reload whose hooks are fine: hook error %q", f.HookError)
 	}
 }
+
+// hoard keeps every 64 KiB string it builds, until it is stopped.
+const hoard = "local t, i = {}, 0 while true do i = i + 1; t[i] = string.rep('x', 65536) .. i end"
+
+func TestRunawayAllocationsAreStoppedAtTheMemoryLimitAndTheDaemonGoesOn(t *testing.T) {
+	p := testPaths(t, t.TempDir())
+	writeFile(t, p.JobsDir+"/top.lua", "when('x', 'true')\n"+hoard+"\n")
+	writeFile(t, p.JobsDir+"/hooks.lua", `
+when(function() if vars.grow then `+hoard+` end return false end, "true", {name="cond"})
+when("false", "true", {name="pre", pre=function() `+hoard+` end})
+when("changes('go')", "true", {name="after"})
+`)
+	// The time limit is far away: only the memory limit stops these calls.
+	te := openTestEngineOpts(t, p, NewFakeClock(testEpoch), -1, func(o *EngineOptions) {
+		o.LuaTimeout = time.Minute
+		o.LuaMemoryLimit = 32 << 20
+	})
+	ctx := context.Background()
+
+	if f, _ := te.fileStatusOf("top.lua"); !strings.HasPrefix(f.Error, p.JobsDir+"/top.lua:2: memory limit of 32 MiB exceeded") {
+		t.Errorf("top-level hoard: status error %q, want the memory limit at top.lua:2", f.Error)
+	}
+	te.set("grow", true)
+	if s := te.status(); len(s.CondErrors) != 1 || !strings.Contains(s.CondErrors[0], "hooks.lua:2: memory limit") {
+		t.Errorf("condition hoard: %q, want the memory limit at hooks.lua:2", s.CondErrors)
+	}
+	if _, err := te.Start(ctx, "pre"); err == nil || !strings.Contains(err.Error(), "hooks.lua:3: memory limit") {
+		t.Errorf("pre hoard: %v, want the memory limit at hooks.lua:3", err)
+	}
+	// The daemon goes on: a set still triggers its job.
+	if got := te.set("go", 1); len(got) != 1 || got[0] != "after" {
+		t.Errorf("set go=1 triggered %v, want [after]", got)
+	}
+}

@@ -39,7 +39,8 @@ type CallError struct {
 	Path    string
 	Line    int
 	Msg     string
-	Timeout bool
+	Timeout bool // the call ran past its time limit
+	Memory  bool // the call grew the heap past its memory limit
 }
 
 // Error formats the error as "path:line: msg", or "path: msg" without a line.

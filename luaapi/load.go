@@ -29,6 +29,10 @@ type Options struct {
 	// Timeout limits top-level code, each condition, pre, post, on_load and
 	// on_unload call (DefaultTimeout when 0).
 	Timeout time.Duration
+	// MemoryLimit bounds how much each of those calls may grow the
+	// process's live heap, in bytes (DefaultMemoryLimit when 0, none when
+	// negative); see watch.go.
+	MemoryLimit int64
 	// Host serves the library functions (an in-memory one when nil).
 	Host Host
 }

@@ -1,7 +1,6 @@
 package luaapi
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -89,6 +88,9 @@ func newState(path string, src []byte, proto *lua.FunctionProto, opts Options) (
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
+	if opts.MemoryLimit == 0 {
+		opts.MemoryLimit = DefaultMemoryLimit
+	}
 	if opts.Host == nil {
 		opts.Host = newMemHost()
 	}
@@ -130,12 +132,11 @@ func (s *state) call(f *frame, fn *lua.LFunction, nret int, args ...lua.LValue) 
 	L := s.L
 	saved, prevCtx := s.cur, L.Context()
 	s.cur = f
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
-	L.SetContext(ctx)
+	w := startWatch(s.opts.Timeout, s.opts.MemoryLimit)
+	L.SetContext(w.ctx)
 	top := L.GetTop()
 	err := L.CallByParam(lua.P{Fn: fn, NRet: nret, Protect: true}, args...)
-	timedOut := ctx.Err() != nil
-	cancel()
+	limit := w.stop()
 	if prevCtx != nil {
 		L.SetContext(prevCtx)
 	} else {
@@ -144,7 +145,7 @@ func (s *state) call(f *frame, fn *lua.LFunction, nret int, args ...lua.LValue) 
 	s.cur = saved
 	if err != nil {
 		L.SetTop(top)
-		return nil, s.callError(err, timedOut)
+		return nil, s.callError(err, limit)
 	}
 	rets := make([]lua.LValue, L.GetTop()-top)
 	for i := range rets {
@@ -154,15 +155,23 @@ func (s *state) call(f *frame, fn *lua.LFunction, nret int, args ...lua.LValue) 
 	return rets, nil
 }
 
-func (s *state) callError(err error, timedOut bool) *CallError {
+// callError turns an error raised by a call into a *CallError; limit is
+// the limit that ended the call, if one did.
+func (s *state) callError(err error, limit error) *CallError {
 	file, line, msg := splitPos(s.path, errorText(err))
 	if file == "" {
 		file = s.path
 	}
-	if timedOut {
-		msg = fmt.Sprintf("time limit of %v exceeded (a runaway loop?)", s.opts.Timeout)
+	ce := &CallError{Path: file, Line: line, Msg: msg}
+	switch limit {
+	case errTimeLimit:
+		ce.Timeout = true
+		ce.Msg = fmt.Sprintf("time limit of %v exceeded (a runaway loop?)", s.opts.Timeout)
+	case errMemoryLimit:
+		ce.Memory = true
+		ce.Msg = fmt.Sprintf("memory limit of %s exceeded (a runaway allocation?)", mib(s.opts.MemoryLimit))
 	}
-	return &CallError{Path: file, Line: line, Msg: msg, Timeout: timedOut}
+	return ce
 }
 
 func (s *state) close() {

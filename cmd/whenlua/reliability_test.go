@@ -363,6 +363,35 @@ when("false", "true", {name="post", post=function() while true do end end})
 	}
 }
 
+// A job file that allocates without bound, at the top level and in a
+// condition, through the real daemon and its default memory limit (256 MiB
+// of heap growth per call into Lua): each is stopped with a clear error at
+// its file:line, the daemon answers right after, and it gives the memory
+// back.
+func TestRunawayAllocationsLeaveTheDaemonAnsweringAndSmall(t *testing.T) {
+	const hoard = "local t, i = {}, 0 while true do i = i + 1; t[i] = string.rep('x', 65536) .. i end"
+	h := newHome(t)
+	h.writeJob("hoard.lua", "when('x', 'true')\n"+hoard+"\n")
+	h.writeJob("cond.lua", "when(function() if vars.grow then "+hoard+" end return false end, 'true', {name='grow'})\n")
+	pid := h.start()
+	h.answers("loading hoard.lua")
+	jobs := h.dir + "/jobs/"
+	want := "memory limit of 256 MiB exceeded (a runaway allocation?)"
+	if st := h.ok("status"); !strings.Contains(st, jobs+"hoard.lua:2: "+want) {
+		t.Errorf("top level: status does not show hoard.lua:2: %s\n%s", want, st)
+	}
+	h.ok("set", "--type", "bool", "grow=true")
+	h.answers("a hoarding condition")
+	if st := h.ok("status"); !strings.Contains(st, jobs+"cond.lua:1: "+want) {
+		t.Errorf("condition: status does not show cond.lua:1: %s\n%s", want, st)
+	}
+	// Each call hoarded 256 MiB and more before it was stopped; the
+	// daemon returns it to the system.
+	if rss := rssKiB(t, pid); rss > 128<<10 {
+		t.Errorf("daemon RSS %d KiB after the runaway allocations, want under 128 MiB", rss)
+	}
+}
+
 // R4: a job that floods its output through the real daemon. The daemon's
 // memory stays flat, the stored output is capped, the output size is
 // counted, and the run's directory is removed.
