@@ -26,6 +26,12 @@ const (
 	PatternBudget = 10_000_000
 	// MaxRepLen bounds the result of string.rep.
 	MaxRepLen = 4 << 20
+	// MaxBuildLen bounds the result of string.gsub and table.concat: the
+	// functions that, in one call the memory limit cannot interrupt, could
+	// otherwise build a string many times larger than their arguments (a
+	// long replacement for each of many matches, a long separator between
+	// many elements).
+	MaxBuildLen = 64 << 20
 )
 
 // baseRemoved are base functions that read files, run a process-wide GC or
@@ -112,7 +118,52 @@ func (s *state) newLState() *lua.LState {
 		}
 		return callOriginal(L, rep)
 	}))
+	tblT := L.GetGlobal("table").(*lua.LTable)
+	concat := tblT.RawGetString("concat")
+	tblT.RawSetString("concat", L.NewFunction(func(L *lua.LState) int {
+		if n := concatLen(L); n > MaxBuildLen {
+			L.RaiseError("table.concat: a result of about %d bytes is larger than %d bytes", n, MaxBuildLen)
+		}
+		return callOriginal(L, concat)
+	}))
 	return L
+}
+
+// concatLen is an upper bound of the length of table.concat's result for
+// the current arguments (numbers count as 32 bytes), or 0 when the
+// original will raise an error on them.
+func concatLen(L *lua.LState) int {
+	tbl, ok := L.Get(1).(*lua.LTable)
+	if !ok {
+		return 0
+	}
+	sep, ok := L.Get(2).(lua.LString)
+	if !ok {
+		sep = ""
+	}
+	i, j := 1, tbl.Len()
+	if v, ok := L.Get(3).(lua.LNumber); ok {
+		i = max(int(v), 1)
+	}
+	if v, ok := L.Get(4).(lua.LNumber); ok {
+		j = min(int(v), tbl.Len())
+	}
+	n := 0
+	for k := i; k <= j; k++ {
+		switch v := tbl.RawGetInt(k).(type) {
+		case lua.LString:
+			n += len(v)
+		case lua.LNumber:
+			n += 32
+		}
+		if k < j {
+			n += len(sep)
+		}
+		if n > MaxBuildLen {
+			break
+		}
+	}
+	return n
 }
 
 // callOriginal calls fn with the current arguments and returns its results.
@@ -184,6 +235,9 @@ func gsub(L *lua.LState) int {
 	var b strings.Builder
 	last := 0
 	for _, m := range mds {
+		if b.Len() > MaxBuildLen {
+			L.RaiseError("string.gsub: a result of more than %d bytes", MaxBuildLen)
+		}
 		start, end := m.Capture(0), m.Capture(1)
 		b.WriteString(str[last:start])
 		last = end

@@ -73,3 +73,35 @@ func TestANegativeMemoryLimitIsNone(t *testing.T) {
 		t.Fatalf("stop = %v", err)
 	}
 }
+
+// The functions that could build a huge string in one call, where the
+// memory limit cannot stop them, refuse to: a long replacement for each of
+// many matches, a long separator between many elements.
+func TestFunctionsThatBuildHugeStringsInOneCallRefuse(t *testing.T) {
+	cases := []struct{ src, want string }{
+		{"local s = string.rep('x', 100000)\nlocal r = s:gsub('.', string.rep('y', 4096))",
+			"test.lua:2: string.gsub: a result of more than 67108864 bytes"},
+		{"local t = {}\nfor i = 1, 100000 do t[i] = i end\nlocal r = table.concat(t, string.rep('-', 4096))",
+			"test.lua:3: table.concat: a result of about"},
+		{"local t = {}\nfor i = 1, 100000 do t[i] = 'x' end\nlocal r = table.concat(t, string.rep('-', 4096), 1, 50000)",
+			"test.lua:3: table.concat: a result of about"},
+	}
+	for _, tc := range cases {
+		_, err := loadSrc(t, tc.src, Options{Host: newFakeHost(nil), Timeout: time.Minute})
+		wantErr(t, err, tc.want)
+	}
+	// Below the bound they work as before.
+	ok := `
+local s = string.rep('ab', 1000)
+local r, n = s:gsub('a', '%0%0')
+assert(#r == 3000 and n == 1000, 'gsub')
+local t = {}
+for i = 1, 1000 do t[i] = i end
+assert(#table.concat(t, ', ') == 2893 + 2 * 999, 'concat')
+assert(table.concat(t, '', 2, 3) == '23', 'concat range')
+assert(table.concat({}, 'x') == '', 'concat empty')
+`
+	if _, err := loadSrc(t, ok, Options{Host: newFakeHost(nil)}); err != nil {
+		t.Fatal(err)
+	}
+}
