@@ -79,9 +79,10 @@ when(function() if vars.grow then `+hoard+` end return false end, "true", {name=
 when("false", "true", {name="pre", pre=function() `+hoard+` end})
 when("changes('go')", "true", {name="after"})
 `)
-	// The time limit is far away: only the memory limit stops these calls.
+	// The time limit is far enough for the memory limit to stop these
+	// calls first, and near enough to stop them if it does not.
 	te := openTestEngineOpts(t, p, NewFakeClock(testEpoch), -1, func(o *EngineOptions) {
-		o.LuaTimeout = time.Minute
+		o.LuaTimeout = 2 * time.Second
 		o.LuaMemoryLimit = 32 << 20
 	})
 	ctx := context.Background()

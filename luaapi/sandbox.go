@@ -26,11 +26,12 @@ const (
 	PatternBudget = 10_000_000
 	// MaxRepLen bounds the result of string.rep.
 	MaxRepLen = 4 << 20
-	// MaxBuildLen bounds the result of string.gsub and table.concat: the
-	// functions that, in one call the memory limit cannot interrupt, could
-	// otherwise build a string many times larger than their arguments (a
-	// long replacement for each of many matches, a long separator between
-	// many elements).
+	// MaxBuildLen bounds the result of string.gsub, string.format and
+	// table.concat: the functions that, in one call the memory limit cannot
+	// interrupt, could otherwise build a string many times larger than
+	// their arguments (a long replacement for each of many matches, a wide
+	// field for each of many arguments, a long separator between many
+	// elements).
 	MaxBuildLen = 64 << 20
 )
 
@@ -118,6 +119,13 @@ func (s *state) newLState() *lua.LState {
 		}
 		return callOriginal(L, rep)
 	}))
+	format := strT.RawGetString("format")
+	strT.RawSetString("format", L.NewFunction(func(L *lua.LState) int {
+		if n := formatLen(L); n > MaxBuildLen {
+			L.RaiseError("string.format: a result of about %d bytes is larger than %d bytes", n, MaxBuildLen)
+		}
+		return callOriginal(L, format)
+	}))
 	tblT := L.GetGlobal("table").(*lua.LTable)
 	concat := tblT.RawGetString("concat")
 	tblT.RawSetString("concat", L.NewFunction(func(L *lua.LState) int {
@@ -158,6 +166,48 @@ func concatLen(L *lua.LState) int {
 		}
 		if k < j {
 			n += len(sep)
+		}
+		if n > MaxBuildLen {
+			break
+		}
+	}
+	return n
+}
+
+// formatLen is an upper bound of the length of string.format's result for
+// the current arguments: the format, each argument (numbers count as 32
+// bytes) and each directive's width and precision.
+func formatLen(L *lua.LState) int {
+	f, ok := L.Get(1).(lua.LString)
+	if !ok {
+		return 0
+	}
+	n := len(f)
+	for i := 2; i <= L.GetTop(); i++ {
+		if v, ok := L.Get(i).(lua.LString); ok {
+			n += len(v)
+		} else {
+			n += 32
+		}
+	}
+	for i := 0; i < len(f); i++ {
+		if f[i] != '%' {
+			continue
+		}
+		i++
+		for i < len(f) && strings.IndexByte("-+ #0", f[i]) >= 0 {
+			i++
+		}
+		for i < len(f) && (f[i] >= '0' && f[i] <= '9' || f[i] == '.') {
+			w := 0
+			for i < len(f) && f[i] >= '0' && f[i] <= '9' {
+				w = min(w*10+int(f[i]-'0'), MaxBuildLen+1)
+				i++
+			}
+			n += w
+			if i < len(f) && f[i] == '.' {
+				i++
+			}
 		}
 		if n > MaxBuildLen {
 			break

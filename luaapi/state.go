@@ -68,6 +68,7 @@ type state struct {
 	proto    *lua.FunctionProto
 	opts     Options
 	cur      *frame
+	watch    *watch // the limits of the call into Lua running, if one is
 	file     *File
 	jobs     []*Job
 	names    map[string]int // explicit job names -> line
@@ -132,11 +133,20 @@ func (s *state) call(f *frame, fn *lua.LFunction, nret int, args ...lua.LValue) 
 	L := s.L
 	saved, prevCtx := s.cur, L.Context()
 	s.cur = f
+	outer := s.watch
+	if outer != nil {
+		outer.pause()
+	}
 	w := startWatch(s.opts.Timeout, s.opts.MemoryLimit)
+	s.watch = w
 	L.SetContext(w.ctx)
 	top := L.GetTop()
 	err := L.CallByParam(lua.P{Fn: fn, NRet: nret, Protect: true}, args...)
 	limit := w.stop()
+	s.watch = outer
+	if outer != nil {
+		outer.resume()
+	}
 	if prevCtx != nil {
 		L.SetContext(prevCtx)
 	} else {

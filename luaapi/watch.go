@@ -11,7 +11,7 @@ import (
 )
 
 // DefaultMemoryLimit is how much one call into Lua may grow the process's
-// live heap when Options.MemoryLimit is 0.
+// heap when Options.MemoryLimit is 0.
 const DefaultMemoryLimit = 256 << 20
 
 // watchEvery is how often a call into Lua is checked against its limits. A
@@ -26,26 +26,42 @@ var (
 
 // A watch ends a call into Lua, by cancelling the context the state checks
 // before each instruction, once the call has run past its deadline or has
-// grown the live heap (measured after each garbage collection) by more than
-// its memory limit since the watch's first look, watchEvery into the call.
-// Growth within that first interval is not counted: it is bounded by what
-// an allocation loop achieves in 10 ms, and it keeps the watch off the path
-// of the many calls that return sooner. An instruction is not interrupted:
-// one string concatenation may still double a string past the limit. The
-// functions that build large values in one call (string.rep) bound their
-// results themselves (sandbox.go).
+// grown the heap by more than its memory limit. It looks every watchEvery,
+// from a timer; the first look is watchEvery into the call, so the many
+// calls that return sooner cost one timer, and what a call builds in that
+// first interval is not counted. Two measures of growth, each from the
+// first look:
 //
-// The live heap is the whole process's: the calls into Lua of one engine
-// run one at a time, so growth while a call runs is that call's.
+//   - the live heap, measured by each garbage collection, from the first
+//     collection to end after the first look (so that nothing kept before
+//     the call is charged to it): what a call keeps, however slowly it
+//     grows; garbage does not count;
+//   - the heap's objects beyond the collector's goal for the heap: what one
+//     instruction builds faster than a collection can finish (a
+//     concatenation of many long strings), before the next instruction.
+//
+// An instruction is not interrupted: one expression concatenating many
+// long strings builds its whole result first. The functions that could
+// build a huge string in one call bound their results themselves
+// (sandbox.go).
+//
+// The heap is the whole process's: the calls into Lua of one engine run one
+// at a time, so growth while a call runs is that call's. A call nested in
+// another (through a Host callback) pauses its caller's watch.
 type watch struct {
-	mu       sync.Mutex // orders the setting of t before look's use of it
-	t        *time.Timer
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
 	deadline time.Time
 	limit    uint64 // 0: no memory limit
-	base     uint64 // the live heap at the first look; set by the timer's function
-	looked   bool
+
+	mu      sync.Mutex
+	t       *time.Timer
+	stopped bool
+	paused  int    // calls nested in this one, running
+	looked  bool   // the first look is done: cycles is set
+	cycles  uint64 // garbage collections completed at the first look
+	base    uint64 // the live heap of the first collection after it; 0: none yet
+	overrun uint64 // heap objects beyond the goal at the first look
 }
 
 // startWatch returns the context for one call, limited to timeout and to
@@ -64,25 +80,60 @@ func startWatch(timeout time.Duration, memory int64) *watch {
 
 // look runs on the timer's goroutine, one look at a time.
 func (w *watch) look() {
-	if w.ctx.Err() != nil {
-		return // the call has returned
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return
 	}
 	if !time.Now().Before(w.deadline) {
 		w.cancel(errTimeLimit)
 		return
 	}
-	if w.limit > 0 {
-		live := liveHeap()
-		switch {
-		case !w.looked:
-			w.base, w.looked = live, true
-		case live > w.base && live-w.base > w.limit:
-			w.cancel(errMemoryLimit)
-			return
-		}
+	if w.limit > 0 && w.paused == 0 && w.memoryExceeded() {
+		w.cancel(errMemoryLimit)
+		return
 	}
-	w.mu.Lock()
 	w.t.Reset(max(min(watchEvery, time.Until(w.deadline)), 0))
+}
+
+// memoryExceeded reports whether the call has grown the heap past its
+// limit; w.mu is held.
+func (w *watch) memoryExceeded() bool {
+	h := readHeap()
+	over := uint64(0)
+	if h.objects > h.goal {
+		over = h.objects - h.goal
+	}
+	if !w.looked {
+		w.looked, w.cycles, w.base, w.overrun = true, h.cycles, 0, over
+		return false
+	}
+	if over > w.overrun && over-w.overrun > w.limit {
+		return true
+	}
+	if h.cycles == w.cycles {
+		return false // no collection has measured the heap since the first look
+	}
+	if w.base == 0 {
+		w.base = h.live
+		return false
+	}
+	return h.live > w.base && h.live-w.base > w.limit
+}
+
+// pause stops the memory checks while a call nested in this one runs: the
+// nested call has its own watch. resume starts them again from a new first
+// look, so that what the nested call kept is not charged to this one.
+func (w *watch) pause() {
+	w.mu.Lock()
+	w.paused++
+	w.mu.Unlock()
+}
+
+func (w *watch) resume() {
+	w.mu.Lock()
+	w.paused--
+	w.looked = false
 	w.mu.Unlock()
 }
 
@@ -90,35 +141,52 @@ func (w *watch) look() {
 // ended: errTimeLimit, errMemoryLimit or nil.
 func (w *watch) stop() error {
 	w.mu.Lock()
+	w.stopped = true
 	w.t.Stop()
 	w.mu.Unlock()
 	cause := context.Cause(w.ctx)
 	w.cancel(nil)
-	if errors.Is(cause, errMemoryLimit) {
+	switch cause {
+	case errMemoryLimit:
 		// The call's garbage may be gigabytes: return it to the system now
 		// rather than leave the daemon that large.
 		debug.FreeOSMemory()
+		return cause
+	case errTimeLimit:
+		return cause
 	}
-	if errors.Is(cause, context.Canceled) {
-		return nil
-	}
-	return cause
+	return nil
 }
 
-var liveSample = struct {
+// heap is what a watch reads of the heap.
+type heap struct {
+	live    uint64 // live bytes, as of the end of the last collection
+	objects uint64 // bytes of objects, live or not yet swept
+	goal    uint64 // the heap size the collector aims to stay under
+	cycles  uint64 // collections completed
+}
+
+var heapSample = struct {
 	sync.Mutex
 	s []metrics.Sample
-}{s: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
+}{s: []metrics.Sample{
+	{Name: "/gc/heap/live:bytes"},
+	{Name: "/memory/classes/heap/objects:bytes"},
+	{Name: "/gc/heap/goal:bytes"},
+	{Name: "/gc/cycles/total:gc-cycles"},
+}}
 
-// liveHeap is the live heap as of the end of the last garbage collection.
-func liveHeap() uint64 {
-	liveSample.Lock()
-	defer liveSample.Unlock()
-	metrics.Read(liveSample.s)
-	if liveSample.s[0].Value.Kind() != metrics.KindUint64 {
-		return 0
+func readHeap() heap {
+	heapSample.Lock()
+	defer heapSample.Unlock()
+	metrics.Read(heapSample.s)
+	v := func(i int) uint64 {
+		if heapSample.s[i].Value.Kind() != metrics.KindUint64 {
+			return 0
+		}
+		return heapSample.s[i].Value.Uint64()
 	}
-	return liveSample.s[0].Value.Uint64()
+	return heap{live: v(0), objects: v(1), goal: v(2), cycles: v(3)}
 }
 
 // mib formats a size in bytes as MiB where it is a whole number of them.
