@@ -26,23 +26,22 @@ var (
 
 // A watch ends a call into Lua, by cancelling the context the state checks
 // before each instruction, once the call has run past its deadline or has
-// grown the heap by more than its memory limit. It looks every watchEvery,
-// from a timer; the first look is watchEvery into the call, so the many
-// calls that return sooner cost one timer, and what a call builds in that
-// first interval is not counted. Two measures of growth, each from the
-// first look:
+// grown the live heap by more than its memory limit. It looks every
+// watchEvery, from a timer; the first look is watchEvery into the call, so
+// the many calls that return sooner cost one timer.
 //
-//   - the live heap, measured by each garbage collection, from the first
-//     collection to end after the first look (so that nothing kept before
-//     the call is charged to it): what a call keeps, however slowly it
-//     grows; garbage does not count;
-//   - the heap's objects beyond the collector's goal for the heap: what one
-//     instruction builds faster than a collection can finish (a
-//     concatenation of many long strings), before the next instruction.
+// The live heap is measured by each garbage collection. Growth is counted
+// from the first collection to end after the first look, so that nothing
+// kept before the call is charged to it, and garbage does not count. A
+// collection counts what is allocated while it marks as live, garbage or
+// not: growth past the limit stops the call once two collections in a row
+// have found it, or at once when it is past twice the limit. A call that
+// keeps what it builds stays over the limit.
 //
-// An instruction is not interrupted: one expression concatenating many
-// long strings builds its whole result first. The functions that could
-// build a huge string in one call bound their results themselves
+// An instruction is not interrupted, and no collection ends while one
+// builds a long string: one expression concatenating many long strings
+// builds its whole result before it can be stopped. The functions that
+// could build a huge string in one call bound their results themselves
 // (sandbox.go).
 //
 // The heap is the whole process's: the calls into Lua of one engine run one
@@ -61,7 +60,7 @@ type watch struct {
 	looked  bool   // the first look is done: cycles is set
 	cycles  uint64 // garbage collections completed at the first look
 	base    uint64 // the live heap of the first collection after it; 0: none yet
-	overrun uint64 // heap objects beyond the goal at the first look
+	overAt  uint64 // the collection that first found the growth over the limit; 0: none
 }
 
 // startWatch returns the context for one call, limited to timeout and to
@@ -96,29 +95,28 @@ func (w *watch) look() {
 	w.t.Reset(max(min(watchEvery, time.Until(w.deadline)), 0))
 }
 
-// memoryExceeded reports whether the call has grown the heap past its
+// memoryExceeded reports whether the call has grown the live heap past its
 // limit; w.mu is held.
 func (w *watch) memoryExceeded() bool {
-	h := readHeap()
-	over := uint64(0)
-	if h.objects > h.goal {
-		over = h.objects - h.goal
-	}
-	if !w.looked {
-		w.looked, w.cycles, w.base, w.overrun = true, h.cycles, 0, over
+	live, cycles := readHeap()
+	switch {
+	case !w.looked:
+		w.looked, w.cycles, w.base, w.overAt = true, cycles, 0, 0
 		return false
-	}
-	if over > w.overrun && over-w.overrun > w.limit {
+	case cycles == w.cycles:
+		return false // no collection has ended since the first look
+	case w.base == 0:
+		w.base = live
+		return false
+	case live <= w.base || live-w.base <= w.limit:
+		w.overAt = 0
+		return false
+	case live-w.base > 2*w.limit:
 		return true
+	case w.overAt == 0:
+		w.overAt = cycles
 	}
-	if h.cycles == w.cycles {
-		return false // no collection has measured the heap since the first look
-	}
-	if w.base == 0 {
-		w.base = h.live
-		return false
-	}
-	return h.live > w.base && h.live-w.base > w.limit
+	return cycles > w.overAt
 }
 
 // pause stops the memory checks while a call nested in this one runs: the
@@ -158,25 +156,17 @@ func (w *watch) stop() error {
 	return nil
 }
 
-// heap is what a watch reads of the heap.
-type heap struct {
-	live    uint64 // live bytes, as of the end of the last collection
-	objects uint64 // bytes of objects, live or not yet swept
-	goal    uint64 // the heap size the collector aims to stay under
-	cycles  uint64 // collections completed
-}
-
 var heapSample = struct {
 	sync.Mutex
 	s []metrics.Sample
 }{s: []metrics.Sample{
 	{Name: "/gc/heap/live:bytes"},
-	{Name: "/memory/classes/heap/objects:bytes"},
-	{Name: "/gc/heap/goal:bytes"},
 	{Name: "/gc/cycles/total:gc-cycles"},
 }}
 
-func readHeap() heap {
+// readHeap returns the live heap, as of the end of the last garbage
+// collection, and the number of collections completed.
+func readHeap() (live, cycles uint64) {
 	heapSample.Lock()
 	defer heapSample.Unlock()
 	metrics.Read(heapSample.s)
@@ -186,7 +176,7 @@ func readHeap() heap {
 		}
 		return heapSample.s[i].Value.Uint64()
 	}
-	return heap{live: v(0), objects: v(1), goal: v(2), cycles: v(3)}
+	return v(0), v(1)
 }
 
 // mib formats a size in bytes as MiB where it is a whole number of them.
