@@ -176,7 +176,8 @@ func concatLen(L *lua.LState) int {
 
 // formatLen is an upper bound of the length of string.format's result for
 // the current arguments: the format, each argument (numbers count as 32
-// bytes) and each directive's width and precision.
+// bytes) and each directive's width and precision (a width or precision
+// taken from an argument, '*', counts as the most Go's fmt takes, 10^6).
 func formatLen(L *lua.LState) int {
 	f, ok := L.Get(1).(lua.LString)
 	if !ok {
@@ -198,8 +199,12 @@ func formatLen(L *lua.LState) int {
 		for i < len(f) && strings.IndexByte("-+ #0", f[i]) >= 0 {
 			i++
 		}
-		for i < len(f) && (f[i] >= '0' && f[i] <= '9' || f[i] == '.') {
+		for i < len(f) && (f[i] >= '0' && f[i] <= '9' || f[i] == '.' || f[i] == '*') {
 			w := 0
+			if f[i] == '*' {
+				w = 1_000_000
+				i++
+			}
 			for i < len(f) && f[i] >= '0' && f[i] <= '9' {
 				w = min(w*10+int(f[i]-'0'), MaxBuildLen+1)
 				i++

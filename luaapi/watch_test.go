@@ -108,6 +108,8 @@ func TestFunctionsThatBuildHugeStringsInOneCallRefuse(t *testing.T) {
 			"test.lua:2: string.gsub: a result of more than 67108864 bytes"},
 		{"local t = {}\nfor i = 1, 1000 do t[i] = i end\nlocal r = string.format(string.rep('%999999d', 1000), unpack(t))",
 			"test.lua:3: string.format: a result of about"},
+		{"local t = {}\nfor i = 1, 1000 do t[2 * i - 1], t[2 * i] = 999999, i end\nlocal r = string.format(string.rep('%*d', 1000), unpack(t))",
+			"test.lua:3: string.format: a result of about"},
 		{"local s = string.rep('x', 4 * 1024 * 1024)\nlocal t = {}\nfor i = 1, 100 do t[i] = s end\nlocal r = string.format(string.rep('%s', 100), unpack(t))",
 			"test.lua:4: string.format: a result of about"},
 		{"local t = {}\nfor i = 1, 100000 do t[i] = i end\nlocal r = table.concat(t, string.rep('-', 4096))",
