@@ -175,48 +175,83 @@ func concatLen(L *lua.LState) int {
 }
 
 // formatLen is an upper bound of the length of string.format's result for
-// the current arguments: the format, each argument (numbers count as 32
-// bytes) and each directive's width and precision (a width or precision
-// taken from an argument, '*', counts as the most Go's fmt takes, 10^6).
+// the current arguments, directive by directive: its width and precision
+// (a '*' counts as 10^6, the most Go's fmt takes), its argument (numbers
+// count as 330 bytes, the longest %f of a float64; %q, %x and %X four
+// times the argument's length; %s with a precision at most that), and,
+// for a directive with an explicit argument index ("%[2]s", which Go's fmt
+// takes), the longest argument.
 func formatLen(L *lua.LState) int {
 	f, ok := L.Get(1).(lua.LString)
 	if !ok {
 		return 0
 	}
-	n := len(f)
-	for i := 2; i <= L.GetTop(); i++ {
+	argLen := func(i int) int {
 		if v, ok := L.Get(i).(lua.LString); ok {
-			n += len(v)
-		} else {
-			n += 32
+			return len(v)
 		}
+		return 330
 	}
-	for i := 0; i < len(f); i++ {
+	longest := 0
+	for i := 2; i <= L.GetTop(); i++ {
+		longest = max(longest, argLen(i))
+	}
+	n, next := len(f), 2 // next: the argument of the next directive
+	for i := 0; i < len(f) && n <= MaxBuildLen; i++ {
 		if f[i] != '%' {
 			continue
 		}
 		i++
-		for i < len(f) && strings.IndexByte("-+ #0", f[i]) >= 0 {
-			i++
-		}
-		for i < len(f) && (f[i] >= '0' && f[i] <= '9' || f[i] == '.' || f[i] == '*') {
-			w := 0
-			if f[i] == '*' {
-				w = 1_000_000
-				i++
+		indexed := false
+		prec := -1
+		for ; i < len(f); i++ {
+			c := f[i]
+			switch {
+			case strings.IndexByte("-+ #0", c) >= 0:
+				continue
+			case c == '[':
+				indexed = true
+				continue
+			case c == ']':
+				continue
+			case c == '*':
+				n += 1_000_000
+				next++
+				continue
+			case c == '.':
+				prec = 0
+				continue
+			case c >= '0' && c <= '9':
+				w := 0
+				for ; i < len(f) && f[i] >= '0' && f[i] <= '9'; i++ {
+					w = min(w*10+int(f[i]-'0'), MaxBuildLen+1)
+				}
+				i--
+				if prec >= 0 {
+					prec = w
+				}
+				n += w
+				continue
 			}
-			for i < len(f) && f[i] >= '0' && f[i] <= '9' {
-				w = min(w*10+int(f[i]-'0'), MaxBuildLen+1)
-				i++
-			}
-			n += w
-			if i < len(f) && f[i] == '.' {
-				i++
-			}
-		}
-		if n > MaxBuildLen {
 			break
 		}
+		if i >= len(f) || f[i] == '%' {
+			continue
+		}
+		a := longest
+		if !indexed {
+			a = argLen(next)
+			next++
+		}
+		switch f[i] {
+		case 'q', 'x', 'X':
+			a *= 4
+		case 's':
+			if prec >= 0 {
+				a = min(a, prec)
+			}
+		}
+		n += a
 	}
 	return n
 }
@@ -319,7 +354,11 @@ func gsub(L *lua.LState) int {
 				}
 				i++
 				if d := rs[i]; d >= '0' && d <= '9' {
-					b.WriteString(lua.LVAsString(capture(m, int(d-'0'))))
+					c := lua.LVAsString(capture(m, int(d-'0')))
+					if b.Len()+len(c) > MaxBuildLen {
+						L.RaiseError("string.gsub: a result of more than %d bytes", MaxBuildLen)
+					}
+					b.WriteString(c)
 				} else {
 					b.WriteByte(d)
 				}

@@ -46,12 +46,16 @@ var (
 //
 // The heap is the whole process's: the calls into Lua of one engine run one
 // at a time, so growth while a call runs is that call's. A call nested in
-// another (through a Host callback) pauses its caller's watch.
+// another (through a Host callback) pauses its caller's watch, which takes
+// a new baseline when it resumes: a caller whose nested calls come often
+// enough escapes its own limit. The daemon's Host queues evaluations
+// instead of nesting them.
 type watch struct {
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
 	deadline time.Time
-	limit    uint64 // 0: no memory limit
+	limit    uint64                       // 0: no memory limit
+	read     func() (live, cycles uint64) // readHeap; tests script it
 
 	mu      sync.Mutex
 	t       *time.Timer
@@ -66,7 +70,7 @@ type watch struct {
 // startWatch returns the context for one call, limited to timeout and to
 // memory bytes of heap growth (none when memory < 0), and its watch.
 func startWatch(timeout time.Duration, memory int64) *watch {
-	w := &watch{deadline: time.Now().Add(timeout)}
+	w := &watch{deadline: time.Now().Add(timeout), read: readHeap}
 	if memory > 0 {
 		w.limit = uint64(memory)
 	}
@@ -98,7 +102,7 @@ func (w *watch) look() {
 // memoryExceeded reports whether the call has grown the live heap past its
 // limit; w.mu is held.
 func (w *watch) memoryExceeded() bool {
-	live, cycles := readHeap()
+	live, cycles := w.read()
 	switch {
 	case !w.looked:
 		w.looked, w.cycles, w.base, w.overAt = true, cycles, 0, 0

@@ -1,6 +1,8 @@
 package luaapi
 
 import (
+	"context"
+	"runtime"
 	"testing"
 	"time"
 
@@ -31,6 +33,7 @@ func TestRunawayAllocationsStopAtTheMemoryLimit(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			runtime.GC() // what earlier tests left does not delay the first collection
 			// The time limit is far enough for the memory limit to stop
 			// these calls before it, and near enough to stop them, with
 			// a failure, if the memory limit does not.
@@ -51,12 +54,14 @@ func TestRunawayAllocationsStopAtTheMemoryLimit(t *testing.T) {
 		})
 	}
 	t.Run("at the top level", func(t *testing.T) {
+		runtime.GC()
 		_, err := loadSrc(t, "local n = 0\n"+hoard, Options{Host: newFakeHost(nil), Timeout: 2 * time.Second, MemoryLimit: limit})
 		wantErr(t, err, "test.lua:2: memory limit of 32 MiB exceeded")
 	})
 }
 
 func TestGarbageDoesNotCountAgainstTheMemoryLimit(t *testing.T) {
+	runtime.GC()
 	// 3,000 strings of 64 KiB, about 190 MiB in all, each dropped at
 	// once: the live heap stays far below the 32 MiB limit.
 	src := "local n = 0\nfor i = 1, 3000 do local s = string.rep('y', 65536) .. i; n = n + #s end\nassert(n > 3000 * 65536)"
@@ -72,6 +77,7 @@ func TestANegativeMemoryLimitIsNone(t *testing.T) {
 }
 
 func TestACallNestedInAnotherIsChargedItsOwnMemory(t *testing.T) {
+	runtime.GC()
 	// A post sets a variable; the host evaluates, inside that set, a
 	// condition that hoards. The condition is stopped; the post, which
 	// kept nothing, goes on and ends well.
@@ -108,8 +114,14 @@ func TestFunctionsThatBuildHugeStringsInOneCallRefuse(t *testing.T) {
 			"test.lua:2: string.gsub: a result of more than 67108864 bytes"},
 		{"local t = {}\nfor i = 1, 1000 do t[i] = i end\nlocal r = string.format(string.rep('%999999d', 1000), unpack(t))",
 			"test.lua:3: string.format: a result of about"},
-		{"local t = {}\nfor i = 1, 1000 do t[2 * i - 1], t[2 * i] = 999999, i end\nlocal r = string.format(string.rep('%*d', 1000), unpack(t))",
-			"test.lua:3: string.format: a result of about"},
+		{"local r = string.format(string.rep('%[1]s', 100), string.rep('x', 1024 * 1024))",
+			"test.lua:1: string.format: a result of about"},
+		{"local r = string.format(string.rep('%[1]q', 20), string.rep('\\0', 4 * 1024 * 1024))",
+			"test.lua:1: string.format: a result of about"},
+		{"local r = string.format(string.rep('%[1]f', 838860), 1e308)",
+			"test.lua:1: string.format: a result of about"},
+		{"local r = string.rep('x', 65536):gsub('^x+', string.rep('%0', 2000))",
+			"test.lua:1: string.gsub: a result of more than 67108864 bytes"},
 		{"local s = string.rep('x', 4 * 1024 * 1024)\nlocal t = {}\nfor i = 1, 100 do t[i] = s end\nlocal r = string.format(string.rep('%s', 100), unpack(t))",
 			"test.lua:4: string.format: a result of about"},
 		{"local t = {}\nfor i = 1, 100000 do t[i] = i end\nlocal r = table.concat(t, string.rep('-', 4096))",
@@ -132,6 +144,12 @@ assert(#table.concat(t, ', ') == 2893 + 2 * 999, 'concat')
 assert(table.concat(t, '', 2, 3) == '23', 'concat range')
 assert(table.concat({}, 'x') == '', 'concat empty')
 assert(string.format('%5.2f|%-4s|%03d|%%|%x', 3.14159, 'ab', 7, 255) == ' 3.14|ab  |007|%|ff', 'format')
+local big = string.rep('b', 4 * 1024 * 1024)
+local parts = {}
+for i = 1, 15 do parts[i] = big end
+big = table.concat(parts)
+assert(string.format('%.3s|%s', big, 'end') == 'bbb|end', 'format precision')
+assert(#string.format('%s', big) == 60 * 1024 * 1024, 'format one long argument')
 `
 	if _, err := loadSrc(t, ok, Options{Host: newFakeHost(nil)}); err != nil {
 		t.Fatal(err)
@@ -139,6 +157,7 @@ assert(string.format('%5.2f|%-4s|%03d|%%|%x', 3.14159, 'ab', 7, 255) == ' 3.14|a
 }
 
 func TestWhatEarlierCallsKeptIsNotChargedToTheNext(t *testing.T) {
+	runtime.GC()
 	// Each evaluation keeps 12 MiB, in 16 KiB strings, under a 32 MiB
 	// limit: the heap grows by 10 x 12 MiB in all, and no evaluation is
 	// stopped.
@@ -156,5 +175,84 @@ end, "true", {name = "keep"})`, Options{Host: newFakeHost(nil), Timeout: 10 * ti
 		if _, _, err := job(t, f, "keep").Eval(EvalInput{}); err != nil {
 			t.Fatalf("evaluation %d: %v", i+1, err)
 		}
+	}
+}
+
+// scripted returns a watch with the given limit whose heap readings are
+// *live and *cycles, and no timer running.
+func scripted(limit uint64, live, cycles *uint64) *watch {
+	w := &watch{limit: limit, read: func() (uint64, uint64) { return *live, *cycles }}
+	w.ctx, w.cancel = context.WithCancelCause(context.Background())
+	w.t = time.NewTimer(time.Hour)
+	return w
+}
+
+func TestTheWatchCountsGrowthFromACollectionWithinTheCall(t *testing.T) {
+	var live, cycles uint64 = 100, 5
+	w := scripted(32, &live, &cycles)
+	steps := []struct {
+		live, cycles uint64
+		stop         bool
+		why          string
+	}{
+		{100, 5, false, "the first look"},
+		{500, 5, false, "no collection since the first look: what earlier calls kept is not counted"},
+		{500, 6, false, "the first collection after it: the baseline"},
+		{530, 7, false, "30 over the baseline, under the limit"},
+		{540, 8, false, "40 over: one collection has found it"},
+		{540, 8, false, "the same collection again"},
+		{520, 9, false, "back under: the count starts again"},
+		{540, 10, false, "over again, once"},
+		{545, 11, true, "over in two collections in a row"},
+	}
+	for _, s := range steps {
+		live, cycles = s.live, s.cycles
+		if got := w.memoryExceeded(); got != s.stop {
+			t.Fatalf("%s: memoryExceeded = %v", s.why, got)
+		}
+	}
+
+	w = scripted(32, &live, &cycles)
+	live, cycles = 100, 1
+	w.memoryExceeded()
+	cycles = 2
+	w.memoryExceeded()
+	live, cycles = 165, 3
+	if !w.memoryExceeded() {
+		t.Fatal("past twice the limit in one collection: not stopped at once")
+	}
+}
+
+func TestAResumedWatchTakesANewBaseline(t *testing.T) {
+	var live, cycles uint64 = 100, 1
+	w := scripted(32, &live, &cycles)
+	w.memoryExceeded()
+	cycles = 2
+	w.memoryExceeded() // baseline 100
+	w.pause()
+	// The nested call keeps 200; its own watch is charged for it.
+	w.resume()
+	live, cycles = 300, 3
+	w.memoryExceeded() // a first look again
+	live, cycles = 300, 4
+	w.memoryExceeded() // baseline 300
+	live, cycles = 310, 5
+	if w.memoryExceeded() {
+		t.Fatal("what the nested call kept was charged to its caller")
+	}
+}
+
+func TestAStoppedWatchLooksNoMore(t *testing.T) {
+	var live, cycles uint64 = 100, 1
+	reads := 0
+	w := scripted(32, &live, &cycles)
+	w.deadline = time.Now().Add(time.Hour)
+	w.read = func() (uint64, uint64) { reads++; return live, cycles }
+	if err := w.stop(); err != nil {
+		t.Fatalf("stop = %v", err)
+	}
+	w.look()
+	if reads != 0 || w.t.Stop() {
+		t.Fatalf("a look after stop read the heap %d times or re-armed the timer", reads)
 	}
 }
