@@ -121,6 +121,16 @@ func (s *state) newLState() *lua.LState {
 	}))
 	format := strT.RawGetString("format")
 	strT.RawSetString("format", L.NewFunction(func(L *lua.LState) int {
+		// gopher-lua hands its arguments to Go's fmt, which prints a table
+		// under %d by reflection, contents and all: what is neither a
+		// string nor a number is formatted as its name ("table: 0x...").
+		for i := 2; i <= L.GetTop(); i++ {
+			switch v := L.Get(i).(type) {
+			case lua.LString, lua.LNumber:
+			default:
+				L.Replace(i, lua.LString(v.String()))
+			}
+		}
 		if n := formatLen(L); n > MaxBuildLen {
 			L.RaiseError("string.format: a result of about %d bytes is larger than %d bytes", n, MaxBuildLen)
 		}

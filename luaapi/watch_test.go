@@ -149,6 +149,10 @@ local parts = {}
 for i = 1, 15 do parts[i] = big end
 big = table.concat(parts)
 assert(string.format('%.3s|%s', big, 'end') == 'bbb|end', 'format precision')
+local refs = {}
+for i = 1, 200 do refs[i] = parts[1] end
+assert(#string.format('%d', refs) < 100, 'format of a table')
+assert(string.format('%s %s', true, nil) == 'true nil', 'format of a boolean and nil')
 assert(#string.format('%s', big) == 60 * 1024 * 1024, 'format one long argument')
 `
 	if _, err := loadSrc(t, ok, Options{Host: newFakeHost(nil)}); err != nil {
