@@ -131,25 +131,29 @@ func (s *state) newLState() *lua.LState {
 				L.Replace(i, lua.LString(v.String()))
 			}
 		}
-		if n := formatLen(L); n > MaxBuildLen {
-			L.RaiseError("string.format: a result of about %d bytes is larger than %d bytes", n, MaxBuildLen)
-		}
+		refuseLarge(L, "string.format", formatLen(L))
 		return callOriginal(L, format)
 	}))
 	tblT := L.GetGlobal("table").(*lua.LTable)
 	concat := tblT.RawGetString("concat")
 	tblT.RawSetString("concat", L.NewFunction(func(L *lua.LState) int {
-		if n := concatLen(L); n > MaxBuildLen {
-			L.RaiseError("table.concat: a result of about %d bytes is larger than %d bytes", n, MaxBuildLen)
-		}
+		refuseLarge(L, "table.concat", concatLen(L))
 		return callOriginal(L, concat)
 	}))
 	return L
 }
 
+// refuseLarge raises an error in fn when the result it would build, of
+// about n bytes, is larger than MaxBuildLen.
+func refuseLarge(L *lua.LState, fn string, n int) {
+	if n > MaxBuildLen {
+		L.RaiseError("%s: a result of about %d bytes is larger than %d bytes", fn, n, MaxBuildLen)
+	}
+}
+
 // concatLen is an upper bound of the length of table.concat's result for
-// the current arguments (numbers count as 32 bytes), or 0 when the
-// original will raise an error on them.
+// the current arguments (numbers count as 32 bytes; a value the original
+// refuses counts as nothing, since nothing is built then).
 func concatLen(L *lua.LState) int {
 	tbl, ok := L.Get(1).(*lua.LTable)
 	if !ok {
@@ -202,10 +206,7 @@ func formatLen(L *lua.LState) int {
 		}
 		return 330
 	}
-	longest := 0
-	for i := 2; i <= L.GetTop(); i++ {
-		longest = max(longest, argLen(i))
-	}
+	longest := -1        // the longest argument, once an indexed directive needs it
 	n, next := len(f), 2 // next: the argument of the next directive
 	for i := 0; i < len(f) && n <= MaxBuildLen; i++ {
 		if f[i] != '%' {
@@ -248,8 +249,16 @@ func formatLen(L *lua.LState) int {
 		if i >= len(f) || f[i] == '%' {
 			continue
 		}
-		a := longest
-		if !indexed {
+		var a int
+		if indexed {
+			if longest < 0 {
+				longest = 0
+				for k := 2; k <= L.GetTop(); k++ {
+					longest = max(longest, argLen(k))
+				}
+			}
+			a = longest
+		} else {
 			a = argLen(next)
 			next++
 		}

@@ -148,16 +148,15 @@ func (w *watch) stop() error {
 	w.mu.Unlock()
 	cause := context.Cause(w.ctx)
 	w.cancel(nil)
-	switch cause {
-	case errMemoryLimit:
+	if cause == errMemoryLimit {
 		// The call's garbage may be gigabytes: return it to the system now
 		// rather than leave the daemon that large.
 		debug.FreeOSMemory()
-		return cause
-	case errTimeLimit:
+	}
+	if cause == errTimeLimit || cause == errMemoryLimit {
 		return cause
 	}
-	return nil
+	return nil // the context was only ever cancelled here
 }
 
 var heapSample = struct {
