@@ -81,6 +81,10 @@ type Runner struct {
 	idle    chan struct{}      // made by Close, closed when pending drops to 0
 }
 
+// afterStart, when set, is called right after a process started; tests
+// delay the runner there, as a busy machine can.
+var afterStart func()
+
 // New returns a Runner; it starts nothing.
 func New(opts Options) *Runner {
 	return &Runner{opts: opts.withDefaults(), procs: make(map[*Proc]struct{})}
@@ -163,8 +167,14 @@ func (r *Runner) start(spec Spec) (p *Proc, err error) {
 	cmd.Stdout = pw
 	cmd.Stderr = pw
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// The start is taken before the process starts: on a busy machine a
+	// short script can be over before cmd.Start returns.
+	started := time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, err
+	}
+	if afterStart != nil {
+		afterStart()
 	}
 	p = &Proc{
 		r:       r,
@@ -173,7 +183,7 @@ func (r *Runner) start(spec Spec) (p *Proc, err error) {
 		pid:     cmd.Process.Pid,
 		dir:     dir,
 		outPath: outPath,
-		start:   time.Now(),
+		start:   started,
 		out:     newOutput(file, r.opts.HeadCap, r.opts.TailCap, r.opts.Logger),
 		pipe:    pr,
 		eof:     make(chan struct{}),

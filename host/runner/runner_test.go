@@ -549,3 +549,24 @@ func TestATailStillReadingWhenTheRunIsCleanedUpGetsAllOfIt(t *testing.T) {
 		t.Fatalf("tail got %d bytes, want %d ending in 20000 and end", w.buf.Len(), res.OutputSize)
 	}
 }
+
+// A run's start is taken before its process is started and its end after
+// the shell exited, so that the duration covers all of the script: the
+// times the script itself reads lie between them, even when the runner is
+// delayed right after starting the process, as on a busy machine.
+func TestARunsDurationCoversTheWholeScript(t *testing.T) {
+	afterStart = func() { time.Sleep(50 * time.Millisecond) }
+	t.Cleanup(func() { afterStart = nil })
+	r := newRunner(t, Options{})
+	for i := range 3 {
+		res := run(t, r, Spec{Serial: uint64(i + 1), Script: `date +%s%N; date +%s%N`})
+		var first, last int64
+		if _, err := fmt.Sscanf(string(res.Output), "%d\n%d\n", &first, &last); err != nil {
+			t.Fatalf("output %q: %v", res.Output, err)
+		}
+		if s, e := res.Start.UnixNano(), res.End.UnixNano(); s > first || e < last {
+			t.Fatalf("run %d: start %d end %d (duration %v), but the script read %d and %d",
+				i+1, s, e, res.End.Sub(res.Start), first, last)
+		}
+	}
+}
