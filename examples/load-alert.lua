@@ -7,8 +7,9 @@ every("minute", [[
 ]], { name = "load.sample" })
 
 -- A string condition: bare names are variables, so this reads the variable
--- `load`, not Lua's load() function.
-when("load >= 6", [[
+-- `load`, not Lua's load() function. It is nil until the first sample, and
+-- comparing nil is an error: hence (load or 0).
+when("(load or 0) >= 6", [[
   echo "load average is $load on $(hostname)"
   ps -eo pid,pcpu,comm --sort=-pcpu | head -15
 ]], { name = "load.alert", post = mailto(os.getenv("LOGNAME") or "root") })

@@ -2,6 +2,7 @@ package luaapi
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/whenlua/whenlua"
@@ -236,5 +237,48 @@ func TestCondSourceTellsWhetherAConditionChanged(t *testing.T) {
 	}
 	if a.Cond == edited.Cond {
 		t.Errorf("editing a function kept its Cond %q", a.Cond)
+	}
+}
+
+// A condition's type error says which of the variables it read are unset,
+// or hold a string that reads as a number (set without --type).
+func TestAConditionsTypeErrorNamesTheVariablesBehindIt(t *testing.T) {
+	cases := []struct {
+		name, cond string
+		vars       vmap
+		want       string // in the error
+	}{
+		{"an unset variable compared", "disk >= 90", nil, "attempt to compare number with nil (unset: disk)"},
+		{"an unset variable on the right", "90 <= disk", nil, "attempt to compare number with nil (unset: disk)"},
+		{"unset among set ones", "a > 1 and b + c > 2", vmap{"a": i(5), "c": i(1)}, "(unset: b)"},
+		{"through vars", `vars.n * 2 > 1`, nil, "(unset: n)"},
+		{"a numeric string compared", "count >= 3", vmap{"count": s("5")},
+			`attempt to compare number with string (strings: count="5"; set numbers with --type int or --type float)`},
+		{"a float string", "load > 6", vmap{"load": s(" 6.5")}, `(strings: load=" 6.5"; set numbers with`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := mustLoad(t, `when(`+luaQuote(tc.cond)+`, "true", {name = "j"})`, newFakeHost(tc.vars))
+			_, _, err := f.Jobs[0].Eval(EvalInput{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one with %q", err, tc.want)
+			}
+		})
+	}
+	// No hint where the variables are not the cause, or for other errors.
+	for _, tc := range []struct {
+		cond string
+		vars vmap
+		want string
+	}{
+		{"x > 1", vmap{"x": s("many")}, "attempt to compare number with string"},
+		{"x > nil", vmap{"x": i(1)}, "attempt to compare nil with number"},
+		{"x.y == 1", nil, "attempt to index a non-table object(nil) with key 'y'"},
+	} {
+		f := mustLoad(t, `when(`+luaQuote(tc.cond)+`, "true", {name = "j"})`, newFakeHost(tc.vars))
+		_, _, err := f.Jobs[0].Eval(EvalInput{})
+		if err == nil || !strings.HasSuffix(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want one ending in %q", tc.cond, err, tc.want)
+		}
 	}
 }

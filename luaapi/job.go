@@ -1,8 +1,10 @@
 package luaapi
 
 import (
+	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	lua "github.com/yuin/gopher-lua"
@@ -155,9 +157,46 @@ func (j *Job) Eval(in EvalInput) (ok bool, read []string, err error) {
 	f := &frame{phase: phaseCond, job: j, in: in}
 	rets, err := j.File.s.call(f, j.cond, 1)
 	if err != nil {
-		return false, f.reads, err
+		return false, f.reads, j.File.s.hint(err, f.reads)
 	}
 	return lua.LVAsBool(rets[0]), f.reads, nil
+}
+
+// hint adds to a condition's type error what the variables it read hold:
+// those unset when a nil was compared or computed with, those holding a
+// string that reads as a number when a string was (a value set without
+// --type is a string). The names are few: a condition reads a handful.
+func (s *state) hint(err error, reads []string) error {
+	var ce *CallError
+	if !errors.As(err, &ce) || ce.Timeout || ce.Memory ||
+		!(strings.HasPrefix(ce.Msg, "attempt to compare") || strings.HasPrefix(ce.Msg, "cannot perform")) {
+		return err
+	}
+	var unset, numeric []string
+	for _, name := range reads {
+		v := s.opts.Host.Get(name)
+		switch {
+		case v.IsNil() && strings.Contains(ce.Msg, "nil"):
+			unset = append(unset, name)
+		case v.T == whenlua.TypeString && strings.Contains(ce.Msg, "string"):
+			if _, err := strconv.ParseFloat(strings.TrimSpace(v.S), 64); err == nil {
+				numeric = append(numeric, fmt.Sprintf("%s=%q", name, v.S))
+			}
+		}
+	}
+	var notes []string
+	if len(unset) > 0 {
+		notes = append(notes, "unset: "+strings.Join(unset, ", "))
+	}
+	if len(numeric) > 0 {
+		notes = append(notes, "strings: "+strings.Join(numeric, ", ")+"; set numbers with --type int or --type float")
+	}
+	if len(notes) == 0 {
+		return err
+	}
+	hinted := *ce
+	hinted.Msg += " (" + strings.Join(notes, "; ") + ")"
+	return &hinted
 }
 
 // PreInfo is what a pre function gets (SPEC §3).
