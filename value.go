@@ -153,7 +153,7 @@ func ParseValue(t Type, s string) (Value, error) {
 		case "false", "f", "no", "n", "off", "0":
 			return Bool(false), nil
 		}
-		return Nil, fmt.Errorf("%q is not a bool (want true or false)", s)
+		return Nil, fmt.Errorf("%q is not a bool (want true or false; yes/no, on/off and 1/0 work too)", s)
 	}
 	return Nil, fmt.Errorf("cannot parse a value of type %s", t)
 }

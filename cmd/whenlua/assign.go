@@ -93,8 +93,9 @@ func assignCommand(e *env, name, usage string, mode whenlua.Mode, done func(*cli
 		ArgsUsage:       assignUsage,
 		SkipFlagParsing: true,
 		Description: "Values are strings unless --type says otherwise; a --type applies to the\n" +
-			"pairs after it until the next --type. All pairs are applied atomically;\n" +
-			"if any name or value is bad, nothing is sent.",
+			"pairs after it until the next --type. An int is decimal, or 0x hex, 0o octal,\n" +
+			"0b binary; a bool is true or false (also yes/no, on/off, 1/0). All pairs are\n" +
+			"applied atomically; if any name or value is bad, nothing is sent.",
 		Action: func(c *cli.Context) error {
 			as, err := parseAssignments(c.Args().Slice())
 			if err == errHelp {

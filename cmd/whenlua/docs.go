@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -57,7 +58,7 @@ func docsCommand(e *env) *cli.Command {
 func referenceApp() *cli.App {
 	app := newApp(&env{stdout: io.Discard, stderr: io.Discard})
 	app.Description = referenceDescription
-	app.UsageText = "whenlua [--home DIR] COMMAND [OPTIONS] [ARGUMENTS...]"
+	app.UsageText = referenceUsage
 	var walk func(path string, cmds []*cli.Command)
 	walk = func(path string, cmds []*cli.Command) {
 		for _, cmd := range cmds {
@@ -100,6 +101,9 @@ func synopsis(path string, cmd *cli.Command) string {
 	return strings.Join(parts, " ")
 }
 
+// referenceUsage is the command line's shape.
+const referenceUsage = "whenlua [--home DIR] COMMAND [OPTIONS] [ARGUMENTS...]"
+
 // referenceDescription opens the reference: what whenlua is, where it
 // keeps things, and its exit status.
 const referenceDescription = `whenlua is a per-user job scheduler. Its daemon runs shell jobs periodically
@@ -119,8 +123,9 @@ $XDG_RUNTIME_DIR/whenlua.sock.
 Listing commands accept --json. For set, whisper and test, values are strings unless
 --type says otherwise; a --type applies to the pairs after it until the next --type.
 
-**Exit status.** 0 on success, 1 on failure (get: the variable is unset), 2 on a usage
-error. Errors go to stderr, one line each. A command that needs the daemon and finds
+**Exit status.** 0 on success, 1 on failure (get: the variable is unset; a bad name or
+value, and nothing was changed), 2 on a usage error (an unknown command or flag, a
+missing argument, a pair without =). Errors go to stderr, one line each. A command that needs the daemon and finds
 none says so and how to start it.`
 
 // referenceMarkdown is docs/cli.md.
@@ -129,7 +134,23 @@ func referenceMarkdown() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("generate markdown: %w", err)
 	}
-	return docsHeader + md, nil
+	return docsHeader + tidyMarkdown(md), nil
+}
+
+var (
+	// synopsisMD is the SYNOPSIS urfave/cli writes: the app name and its
+	// global flags as "[--home]=[value]".
+	synopsisMD = regexp.MustCompile("(?s)# SYNOPSIS\n\n.*?\n\n# DESCRIPTION")
+	// flagMD is a flag that takes a value, as urfave/cli writes it
+	// ("**--home**=\"\": put ... under `DIR` ..."), with its placeholder.
+	flagMD = regexp.MustCompile("(?m)^(\\*\\*-[^*]+\\*\\*)=\"\": (.*?)`([A-Z]+)`")
+)
+
+// tidyMarkdown writes the synopsis as the usage line and a flag's value as
+// its placeholder (**--home** DIR: put ... under DIR).
+func tidyMarkdown(md string) string {
+	md = synopsisMD.ReplaceAllLiteralString(md, "# SYNOPSIS\n\n```\n"+referenceUsage+"\n```\n\n# DESCRIPTION")
+	return flagMD.ReplaceAllString(md, "$1 $3: $2$3")
 }
 
 // docsHeader says where docs/cli.md comes from.

@@ -50,10 +50,15 @@ func TestTheCLIReferenceDocumentsEveryVisibleCommandButNotTheHiddenOnes(t *testi
 			t.Errorf("command %s is missing from the reference", cmd.Name)
 		}
 	}
-	for _, want := range []string{">whenlua history [-n N] [--json] NAME", ">whenlua set [--type string|int|float|bool] NAME=VALUE ...", "(default: 20)"} {
+	for _, want := range []string{">whenlua history [-n N] [--json] NAME", ">whenlua set [--type string|int|float|bool] NAME=VALUE ...", "(default: 20)",
+		"# SYNOPSIS\n\n```\nwhenlua [--home DIR] COMMAND", "**--home** DIR: put jobs, state and socket under DIR", "**--file, -f** FILE: load job FILE"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the reference does not say %q", want)
 		}
+	}
+	// Every flag that takes a value is written with its placeholder.
+	if i := strings.Index(md, `**=""`); i >= 0 {
+		t.Errorf("a flag without its placeholder: %q", md[max(0, i-30):min(len(md), i+50)])
 	}
 }
 
