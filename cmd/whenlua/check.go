@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -17,7 +18,9 @@ import (
 // daemon would load it (compiled, top-level code run under the time limit,
 // jobs validated, on_load called; `require` from the lib/ directory next to
 // the file), without a daemon and with variables in memory. Job names must
-// also be unique across the files given, as across a jobs directory. It
+// also be unique across the files given, as across a jobs directory, and,
+// for files in the jobs directory, with its other files (those the daemon
+// has loaded, or, without a daemon, those that load). It
 // prints nothing and exits 0 when all load; otherwise one line per problem,
 // "file:line: message", on stderr, and exits 1.
 func checkCommand(e *env) *cli.Command {
@@ -25,21 +28,35 @@ func checkCommand(e *env) *cli.Command {
 		Name:      "check",
 		Usage:     "load job files without a daemon; print errors as file:line: message",
 		ArgsUsage: "FILE...",
+		Description: "Each file is loaded as the daemon would load it: compiled, its top-level\n" +
+			"code run under the time limit, its jobs validated, on_load called, require\n" +
+			"from the lib/ directory next to it, with variables in memory. Job names must\n" +
+			"be unique across the files given and, for a file of the jobs directory, with\n" +
+			"the directory's other files (those the daemon has loaded, or, without a\n" +
+			"daemon, those that load). Nothing is printed when all load.",
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return usageErrorf("usage: %s FILE...", c.Command.HelpName)
 			}
-			taken := map[string]string{}
-			seen := map[string]bool{}
-			failed := false
+			var paths, abs []string
 			for _, path := range c.Args().Slice() {
-				abs, err := filepath.Abs(path)
+				a, err := filepath.Abs(path)
 				if err == nil {
-					if seen[abs] {
+					if slices.Contains(abs, a) {
 						continue
 					}
-					seen[abs] = true
+					abs = append(abs, a)
 				}
+				paths = append(paths, path)
+			}
+			taken := map[string]string{}
+			// Files of the jobs directory must not clash with its other
+			// files either, as when the daemon loads them.
+			if p, err := e.Paths(); err == nil && slices.ContainsFunc(abs, func(a string) bool { return filepath.Dir(a) == p.JobsDir }) {
+				taken = e.otherJobNames(c.Context, p, abs...)
+			}
+			failed := false
+			for _, path := range paths {
 				problems := checkFile(path, filepath.Join(filepath.Dir(path), "lib"), taken)
 				for _, p := range problems {
 					fmt.Fprintln(e.stderr, problemLine(p))

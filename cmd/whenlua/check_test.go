@@ -108,3 +108,45 @@ func TestCheckWithoutFilesIsAUsageError(t *testing.T) {
 		t.Errorf("check: %v, want exit 2", r)
 	}
 }
+
+// A file of the jobs directory is checked against the directory's other
+// files, as the daemon would load it: those the daemon has loaded, or,
+// without a daemon, those that load. A file elsewhere is checked alone.
+func TestCheckOfAJobsDirectoryFileRefusesANameAnotherFileUses(t *testing.T) {
+	h := newHome(t)
+	jobs := filepath.Join(h.dir, "jobs")
+	mine, new := filepath.Join(jobs, "mine.lua"), filepath.Join(jobs, "new.lua")
+	h.writeJob("mine.lua", `every("hour", "true", { name = "tick" })`+"\n")
+	h.writeJob("new.lua", "-- new\nwhen('x', 'true', { name = 'tick' })\n")
+	want := new + `:2: job name "tick" is already used by ` + mine + ":1"
+	check := func(when string) {
+		t.Helper()
+		r := h.run("check", new)
+		if r.code != 1 || strings.TrimSpace(r.stderr) != want {
+			t.Errorf("%s: check: %v, want exit 1 and %q", when, r, want)
+		}
+		// Checked together, the two files clash the same way, once.
+		r = h.run("check", mine, new)
+		if r.code != 1 || strings.TrimSpace(r.stderr) != want {
+			t.Errorf("%s: check mine new: %v, want exit 1 and %q", when, r, want)
+		}
+		// The same file outside the jobs directory has nothing to clash with.
+		elsewhere := filepath.Join(t.TempDir(), "new.lua")
+		os.WriteFile(elsewhere, []byte("when('x', 'true', { name = 'tick' })\n"), 0o600)
+		if r := h.run("check", elsewhere); r.code != 0 {
+			t.Errorf("%s: check of a copy elsewhere: %v", when, r)
+		}
+	}
+	check("without a daemon")
+	// Without a daemon neither file is the active one: mine.lua clashes too.
+	if r := h.run("check", mine); r.code != 1 || !strings.Contains(r.stderr, `job name "tick" is already used by `+new+":2") {
+		t.Errorf("without a daemon: check mine: %v, want the clash with new.lua", r)
+	}
+	h.start()
+	// The daemon loaded mine.lua and refused new.lua; check says why.
+	check("with a daemon")
+	// mine.lua is what the daemon has loaded: it does not clash with itself.
+	if r := h.run("check", mine); r.code != 0 {
+		t.Errorf("with a daemon: check mine: %v", r)
+	}
+}
