@@ -285,9 +285,9 @@ func (r *Repl) listVars() string {
 }
 
 // assign builds test, set and whisper: f(name, value) or f{name = value,
-// ...}. test prints the jobs that would run, one per line ("(none)" when
-// none would); set prints the jobs it triggered; set and whisper then take
-// a new snapshot, keeping the previous one.
+// ...}. test prints the jobs that would run, one per line, and set those
+// it triggered ("(none)" when none); set and whisper then take a new
+// snapshot, keeping the previous one.
 func (r *Repl) assign(fname string, mode whenlua.Mode) lua.LGFunction {
 	return func(L *lua.LState) int {
 		as, err := replAssignments(L, fname)
@@ -308,7 +308,7 @@ func (r *Repl) assign(fname string, mode whenlua.Mode) lua.LGFunction {
 			for _, name := range res.Triggered {
 				fmt.Fprintln(r.opts.Out, name)
 			}
-			if mode == whenlua.ModeTest && len(res.Triggered) == 0 {
+			if len(res.Triggered) == 0 {
 				fmt.Fprintln(r.opts.Out, "(none)")
 			}
 		}

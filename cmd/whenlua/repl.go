@@ -44,9 +44,11 @@ variables start empty (top-level code and on_load may set some), and F's
 when-jobs are evaluated in this process as the daemon would evaluate them,
 each with its own previous snapshot and edge state, once at load with
 reloaded() true. set{...} and whisper{...} change these local variables
-(set prints the jobs it makes due; nothing runs) and the snapshot, keeping
-the previous one; test{...} does what set would and undoes it. Without
---file, set and whisper raise: use 'whenlua set'.
+(set prints the jobs it makes due, or "(none)"; nothing runs) and the
+prompt's snapshot; the prompt's previous snapshot, which prev() and
+changes() compare with, moves only at refresh(). test{...} does what set
+would and undoes it. Without --file, set and whisper raise: use 'whenlua
+set'.
 
 On a terminal: line editing, Up/Down through the history, kept in the state
 directory (repl_history); Ctrl-C drops the line, Ctrl-D on an empty line
