@@ -143,9 +143,18 @@ func RunDaemon(ctx context.Context, opts DaemonOptions) (err error) {
 		case serveErr = <-served:
 			reason = "server stopped"
 		case <-hup:
-			if _, err := engine.Reload(ctx); err != nil {
+			st, err := engine.Reload(ctx)
+			if err != nil {
 				log.Warn("reload on SIGHUP", "err", err)
+				break
 			}
+			failed := 0
+			for _, f := range st.Files {
+				if f.Error != "" {
+					failed++
+				}
+			}
+			log.Info("jobs directory rescanned on SIGHUP", "files", len(st.Files), "failed", failed)
 		}
 	}
 	log.Info("daemon stopping", "reason", reason)

@@ -211,3 +211,24 @@ func TestRetentionGivenAtARestartTrimsTheHistory(t *testing.T) {
 		t.Errorf("the newest versions were not the ones kept: %q", v)
 	}
 }
+
+// SIGHUP rescans the jobs directory and says so in the log; the daemon
+// goes on.
+func TestSIGHUPRescansTheJobsDirectoryAndLogsIt(t *testing.T) {
+	h := newHome(t)
+	h.writeJob("good.lua", `every("hour", "true", { name = "good" })`+"\n")
+	h.writeJob("bad.lua", "when(\n")
+	pid := h.start()
+	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	want := `msg="jobs directory rescanned on SIGHUP" files=2 failed=1`
+	waitFor(t, "the rescan in daemon.log", func() bool {
+		b, _ := os.ReadFile(filepath.Join(h.dir, "daemon.log"))
+		return strings.Contains(string(b), want)
+	})
+	h.ok("set", "after=hup")
+	if h.pid() != pid {
+		t.Errorf("the daemon changed: pid %d, want %d", h.pid(), pid)
+	}
+}
