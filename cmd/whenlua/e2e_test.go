@@ -442,6 +442,10 @@ every("1 year", [[ echo begin; sleep 60; echo never ]], { name = "slow" })
 	if out := h.ok("output", fmt.Sprint(runs[0].Serial)); out != "x is 1\n" {
 		t.Errorf("output: %q", out)
 	}
+	// tail of a finished run: its output, and exit 0 when it succeeded.
+	if out := h.ok("tail", fmt.Sprint(runs[0].Serial)); out != "x is 1\n" {
+		t.Errorf("tail of a finished run: %q", out)
+	}
 
 	serial := strings.TrimSpace(h.ok("start", "slow"))
 	if jobs := h.ok("jobs"); !strings.HasPrefix(jobs, serial+"\tslow\t") {
@@ -450,6 +454,8 @@ every("1 year", [[ echo begin; sleep 60; echo never ]], { name = "slow" })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	tail := h.command(ctx, "tail", serial)
+	var tailErr strings.Builder
+	tail.Stderr = &tailErr
 	pipe, err := tail.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -465,8 +471,9 @@ every("1 year", [[ echo begin; sleep 60; echo never ]], { name = "slow" })
 	if rest, _ := io.ReadAll(rd); len(rest) != 0 {
 		t.Errorf("tail printed %q after begin", rest)
 	}
-	if err := tail.Wait(); err != nil {
-		t.Errorf("tail of a cancelled run: %v", err)
+	// tail says how the run ended.
+	if err := tail.Wait(); tail.ProcessState.ExitCode() != 1 || tailErr.String() != "whenlua: run "+serial+" of slow: cancelled, signal terminated\n" {
+		t.Errorf("tail of a cancelled run: %v, stderr %q", err, tailErr.String())
 	}
 	waitFor(t, "the cancelled run in the log", func() bool {
 		return strings.HasPrefix(h.ok("log", "slow", "-n", "1"), serial+"\tslow\t")
