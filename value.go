@@ -11,6 +11,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Type is the type of a variable's value.
@@ -97,6 +98,17 @@ func (v Value) String() string {
 		return strconv.FormatBool(v.B)
 	}
 	return ""
+}
+
+// LineString is String for a listing of one value per line (vars,
+// history, the REPL's vars()): a string holding a control character (a
+// newline...) or starting with a double quote is double-quoted with
+// backslash escapes, so that a line is always one value.
+func (v Value) LineString() string {
+	if v.T == TypeString && (strings.HasPrefix(v.S, `"`) || strings.ContainsFunc(v.S, unicode.IsControl)) {
+		return strconv.Quote(v.S)
+	}
+	return v.String()
 }
 
 // Equal reports whether v and o have the same type and value. Two NaN floats

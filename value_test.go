@@ -13,3 +13,25 @@ func TestAValueWithANULByteIsInvalid(t *testing.T) {
 		t.Fatalf("ValidateValue of other bytes = %v", err)
 	}
 }
+
+func TestLineStringKeepsAValueOnOneLine(t *testing.T) {
+	for _, tc := range []struct {
+		v    Value
+		want string
+	}{
+		{String("plain words"), "plain words"},
+		{String(`a "b"`), `a "b"`},
+		{String("a\nb"), `"a\nb"`},
+		{String("a\tb\r"), `"a\tb\r"`},
+		{String("\x1b[31m"), `"\x1b[31m"`},
+		{String(`"x"`), `"\"x\""`},
+		{String("é ü"), "é ü"},
+		{String(""), ""},
+		{Int(-3), "-3"},
+		{Bool(true), "true"},
+	} {
+		if got := tc.v.LineString(); got != tc.want {
+			t.Errorf("%#v.LineString() = %s, want %s", tc.v, got, tc.want)
+		}
+	}
+}

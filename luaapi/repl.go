@@ -279,7 +279,7 @@ func (r *Repl) format(v lua.LValue, depth int, top bool) string {
 func (r *Repl) listVars() string {
 	var b strings.Builder
 	for _, n := range slices.Sorted(maps.Keys(r.cur)) {
-		fmt.Fprintf(&b, "%s=%s\n", n, r.cur[n].String())
+		fmt.Fprintf(&b, "%s=%s\n", n, r.cur[n].LineString())
 	}
 	return b.String()
 }

@@ -496,3 +496,26 @@ every("1 year", [[ echo begin; sleep 60; echo never ]], { name = "slow" })
 		t.Errorf("reload with a broken file: %v", r)
 	}
 }
+
+// vars and history write one line per variable or version: a value with a
+// newline (or another control character), or starting with a double quote,
+// is double-quoted with escapes; get prints it as it is.
+func TestListingsKeepAValueWithANewlineOnOneLine(t *testing.T) {
+	h := newHome(t)
+	h.start()
+	h.ok("set", "ml=line1\nline2", `q="x"`, "tab=a\tb", "plain=a \"b\"", "u=(unset)")
+	if got, want := h.ok("vars"), "ml=\"line1\\nline2\"\nplain=a \"b\"\nq=\"\\\"x\\\"\"\ntab=\"a\\tb\"\nu=(unset)\n"; got != want {
+		t.Errorf("vars:\n%s\nwant:\n%s", got, want)
+	}
+	if got := h.ok("get", "ml"); got != "line1\nline2\n" {
+		t.Errorf("get ml: %q", got)
+	}
+	h.ok("unset", "u")
+	lines := strings.Split(strings.TrimSuffix(h.ok("history", "u"), "\n"), "\n")
+	if len(lines) != 2 || !strings.HasSuffix(lines[0], "\tcli\t(unset)") || !strings.HasSuffix(lines[1], "\tcli\t\"(unset)\"") {
+		t.Errorf("history u: %q", lines)
+	}
+	if got := h.ok("history", "ml"); !strings.HasSuffix(got, "\tcli\t\"line1\\nline2\"\n") || strings.Count(got, "\n") != 1 {
+		t.Errorf("history ml: %q", got)
+	}
+}

@@ -15,6 +15,10 @@ func historyCommand(e *env) *cli.Command {
 		Name:      "history",
 		Usage:     "print a variable's versions, newest first: time, origin, value",
 		ArgsUsage: "NAME",
+		Description: "One line per version: its time, its origin (cli, whisper, job NAME post,\n" +
+			"load of FILE...) and its value, or (unset). Values are written as by vars:\n" +
+			"double-quoted with backslash escapes when they hold a control character or\n" +
+			"start with a double quote (and a string that reads \"(unset)\" is quoted).",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "n", Usage: "print at most `N` versions (0: all kept)"},
 			jsonFlag(),
@@ -45,9 +49,12 @@ func historyCommand(e *env) *cli.Command {
 				return e.printJSON(vs)
 			}
 			for _, v := range vs {
-				val := v.Value.String()
-				if v.Value.IsNil() {
+				val := v.Value.LineString()
+				switch {
+				case v.Value.IsNil():
 					val = "(unset)"
+				case val == "(unset)":
+					val = `"(unset)"`
 				}
 				fmt.Fprintf(e.stdout, "%s\t%s\t%s\n", fmtTime(v.Time), v.Origin, val)
 			}

@@ -29,7 +29,7 @@ whisper, refresh, jobs, help, and _G, through which every other Lua global is
 reached (_G.pairs, _G.type). A global assigned at the prompt is kept for the
 session and hides the variable of that name.
 
-  vars() or vars      the snapshot as NAME=VALUE lines
+  vars() or vars      the snapshot as NAME=VALUE lines (quoted as by vars)
   refresh()           take a new snapshot; the old one becomes the previous one
   changes("x") prev("x") increases("x") decreases("x") reloaded()
                       compare the snapshot with the previous one; before the

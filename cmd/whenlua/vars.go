@@ -16,10 +16,14 @@ func varsCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "vars",
 		Usage: "print every variable as NAME=VALUE, sorted",
+		Description: "One line per variable. A value holding a newline or another control\n" +
+			"character, or starting with a double quote, is written double-quoted with\n" +
+			"backslash escapes (\"a\\nb\"), so that each line is one variable; get prints\n" +
+			"a value as it is, and --json is exact.",
 		Flags: []cli.Flag{jsonFlag()},
 		Action: listAction(e, (*whenlua.Client).Vars, func(w io.Writer, vars map[string]whenlua.Value) {
 			for _, n := range slices.Sorted(maps.Keys(vars)) {
-				fmt.Fprintf(w, "%s=%s\n", n, vars[n].String())
+				fmt.Fprintf(w, "%s=%s\n", n, vars[n].LineString())
 			}
 		}),
 	}
