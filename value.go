@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Type is the type of a variable's value.
@@ -101,11 +102,14 @@ func (v Value) String() string {
 }
 
 // LineString is String for a listing of one value per line (vars,
-// history, the REPL's vars()): a string holding a control character (a
-// newline...) or starting with a double quote is double-quoted with
-// backslash escapes, so that a line is always one value.
+// history, the REPL's vars()): a string that starts with a double quote,
+// is not valid UTF-8, or holds a character that is not graphic (a newline
+// or another control character, a line separator, a direction override)
+// is double-quoted with backslash escapes, so that a line is one value and
+// shows what it holds.
 func (v Value) LineString() string {
-	if v.T == TypeString && (strings.HasPrefix(v.S, `"`) || strings.ContainsFunc(v.S, unicode.IsControl)) {
+	if v.T == TypeString && (strings.HasPrefix(v.S, `"`) || !utf8.ValidString(v.S) ||
+		strings.ContainsFunc(v.S, func(r rune) bool { return !unicode.IsGraphic(r) })) {
 		return strconv.Quote(v.S)
 	}
 	return v.String()

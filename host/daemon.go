@@ -67,6 +67,11 @@ func RunDaemon(ctx context.Context, opts DaemonOptions) (err error) {
 	p := opts.Paths
 	ctx, stopSignals := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stopSignals()
+	// SIGHUP is caught from the start: its default action would end the
+	// daemon, and one sent while the daemon opens is a rescan once it runs.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	if err := p.Ensure(); err != nil {
 		return err
@@ -122,10 +127,6 @@ func RunDaemon(ctx context.Context, opts DaemonOptions) (err error) {
 	})
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 
 	log.Info("daemon started", "pid", ping.PID, "home", p.Where(), "socket", p.Socket, "version", ping.Version)
 	if opts.Ready != nil {

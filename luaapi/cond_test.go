@@ -253,8 +253,9 @@ func TestAConditionsTypeErrorNamesTheVariablesBehindIt(t *testing.T) {
 		{"unset among set ones", "a > 1 and b + c > 2", vmap{"a": i(5), "c": i(1)}, "(unset: b)"},
 		{"through vars", `vars.n * 2 > 1`, nil, "(unset: n)"},
 		{"a numeric string compared", "count >= 3", vmap{"count": s("5")},
-			`attempt to compare number with string (strings: count="5"; set numbers with --type int or --type float)`},
-		{"a float string", "load > 6", vmap{"load": s(" 6.5")}, `(strings: load=" 6.5"; set numbers with`},
+			`attempt to compare number with string (strings: count; set numbers with --type int or --type float)`},
+		{"a float string", "load > 6", vmap{"load": s(" 6.5")}, `(strings: load; set numbers with`},
+		{"many unset, five named", "a == b and c == d and e == f and g > 1", nil, "(unset: a, b, c, d, e and 2 more)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -274,6 +275,8 @@ func TestAConditionsTypeErrorNamesTheVariablesBehindIt(t *testing.T) {
 		{"x > 1", vmap{"x": s("many")}, "attempt to compare number with string"},
 		{"x > nil", vmap{"x": i(1)}, "attempt to compare nil with number"},
 		{"x.y == 1", nil, "attempt to index a non-table object(nil) with key 'y'"},
+		// Arithmetic converts a numeric string: the culprit is the other one.
+		{"a + b > 1", vmap{"a": s("x"), "b": s("5")}, "cannot perform add operation between string and number"},
 	} {
 		f := mustLoad(t, `when(`+luaQuote(tc.cond)+`, "true", {name = "j"})`, newFakeHost(tc.vars))
 		_, _, err := f.Jobs[0].Eval(EvalInput{})

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 
 	lua "github.com/yuin/gopher-lua"
@@ -162,14 +161,20 @@ func (j *Job) Eval(in EvalInput) (ok bool, read []string, err error) {
 	return lua.LVAsBool(rets[0]), f.reads, nil
 }
 
-// hint adds to a condition's type error what the variables it read hold:
-// those unset when a nil was compared or computed with, those holding a
-// string that reads as a number when a string was (a value set without
-// --type is a string). The names are few: a condition reads a handful.
+// hint adds to a condition's type error the variables it read that may be
+// behind it: those unset when a nil was compared or computed with, and,
+// when a string was compared, those holding a string that reads as a
+// number (a value set without --type is a string; arithmetic converts such
+// strings, comparisons do not). Only names, so that the message, and the
+// log line that repeats only when the message changes, stays the same
+// while the values change.
 func (s *state) hint(err error, reads []string) error {
 	var ce *CallError
-	if !errors.As(err, &ce) || ce.Timeout || ce.Memory ||
-		!(strings.HasPrefix(ce.Msg, "attempt to compare") || strings.HasPrefix(ce.Msg, "cannot perform")) {
+	if !errors.As(err, &ce) || ce.Timeout || ce.Memory {
+		return err
+	}
+	compare := strings.HasPrefix(ce.Msg, "attempt to compare")
+	if !compare && !strings.HasPrefix(ce.Msg, "cannot perform") {
 		return err
 	}
 	var unset, numeric []string
@@ -178,18 +183,18 @@ func (s *state) hint(err error, reads []string) error {
 		switch {
 		case v.IsNil() && strings.Contains(ce.Msg, "nil"):
 			unset = append(unset, name)
-		case v.T == whenlua.TypeString && strings.Contains(ce.Msg, "string"):
-			if _, err := strconv.ParseFloat(strings.TrimSpace(v.S), 64); err == nil {
-				numeric = append(numeric, fmt.Sprintf("%s=%q", name, v.S))
+		case compare && v.T == whenlua.TypeString && strings.Contains(ce.Msg, "string"):
+			if _, err := whenlua.ParseValue(whenlua.TypeFloat, v.S); err == nil {
+				numeric = append(numeric, name)
 			}
 		}
 	}
 	var notes []string
 	if len(unset) > 0 {
-		notes = append(notes, "unset: "+strings.Join(unset, ", "))
+		notes = append(notes, "unset: "+nameList(unset))
 	}
 	if len(numeric) > 0 {
-		notes = append(notes, "strings: "+strings.Join(numeric, ", ")+"; set numbers with --type int or --type float")
+		notes = append(notes, "strings: "+nameList(numeric)+"; set numbers with --type int or --type float")
 	}
 	if len(notes) == 0 {
 		return err
@@ -197,6 +202,15 @@ func (s *state) hint(err error, reads []string) error {
 	hinted := *ce
 	hinted.Msg += " (" + strings.Join(notes, "; ") + ")"
 	return &hinted
+}
+
+// nameList joins names, the first five of them and how many more.
+func nameList(names []string) string {
+	const shown = 5
+	if len(names) <= shown {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:shown], ", "), len(names)-shown)
 }
 
 // PreInfo is what a pre function gets (SPEC §3).

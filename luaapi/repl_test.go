@@ -303,7 +303,7 @@ func TestReplOnLocalSetsTheLocalSnapshot(t *testing.T) {
 		{"set('x', 2)", "big\n"},
 		{"x", "2\n"},
 		{"set{x = 3}", "(none)\n"}, // still > 1: no edge
-		{"prev('x')", "nil\n"}, // set keeps the previous snapshot
+		{"prev('x')", "nil\n"},     // set keeps the previous snapshot
 		{"refresh()", ""},
 		{"prev('x')", "3\n"},
 		{"whisper{x = 0}", ""},

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/host"
 	"github.com/whenlua/whenlua/luaapi"
 )
 
@@ -19,10 +23,10 @@ import (
 // jobs validated, on_load called; `require` from the lib/ directory next to
 // the file), without a daemon and with variables in memory. Job names must
 // also be unique across the files given, as across a jobs directory, and,
-// for files in the jobs directory, with its other files (those the daemon
-// has loaded, or, without a daemon, those that load). It
-// prints nothing and exits 0 when all load; otherwise one line per problem,
-// "file:line: message", on stderr, and exits 1.
+// for files of the jobs directory, with its other files, as the daemon
+// would see them (checkJobsDir). It prints nothing and exits 0 when all
+// load; otherwise one line per problem, "file:line: message", on stderr
+// (the files in the order given), and exits 1.
 func checkCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "check",
@@ -32,36 +36,45 @@ func checkCommand(e *env) *cli.Command {
 			"code run under the time limit, its jobs validated, on_load called, require\n" +
 			"from the lib/ directory next to it, with variables in memory. Job names must\n" +
 			"be unique across the files given and, for a file of the jobs directory, with\n" +
-			"the directory's other files (those the daemon has loaded, or, without a\n" +
-			"daemon, those that load). Nothing is printed when all load.",
+			"the directory's other files as the daemon sees them: the jobs it has loaded\n" +
+			"or, without a daemon, those of the files that load before it (the daemon\n" +
+			"loads a directory in name order). Nothing is printed when all load.",
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return usageErrorf("usage: %s FILE...", c.Command.HelpName)
 			}
-			var paths, abs []string
+			var paths []string
 			for _, path := range c.Args().Slice() {
-				a, err := filepath.Abs(path)
-				if err == nil {
-					if slices.Contains(abs, a) {
-						continue
-					}
-					abs = append(abs, a)
+				if !slices.ContainsFunc(paths, func(q string) bool { return samePath(q, path) }) {
+					paths = append(paths, path)
 				}
-				paths = append(paths, path)
 			}
-			taken := map[string]string{}
-			// Files of the jobs directory must not clash with its other
-			// files either, as when the daemon loads them.
-			if p, err := e.Paths(); err == nil && slices.ContainsFunc(abs, func(a string) bool { return filepath.Dir(a) == p.JobsDir }) {
-				taken = e.otherJobNames(c.Context, p, abs...)
+			// The files of the jobs directory first, as the daemon would
+			// load them; then the others, each against the files given
+			// that loaded.
+			var inDir, rest []string
+			p, perr := e.Paths()
+			for _, path := range paths {
+				if perr == nil && host.IsJobFile(filepath.Base(path)) && samePath(filepath.Dir(path), p.JobsDir) {
+					inDir = append(inDir, path)
+				} else {
+					rest = append(rest, path)
+				}
+			}
+			problems := map[string][]error{}
+			given := map[string]string{} // job names of the files given that loaded
+			if len(inDir) > 0 {
+				e.checkJobsDir(c.Context, p, inDir, given, problems)
+			}
+			for _, path := range rest {
+				problems[path] = checkFile(path, filepath.Join(filepath.Dir(path), "lib"), given)
 			}
 			failed := false
 			for _, path := range paths {
-				problems := checkFile(path, filepath.Join(filepath.Dir(path), "lib"), taken)
-				for _, p := range problems {
+				for _, p := range problems[path] {
 					fmt.Fprintln(e.stderr, problemLine(p))
 				}
-				failed = failed || len(problems) > 0
+				failed = failed || len(problems[path]) > 0
 			}
 			if failed {
 				return silentExit(1)
@@ -69,6 +82,78 @@ func checkCommand(e *env) *cli.Command {
 			return nil
 		},
 	}
+}
+
+// checkJobsDir checks targets, files of the jobs directory, against the
+// directory as the daemon sees it, and adds the job names of those that
+// load to given. With a daemon, a target is checked against the jobs the
+// daemon has loaded from its other files, and against the targets before
+// it in name order that load. Without one, the directory is loaded in name
+// order, as the daemon does when it starts: a file's jobs take their names
+// when it loads without a clash, and a target is checked against the files
+// before it.
+func (e *env) checkJobsDir(ctx context.Context, p whenlua.Paths, targets []string, given map[string]string, problems map[string][]error) {
+	slices.SortFunc(targets, func(a, b string) int { return strings.Compare(filepath.Base(a), filepath.Base(b)) })
+	if cl, err := e.Client(); err == nil {
+		if infos, err := cl.Names(ctx); err == nil {
+			for _, t := range targets {
+				taken := maps.Clone(given)
+				for _, j := range infos {
+					if !samePath(j.File, t) {
+						taken[j.Name] = fmt.Sprintf("%s:%d", j.File, j.Line)
+					}
+				}
+				if problems[t] = checkFile(t, p.LibDir, taken); len(problems[t]) == 0 {
+					addNames(given, taken, t)
+				}
+			}
+			return
+		}
+	}
+	taken := map[string]string{}
+	names, _ := jobFileNames(p.JobsDir)
+	for _, n := range names {
+		path := filepath.Join(p.JobsDir, n)
+		i := slices.IndexFunc(targets, func(t string) bool { return samePath(t, path) })
+		if i < 0 {
+			_ = checkFile(path, p.LibDir, taken)
+			continue
+		}
+		t := targets[i]
+		if problems[t] = checkFile(t, p.LibDir, taken); len(problems[t]) == 0 {
+			addNames(given, taken, t)
+		}
+	}
+	// A target the listing missed (not a regular file) is checked last.
+	for _, t := range targets {
+		if _, done := problems[t]; !done {
+			problems[t] = checkFile(t, p.LibDir, taken)
+		}
+	}
+}
+
+// addNames copies to dst the names in taken declared by path (their
+// "file:line" starts with it).
+func addNames(dst, taken map[string]string, path string) {
+	for name, at := range taken {
+		if strings.HasPrefix(at, path+":") {
+			dst[name] = at
+		}
+	}
+}
+
+// samePath reports whether a and b name the same file or directory,
+// through symbolic links and relative paths; two paths of which one does
+// not exist are compared as absolute paths.
+func samePath(a, b string) bool {
+	if fa, err := os.Stat(a); err == nil {
+		if fb, err := os.Stat(b); err == nil {
+			return os.SameFile(fa, fb)
+		}
+	}
+	absA, errA := filepath.Abs(a)
+	absB, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && absA == absB
 }
 
 // problemLine puts a load error on one line: gopher-lua's multi-line

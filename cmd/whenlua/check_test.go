@@ -110,43 +110,50 @@ func TestCheckWithoutFilesIsAUsageError(t *testing.T) {
 }
 
 // A file of the jobs directory is checked against the directory's other
-// files, as the daemon would load it: those the daemon has loaded, or,
-// without a daemon, those that load. A file elsewhere is checked alone.
+// files as the daemon sees them: without a daemon, the files before it in
+// name order (the order of a daemon's first load); with one, the jobs it
+// has loaded. Paths through a symbolic link are the same files. A file
+// elsewhere is checked alone.
 func TestCheckOfAJobsDirectoryFileRefusesANameAnotherFileUses(t *testing.T) {
 	h := newHome(t)
 	jobs := filepath.Join(h.dir, "jobs")
+	link := filepath.Join(t.TempDir(), "jobs-link")
+	if err := os.Symlink(jobs, link); err != nil {
+		t.Fatal(err)
+	}
 	mine, new := filepath.Join(jobs, "mine.lua"), filepath.Join(jobs, "new.lua")
 	h.writeJob("mine.lua", `every("hour", "true", { name = "tick" })`+"\n")
 	h.writeJob("new.lua", "-- new\nwhen('x', 'true', { name = 'tick' })\n")
-	want := new + `:2: job name "tick" is already used by ` + mine + ":1"
-	check := func(when string) {
+	clash := func(path string) string { return path + `:2: job name "tick" is already used by ` }
+	expect := func(when string, args []string, code int, want string) {
 		t.Helper()
-		r := h.run("check", new)
-		if r.code != 1 || strings.TrimSpace(r.stderr) != want {
-			t.Errorf("%s: check: %v, want exit 1 and %q", when, r, want)
-		}
-		// Checked together, the two files clash the same way, once.
-		r = h.run("check", mine, new)
-		if r.code != 1 || strings.TrimSpace(r.stderr) != want {
-			t.Errorf("%s: check mine new: %v, want exit 1 and %q", when, r, want)
-		}
-		// The same file outside the jobs directory has nothing to clash with.
-		elsewhere := filepath.Join(t.TempDir(), "new.lua")
-		os.WriteFile(elsewhere, []byte("when('x', 'true', { name = 'tick' })\n"), 0o600)
-		if r := h.run("check", elsewhere); r.code != 0 {
-			t.Errorf("%s: check of a copy elsewhere: %v", when, r)
+		r := h.run(append([]string{"check"}, args...)...)
+		if r.code != code || !strings.HasPrefix(r.stderr, want) || (want == "" && r.stderr != "") || strings.Count(r.stderr, "\n") > 1 {
+			t.Errorf("%s: check %v: %v, want exit %d and %q", when, args, r, code, want)
 		}
 	}
-	check("without a daemon")
-	// Without a daemon neither file is the active one: mine.lua clashes too.
-	if r := h.run("check", mine); r.code != 1 || !strings.Contains(r.stderr, `job name "tick" is already used by `+new+":2") {
-		t.Errorf("without a daemon: check mine: %v, want the clash with new.lua", r)
+	elsewhere := filepath.Join(t.TempDir(), "new.lua")
+	os.WriteFile(elsewhere, []byte("when('x', 'true', { name = 'tick' })\n"), 0o600)
+	for _, when := range []string{"without a daemon", "with a daemon"} {
+		if when == "with a daemon" {
+			// The daemon loads mine.lua and refuses new.lua.
+			h.start()
+		}
+		expect(when, []string{new}, 1, clash(new)+mine+":1")
+		expect(when, []string{mine}, 0, "")
+		// In either order, it is new.lua that clashes, once.
+		expect(when, []string{new, mine}, 1, clash(new)+mine+":1")
+		expect(when, []string{mine, new}, 1, clash(new)+mine+":1")
+		// Through the symbolic link: the same files.
+		expect(when, []string{filepath.Join(link, "new.lua")}, 1, clash(filepath.Join(link, "new.lua")))
+		expect(when, []string{filepath.Join(link, "mine.lua")}, 0, "")
+		// A copy elsewhere has nothing to clash with.
+		expect(when, []string{elsewhere}, 0, "")
 	}
-	h.start()
-	// The daemon loaded mine.lua and refused new.lua; check says why.
-	check("with a daemon")
-	// mine.lua is what the daemon has loaded: it does not clash with itself.
-	if r := h.run("check", mine); r.code != 0 {
-		t.Errorf("with a daemon: check mine: %v", r)
-	}
+	// A new file that sorts before the loaded one still clashes with it
+	// while the daemon runs; without a daemon, the other file would.
+	h.writeJob("a-new.lua", "-- a\nwhen('y', 'true', { name = 'tick' })\n")
+	aNew := filepath.Join(jobs, "a-new.lua")
+	expect("with a daemon", []string{aNew}, 1, clash(aNew)+mine+":1")
+	expect("with a daemon", []string{mine}, 0, "")
 }

@@ -162,5 +162,18 @@ func referenceMan() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("generate man page: %w", err)
 	}
-	return man, nil
+	return tidyMan(man), nil
+}
+
+var (
+	// synopsisMan and flagMan are synopsisMD and flagMD in roff: the
+	// placeholder is written \fBDIR\fR.
+	synopsisMan = regexp.MustCompile("(?s)\\.SH SYNOPSIS\n.*?\n\n\n\\.SH DESCRIPTION")
+	flagMan     = regexp.MustCompile(`(?m)^(\\fB-[^\\]+\\fP)="": (.*?)\\fB([A-Z]+)\\fR`)
+)
+
+// tidyMan is tidyMarkdown for the man page.
+func tidyMan(man string) string {
+	man = synopsisMan.ReplaceAllLiteralString(man, ".SH SYNOPSIS\n.EX\n"+referenceUsage+"\n.EE\n\n\n.SH DESCRIPTION")
+	return flagMan.ReplaceAllString(man, "$1 \\fI$3\\fR: $2\\fI$3\\fR")
 }

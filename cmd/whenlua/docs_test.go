@@ -60,6 +60,19 @@ func TestTheCLIReferenceDocumentsEveryVisibleCommandButNotTheHiddenOnes(t *testi
 	if i := strings.Index(md, `**=""`); i >= 0 {
 		t.Errorf("a flag without its placeholder: %q", md[max(0, i-30):min(len(md), i+50)])
 	}
+	// And so in the man page.
+	man, err := referenceMan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{".SH SYNOPSIS\n.EX\nwhenlua [--home DIR] COMMAND", `\fB--home\fP \fIDIR\fR: put jobs, state and socket under \fIDIR\fR`} {
+		if !strings.Contains(man, want) {
+			t.Errorf("the man page does not say %q", want)
+		}
+	}
+	if i := strings.Index(man, `\fP=""`); i >= 0 {
+		t.Errorf("a flag without its placeholder in the man page: %q", man[max(0, i-30):min(len(man), i+50)])
+	}
 }
 
 func TestDocsCommandPrintsOrWritesEachFormat(t *testing.T) {

@@ -228,15 +228,15 @@ func (e *env) askYes(question string) bool {
 	return a == "" || a == "y" || a == "yes"
 }
 
-// otherJobNames returns the job names of the job files other than the
-// targets, each with its file:line: those the daemon has loaded, or,
-// without a daemon, those of the files in the jobs directory that load.
-func (e *env) otherJobNames(ctx context.Context, p whenlua.Paths, targets ...string) map[string]string {
+// otherJobNames returns the job names of the job files other than target,
+// each with its file:line: those the daemon has loaded, or, without a
+// daemon, those of the files in the jobs directory that load.
+func (e *env) otherJobNames(ctx context.Context, p whenlua.Paths, target string) map[string]string {
 	taken := map[string]string{}
 	if cl, err := e.Client(); err == nil {
 		if infos, err := cl.Names(ctx); err == nil {
 			for _, j := range infos {
-				if !slices.Contains(targets, j.File) {
+				if !samePath(j.File, target) {
 					taken[j.Name] = fmt.Sprintf("%s:%d", j.File, j.Line)
 				}
 			}
@@ -245,7 +245,7 @@ func (e *env) otherJobNames(ctx context.Context, p whenlua.Paths, targets ...str
 	}
 	names, _ := jobFileNames(p.JobsDir)
 	for _, n := range names {
-		if path := filepath.Join(p.JobsDir, n); !slices.Contains(targets, path) {
+		if path := filepath.Join(p.JobsDir, n); !samePath(path, target) {
 			_ = checkFile(path, p.LibDir, taken)
 		}
 	}

@@ -14,7 +14,8 @@ const tailDescription = `Prints the run's output from its start and follows it u
 finished run's stored output at once). Then, when the run did not succeed (a
 non-zero exit code, a signal, a timeout, a cancel, a refusal by pre, a
 failure to start, a loss in a crash), one line on stderr says how it ended and
-the exit status is 1.`
+the exit status is 1. A post hook's error is printed too, but does not change
+the exit status: it is the job's process that succeeded or not.`
 
 // tailCommand is `whenlua tail SERIAL`: the run's output from the start,
 // followed until the run ends, and how it ended when it failed.
@@ -29,21 +30,21 @@ func tailCommand(e *env) *cli.Command {
 				return err
 			}
 			// The output ends when the process does; the run is recorded
-			// once its post hook has returned.
-			deadline := time.Now().Add(tailRecordWait)
+			// once its post hook has returned (under the time limit).
 			for {
 				r, err := cl.Run(c.Context, serial)
 				if err != nil {
 					return err
 				}
 				if r.State != whenlua.RunRunning {
-					if ending := runEnding(r); ending != "" {
+					ending, failed := runEnding(r)
+					switch {
+					case failed:
 						return fmt.Errorf("run %d of %s: %s", r.Serial, r.Job, ending)
+					case ending != "":
+						fmt.Fprintf(e.stderr, "whenlua: run %d of %s: %s\n", r.Serial, r.Job, ending)
 					}
 					return nil
-				}
-				if time.Now().After(deadline) {
-					return fmt.Errorf("run %d of %s: its output ended %v ago, but it is not recorded yet", r.Serial, r.Job, tailRecordWait)
 				}
 				select {
 				case <-c.Context.Done():
@@ -55,22 +56,28 @@ func tailCommand(e *env) *cli.Command {
 	}
 }
 
-// tailRecordWait bounds the wait for a run's record after its output
-// ended: its post hook runs under the time limit, and the commit is quick.
-const tailRecordWait = 30 * time.Second
-
-// runEnding says how a finished run failed ("cancelled, signal
-// terminated", "exit code 3", "refused"), or "" when it succeeded.
-func runEnding(r whenlua.Run) string {
-	if r.State == whenlua.RunDone && r.Code == 0 && r.Signal == "" && r.Error == "" {
-		return ""
+// runEnding says how a finished run ended when it did not simply succeed
+// ("cancelled, signal terminated", "exit code 3", "refused, pre refused",
+// "exit code 0, post: ..."), and whether it failed: its process did not
+// exit with code 0, or never ran. A post hook's error alone is not a
+// failure.
+func runEnding(r whenlua.Run) (ending string, failed bool) {
+	runErr, postErr := r.Error, ""
+	if rest, ok := strings.CutPrefix(runErr, "post: "); ok {
+		runErr, postErr = "", "post: "+rest
+	} else if i := strings.Index(runErr, "; post: "); i >= 0 {
+		runErr, postErr = runErr[:i], runErr[i+2:]
+	}
+	failed = r.State != whenlua.RunDone || r.Code != 0 || r.Signal != "" || runErr != ""
+	if !failed && postErr == "" {
+		return "", false
 	}
 	var parts []string
 	if r.State != whenlua.RunDone {
 		parts = append(parts, string(r.State))
 	}
-	if r.Error != "" {
-		parts = append(parts, r.Error)
+	if runErr != "" {
+		parts = append(parts, runErr)
 	}
 	switch {
 	case r.Signal != "":
@@ -78,5 +85,8 @@ func runEnding(r whenlua.Run) string {
 	case r.State == whenlua.RunDone:
 		parts = append(parts, fmt.Sprintf("exit code %d", r.Code))
 	}
-	return strings.Join(parts, ", ")
+	if postErr != "" {
+		parts = append(parts, postErr)
+	}
+	return strings.Join(parts, ", "), failed
 }
