@@ -88,7 +88,29 @@ func ParsePeriod(s string) (Period, error) {
 	case n > MaxPeriodCount:
 		return bad("count %d is too large (at most %d)", n, MaxPeriodCount)
 	}
-	return Period{N: int(n), Unit: u}, nil
+	p := Period{N: int(n), Unit: u}
+	if p.longerThanMax() {
+		return bad("longer than %d years", MaxPeriodYears)
+	}
+	return p, nil
+}
+
+// MaxPeriodYears bounds a period's length, so that every next run stays
+// within the years a timestamp of the CLI's and the daemon's listings can
+// hold (up to 9999).
+const MaxPeriodYears = 1000
+
+// longerThanMax reports whether p is longer than MaxPeriodYears, counting
+// a year as 365.2425 days for the units of fixed length.
+func (p Period) longerThanMax() bool {
+	n := int64(p.N)
+	switch p.Unit {
+	case Year:
+		return n > MaxPeriodYears
+	case Month:
+		return n > 12*MaxPeriodYears
+	}
+	return n*unitSeconds[p.Unit] > MaxPeriodYears*31_556_952
 }
 
 func parseUnit(s string) (u Unit, plural bool) {

@@ -176,3 +176,16 @@ func FuzzParsePeriod(f *testing.F) {
 		}
 	})
 }
+
+func TestAPeriodIsAtMostAThousandYears(t *testing.T) {
+	for _, s := range []string{"1000 years", "12000 months", "52000 weeks", "365000 days", "1000000000 seconds", "500000000 minutes"} {
+		if _, err := ParsePeriod(s); err != nil {
+			t.Errorf("ParsePeriod(%q): %v", s, err)
+		}
+	}
+	for _, s := range []string{"1001 years", "12001 months", "53000 weeks", "366000 days", "8800000 hours", "1000000000 minutes", "1000000000 years"} {
+		if _, err := ParsePeriod(s); err == nil || !strings.Contains(err.Error(), "longer than 1000 years") {
+			t.Errorf("ParsePeriod(%q) = %v, want longer than 1000 years", s, err)
+		}
+	}
+}

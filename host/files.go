@@ -257,10 +257,10 @@ func (st *state) swap(ent *fileEntry, g *generation) {
 	ent.hookErr, ent.hookAt = "", time.Time{} // this swap's hooks report anew
 	// An every-job that keeps its name and period keeps its next run, so a
 	// reload at a boundary neither skips nor repeats it.
-	nextRuns := map[string]int64{}
+	nextRuns := map[string]time.Time{}
 	if old := ent.cur; old != nil {
 		for _, j := range old.jobs {
-			if !j.isWhen() && j.nextRun != 0 {
+			if !j.isWhen() && !j.nextRun.IsZero() {
 				nextRuns[j.name+"\x00"+j.lj.Period.String()] = j.nextRun
 			}
 		}

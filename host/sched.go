@@ -6,21 +6,23 @@ import (
 )
 
 // schedule keeps every every-job's next run time in a heap and one timer
-// for the earliest. Owned by the engine goroutine.
+// for the earliest. Owned by the engine goroutine. Times are time.Time, not
+// Unix nanoseconds, which end in 2262: a period of centuries has its next
+// run beyond that.
 type schedule struct {
 	clock Clock
 	h     jobHeap
 	timer Timer
-	armed int64 // unix nanos the timer is armed for; 0 = none
+	armed time.Time // what the timer is armed for; zero = none
 }
 
 func newSchedule(c Clock) *schedule { return &schedule{clock: c} }
 
-// add schedules j at next (unix nanos), or at its next period boundary
-// after now when next is 0.
-func (s *schedule) add(j *job, next int64) {
-	if next == 0 {
-		next = j.lj.Period.Next(s.clock.Now()).UnixNano()
+// add schedules j at next, or at its next period boundary after now when
+// next is zero.
+func (s *schedule) add(j *job, next time.Time) {
+	if next.IsZero() {
+		next = j.lj.Period.Next(s.clock.Now())
 	}
 	j.nextRun = next
 	heap.Push(&s.h, j)
@@ -30,7 +32,7 @@ func (s *schedule) remove(j *job) {
 	if j.heapIdx >= 0 && j.heapIdx < len(s.h) && s.h[j.heapIdx] == j {
 		heap.Remove(&s.h, j.heapIdx)
 	}
-	j.nextRun = 0
+	j.nextRun = time.Time{}
 }
 
 // timerC returns the channel of a timer armed for the earliest job, or nil
@@ -39,16 +41,18 @@ func (s *schedule) timerC() <-chan time.Time {
 	if len(s.h) == 0 {
 		if s.timer != nil {
 			s.timer.Stop()
-			s.timer, s.armed = nil, 0
+			s.timer, s.armed = nil, time.Time{}
 		}
 		return nil
 	}
 	first := s.h[0].nextRun
-	if s.timer == nil || s.armed != first {
+	if s.timer == nil || !s.armed.Equal(first) {
 		if s.timer != nil {
 			s.timer.Stop()
 		}
-		s.timer = s.clock.NewTimer(time.Unix(0, first).Sub(s.clock.Now()))
+		// Sub saturates at 292 years; a timer that fires before its job is
+		// due is re-armed by due.
+		s.timer = s.clock.NewTimer(first.Sub(s.clock.Now()))
 		s.armed = first
 	}
 	return s.timer.C()
@@ -57,15 +61,15 @@ func (s *schedule) timerC() <-chan time.Time {
 // due pops the jobs whose time has come and schedules their next run after
 // now (missed boundaries are skipped, not caught up).
 func (s *schedule) due() []*job {
-	s.timer, s.armed = nil, 0
+	s.timer, s.armed = nil, time.Time{}
 	now := s.clock.Now()
 	var out []*job
-	for len(s.h) > 0 && s.h[0].nextRun <= now.UnixNano() {
+	for len(s.h) > 0 && !s.h[0].nextRun.After(now) {
 		j := heap.Pop(&s.h).(*job)
 		out = append(out, j)
 	}
 	for _, j := range out {
-		j.nextRun = j.lj.Period.Next(now).UnixNano()
+		j.nextRun = j.lj.Period.Next(now)
 		heap.Push(&s.h, j)
 	}
 	return out
@@ -82,8 +86,8 @@ type jobHeap []*job
 
 func (h jobHeap) Len() int { return len(h) }
 func (h jobHeap) Less(a, b int) bool {
-	if h[a].nextRun != h[b].nextRun {
-		return h[a].nextRun < h[b].nextRun
+	if !h[a].nextRun.Equal(h[b].nextRun) {
+		return h[a].nextRun.Before(h[b].nextRun)
 	}
 	return h[a].name < h[b].name
 }

@@ -77,3 +77,27 @@ func TestAReloadAtABoundaryNeitherSkipsNorRepeatsAnEveryRun(t *testing.T) {
 		t.Fatalf("next = %+v, want the following boundary", s.Next)
 	}
 }
+
+// A run due after 2262, which Unix nanoseconds cannot hold, is scheduled
+// at its time: not in the past, where it would run again and again.
+func TestAnEveryJobDueAfter2262WaitsForIt(t *testing.T) {
+	p := testPaths(t, t.TempDir())
+	writeFile(t, p.JobsDir+"/e.lua", `every("300 years", "true", {name="far"}) every("1000 years", "true", {name="farther"})`)
+	clock := NewFakeClock(testEpoch)
+	te := openTestEngine(t, p, clock)
+	s := te.status()
+	want := map[string]time.Time{"far": time.Date(2270, 1, 1, 0, 0, 0, 0, time.UTC), "farther": time.Date(2970, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if len(s.Next) != 2 {
+		t.Fatalf("next runs = %+v", s.Next)
+	}
+	for _, ji := range s.Next {
+		if !ji.Next.Equal(want[ji.Name]) {
+			t.Errorf("%s: next run %v, want %v", ji.Name, ji.Next, want[ji.Name])
+		}
+	}
+	clock.Set(testEpoch.Add(time.Hour))
+	te.waitIdle()
+	if n := len(te.runs("far")) + len(te.runs("farther")); n != 0 {
+		t.Fatalf("%d runs, want none", n)
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"maps"
 	"os"
 	"sort"
-	"time"
 
 	"github.com/whenlua/whenlua"
 	"github.com/whenlua/whenlua/host/runner"
@@ -179,9 +178,7 @@ func jobInfo(j *job) whenlua.JobInfo {
 		ji.Kind, ji.Cond = "when", j.lj.Cond
 	} else {
 		ji.Kind, ji.Period = "every", j.lj.Period.String()
-		if j.nextRun != 0 {
-			ji.Next = time.Unix(0, j.nextRun)
-		}
+		ji.Next = j.nextRun
 	}
 	return ji
 }

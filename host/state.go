@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"sort"
+	"time"
 
 	"github.com/whenlua/whenlua"
 	"github.com/whenlua/whenlua/luaapi"
@@ -66,7 +67,7 @@ type job struct {
 	reloadPending bool                // the next evaluation sees reloaded() true
 	running       int
 
-	nextRun int64 // every-jobs: unix nanos of the next run; 0 = unscheduled
+	nextRun time.Time // every-jobs: the next run; zero = unscheduled
 	heapIdx int
 }
 
