@@ -32,7 +32,8 @@ func TestSandbox(t *testing.T) {
 		{"dofile is absent", `dofile("/etc/passwd")`, "attempt to call a non-function object"},
 		{"loadfile is absent", `loadfile("/etc/passwd")`, "attempt to call a non-function object"},
 		{"collectgarbage is absent", `collectgarbage()`, "attempt to call a non-function object"},
-		{"require of a parent path is refused", `require "../x"`, `module ../x not found`},
+		{"require of a parent path is refused", `require "../x"`, `module ../x not found: require only loads lib/NAME.lua`},
+		{"require of a missing module says so on one line", `require "nothere"`, `module nothere not found: no file ` + filepath.Join(lib, "nothere.lua")},
 		{"require of an absolute path is refused", `require "/etc/passwd"`, `is refused`},
 		{"require of a dotted name is refused", `require "a.b"`, `is refused`},
 		{"package.loadlib is absent", `package.loadlib("x", "y")`, "attempt to call a non-function object"},
@@ -44,6 +45,9 @@ func TestSandbox(t *testing.T) {
 			_, err := loadSrc(t, tc.src, Options{LibDir: lib, Host: newFakeHost(nil)})
 			wantErr(t, err, "test.lua:1: ")
 			wantErr(t, err, tc.want)
+			if strings.ContainsAny(err.Error(), "\n\t") || strings.HasSuffix(err.Error(), ", ") {
+				t.Errorf("error %q is not one clean line", err)
+			}
 		})
 	}
 	allowed := []struct{ name, src string }{

@@ -100,6 +100,10 @@ func syntaxError(path string, err error) *LoadError {
 	case errors.As(err, &pe):
 		msg := strings.TrimSpace(pe.Message)
 		if pe.Pos.Line == parse.EOF {
+			if msg == "syntax error" || msg == "" {
+				// What Lua says is expected is not told: most often an end.
+				return &LoadError{Path: path, Msg: "syntax error at end of file (an end, a bracket or a quote missing?)"}
+			}
 			return &LoadError{Path: path, Msg: "syntax error at end of file: " + msg}
 		}
 		if pe.Token != "" {

@@ -219,7 +219,7 @@ func TestCompileErrors(t *testing.T) {
 	t.Run("a syntax error at the end has no line", func(t *testing.T) {
 		_, err := Compile("x.lua", []byte("if x then\n"))
 		var le *LoadError
-		if !errors.As(err, &le) || le.Line != 0 || !strings.HasPrefix(err.Error(), "x.lua: syntax error at end of file") {
+		if !errors.As(err, &le) || le.Line != 0 || err.Error() != "x.lua: syntax error at end of file (an end, a bracket or a quote missing?)" {
 			t.Fatalf("Compile = %v", err)
 		}
 	})

@@ -22,7 +22,9 @@ const (
 	// complex" instead of running (gopher-lua issue #521: a backtracking
 	// pattern is one VM instruction, which the time limit cannot interrupt).
 	// Ten million steps take some tens of milliseconds; ordinary patterns on
-	// values up to whenlua.MaxValueLen stay far below it.
+	// values up to whenlua.MaxValueLen stay far below it. A simple pattern
+	// takes 2 to 6 steps per byte of its subject, so a gsub over the whole
+	// of a string stops at about 2 MiB.
 	PatternBudget = 10_000_000
 	// MaxRepLen bounds the result of string.rep.
 	MaxRepLen = 4 << 20
@@ -325,7 +327,7 @@ func gsub(L *lua.LState) int {
 	limit := L.OptInt(4, -1)
 	mds, err := lpm.Find(pat, []byte(str), 0, limit, PatternBudget)
 	if err == lpm.ErrTooComplex {
-		L.RaiseError("string.gsub: pattern %q is too complex for a subject of %d bytes", clip(pat, 40), len(str))
+		L.RaiseError("string.gsub: pattern %q is too complex for a subject of %d bytes (more than %d matching steps in one call)", clip(pat, 40), len(str), PatternBudget)
 	} else if err != nil {
 		L.RaiseError("%s", err.Error())
 	}
@@ -414,7 +416,7 @@ func guardPattern(L *lua.LState, strT *lua.LTable, name string, args patternArgs
 		if ok1 && ok2 {
 			if offset, limit, match := args(L, subject); match {
 				if _, err := lpm.Find(pattern, []byte(subject), offset, limit, PatternBudget); err == lpm.ErrTooComplex {
-					L.RaiseError("string.%s: pattern %q is too complex for a subject of %d bytes", name, clip(pattern, 40), len(subject))
+					L.RaiseError("string.%s: pattern %q is too complex for a subject of %d bytes (more than %d matching steps in one call)", name, clip(pattern, 40), len(subject), PatternBudget)
 				}
 			}
 		}
@@ -437,6 +439,23 @@ func clip(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// requireMessage puts require's "module NAME not found:\n\tREASON, " (the
+// reasons of package.loaders, each on its own line) on one line:
+// "module NAME not found: REASON". Other messages are returned as they are.
+func requireMessage(msg string) string {
+	head, reasons, ok := strings.Cut(msg, " not found:\n\t")
+	if !ok || !strings.HasPrefix(head, "module ") {
+		return msg
+	}
+	var rs []string
+	for _, r := range strings.Split(reasons, "\n\t") {
+		if r = strings.Trim(r, " \t\n,"); r != "" {
+			rs = append(rs, r)
+		}
+	}
+	return head + " not found: " + strings.Join(rs, "; ")
 }
 
 // loadModule is the only entry of package.loaders: NAME must be a plain

@@ -172,7 +172,7 @@ func (s *state) callError(err error, limit error) *CallError {
 	if file == "" {
 		file = s.path
 	}
-	ce := &CallError{Path: file, Line: line, Msg: msg}
+	ce := &CallError{Path: file, Line: line, Msg: requireMessage(msg)}
 	switch limit {
 	case errTimeLimit:
 		ce.Timeout = true
