@@ -229,6 +229,10 @@ every("hour", "true", {name = "two", pre = max(2)})`, h)
 		_, err := loadSrc(t, "\nevery('hour', 't', {pre = max(0)})", Options{Host: newFakeHost(nil)})
 		wantErr(t, err, "test.lua:2: max: want a whole number of runs of at least 1, not 0")
 	})
+	t.Run("max of a string says it is one", func(t *testing.T) {
+		_, err := loadSrc(t, `every('hour', 't', {pre = max("2")})`, Options{Host: newFakeHost(nil)})
+		wantErr(t, err, `test.lua:1: max: want a whole number of runs of at least 1, not the string "2"`)
+	})
 }
 
 func TestPostResult(t *testing.T) {

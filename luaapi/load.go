@@ -11,6 +11,7 @@ package luaapi
 import (
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
 	"time"
@@ -333,7 +334,14 @@ func parseTimeout(v lua.LValue) (time.Duration, error) {
 			return 0, fmt.Errorf("option timeout %q is not a duration (want e.g. \"90s\", \"30m\", \"2h\")", string(v))
 		}
 	case lua.LNumber:
-		d = time.Duration(float64(v) * float64(time.Second))
+		secs := float64(v)
+		if !(secs > 0) {
+			return 0, fmt.Errorf("option timeout must be positive, not %v", v)
+		}
+		if secs >= float64(math.MaxInt64)/float64(time.Second) {
+			return 0, fmt.Errorf("option timeout of %v seconds is too long (at most %v)", v, time.Duration(math.MaxInt64).Truncate(time.Second))
+		}
+		d = time.Duration(secs * float64(time.Second))
 	default:
 		return 0, fmt.Errorf("option timeout must be a duration such as \"30m\", not a %s", v.Type())
 	}

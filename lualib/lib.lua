@@ -4,7 +4,8 @@
 -- it are already running (info.running lists the runs already running).
 function max(n)
   if type(n) ~= "number" or n < 1 or n ~= math.floor(n) then
-    error("max: want a whole number of runs of at least 1, not " .. tostring(n), 3)
+    local got = type(n) == "string" and string.format("the string %q", n) or tostring(n)
+    error("max: want a whole number of runs of at least 1, not " .. got, 3)
   end
   return function(info)
     local count = 0

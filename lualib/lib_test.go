@@ -280,6 +280,8 @@ func TestMailto(t *testing.T) {
 			[]string{"Subject: whenlua: job backup #12 exited with status 2\n"}},
 		{"only_on_failure mails a killed run", `mailto("me@example.com", {only_on_failure = true})`, result(-1, "killed", out), true,
 			[]string{"Subject: whenlua: job backup #12 killed by signal killed\n"}},
+		{"a timed-out run says so", `mailto("me@example.com")`, strings.TrimSuffix(result(-1, "terminated", out), "}") + `, error = "timed out after 1s"}`, true,
+			[]string{"Subject: whenlua: job backup #12 timed out after 1s, killed by signal terminated\n"}},
 		{"from sets the sender", `mailto("me@example.com", {from = "cron@host"})`, result(0, "", out), true,
 			[]string{"From: cron@host\n", "Started:  2023-11-14T22:13:20Z\n"}},
 		{"a long output is capped", `mailto("me@example.com")`, result(0, "", big), true,

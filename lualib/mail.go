@@ -101,6 +101,8 @@ func (r MailResult) failed() bool { return r.Code != 0 || r.Signal != "" }
 
 func (r MailResult) status() string {
 	switch {
+	case r.Signal != "" && r.Error != "":
+		return r.Error + ", killed by signal " + r.Signal // timed out, cancelled...
 	case r.Signal != "":
 		return "killed by signal " + r.Signal
 	case r.Code == -1 && r.Error != "":
