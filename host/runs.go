@@ -32,11 +32,13 @@ func (st *state) startRun(j *job, trigger string) whenlua.Run {
 	case st.stopping:
 		rec.State, rec.Error = whenlua.RunRefused, "the daemon is stopping"
 	case j.lj.HasPre:
-		ok, err := j.lj.CallPre(luaapi.PreInfo{Serial: rec.Serial, Vars: maps.Clone(st.vars), Running: st.runningList()})
+		ok, reason, err := j.lj.CallPre(luaapi.PreInfo{Serial: rec.Serial, Vars: maps.Clone(st.vars), Running: st.runningList()})
 		switch {
 		case err != nil:
 			st.e.log.Error("pre failed", "job", j.name, "serial", rec.Serial, "err", err)
 			rec.State, rec.Error = whenlua.RunRefused, "pre: "+err.Error()
+		case !ok && reason != "":
+			rec.State, rec.Error = whenlua.RunRefused, "pre refused: "+reason
 		case !ok:
 			rec.State, rec.Error = whenlua.RunRefused, "pre refused"
 		}

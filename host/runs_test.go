@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,8 +108,14 @@ when("false", "` + blockingScript(gate) + `", {name="double", pre=max(2)})`})
 	if err := start("single"); err != nil {
 		t.Fatal(err)
 	}
-	if err := start("single"); !errors.Is(err, whenlua.ErrConflict) {
+	err := start("single")
+	if !errors.Is(err, whenlua.ErrConflict) {
 		t.Fatalf("second single while one runs: %v, want refused", err)
+	}
+	// The refusal says why: the serial of the run already running.
+	jobs, _ := te.Jobs(ctx)
+	if want := fmt.Sprintf("pre refused: one(): already running: %d", jobs[0].Serial); len(jobs) != 1 || !strings.Contains(err.Error(), want) {
+		t.Errorf("second single: %v, want %q", err, want)
 	}
 	for i := range 2 {
 		if err := start("double"); err != nil {
@@ -118,7 +125,7 @@ when("false", "` + blockingScript(gate) + `", {name="double", pre=max(2)})`})
 	if err := start("double"); !errors.Is(err, whenlua.ErrConflict) {
 		t.Fatalf("third double: %v, want refused", err)
 	}
-	jobs, _ := te.Jobs(ctx)
+	jobs, _ = te.Jobs(ctx)
 	if len(jobs) != 3 {
 		t.Fatalf("running %d, want 3", len(jobs))
 	}

@@ -112,7 +112,7 @@ func TestRunawayLoopsStopAtTheLimit(t *testing.T) {
 		{"in a function condition", "when(function()\n" + loop + "\nend, 't', {name = 'j'})",
 			func(f *File) error { _, _, err := f.Jobs[0].Eval(EvalInput{}); return err }, 2},
 		{"in pre", "every('hour', 't', {name = 'j', pre = function()\n" + loop + "\nend})",
-			func(f *File) error { _, err := f.Jobs[0].CallPre(PreInfo{}); return err }, 2},
+			func(f *File) error { _, _, err := f.Jobs[0].CallPre(PreInfo{}); return err }, 2},
 		{"in post", "every('hour', 't', {name = 'j', post = function()\n" + loop + "\nend})",
 			func(f *File) error { return f.Jobs[0].CallPost(whenlua.Run{}, "/tmp", "/tmp/output.txt") }, 2},
 		{"in on_load", "on_load(function()\n" + loop + "\nend)", (*File).CallOnLoad, 2},
@@ -170,7 +170,7 @@ every("hour", "true", {name = "j", pre = function(info)
 end})
 every("hour", "true", {name = "nopre"})`, h)
 	start := time.Unix(1700000000, 0)
-	ok, err := job(t, f, "j").CallPre(PreInfo{Serial: 7, Vars: vmap{"a": i(1), "b": b(true)},
+	ok, _, err := job(t, f, "j").CallPre(PreInfo{Serial: 7, Vars: vmap{"a": i(1), "b": b(true)},
 		Running: []whenlua.Run{{Serial: 5, Job: "other", PID: 99, Start: start}}})
 	if err != nil || !ok {
 		t.Fatalf("CallPre = %v, %v", ok, err)
@@ -179,13 +179,13 @@ every("hour", "true", {name = "nopre"})`, h)
 		t.Fatalf("info seen as %q", got)
 	}
 	t.Run("a falsy pre refuses", func(t *testing.T) {
-		ok, err := job(t, f, "j").CallPre(PreInfo{Serial: 8, Vars: vmap{"b": b(false)}, Running: []whenlua.Run{{}}})
+		ok, _, err := job(t, f, "j").CallPre(PreInfo{Serial: 8, Vars: vmap{"b": b(false)}, Running: []whenlua.Run{{}}})
 		if err != nil || ok {
 			t.Fatalf("CallPre = %v, %v", ok, err)
 		}
 	})
 	t.Run("a job without pre may start", func(t *testing.T) {
-		ok, err := job(t, f, "nopre").CallPre(PreInfo{})
+		ok, _, err := job(t, f, "nopre").CallPre(PreInfo{})
 		if err != nil || !ok {
 			t.Fatalf("CallPre = %v, %v", ok, err)
 		}
@@ -197,30 +197,42 @@ func TestOneAndMax(t *testing.T) {
 	f := mustLoad(t, `
 every("hour", "true", {name = "one", pre = one()})
 every("hour", "true", {name = "two", pre = max(2)})`, h)
-	run := func(job string) whenlua.Run { return whenlua.Run{Job: job, Serial: 1} }
+	serial := uint64(0)
+	run := func(job string) whenlua.Run { serial++; return whenlua.Run{Job: job, Serial: serial} }
 	cases := []struct {
 		name    string
 		job     string
 		running []whenlua.Run
 		want    bool
+		reason  string
 	}{
-		{"one starts when nothing runs", "one", []whenlua.Run{}, true},
-		{"one starts while only other jobs run", "one", []whenlua.Run{run("two"), run("x")}, true},
-		{"one refuses while a run of it runs", "one", []whenlua.Run{run("two"), run("one")}, false},
-		{"max(2) starts with one run running", "two", []whenlua.Run{run("two"), run("one")}, true},
-		{"max(2) refuses with two runs running", "two", []whenlua.Run{run("two"), run("two")}, false},
+		{"one starts when nothing runs", "one", []whenlua.Run{}, true, ""},
+		{"one starts while only other jobs run", "one", []whenlua.Run{run("two"), run("x")}, true, ""},
+		{"one refuses while a run of it runs", "one", []whenlua.Run{run("two"), run("one")}, false, "one(): already running: 4"},
+		{"max(2) starts with one run running", "two", []whenlua.Run{run("two"), run("one")}, true, ""},
+		{"max(2) refuses with two runs running", "two", []whenlua.Run{run("two"), run("two")}, false, "max(2): already running: 7, 8"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ok, err := job(t, f, tc.job).CallPre(PreInfo{Running: tc.running})
-			if err != nil || ok != tc.want {
-				t.Fatalf("CallPre = %v, %v; want %v", ok, err, tc.want)
+			ok, reason, err := job(t, f, tc.job).CallPre(PreInfo{Running: tc.running})
+			if err != nil || ok != tc.want || reason != tc.reason {
+				t.Fatalf("CallPre = %v, %q, %v; want %v, %q", ok, reason, err, tc.want, tc.reason)
 			}
 		})
 	}
+	t.Run("a reason is one line, clipped", func(t *testing.T) {
+		f := mustLoad(t, `every("hour", "true", {name = "r", pre = function() return false, "no\n\tway " .. string.rep("x", 300) end})
+every("hour", "true", {name = "n", pre = function() return nil, 5 end})`, newFakeHost(nil))
+		if ok, reason, err := job(t, f, "r").CallPre(PreInfo{}); ok || err != nil || !strings.HasPrefix(reason, "no way xxx") || len(reason) != 203 {
+			t.Errorf("CallPre = %v, %q (%d bytes), %v", ok, reason, len(reason), err)
+		}
+		if ok, reason, err := job(t, f, "n").CallPre(PreInfo{}); ok || err != nil || reason != "" {
+			t.Errorf("a refusal with a number after it: %v, %q, %v", ok, reason, err)
+		}
+	})
 	t.Run("running comes from the host when the info has none", func(t *testing.T) {
 		h.running = []whenlua.Run{run("one")}
-		ok, err := job(t, f, "one").CallPre(PreInfo{})
+		ok, _, err := job(t, f, "one").CallPre(PreInfo{})
 		if err != nil || ok {
 			t.Fatalf("CallPre = %v, %v; want a refusal", ok, err)
 		}
@@ -271,7 +283,7 @@ every("hour", "true", {name = "j",
 	if err := f.CallOnLoad(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Jobs[0].CallPre(PreInfo{}); err != nil {
+	if _, _, err := f.Jobs[0].CallPre(PreInfo{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Jobs[0].CallPost(whenlua.Run{Code: 0}, "", ""); err != nil {

@@ -224,15 +224,16 @@ type PreInfo struct {
 
 // CallPre calls the job's pre function with the info table { job_name,
 // serial, variables = {...}, running = { {job_name, serial, pid,
-// start_time}, ... } } and returns the truthiness of its result; true when
-// the job has no pre.
-func (j *Job) CallPre(info PreInfo) (bool, error) {
+// start_time}, ... } } and returns the truthiness of its result (true when
+// the job has no pre) and, when it refuses, the string it returned after
+// false as its reason, if any.
+func (j *Job) CallPre(info PreInfo) (ok bool, reason string, err error) {
 	if !j.HasPre {
-		return true, nil
+		return true, "", nil
 	}
 	s := j.File.s
 	if s.L == nil {
-		return false, ErrClosed
+		return false, "", ErrClosed
 	}
 	L := s.L
 	t := L.CreateTable(0, 4)
@@ -253,11 +254,26 @@ func (j *Job) CallPre(info PreInfo) (bool, error) {
 		rt.Append(e)
 	}
 	t.RawSetString("running", rt)
-	rets, err := s.call(&frame{phase: phasePre, job: j}, j.pre, 1, t)
+	rets, err := s.call(&frame{phase: phasePre, job: j}, j.pre, 2, t)
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
-	return lua.LVAsBool(rets[0]), nil
+	if lua.LVAsBool(rets[0]) {
+		return true, "", nil
+	}
+	if r, isStr := rets[1].(lua.LString); isStr {
+		reason = oneLineClip(string(r), 200)
+	}
+	return false, reason, nil
+}
+
+// oneLineClip puts s on one line and cuts it to at most n bytes.
+func oneLineClip(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		s = strings.ToValidUTF8(s[:n], "") + "..."
+	}
+	return s
 }
 
 // CallPost calls the job's post function with the result table { job_name,

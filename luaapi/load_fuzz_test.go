@@ -111,7 +111,7 @@ func FuzzLoadJobFile(f *testing.F) {
 				in = EvalInput{Evaluated: true, Prev: map[string]whenlua.Value{"x": whenlua.Int(1), "s": whenlua.String("ab")}}
 			}
 			isCallError("pre of "+j.Name, timed("pre of "+j.Name, func() error {
-				_, err := j.CallPre(PreInfo{Serial: 7, Vars: map[string]whenlua.Value{"x": whenlua.Int(2)},
+				_, _, err := j.CallPre(PreInfo{Serial: 7, Vars: map[string]whenlua.Value{"x": whenlua.Int(2)},
 					Running: []whenlua.Run{{Serial: 6, Job: j.Name, PID: 1, Start: time.Unix(1, 0)}}})
 				return err
 			}))
@@ -136,7 +136,7 @@ func FuzzLoadJobFile(f *testing.F) {
 					t.Fatalf("condition of %s evaluated after Close", j.Name)
 				}
 			}
-			if _, err := j.CallPre(PreInfo{}); j.HasPre && !errors.Is(err, ErrClosed) {
+			if _, _, err := j.CallPre(PreInfo{}); j.HasPre && !errors.Is(err, ErrClosed) {
 				t.Fatalf("pre of %s after Close: %v, want ErrClosed", j.Name, err)
 			}
 		}

@@ -24,7 +24,7 @@ func TestRunawayAllocationsStopAtTheMemoryLimit(t *testing.T) {
 		{"in a function condition", "when(function()\n" + hoard + "\nend, 't', {name = 'j'})",
 			func(f *File) error { _, _, err := f.Jobs[0].Eval(EvalInput{}); return err }, 2},
 		{"in pre", "every('hour', 't', {name = 'j', pre = function()\n" + hoard + "\nend})",
-			func(f *File) error { _, err := f.Jobs[0].CallPre(PreInfo{}); return err }, 2},
+			func(f *File) error { _, _, err := f.Jobs[0].CallPre(PreInfo{}); return err }, 2},
 		{"in post", "every('hour', 't', {name = 'j', post = function()\n" + hoard + "\nend})",
 			func(f *File) error { return f.Jobs[0].CallPost(whenlua.Run{}, "/tmp", "/tmp/output.txt") }, 2},
 		{"in on_load", "on_load(function()\n" + hoard + "\nend)", (*File).CallOnLoad, 2},
