@@ -262,18 +262,9 @@ func (j *Job) CallPre(info PreInfo) (ok bool, reason string, err error) {
 		return true, "", nil
 	}
 	if r, isStr := rets[1].(lua.LString); isStr {
-		reason = oneLineClip(string(r), 200)
+		reason = clip(strings.Join(strings.Fields(string(r)), " "), 200)
 	}
 	return false, reason, nil
-}
-
-// oneLineClip puts s on one line and cuts it to at most n bytes.
-func oneLineClip(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		s = strings.ToValidUTF8(s[:n], "") + "..."
-	}
-	return s
 }
 
 // CallPost calls the job's post function with the result table { job_name,

@@ -434,11 +434,13 @@ func stringArg(v lua.LValue) (string, bool) {
 	return "", false
 }
 
+// clip cuts s to about n bytes, with no broken character at the cut, and
+// marks the cut.
 func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n] + "..."
+	return strings.ToValidUTF8(s[:n], "") + "..."
 }
 
 // requireMessage puts require's "module NAME not found:\n\tREASON, " (the

@@ -125,8 +125,8 @@ Listing commands accept --json. For set, whisper and test, values are strings un
 
 **Exit status.** 0 on success, 1 on failure (get: the variable is unset; a bad name or
 value, and nothing was changed), 2 on a usage error (an unknown command or flag, a
-missing argument, a pair without =). Errors go to stderr, one line each. A command that needs the daemon and finds
-none says so and how to start it.`
+missing argument, a pair without =). Errors go to stderr, one line each. A command
+that needs the daemon and finds none says so and how to start it.`
 
 // referenceMarkdown is docs/cli.md.
 func referenceMarkdown() (string, error) {

@@ -17,8 +17,9 @@ func historyCommand(e *env) *cli.Command {
 		ArgsUsage: "NAME",
 		Description: "One line per version: its time, its origin (cli, whisper, job NAME post,\n" +
 			"load of FILE...) and its value, or (unset). Values are written as by vars:\n" +
-			"double-quoted with backslash escapes when they hold a control character or\n" +
-			"start with a double quote (and a string that reads \"(unset)\" is quoted).",
+			"double-quoted with backslash escapes when they hold a character that does\n" +
+			"not print or start with a double quote (and a string that reads \"(unset)\"\n" +
+			"is quoted).",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "n", Usage: "print at most `N` versions (0: all kept)"},
 			jsonFlag(),
