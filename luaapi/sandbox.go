@@ -461,16 +461,17 @@ func requireMessage(msg string) string {
 }
 
 // loadModule is the only entry of package.loaders: NAME must be a plain
-// name, and the module is LibDir/NAME.lua. It returns a message (the
-// standard "not found") or the compiled module.
+// name, and the module is LibDir/NAME.lua. It returns why it found nothing
+// (require puts it after "not found:"; requireMessage makes that one line)
+// or the compiled module.
 func (s *state) loadModule(L *lua.LState) int {
 	name := L.CheckString(1)
 	if !modNameRE.MatchString(name) {
-		L.Push(lua.LString(fmt.Sprintf("\n\trequire only loads lib/NAME.lua, NAME made of letters, digits, _ and - (%q is refused)", name)))
+		L.Push(lua.LString(fmt.Sprintf("require only loads lib/NAME.lua, NAME made of letters, digits, _ and - (%q is refused)", name)))
 		return 1
 	}
 	if s.opts.LibDir == "" {
-		L.Push(lua.LString("\n\tno lib directory"))
+		L.Push(lua.LString("no lib directory"))
 		return 1
 	}
 	path := filepath.Join(s.opts.LibDir, name+".lua")
@@ -479,7 +480,7 @@ func (s *state) loadModule(L *lua.LState) int {
 	}
 	src, err := os.ReadFile(path)
 	if err != nil {
-		L.Push(lua.LString("\n\tno file " + path))
+		L.Push(lua.LString("no file " + path))
 		return 1
 	}
 	proto, err := Compile(path, src)

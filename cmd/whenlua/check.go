@@ -96,10 +96,19 @@ func (e *env) checkJobsDir(ctx context.Context, p whenlua.Paths, targets []strin
 	slices.SortFunc(targets, func(a, b string) int { return strings.Compare(filepath.Base(a), filepath.Base(b)) })
 	if cl, err := e.Client(); err == nil {
 		if infos, err := cl.Names(ctx); err == nil {
+			// The daemon may have many jobs in few files: each file is
+			// compared with a target once.
+			byFile := map[string][]whenlua.JobInfo{}
+			for _, j := range infos {
+				byFile[j.File] = append(byFile[j.File], j)
+			}
 			for _, t := range targets {
 				taken := maps.Clone(given)
-				for _, j := range infos {
-					if !samePath(j.File, t) {
+				for file, jobs := range byFile {
+					if samePath(file, t) {
+						continue
+					}
+					for _, j := range jobs {
 						taken[j.Name] = fmt.Sprintf("%s:%d", j.File, j.Line)
 					}
 				}
@@ -156,8 +165,8 @@ func samePath(a, b string) bool {
 	return errA == nil && errB == nil && absA == absB
 }
 
-// problemLine puts a load error on one line: gopher-lua's multi-line
-// messages (require's "not found:\n\tno file X, ") are joined with spaces.
+// problemLine puts a load error on one line: a message raised with line
+// breaks (error("a\nb") in a job file) has its lines joined with spaces.
 func problemLine(err error) string {
 	var parts []string
 	for _, l := range strings.Split(err.Error(), "\n") {
