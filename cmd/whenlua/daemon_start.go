@@ -69,7 +69,7 @@ func startDaemon(ctx context.Context, e *env, runArgs []string) (int, error) {
 	if err == nil {
 		return 0, &host.AlreadyRunningError{PID: ping.PID, Where: p.Where()}
 	}
-	if errors.Is(err, fs.ErrPermission) || errors.Is(err, whenlua.ErrProtocol) {
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, whenlua.ErrProtocol) || errors.Is(err, whenlua.ErrNotOurDaemon) {
 		return 0, fmt.Errorf("check for a running daemon: %w", err)
 	}
 	// Any other failure (nobody listens, a dying daemon resets the
