@@ -24,6 +24,9 @@ import (
 var bin string
 
 func TestMain(m *testing.M) {
+	if mode := os.Getenv(helperEnv); mode != "" {
+		os.Exit(runHelper(mode, os.Args[len(os.Args)-1]))
+	}
 	os.Exit(buildAndRun(m))
 }
 
@@ -37,6 +40,10 @@ func buildAndRun(m *testing.M) int {
 	// Readable by everyone: one test runs the binary as another user.
 	if err := os.Chmod(dir, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := copyHelper(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "copy the test binary:", err)
 		return 1
 	}
 	bin = filepath.Join(dir, "whenlua")
