@@ -248,6 +248,10 @@ func (s *Server) handleSet(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	if err := req.Validate(); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	resp, err := s.svc.Set(r.Context(), req)
 	if err != nil {
 		s.fail(w, r, err)
