@@ -68,9 +68,7 @@ func hashOf(b []byte) string {
 
 // IsJobFile tells whether a directory entry name is a job file: *.lua, not
 // hidden, not an editor's lock or backup file.
-func IsJobFile(name string) bool {
-	return strings.HasSuffix(name, ".lua") && !strings.HasPrefix(name, ".") && !strings.HasPrefix(name, "#")
-}
+func IsJobFile(name string) bool { return whenlua.IsJobFile(name) }
 
 // scan compares the jobs directory with what is loaded and loads, reloads or
 // unloads what differs. A file whose content did not change (a touch) is

@@ -14,7 +14,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/whenlua/whenlua"
-	"github.com/whenlua/whenlua/host"
 	"github.com/whenlua/whenlua/luaapi"
 )
 
@@ -55,7 +54,7 @@ func checkCommand(e *env) *cli.Command {
 			var inDir, rest []string
 			p, perr := e.Paths()
 			for _, path := range paths {
-				if perr == nil && host.IsJobFile(filepath.Base(path)) && samePath(filepath.Dir(path), p.JobsDir) {
+				if perr == nil && whenlua.IsJobFile(filepath.Base(path)) && samePath(filepath.Dir(path), p.JobsDir) {
 					inDir = append(inDir, path)
 				} else {
 					rest = append(rest, path)

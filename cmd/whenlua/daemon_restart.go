@@ -20,7 +20,7 @@ func daemonRestartCommand(e *env) *cli.Command {
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			if _, err := retentionOptions(c); err != nil {
+			if err := checkRetention(c); err != nil {
 				return err
 			}
 			if _, err := stopDaemon(c.Context, e, c.Duration("timeout")); err != nil {

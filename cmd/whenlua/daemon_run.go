@@ -2,26 +2,26 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
-
-	"github.com/whenlua/whenlua"
-	"github.com/whenlua/whenlua/examples"
-	"github.com/whenlua/whenlua/host"
 )
 
-// sampleJobs is installed as jobs/sample.lua on a fresh home, so that a
-// first `whenlua daemon run` has something to show.
-var sampleJobs = examples.Sample
+// daemonProgramName is the daemon's own program (cmd/whenlua-daemon),
+// installed beside whenlua. The commands a user types do not link the
+// daemon's packages, so that they start as fast as a small Go program.
+const daemonProgramName = "whenlua-daemon"
 
 // daemonRunCommand is `whenlua daemon run`: the daemon in the foreground,
 // logging (slog text) to stderr, until SIGTERM, SIGINT or `daemon stop`.
+// This process becomes the daemon (exec), so its pid, its signals and its
+// output are the daemon's.
 func daemonRunCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "run",
@@ -40,56 +40,52 @@ func daemonRunCommand(e *env) *cli.Command {
 			if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 				return usageErrorf("--log-level: %v", err)
 			}
-			retention, err := retentionOptions(c)
+			if err := checkRetention(c); err != nil {
+				return err
+			}
+			if _, err := e.Paths(); err != nil {
+				return err
+			}
+			prog, err := daemonProgram()
 			if err != nil {
 				return err
 			}
-			p, err := e.Paths()
-			if err != nil {
-				return err
+			args := append(daemonArgs(e, retentionArgs(c)), "--log-level="+c.String("log-level"))
+			if err := syscall.Exec(prog, append([]string{prog}, args...), os.Environ()); err != nil {
+				return fmt.Errorf("run %s: %w", prog, err)
 			}
-			// One engine goroutine owns all live state, so the daemon's work
-			// is serial; with one P, handing a request from the socket to the
-			// engine and to the store's writer costs no thread wake-ups, which
-			// roughly halves a set's latency on a small machine (see
-			// docs/benchmarks.md). GOMAXPROCS in the environment overrides it.
-			if os.Getenv("GOMAXPROCS") == "" {
-				runtime.GOMAXPROCS(1)
-			}
-			// A resident daemon with a small heap: collect at half the
-			// default growth, trading a little CPU in bursts for a smaller
-			// footprint (docs/benchmarks.md, P5). GOGC overrides it.
-			if os.Getenv("GOGC") == "" {
-				debug.SetGCPercent(50)
-			}
-			log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-			if err := installSample(p); err != nil {
-				log.Warn("install sample job file", "err", err)
-			}
-			return host.RunDaemon(c.Context, host.DaemonOptions{Paths: p, Logger: log, Store: retention})
+			return nil
 		},
 	}
 }
 
-// installSample writes the sample job file when the jobs directory does not
-// exist yet. A jobs directory the user emptied stays empty.
-func installSample(p whenlua.Paths) error {
-	if _, err := os.Stat(p.JobsDir); !errors.Is(err, os.ErrNotExist) {
-		return nil
+// daemonArgs are the daemon program's arguments for this home.
+func daemonArgs(e *env, runArgs []string) []string {
+	return append(append(e.homeArgs(), "run"), runArgs...)
+}
+
+// daemonProgram finds the daemon's program: beside this one (through
+// symbolic links), else on $PATH.
+func daemonProgram() (string, error) {
+	exe, err := os.Executable()
+	if err == nil {
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+		p := filepath.Join(filepath.Dir(exe), daemonProgramName)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
 	}
-	if err := p.Ensure(); err != nil {
-		return err
+	if p, err := exec.LookPath(daemonProgramName); err == nil {
+		return filepath.Abs(p)
 	}
-	path := filepath.Join(p.JobsDir, "sample.lua")
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
+	where := "this program"
+	if exe != "" {
+		where = filepath.Dir(exe)
 	}
-	if _, err := f.Write(sampleJobs); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return "", errors.New("the daemon's program " + daemonProgramName + " is neither in " + where +
+		" nor on $PATH: install it with whenlua (go install ./cmd/... in whenlua's source)")
 }
 
 // lastErrorLine returns the last "whenlua: " line of a daemon's output,

@@ -5,40 +5,40 @@ import (
 	"strconv"
 
 	"github.com/urfave/cli/v2"
+)
 
-	"github.com/whenlua/whenlua/persist"
+// The store's retention defaults, shown in the help; the daemon's program
+// (which owns them, in persist) checks in a test that they agree.
+const (
+	defaultHistoryKeep = 1000
+	defaultRunsKeep    = 10000
 )
 
 // retentionFlags are the store's retention settings, taken by `daemon run`
 // and passed on by `daemon start` and `daemon restart`.
 func retentionFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.IntFlag{Name: "history-keep", Value: persist.DefaultHistoryKeep, Usage: "keep at most `N` versions of each variable (the newest is always kept)"},
+		&cli.IntFlag{Name: "history-keep", Value: defaultHistoryKeep, Usage: "keep at most `N` versions of each variable (the newest is always kept)"},
 		&cli.DurationFlag{Name: "history-max-age", Usage: "drop versions older than `DURATION`, the newest excepted (0: no age limit)"},
-		&cli.IntFlag{Name: "runs-keep", Value: persist.DefaultRunsKeep, Usage: "keep at most `N` run records (running ones are always kept)"},
+		&cli.IntFlag{Name: "runs-keep", Value: defaultRunsKeep, Usage: "keep at most `N` run records (running ones are always kept)"},
 	}
 }
 
-// retentionOptions reads retentionFlags into store options.
-func retentionOptions(c *cli.Context) (persist.Options, error) {
-	o := persist.Options{
-		HistoryKeep:   c.Int("history-keep"),
-		HistoryMaxAge: c.Duration("history-max-age"),
-		RunsKeep:      c.Int("runs-keep"),
-	}
+// checkRetention checks the retention flags before the daemon gets them.
+func checkRetention(c *cli.Context) error {
 	switch {
-	case o.HistoryKeep < 1:
-		return o, usageErrorf("--history-keep: want at least 1, not %d", o.HistoryKeep)
-	case o.HistoryMaxAge < 0:
-		return o, usageErrorf("--history-max-age: want 0 or more, not %s", o.HistoryMaxAge)
-	case o.RunsKeep < 1:
-		return o, usageErrorf("--runs-keep: want at least 1, not %d", o.RunsKeep)
+	case c.Int("history-keep") < 1:
+		return usageErrorf("--history-keep: want at least 1, not %d", c.Int("history-keep"))
+	case c.Duration("history-max-age") < 0:
+		return usageErrorf("--history-max-age: want 0 or more, not %s", c.Duration("history-max-age"))
+	case c.Int("runs-keep") < 1:
+		return usageErrorf("--runs-keep: want at least 1, not %d", c.Int("runs-keep"))
 	}
-	return o, nil
+	return nil
 }
 
-// retentionArgs are the retention flags given to c, for the `daemon run`
-// that `daemon start` starts.
+// retentionArgs are the retention flags given to c, for the daemon's
+// program.
 func retentionArgs(c *cli.Context) []string {
 	var args []string
 	for _, name := range []string{"history-keep", "runs-keep"} {
