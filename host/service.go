@@ -168,7 +168,7 @@ func (e *Engine) Names(ctx context.Context) ([]whenlua.JobInfo, error) {
 			out = append(out, jobInfo(j))
 		}
 	})
-	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
+	sort.Slice(out, func(a, b int) bool { return whenlua.JobNameLess(out[a].Name, out[b].Name) })
 	return out, err
 }
 
@@ -319,7 +319,7 @@ func (st *state) status() whenlua.Status {
 		if !s.Next[a].Next.Equal(s.Next[b].Next) {
 			return s.Next[a].Next.Before(s.Next[b].Next)
 		}
-		return s.Next[a].Name < s.Next[b].Name
+		return whenlua.JobNameLess(s.Next[a].Name, s.Next[b].Name)
 	})
 	for job, msg := range st.condErrs {
 		s.CondErrors = append(s.CondErrors, job+": "+msg)

@@ -150,15 +150,31 @@ type EvalInput struct {
 // order first read, and the error (a *CallError saying file:line; ok is then
 // false). Set and whisper raise inside a condition.
 func (j *Job) Eval(in EvalInput) (ok bool, read []string, err error) {
+	ev := j.Evaluate(in)
+	return ev.OK, ev.Read, ev.Err
+}
+
+// Evaluation is the outcome of one evaluation of a condition (see Eval).
+type Evaluation struct {
+	OK   bool
+	Read []string
+	// AskedReloaded says the condition called reloaded(): a job whose
+	// result depends on the load starts each load afresh.
+	AskedReloaded bool
+	Err           error
+}
+
+// Evaluate is Eval, also telling whether the condition called reloaded().
+func (j *Job) Evaluate(in EvalInput) Evaluation {
 	if j.Kind != When || j.cond == nil {
-		return false, nil, fmt.Errorf("job %s has no condition", j.Name)
+		return Evaluation{Err: fmt.Errorf("job %s has no condition", j.Name)}
 	}
 	f := &frame{phase: phaseCond, job: j, in: in}
 	rets, err := j.File.s.call(f, j.cond, 1)
 	if err != nil {
-		return false, f.reads, j.File.s.hint(err, f.reads)
+		return Evaluation{Read: f.reads, AskedReloaded: f.askedReloaded, Err: j.File.s.hint(err, f.reads)}
 	}
-	return lua.LVAsBool(rets[0]), f.reads, nil
+	return Evaluation{OK: lua.LVAsBool(rets[0]), Read: f.reads, AskedReloaded: f.askedReloaded}
 }
 
 // hint adds to a condition's type error the variables it read that may be
