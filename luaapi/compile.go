@@ -62,6 +62,7 @@ type fileAST struct {
 	path  string
 	src   []byte
 	funcs map[[2]int][]*ast.FunctionExpr // function literals by first and last line
+	slips []Warning                      // helper calls given a bare name, outside strings
 
 	mu    sync.Mutex
 	conds map[condKey]*condInfo
@@ -81,6 +82,7 @@ type condInfo struct {
 	deps  []string
 	all   bool
 	err   error
+	slips []Warning // string conditions: helpers given a bare name
 }
 
 func newFileAST(path string, src []byte, chunk []ast.Stmt) *fileAST {
@@ -98,6 +100,7 @@ func newFileAST(path string, src []byte, chunk []ast.Stmt) *fileAST {
 		},
 	}
 	a.stmts(chunk)
+	f.slips = a.slips
 	for _, c := range whens {
 		switch cond := c.Args[0].(type) {
 		case *ast.StringExpr:
@@ -143,7 +146,7 @@ func compileStringCond(path string, line int, expr string) *condInfo {
 	proto.IsVarArg &^= lua.VarArgNeedsArg
 	a := &analyzer{mode: stringCond}
 	a.stmts(chunk)
-	ci := &condInfo{proto: proto}
+	ci := &condInfo{proto: proto, slips: a.slips}
 	ci.deps, ci.all = a.deps()
 	return ci
 }

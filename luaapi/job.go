@@ -25,7 +25,31 @@ func (s *state) stringCond(j *Job, expr string) error {
 	fn.Env = s.stringCondEnv()
 	j.cond, j.Cond = fn, expr
 	j.Deps, j.DepsAll = ci.deps, ci.all
+	j.slips = ci.slips
 	return nil
+}
+
+// Warnings returns what in the file loads but is most likely a mistake,
+// in line order: a condition helper given a bare name that is not a local
+// (changes(x) for changes('x')), in string conditions and in code.
+func (f *File) Warnings() []Warning {
+	var out []Warning
+	seen := map[Warning]bool{}
+	add := func(ws []Warning) {
+		for _, w := range ws {
+			w.Path = f.Path
+			if !seen[w] {
+				seen[w] = true
+				out = append(out, w)
+			}
+		}
+	}
+	add(f.slips)
+	for _, j := range f.Jobs {
+		add(j.slips)
+	}
+	sort.SliceStable(out, func(a, b int) bool { return out[a].Line < out[b].Line })
+	return out
 }
 
 // stringCondEnv returns the environment every string condition of the

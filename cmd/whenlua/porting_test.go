@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -37,5 +39,18 @@ func TestVariablesNamedHAndHelpAreReadLikeAnyOtherEvenAfterDashDash(t *testing.T
 		if got := h.ok(args...); !strings.Contains(got, "USAGE:") || !strings.Contains(got, "whenlua "+args[0]) {
 			t.Errorf("whenlua %s printed %q, want the command's help", strings.Join(args, " "), got)
 		}
+	}
+}
+
+func TestCheckWarnsOfAHelperGivenABareNameAndStillPasses(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ld.lua")
+	if err := os.WriteFile(path, []byte("local n = 'x'\nwhen(\"changes(ld)\", \"true\", {name = 'ld'})\nwhen(function() return changes(n) end, 'true')\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := checkRun(t, path)
+	want := path + ":2: warning: changes(ld) takes the value of variable ld as the name to look at; to name the variable ld, quote it: changes('ld')\n"
+	if r.code != 0 || r.stdout != "" || r.stderr != want {
+		t.Fatalf("check: %v, want exit 0 and %q", r, want)
 	}
 }
