@@ -134,21 +134,41 @@ func (st *state) test(as []whenlua.Assignment) ([]string, error) {
 	return due, nil
 }
 
-// Get implements whenlua.Service.
+// Get implements whenlua.Service. JOBSERIAL reads as the last serial given
+// to a run (unset before the first), as whenjobs' JOBSERIAL variable does;
+// only the daemon sets it.
 func (e *Engine) Get(ctx context.Context, name string) (whenlua.Value, error) {
-	if err := whenlua.ValidateName(name); err != nil {
+	if err := whenlua.ValidateName(name); err != nil && name != serialVar {
 		return whenlua.Nil, err
 	}
 	var v whenlua.Value
-	err := e.do(ctx, func() { v = e.st.vars[name] })
+	err := e.do(ctx, func() {
+		if name == serialVar {
+			v = e.st.serialValue()
+		} else {
+			v = e.st.vars[name]
+		}
+	})
 	return v, err
 }
 
-// Vars implements whenlua.Service.
+// Vars implements whenlua.Service. It lists the variables that can be set:
+// not JOBSERIAL, which Get reads.
 func (e *Engine) Vars(ctx context.Context) (map[string]whenlua.Value, error) {
 	var m map[string]whenlua.Value
 	err := e.do(ctx, func() { m = maps.Clone(e.st.vars) })
 	return m, err
+}
+
+// serialVar is the read-only variable holding the last JOBSERIAL.
+const serialVar = "JOBSERIAL"
+
+// serialValue is the last serial given to a run, nil before the first.
+func (st *state) serialValue() whenlua.Value {
+	if st.serial == 0 {
+		return whenlua.Nil
+	}
+	return whenlua.Int(int64(st.serial))
 }
 
 // History implements whenlua.Service. It reads the store directly: badger

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/whenlua/whenlua"
 )
 
 func TestVariablesNamedHAndHelpAreReadLikeAnyOtherEvenAfterDashDash(t *testing.T) {
@@ -52,5 +56,60 @@ func TestCheckWarnsOfAHelperGivenABareNameAndStillPasses(t *testing.T) {
 	want := path + ":2: warning: changes(ld) takes the value of variable ld as the name to look at; to name the variable ld, quote it: changes('ld')\n"
 	if r.code != 0 || r.stdout != "" || r.stderr != want {
 		t.Fatalf("check: %v, want exit 0 and %q", r, want)
+	}
+}
+
+// waitRuns waits until job has n finished runs and returns them, newest first.
+func (h *home) waitRuns(job string, n int) []whenlua.Run {
+	h.t.Helper()
+	var runs []whenlua.Run
+	waitFor(h.t, fmt.Sprintf("%d runs of %s", n, job), func() bool {
+		runs = nil
+		_ = json.Unmarshal([]byte(h.ok("log", job, "--json")), &runs)
+		return len(runs) >= n
+	})
+	return runs
+}
+
+func TestAVariableNamedSHELLChoosesTheShellOfJobs(t *testing.T) {
+	h := newHome(t)
+	dir := t.TempDir()
+	shell, marker := filepath.Join(dir, "myshell"), filepath.Join(dir, "marker")
+	if err := os.WriteFile(shell, []byte("#!/bin/sh\n: > "+marker+"\nexec /bin/sh \"$@\"\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	h.writeJob("sh.lua", `when("go == '1'", [[ echo "shell: $SHELL" ]], { name = "sh" })`)
+	h.start()
+	h.ok("set", "SHELL="+shell, "go=1")
+	runs := h.waitRuns("sh", 1)
+	if out := h.ok("output", fmt.Sprint(runs[0].Serial)); out != "shell: "+shell+"\n" {
+		t.Errorf("output %q, want the variable in the environment", out)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("the script was not run by the shell the variable SHELL names: %v", err)
+	}
+}
+
+func TestJOBSERIALReadsAsTheLastSerialAndCannotBeSet(t *testing.T) {
+	h := newHome(t)
+	h.writeJob("s.lua", `when("go == '1'", "true", { name = "s" })`)
+	h.start()
+	h.fails(1, []string{"get", "JOBSERIAL"})
+	if vars := h.ok("vars"); strings.Contains(vars, "JOBSERIAL") {
+		t.Errorf("vars before any run: %q", vars)
+	}
+	h.ok("set", "go=1")
+	runs := h.waitRuns("s", 1)
+	want := fmt.Sprint(runs[0].Serial)
+	if got := h.ok("get", "JOBSERIAL"); got != want+"\n" {
+		t.Errorf("get JOBSERIAL = %q, want %s", got, want)
+	}
+	// vars lists what can be set; JOBSERIAL is the daemon's.
+	if vars := h.ok("vars"); strings.Contains(vars, "JOBSERIAL") {
+		t.Errorf("vars = %q, want no JOBSERIAL", vars)
+	}
+	h.fails(1, []string{"set", "JOBSERIAL=7"}, "reserved")
+	if got := h.ok("get", "JOBSERIAL"); got != want+"\n" {
+		t.Errorf("get JOBSERIAL after a refused set = %q, want %s", got, want)
 	}
 }
