@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/whenlua/whenlua"
 )
 
 // Tests of the rules where whenlua follows whenjobs closely (docs/jobs.md,
@@ -118,5 +120,21 @@ func TestARemovedFileLeavesStatusAtOnceEvenWhileItsRunGoesOn(t *testing.T) {
 	te.waitIdle()
 	if n := len(te.runs("j")); n != 1 {
 		t.Fatalf("runs of the removed file's job = %d, want 1", n)
+	}
+}
+
+func TestAPostHookReadsItsRunsOutput(t *testing.T) {
+	te := newTestEngine(t, map[string]string{"p.lua": `
+when("go == 1", "echo 'load: 0.42'; echo done", {name="p", post=function(r)
+  set{load=tonumber(r:output():match("load: ([%d.]+)")), size=r.output_size}
+end})`})
+	te.set("go", 1)
+	te.waitFor("the post hook", func() bool { return !te.get("load").IsNil() })
+	te.waitIdle()
+	if v := te.get("load"); !v.Equal(whenlua.Float(0.42)) {
+		t.Fatalf("load = %v, want 0.42 parsed from the output", v)
+	}
+	if v := te.get("size"); !v.Equal(whenlua.Int(int64(len("load: 0.42\ndone\n")))) {
+		t.Fatalf("size = %v", v)
 	}
 }

@@ -163,7 +163,7 @@ func (st *state) finish(res runner.Result) {
 		rec.Error = "cancelled"
 	}
 	if r.job.lj.HasPost && !r.job.gen.closed {
-		if err := r.job.lj.CallPost(*rec, res.Dir, res.OutputPath); err != nil {
+		if err := r.job.lj.CallPost(*rec, res.Dir); err != nil {
 			st.e.log.Error("post failed", "job", rec.Job, "serial", rec.Serial, "err", err)
 			rec.Error = strings.TrimPrefix(rec.Error+"; post: "+err.Error(), "; ")
 		}

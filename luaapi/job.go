@@ -8,6 +8,7 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 	"github.com/yuin/gopher-lua/parse"
+	luar "layeh.com/gopher-luar"
 
 	"github.com/whenlua/whenlua"
 	"github.com/whenlua/whenlua/lualib"
@@ -307,12 +308,13 @@ func (j *Job) CallPre(info PreInfo) (ok bool, reason string, err error) {
 	return false, reason, nil
 }
 
-// CallPost calls the job's post function with the result table { job_name,
-// serial, code, signal, tmpdir, output, start_time, end_time, duration }
-// (times in Unix seconds, duration in seconds, signal nil when none; error
-// is set when the run failed to start, timed out or was lost). It does
-// nothing when the job has no post.
-func (j *Job) CallPost(r whenlua.Run, tmpdir, output string) error {
+// CallPost calls the job's post function with the run's result: a
+// lualib.Result, handed to Lua by gopher-luar as a read-only object with
+// the fields job_name, serial, code, signal, error, tmpdir, start_time,
+// end_time, duration, output_size (times in Unix seconds, duration in
+// seconds, signal and error nil when none) and the method r:output(), the
+// output as stored. It does nothing when the job has no post.
+func (j *Job) CallPost(r whenlua.Run, tmpdir string) error {
 	if !j.HasPost {
 		return nil
 	}
@@ -320,23 +322,9 @@ func (j *Job) CallPost(r whenlua.Run, tmpdir, output string) error {
 	if s.L == nil {
 		return ErrClosed
 	}
-	L := s.L
-	t := L.CreateTable(0, 10)
-	t.RawSetString("job_name", lua.LString(j.Name))
-	t.RawSetString("serial", lua.LNumber(r.Serial))
-	t.RawSetString("code", lua.LNumber(r.Code))
-	if r.Signal != "" {
-		t.RawSetString("signal", lua.LString(r.Signal))
-	}
-	if r.Error != "" {
-		t.RawSetString("error", lua.LString(r.Error))
-	}
-	t.RawSetString("tmpdir", lua.LString(tmpdir))
-	t.RawSetString("output", lua.LString(output))
-	t.RawSetString("start_time", unixSeconds(r.Start))
-	t.RawSetString("end_time", unixSeconds(r.End))
-	t.RawSetString("duration", lua.LNumber(r.Duration().Seconds()))
-	_, err := s.call(&frame{phase: phasePost, job: j}, j.post, 0, t)
+	r.Job = j.Name
+	res := luar.New(s.L, lualib.NewResult(r, tmpdir))
+	_, err := s.call(&frame{phase: phasePost, job: j}, j.post, 0, res)
 	return err
 }
 
