@@ -117,7 +117,7 @@ func (st *state) scan() {
 			ent = &fileEntry{path: path}
 			st.files[path] = ent
 		}
-		force := ent.err != "" && len(libChanged) > 0 || requiresAny(ent.requires, libChanged)
+		force := ent.err != "" && len(libChanged) > 0 || requiresAny(ent.requires, libChanged) || st.force.has(path)
 		if st.examine(ent, present[path], force) {
 			tried[path] = true
 			namesFreed = namesFreed || ent.err == ""

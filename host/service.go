@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"sort"
 
 	"github.com/whenlua/whenlua"
@@ -348,10 +349,28 @@ func (st *state) status() whenlua.Status {
 	return s
 }
 
-// Reload implements whenlua.Service.
-func (e *Engine) Reload(ctx context.Context) (whenlua.Status, error) {
+// Reload implements whenlua.Service. A forced reload loads the files it
+// names again, or every job file, even those whose content did not change.
+func (e *Engine) Reload(ctx context.Context, req whenlua.ReloadRequest) (whenlua.Status, error) {
+	if err := req.Validate(); err != nil {
+		return whenlua.Status{}, err
+	}
+	force := map[string]bool{}
+	for _, path := range req.Files {
+		if filepath.Dir(path) != e.opts.Paths.JobsDir || !IsJobFile(filepath.Base(path)) {
+			return whenlua.Status{}, fmt.Errorf("%w: %s is not a job file of %s", whenlua.ErrInvalid, path, e.opts.Paths.JobsDir)
+		}
+		if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
+			return whenlua.Status{}, fmt.Errorf("%w: no job file %s", whenlua.ErrNotFound, path)
+		}
+		force[path] = true
+	}
 	var s whenlua.Status
 	err := e.do(ctx, func() {
+		if req.Force {
+			e.st.force = forceSet{all: len(force) == 0, files: force}
+			defer func() { e.st.force = forceSet{} }()
+		}
 		e.st.scan()
 		e.st.flush()
 		s = e.st.status()

@@ -32,10 +32,19 @@ type state struct {
 	condErrs   map[string]string // job -> last condition error
 	compiles   uint64
 	stopping   bool
-	dryRun     bool // evaluating for `test`: leave condition errors and reloaded() alone
+	dryRun     bool     // evaluating for `test`: leave condition errors and reloaded() alone
+	force      forceSet // while a forced reload scans: the files to load even if unchanged
 
 	step step
 }
+
+// forceSet names the job files a forced reload loads again; all: every one.
+type forceSet struct {
+	all   bool
+	files map[string]bool
+}
+
+func (f forceSet) has(path string) bool { return f.all || f.files[path] }
 
 // step accumulates what one turn of the engine loop changes; flush commits
 // it in one transaction, or undoes it when the commit fails.

@@ -173,7 +173,7 @@ func (e *env) edit(ctx context.Context, p whenlua.Paths, target string) error {
 	if err != nil {
 		return err
 	}
-	st, err := cl.Reload(ctx)
+	st, err := cl.Reload(ctx, whenlua.ReloadRequest{})
 	if errors.Is(err, whenlua.ErrNoDaemon) {
 		fmt.Fprintf(e.stdout, "installed %s; no daemon is running: it loads when the daemon starts\n", target)
 		return nil

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/whenlua/whenlua"
 )
@@ -112,4 +113,49 @@ func TestJOBSERIALReadsAsTheLastSerialAndCannotBeSet(t *testing.T) {
 	if got := h.ok("get", "JOBSERIAL"); got != want+"\n" {
 		t.Errorf("get JOBSERIAL after a refused set = %q, want %s", got, want)
 	}
+}
+
+// generations returns the generation of each job file reload prints.
+func generations(t *testing.T, out string) map[string]string {
+	t.Helper()
+	gens := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 3 {
+			t.Fatalf("reload printed %q", out)
+		}
+		gens[filepath.Base(f[0])] = f[1]
+	}
+	return gens
+}
+
+func TestReloadForceLoadsAnUnchangedFileAgainAndPlainReloadDoesNot(t *testing.T) {
+	h := newHome(t)
+	h.writeJob("a.lua", `when("reloaded()", "true", { name = "a" })`)
+	h.writeJob("b.lua", `when("reloaded()", "true", { name = "b" })`)
+	h.start()
+	h.waitRuns("a", 1)
+	// Neither a touch nor a plain reload loads an unchanged file.
+	now := time.Now().Add(time.Minute)
+	if err := os.Chtimes(filepath.Join(h.dir, "jobs", "a.lua"), now, now); err != nil {
+		t.Fatal(err)
+	}
+	if g := generations(t, h.ok("reload")); g["a.lua"] != "generation 1" || g["b.lua"] != "generation 1" {
+		t.Fatalf("reload after a touch: %v, want both at generation 1", g)
+	}
+	// --force FILE loads that file again, by name or by path.
+	if g := generations(t, h.ok("reload", "--force", "a.lua")); g["a.lua"] != "generation 2" || g["b.lua"] != "generation 1" {
+		t.Fatalf("reload --force a.lua: %v, want a at 2, b at 1", g)
+	}
+	if g := generations(t, h.ok("reload", filepath.Join(h.dir, "jobs", "a.lua"), "--force")); g["a.lua"] != "generation 3" {
+		t.Fatalf("reload PATH --force: %v, want a at 3", g)
+	}
+	h.waitRuns("a", 3) // reloaded() is true at each load
+	// --force alone loads every job file again.
+	if g := generations(t, h.ok("reload", "--force")); g["a.lua"] != "generation 4" || g["b.lua"] != "generation 2" {
+		t.Fatalf("reload --force: %v, want a at 4, b at 2", g)
+	}
+	h.fails(2, []string{"reload", "a.lua"}, "only with --force")
+	h.fails(1, []string{"reload", "--force", "none.lua"}, "no job file")
+	h.fails(1, []string{"reload", "--force", "/etc/passwd"}, "not a job file")
 }
