@@ -138,3 +138,21 @@ end})`})
 		t.Fatalf("size = %v", v)
 	}
 }
+
+func TestConditionErrorsAreListedInJobNameOrder(t *testing.T) {
+	src := strings.Repeat(`when("bad + 1 > 0", "true")`+"\n", 11)
+	te := newTestEngine(t, map[string]string{"o.lua": src})
+	te.set("bad", "x")
+	var jobs []string
+	for _, e := range te.status().CondErrors {
+		job, _, _ := strings.Cut(e, ": ")
+		jobs = append(jobs, job)
+	}
+	var want []string
+	for i := 1; i <= 11; i++ {
+		want = append(want, fmt.Sprintf("o.%d", i))
+	}
+	if !slices.Equal(jobs, want) {
+		t.Fatalf("condition errors of %v, want %v", jobs, want)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/whenlua/whenlua"
 	"github.com/whenlua/whenlua/host/runner"
@@ -345,7 +346,11 @@ func (st *state) status() whenlua.Status {
 	for job, msg := range st.condErrs {
 		s.CondErrors = append(s.CondErrors, job+": "+msg)
 	}
-	sort.Strings(s.CondErrors)
+	sort.Slice(s.CondErrors, func(a, b int) bool {
+		ja, _, _ := strings.Cut(s.CondErrors[a], ": ")
+		jb, _, _ := strings.Cut(s.CondErrors[b], ": ")
+		return whenlua.JobNameLess(ja, jb)
+	})
 	return s
 }
 
