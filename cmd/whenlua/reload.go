@@ -21,7 +21,7 @@ func reloadCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "reload",
 		Usage:     "rescan the jobs directory now; exit 1 if a file fails to load",
-		ArgsUsage: "[--force [FILE...]]",
+		ArgsUsage: "[FILE...] (with --force)",
 		Description: "Files whose content changed are loaded again, as on a save. A file whose\n" +
 			"content did not change is left as it is (touch changes nothing), unless\n" +
 			"--force: then each FILE given (a file name in the jobs directory, or a path\n" +
