@@ -9,7 +9,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/whenlua/whenlua"
-	"github.com/whenlua/whenlua/host"
 )
 
 // reloadCommand is `whenlua reload [--force [FILE...]]`: rescan the jobs
@@ -86,7 +85,7 @@ func jobFilePath(p whenlua.Paths, arg string) (string, error) {
 	if !strings.Contains(arg, "/") {
 		path = filepath.Join(p.JobsDir, arg)
 	}
-	if !samePath(filepath.Dir(path), p.JobsDir) || !host.IsJobFile(filepath.Base(path)) {
+	if !samePath(filepath.Dir(path), p.JobsDir) || !whenlua.IsJobFile(filepath.Base(path)) {
 		return "", fmt.Errorf("%w: %s is not a job file of %s", whenlua.ErrInvalid, arg, p.JobsDir)
 	}
 	path = filepath.Join(p.JobsDir, filepath.Base(path))
