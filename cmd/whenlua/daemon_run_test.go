@@ -1,7 +1,9 @@
 package main
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -29,6 +31,29 @@ func TestTheClientDoesNotLinkTheDaemonsPackages(t *testing.T) {
 			if strings.HasPrefix(pkg, heavy) {
 				t.Errorf("whenlua links %s", pkg)
 			}
+		}
+	}
+}
+
+// Without the daemon's program beside it or on $PATH, `daemon run` and
+// `daemon start` say what is missing and where it was looked for.
+func TestAMissingDaemonProgramIsNamed(t *testing.T) {
+	dir := t.TempDir()
+	alone := filepath.Join(dir, "whenlua")
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(alone, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"daemon", "run"}, {"daemon", "start"}} {
+		cmd := exec.Command(alone, append([]string{"--home", filepath.Join(dir, "h")}, args...)...)
+		cmd.Env = []string{"PATH=/usr/bin:/bin"}
+		r := runCmd(t, cmd)
+		want := "whenlua: the daemon's program whenlua-daemon is neither in " + dir + " nor on $PATH"
+		if r.code != 1 || !strings.HasPrefix(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("whenlua %s without whenlua-daemon: %v, want %q", strings.Join(args, " "), r, want)
 		}
 	}
 }
