@@ -60,16 +60,11 @@ func (s *Store) History(name string, n int) ([]whenlua.Version, error) {
 		}
 		it := txn.NewIterator(opt)
 		defer it.Close()
-		for it.Seek(seekLast(prefix, historySuffixLen)); it.Valid(); it.Next() {
-			item := it.Item()
-			_, t, ok := parseHistoryKey(item.Key())
-			if !ok {
-				return fmt.Errorf("bad history key %q", item.Key())
-			}
+		for it.Seek(seekLast(prefix, 8)); it.Valid(); it.Next() {
 			var ver whenlua.Version
-			err := item.Value(func(b []byte) error {
-				origin, v, err := decodeVersion(b)
-				ver = whenlua.Version{Value: v, Time: t, Origin: origin}
+			err := it.Item().Value(func(b []byte) error {
+				var err error
+				ver, err = decodeVersion(b)
 				return err
 			})
 			if err != nil {

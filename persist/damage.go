@@ -1,0 +1,148 @@
+package persist
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strings"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"github.com/dgraph-io/badger/v4/table"
+	"github.com/dgraph-io/ristretto/v2/z"
+)
+
+// DamageError is Open's error for a database it will not open because a
+// file of it is damaged or missing: opening it anyway would silently lose
+// what the file held (badger drops a table that fails its checksum, and
+// deletes every table when the MANIFEST is gone).
+type DamageError struct {
+	File   string // the damaged or missing file
+	Reason string // what is wrong with it
+}
+
+func (e *DamageError) Error() string {
+	return fmt.Sprintf("the store is damaged: %s: %s; restore %s from a backup (or move it away to start with an empty store)",
+		e.File, e.Reason, filepath.Dir(e.File))
+}
+
+// openChecked opens badger after checking that every file the database
+// needs is there and that every table passes its checksums, then reads
+// every value once, which checks the value log's checksums too. A panic of
+// badger's at open (a truncated file) becomes an error.
+func openChecked(bo badger.Options) (*badger.DB, error) {
+	if err := checkFiles(bo.Dir, bo.Compression, bo.BlockSize); err != nil {
+		return nil, err
+	}
+	db, err := openBadger(bo)
+	if err != nil {
+		return nil, err
+	}
+	if err := verifyValues(db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// openBadger is badger.Open with its panics turned into errors.
+func openBadger(bo badger.Options) (db *badger.DB, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &DamageError{File: bo.Dir, Reason: fmt.Sprintf("badger failed to open it: %v", p)}
+			bo.Logger.Errorf("badger open panicked: %v\n%s", p, debug.Stack())
+		}
+	}()
+	db, err = badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", bo.Dir, err)
+	}
+	return db, nil
+}
+
+// checkFiles refuses a directory whose MANIFEST is missing while it holds
+// badger's data files, and one with a table that fails to open or to pass
+// its checksums.
+func checkFiles(dir string, comp options.CompressionType, blockSize int) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	var data, tables []string
+	manifest := false
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case name == badger.ManifestFilename:
+			manifest = true
+		case strings.HasSuffix(name, ".sst"):
+			tables = append(tables, name)
+			data = append(data, name)
+		case strings.HasSuffix(name, ".vlog"), strings.HasSuffix(name, ".mem"):
+			data = append(data, name)
+		}
+	}
+	if !manifest && len(data) > 0 {
+		return &DamageError{
+			File:   filepath.Join(dir, badger.ManifestFilename),
+			Reason: fmt.Sprintf("missing, while the directory holds %d data files (%s...), which badger would delete", len(data), data[0]),
+		}
+	}
+	slices.Sort(tables)
+	for _, name := range tables {
+		path := filepath.Join(dir, name)
+		if err := checkTable(path, comp, blockSize); err != nil {
+			return &DamageError{File: path, Reason: err.Error()}
+		}
+	}
+	return nil
+}
+
+// checkTable opens one table read-only and verifies its checksums.
+func checkTable(path string, comp options.CompressionType, blockSize int) (err error) {
+	mf, err := z.OpenMmapFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return errors.Unwrap(err)
+	}
+	var t *table.Table
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("unreadable (%v)", p)
+		}
+		if t != nil {
+			t.MmapFile.Close(-1)
+		} else if err != nil {
+			mf.Close(-1)
+		}
+	}()
+	t, err = table.OpenTable(mf, table.Options{
+		ReadOnly:    true,
+		ChkMode:     options.OnTableRead,
+		Compression: comp,
+		BlockSize:   blockSize,
+	})
+	if err != nil {
+		return fmt.Errorf("unreadable (%w)", err)
+	}
+	return nil
+}
+
+// verifyValues reads every key's value once: a value in the value log is
+// checked against its checksum, and one that is missing (a truncated value
+// log) fails to read.
+func verifyValues(db *badger.DB) error {
+	return db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			if err := item.Value(func([]byte) error { return nil }); err != nil {
+				return &DamageError{File: db.Opts().Dir, Reason: fmt.Sprintf("the value of key %q cannot be read: %v", item.Key(), err)}
+			}
+		}
+		return nil
+	})
+}
