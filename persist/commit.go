@@ -238,7 +238,7 @@ func (w *writer) trimRuns(n, maxSkip int) error {
 		item := it.Item()
 		serial := binary.BigEndian.Uint64(item.Key()[len(prefixRun):])
 		var running bool
-		if err := item.Value(func(b []byte) error {
+		if err := w.s.faults.value(item, func(b []byte) error {
 			r, err := decodeRun(b)
 			running = r.State == whenlua.RunRunning
 			return err

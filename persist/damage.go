@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -25,7 +29,7 @@ type DamageError struct {
 }
 
 func (e *DamageError) Error() string {
-	return fmt.Sprintf("the store is damaged: %s: %s; restore %s from a backup (or move it away to start with an empty store)",
+	return fmt.Sprintf("store damaged: %s: %s; restore %s from a backup, or move it away to start with an empty store",
 		e.File, e.Reason, filepath.Dir(e.File))
 }
 
@@ -33,7 +37,7 @@ func (e *DamageError) Error() string {
 // needs is there and that every table passes its checksums, then reads
 // every value once, which checks the value log's checksums too. A panic of
 // badger's at open (a truncated file) becomes an error.
-func openChecked(bo badger.Options) (*badger.DB, error) {
+func openChecked(bo badger.Options, f *faults) (*badger.DB, error) {
 	if err := checkFiles(bo.Dir, bo.Compression, bo.BlockSize); err != nil {
 		return nil, err
 	}
@@ -41,18 +45,63 @@ func openChecked(bo badger.Options) (*badger.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := verifyValues(db); err != nil {
+	if err := verifyValues(db, f); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return db, nil
 }
 
+// faults remembers the value-log file of the last value badger failed to
+// read. Badger does not return that failure (a checksum mismatch, a value
+// past the end of a truncated file): it logs it, with the value pointer,
+// and hands back an empty value.
+type faults struct {
+	dir string
+	mu  sync.Mutex
+	fid string // the file id of the last failed read, "" when none
+}
+
+var fidRE = regexp.MustCompile(`Fid:(\d+)`)
+
+// saw takes badger's error lines and keeps the file id of a value
+// pointer in one (badger names the pointer of a value it failed to read).
+func (f *faults) saw(line string) {
+	if m := fidRE.FindStringSubmatch(line); m != nil {
+		f.mu.Lock()
+		f.fid = m[1]
+		f.mu.Unlock()
+	}
+}
+
+// damaged is the error for key's value, which read as empty: every value
+// the store writes has at least one byte.
+func (f *faults) damaged(key []byte) error {
+	f.mu.Lock()
+	fid := f.fid
+	f.mu.Unlock()
+	file := filepath.Join(f.dir, "*.vlog")
+	if n, err := strconv.ParseUint(fid, 10, 32); err == nil {
+		file = filepath.Join(f.dir, fmt.Sprintf("%06d.vlog", n))
+	}
+	return &DamageError{File: file, Reason: fmt.Sprintf("the value of key %q cannot be read (a damaged or truncated value log)", key)}
+}
+
+// value is item.Value that refuses a value badger could not read.
+func (f *faults) value(item *badger.Item, fn func([]byte) error) error {
+	return item.Value(func(b []byte) error {
+		if len(b) == 0 {
+			return f.damaged(item.Key())
+		}
+		return fn(b)
+	})
+}
+
 // openBadger is badger.Open with its panics turned into errors.
 func openBadger(bo badger.Options) (db *badger.DB, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = &DamageError{File: bo.Dir, Reason: fmt.Sprintf("badger failed to open it: %v", p)}
+			err = &DamageError{File: bo.Dir, Reason: "badger cannot open it: " + oneLine(fmt.Sprint(p))}
 			bo.Logger.Errorf("badger open panicked: %v\n%s", p, debug.Stack())
 		}
 	}()
@@ -110,7 +159,7 @@ func checkTable(path string, comp options.CompressionType, blockSize int) (err e
 	var t *table.Table
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("unreadable (%v)", p)
+			err = panicReason(p)
 		}
 		if t != nil {
 			t.MmapFile.Close(-1)
@@ -125,22 +174,37 @@ func checkTable(path string, comp options.CompressionType, blockSize int) (err e
 		BlockSize:   blockSize,
 	})
 	if err != nil {
-		return fmt.Errorf("unreadable (%w)", err)
+		if strings.Contains(err.Error(), "checksum") {
+			return errors.New("a block fails its checksum")
+		}
+		return fmt.Errorf("unreadable (%s)", oneLine(err.Error()))
 	}
 	return nil
+}
+
+// panicReason says what a panic of badger's while reading a table means.
+func panicReason(p any) error {
+	if _, ok := p.(runtime.Error); ok {
+		return errors.New("a block fails its checksum, or the file is cut short")
+	}
+	return errors.New("cut short or damaged: badger cannot read its index")
+}
+
+// oneLine joins the lines of a message badger spread over several.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }
 
 // verifyValues reads every key's value once: a value in the value log is
 // checked against its checksum, and one that is missing (a truncated value
 // log) fails to read.
-func verifyValues(db *badger.DB) error {
+func verifyValues(db *badger.DB, f *faults) error {
 	return db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			if err := item.Value(func([]byte) error { return nil }); err != nil {
-				return &DamageError{File: db.Opts().Dir, Reason: fmt.Sprintf("the value of key %q cannot be read: %v", item.Key(), err)}
+			if err := f.value(it.Item(), func([]byte) error { return nil }); err != nil {
+				return err
 			}
 		}
 		return nil

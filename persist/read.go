@@ -28,7 +28,7 @@ func (s *Store) Vars() (map[string]whenlua.Value, error) {
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
 			name := string(item.Key()[len(prefixVar):])
-			err := item.Value(func(b []byte) error {
+			err := s.faults.value(item, func(b []byte) error {
 				v, err := whenlua.DecodeValue(b)
 				if err != nil {
 					return fmt.Errorf("variable %s: %w", name, err)
@@ -62,7 +62,7 @@ func (s *Store) History(name string, n int) ([]whenlua.Version, error) {
 		defer it.Close()
 		for it.Seek(seekLast(prefix, 8)); it.Valid(); it.Next() {
 			var ver whenlua.Version
-			err := it.Item().Value(func(b []byte) error {
+			err := s.faults.value(it.Item(), func(b []byte) error {
 				var err error
 				ver, err = decodeVersion(b)
 				return err
@@ -92,7 +92,7 @@ func (s *Store) JobStates() (map[string]whenlua.JobState, error) {
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
 			job := string(item.Key()[len(prefixState):])
-			err := item.Value(func(b []byte) error {
+			err := s.faults.value(item, func(b []byte) error {
 				st, err := decodeJobState(b)
 				if err != nil {
 					return fmt.Errorf("job %s: %w", job, err)
@@ -123,7 +123,7 @@ func (s *Store) Serial() (uint64, error) {
 		if err != nil {
 			return err
 		}
-		return item.Value(func(b []byte) error {
+		return s.faults.value(item, func(b []byte) error {
 			if len(b) != 8 {
 				return fmt.Errorf("bad serial of %d bytes", len(b))
 			}
@@ -149,7 +149,7 @@ func (s *Store) Run(serial uint64) (whenlua.Run, error) {
 		if err != nil {
 			return err
 		}
-		if err := item.Value(func(b []byte) error {
+		if err := s.faults.value(item, func(b []byte) error {
 			r, err = decodeRun(b)
 			return err
 		}); err != nil {
@@ -162,8 +162,10 @@ func (s *Store) Run(serial uint64) (whenlua.Run, error) {
 		if err != nil {
 			return err
 		}
-		r.Output, err = item.ValueCopy(nil)
-		return err
+		return s.faults.value(item, func(b []byte) error {
+			r.Output = append([]byte(nil), b...)
+			return nil
+		})
 	})
 	if err != nil {
 		return whenlua.Run{}, fmt.Errorf("run %d: %w", serial, err)
@@ -200,7 +202,7 @@ func (s *Store) scanRuns(keep func(*whenlua.Run) bool, n int) ([]whenlua.Run, er
 		defer it.Close()
 		for it.Seek(seekLast(prefixRun, 8)); it.Valid(); it.Next() {
 			var r whenlua.Run
-			err := it.Item().Value(func(b []byte) error {
+			err := s.faults.value(it.Item(), func(b []byte) error {
 				var err error
 				r, err = decodeRun(b)
 				return err

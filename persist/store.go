@@ -100,6 +100,8 @@ type Store struct {
 	opts Options
 	log  *slog.Logger
 	db   *badger.DB
+	// faults tells a value badger could not read (damage.go).
+	faults *faults
 
 	// mu is held shared by every call and exclusively by Close.
 	mu     sync.RWMutex
@@ -150,11 +152,12 @@ func Open(opts Options) (*Store, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	bo := badgerOptions(opts.Dir, opts.Logger)
+	f := &faults{dir: opts.Dir}
+	bo := badgerOptions(opts.Dir, opts.Logger, f)
 	if opts.memTableSize > 0 {
 		bo.MemTableSize = opts.memTableSize
 	}
-	db, err := openChecked(bo)
+	db, err := openChecked(bo, f)
 	if err != nil {
 		return nil, err
 	}
@@ -163,6 +166,7 @@ func Open(opts Options) (*Store, error) {
 		opts:   opts,
 		log:    opts.Logger,
 		db:     db,
+		faults: f,
 		seqs:   make(map[string]seqRange),
 		cancel: cancel,
 		done:   make(chan struct{}),
@@ -187,12 +191,12 @@ func Open(opts Options) (*Store, error) {
 
 // badgerOptions returns the small-daemon tuning described at memTableSize,
 // with every write synced and every read checked.
-func badgerOptions(dir string, log *slog.Logger) badger.Options {
+func badgerOptions(dir string, log *slog.Logger, f *faults) badger.Options {
 	o := badger.DefaultOptions(dir)
 	o.SyncWrites = true
 	// The writers hold writeMu: no two transactions can conflict.
 	o.DetectConflicts = false
-	o.Logger = badgerLogger{log.With("component", "badger")}
+	o.Logger = badgerLogger{log.With("component", "badger"), f}
 	o.MemTableSize = memTableSize
 	o.NumMemtables = 2
 	o.BlockCacheSize = 8 << 20
@@ -285,10 +289,17 @@ func (s *Store) gc(ctx context.Context) error {
 // badgerLogger forwards badger's log lines to slog. Badger's informational
 // messages (table counts, replay progress) are logged at debug level. A
 // line is formatted only when its level is enabled: badger logs debug
-// lines on every commit.
-type badgerLogger struct{ l *slog.Logger }
+// lines on every commit. Error lines also go to the fault tracker.
+type badgerLogger struct {
+	l *slog.Logger
+	f *faults // told every error line
+}
 
-func (b badgerLogger) Errorf(f string, a ...any)   { b.log(slog.LevelError, f, a) }
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.f.saw(fmt.Sprintf(f, a...))
+	b.log(slog.LevelError, f, a)
+}
+
 func (b badgerLogger) Warningf(f string, a ...any) { b.log(slog.LevelWarn, f, a) }
 func (b badgerLogger) Infof(f string, a ...any)    { b.log(slog.LevelDebug, f, a) }
 func (b badgerLogger) Debugf(f string, a ...any)   { b.log(slog.LevelDebug, f, a) }

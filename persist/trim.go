@@ -106,7 +106,7 @@ func (s *Store) ageCut(h histName, cut uint64, cutoff time.Time) (uint64, error)
 				return nil
 			}
 			var old bool
-			if err := it.Item().Value(func(b []byte) error {
+			if err := s.faults.value(it.Item(), func(b []byte) error {
 				t, ok := versionTime(b)
 				if !ok {
 					return fmt.Errorf("bad version %q", it.Item().Key())
