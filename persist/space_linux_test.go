@@ -36,7 +36,7 @@ func TestAFullDiskRefusesCommitsUntilThereIsRoom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Fallocate(int(f.Fd()), 0, 0, int64(st.Bavail)*st.Bsize-(64<<10)); err != nil {
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, int64(st.Bavail)*int64(st.Bsize)-(64<<10)); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
