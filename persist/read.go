@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime/debug"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -80,6 +82,7 @@ func (s *Store) History(name string, n int) ([]whenlua.Version, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read history of %s: %w", name, err)
 	}
+	s.afterRead(len(out))
 	return out, nil
 }
 
@@ -180,6 +183,7 @@ func (s *Store) Runs(job string, n int) ([]whenlua.Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
+	s.afterRead(len(runs))
 	return runs, nil
 }
 
@@ -221,4 +225,29 @@ func (s *Store) scanRuns(keep func(*whenlua.Run) bool, n int) ([]whenlua.Run, er
 		return nil
 	})
 	return out, err
+}
+
+// Memory after a large read. The Go runtime returns freed memory to the
+// system only gradually, and an idle daemon collects garbage only every
+// two minutes: a listing of 100,000 versions would keep the daemon's
+// resident size up for minutes. So a read of at least largeRead records
+// has all free memory returned releaseDelay later, once the caller has
+// sent the result and dropped it.
+const (
+	largeRead    = 10000
+	releaseDelay = 2 * time.Second
+)
+
+// afterRead schedules the release after a read of n records.
+func (s *Store) afterRead(n int) {
+	if n < largeRead {
+		return
+	}
+	s.releaseMu.Lock()
+	defer s.releaseMu.Unlock()
+	if s.release == nil {
+		s.release = time.AfterFunc(releaseDelay, debug.FreeOSMemory)
+		return
+	}
+	s.release.Reset(releaseDelay)
 }

@@ -114,6 +114,10 @@ type Store struct {
 	seqs    map[string]seqRange
 	runs    runCount
 
+	// release returns memory to the system after a large read (read.go).
+	releaseMu sync.Mutex
+	release   *time.Timer
+
 	cancel context.CancelFunc // stops the maintenance goroutine
 	done   chan struct{}      // closed when the maintenance goroutine has returned
 
@@ -224,6 +228,11 @@ func (s *Store) Close() error {
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
+		s.releaseMu.Lock()
+		if s.release != nil {
+			s.release.Stop()
+		}
+		s.releaseMu.Unlock()
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("close store: %w", err)
 		}
