@@ -84,7 +84,7 @@ func (f *faults) damaged(key []byte) error {
 	if n, err := strconv.ParseUint(fid, 10, 32); err == nil {
 		file = filepath.Join(f.dir, fmt.Sprintf("%06d.vlog", n))
 	}
-	return &DamageError{File: file, Reason: fmt.Sprintf("the value of key %q cannot be read (a damaged or truncated value log)", key)}
+	return &DamageError{File: file, Reason: fmt.Sprintf("%s cannot be read (the value log is damaged or cut short)", describeKey(key))}
 }
 
 // value is item.Value that refuses a value badger could not read.

@@ -133,3 +133,22 @@ func TestADamagedStoreIsRefusedNamingTheFile(t *testing.T) {
 		})
 	}
 }
+
+// A value that cannot be read after Open (the value log damaged while the
+// store is open) is an error, not an empty value.
+func TestAValueDamagedAfterOpenIsAnErrorNotAnEmptyValue(t *testing.T) {
+	dir := damagedStore(t)
+	s := openTest(t, Options{Dir: dir})
+	p := filepath.Join(dir, "000001.vlog")
+	for off := int64(1000); off < size(t, p); off += 4096 {
+		flip(t, p, off) // a byte in each value of 4 KiB
+	}
+	_, err := s.Vars()
+	var de *DamageError
+	if !errors.As(err, &de) || de.File != p {
+		t.Fatalf("vars: %v, want a DamageError naming %s", err, p)
+	}
+	if _, err := s.History("big07", 0); !errors.As(err, &de) {
+		t.Fatalf("history: %v, want a DamageError", err)
+	}
+}

@@ -3,6 +3,7 @@ package persist
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 )
 
 // Key prefixes (see the package comment).
@@ -60,4 +61,25 @@ func seekLast(prefix []byte, extra int) []byte {
 	k := make([]byte, len(prefix), len(prefix)+extra+1)
 	copy(k, prefix)
 	return append(k, bytes.Repeat([]byte{0xff}, extra+1)...)
+}
+
+// describeKey names what a key holds, for error messages.
+func describeKey(k []byte) string {
+	switch {
+	case bytes.HasPrefix(k, prefixVar):
+		return fmt.Sprintf("variable %s", k[len(prefixVar):])
+	case bytes.HasPrefix(k, prefixHistory):
+		if name, seq, ok := parseHistoryKey(k); ok {
+			return fmt.Sprintf("version %d of variable %s", seq, name)
+		}
+	case bytes.HasPrefix(k, prefixState):
+		return fmt.Sprintf("the state of job %s", k[len(prefixState):])
+	case bytes.HasPrefix(k, prefixRun) && len(k) == len(prefixRun)+8:
+		return fmt.Sprintf("run %d", binary.BigEndian.Uint64(k[len(prefixRun):]))
+	case bytes.HasPrefix(k, prefixOutput) && len(k) == len(prefixOutput)+8:
+		return fmt.Sprintf("the output of run %d", binary.BigEndian.Uint64(k[len(prefixOutput):]))
+	case bytes.Equal(k, keySerial):
+		return "the JOBSERIAL counter"
+	}
+	return fmt.Sprintf("key %q", k)
 }
