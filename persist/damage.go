@@ -107,6 +107,12 @@ func openBadger(bo badger.Options) (db *badger.DB, err error) {
 	}()
 	db, err = badger.Open(bo)
 	if err != nil {
+		// Badger's errors about its MANIFEST mean a damaged one: the
+		// tables it lists are what badger reads the database from.
+		msg := err.Error()
+		if strings.Contains(msg, "manifest") || strings.Contains(msg, "MANIFEST") || strings.Contains(msg, "file does not exist for table") {
+			return nil, &DamageError{File: filepath.Join(bo.Dir, badger.ManifestFilename), Reason: "unreadable (" + oneLine(msg) + ")"}
+		}
 		return nil, fmt.Errorf("open store %s: %w", bo.Dir, err)
 	}
 	return db, nil

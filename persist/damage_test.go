@@ -99,6 +99,11 @@ func TestADamagedStoreIsRefusedNamingTheFile(t *testing.T) {
 			}
 			return p
 		}},
+		{"a flipped byte in the MANIFEST", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "MANIFEST")
+			flip(t, p, size(t, p)/2)
+			return p
+		}},
 		{"a missing MANIFEST", func(t *testing.T, dir string) string {
 			p := filepath.Join(dir, "MANIFEST")
 			if err := os.Remove(p); err != nil {
