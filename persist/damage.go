@@ -24,13 +24,14 @@ import (
 // what the file held (badger drops a table that fails its checksum, and
 // deletes every table when the MANIFEST is gone).
 type DamageError struct {
-	File   string // the damaged or missing file
+	File   string // the damaged or missing file (the directory when badger cannot say)
 	Reason string // what is wrong with it
+	Dir    string // the database directory
 }
 
 func (e *DamageError) Error() string {
 	return fmt.Sprintf("store damaged: %s: %s; restore %s from a backup, or move it away to start with an empty store",
-		e.File, e.Reason, filepath.Dir(e.File))
+		e.File, e.Reason, e.Dir)
 }
 
 // openChecked opens badger after checking that every file the database
@@ -84,7 +85,7 @@ func (f *faults) damaged(key []byte) error {
 	if n, err := strconv.ParseUint(fid, 10, 32); err == nil {
 		file = filepath.Join(f.dir, fmt.Sprintf("%06d.vlog", n))
 	}
-	return &DamageError{File: file, Reason: fmt.Sprintf("%s cannot be read (the value log is damaged or cut short)", describeKey(key))}
+	return &DamageError{File: file, Dir: f.dir, Reason: fmt.Sprintf("%s cannot be read (the value log is damaged or cut short)", describeKey(key))}
 }
 
 // value is item.Value that refuses a value badger could not read.
@@ -101,7 +102,7 @@ func (f *faults) value(item *badger.Item, fn func([]byte) error) error {
 func openBadger(bo badger.Options) (db *badger.DB, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = &DamageError{File: bo.Dir, Reason: "badger cannot open it: " + oneLine(fmt.Sprint(p))}
+			err = &DamageError{File: bo.Dir, Dir: bo.Dir, Reason: "badger cannot open it: " + oneLine(fmt.Sprint(p))}
 			bo.Logger.Errorf("badger open panicked: %v\n%s", p, debug.Stack())
 		}
 	}()
@@ -111,7 +112,7 @@ func openBadger(bo badger.Options) (db *badger.DB, err error) {
 		// tables it lists are what badger reads the database from.
 		msg := err.Error()
 		if strings.Contains(msg, "manifest") || strings.Contains(msg, "MANIFEST") || strings.Contains(msg, "file does not exist for table") {
-			return nil, &DamageError{File: filepath.Join(bo.Dir, badger.ManifestFilename), Reason: "unreadable (" + oneLine(msg) + ")"}
+			return nil, &DamageError{File: filepath.Join(bo.Dir, badger.ManifestFilename), Dir: bo.Dir, Reason: "unreadable (" + oneLine(msg) + ")"}
 		}
 		return nil, fmt.Errorf("open store %s: %w", bo.Dir, err)
 	}
@@ -143,6 +144,7 @@ func checkFiles(dir string, comp options.CompressionType, blockSize int) error {
 	if !manifest && len(data) > 0 {
 		return &DamageError{
 			File:   filepath.Join(dir, badger.ManifestFilename),
+			Dir:    dir,
 			Reason: fmt.Sprintf("missing, while the directory holds %d data files (%s...), which badger would delete", len(data), data[0]),
 		}
 	}
@@ -150,7 +152,7 @@ func checkFiles(dir string, comp options.CompressionType, blockSize int) error {
 	for _, name := range tables {
 		path := filepath.Join(dir, name)
 		if err := checkTable(path, comp, blockSize); err != nil {
-			return &DamageError{File: path, Reason: err.Error()}
+			return &DamageError{File: path, Dir: dir, Reason: err.Error()}
 		}
 	}
 	return nil
