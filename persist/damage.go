@@ -3,6 +3,7 @@ package persist
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -27,18 +28,25 @@ type DamageError struct {
 	File   string // the damaged or missing file (the directory when badger cannot say)
 	Reason string // what is wrong with it
 	Dir    string // the database directory
+	// Values is set when the damage is values that cannot be read, which
+	// Options.Recover drops.
+	Values bool
 }
 
 func (e *DamageError) Error() string {
-	return fmt.Sprintf("store damaged: %s: %s; restore %s from a backup, or move it away to start with an empty store",
+	msg := fmt.Sprintf("store damaged: %s: %s; restore %s from a backup, or move it away to start with an empty store",
 		e.File, e.Reason, e.Dir)
+	if e.Values {
+		msg += ", or start the daemon with --recover to drop what cannot be read"
+	}
+	return msg
 }
 
 // openChecked opens badger after checking that every file the database
 // needs is there and that every table passes its checksums, then reads
 // every value once, which checks the value log's checksums too. A panic of
 // badger's at open (a truncated file) becomes an error.
-func openChecked(bo badger.Options, f *faults) (*badger.DB, error) {
+func openChecked(bo badger.Options, f *faults, recover bool, log *slog.Logger) (*badger.DB, error) {
 	if err := checkFiles(bo.Dir, bo.Compression, bo.BlockSize); err != nil {
 		return nil, err
 	}
@@ -46,11 +54,51 @@ func openChecked(bo badger.Options, f *faults) (*badger.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := verifyValues(db, f); err != nil {
+	err = verifyValues(db, f)
+	var de *DamageError
+	if recover && errors.As(err, &de) && de.Values {
+		err = dropUnreadable(db, f, log)
+	}
+	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	return db, nil
+}
+
+// dropUnreadable deletes every entry whose value cannot be read, logging
+// each (Options.Recover). What can be read stays.
+func dropUnreadable(db *badger.DB, f *faults, log *slog.Logger) error {
+	var bad [][]byte
+	err := db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if f.value(it.Item(), func([]byte) error { return nil }) != nil {
+				bad = append(bad, it.Item().KeyCopy(nil))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for len(bad) > 0 {
+		chunk := bad[:min(len(bad), 1000)]
+		bad = bad[len(chunk):]
+		txn := db.NewTransaction(true)
+		for _, k := range chunk {
+			if err := txn.Delete(k); err != nil {
+				txn.Discard()
+				return err
+			}
+			log.Warn("store recovery: dropped what could not be read", "what", describeKey(k))
+		}
+		if err := txn.Commit(); err != nil {
+			return err
+		}
+	}
+	return verifyValues(db, f)
 }
 
 // faults remembers the value-log file of the last value badger failed to
@@ -85,7 +133,7 @@ func (f *faults) damaged(key []byte) error {
 	if n, err := strconv.ParseUint(fid, 10, 32); err == nil {
 		file = filepath.Join(f.dir, fmt.Sprintf("%06d.vlog", n))
 	}
-	return &DamageError{File: file, Dir: f.dir, Reason: fmt.Sprintf("%s cannot be read (the value log is damaged or cut short)", describeKey(key))}
+	return &DamageError{File: file, Dir: f.dir, Values: true, Reason: fmt.Sprintf("%s cannot be read (the value log is damaged or cut short)", describeKey(key))}
 }
 
 // value is item.Value that refuses a value badger could not read.

@@ -3,6 +3,7 @@ package persist
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -155,5 +156,45 @@ func TestAValueDamagedAfterOpenIsAnErrorNotAnEmptyValue(t *testing.T) {
 	}
 	if _, err := s.History("big07", 0); !errors.As(err, &de) {
 		t.Fatalf("history: %v, want a DamageError", err)
+	}
+}
+
+// Recover opens a store whose value log is damaged: what can be read
+// stays, what cannot is dropped and logged, and the next open is clean.
+func TestRecoverDropsWhatCannotBeReadAndKeepsTheRest(t *testing.T) {
+	dir := damagedStore(t)
+	flip(t, only(t, dir, "*.vlog"), 40000)
+	_, err := Open(Options{Dir: dir, Logger: quietLogger, MaintainEvery: -1})
+	var de *DamageError
+	if !errors.As(err, &de) || !de.Values || !strings.Contains(err.Error(), "--recover") {
+		t.Fatalf("open without Recover: %v, want a DamageError offering --recover", err)
+	}
+	var logged strings.Builder
+	log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	s, err := Open(Options{Dir: dir, Logger: log, MaintainEvery: -1, Recover: true})
+	if err != nil {
+		t.Fatalf("open with Recover: %v", err)
+	}
+	vars, err := s.Vars()
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := 0
+	for name := range vars {
+		if strings.HasPrefix(name, "v") {
+			small++
+		}
+	}
+	if small != 234 || len(vars) == 254 {
+		t.Errorf("%d small variables (want all 234) and %d in all (want some big ones dropped)", small, len(vars))
+	}
+	if n := strings.Count(logged.String(), "dropped what could not be read"); n == 0 || !strings.Contains(logged.String(), "variable big") {
+		t.Errorf("the log does not say what was dropped:\n%s", logged.String())
+	}
+	t.Logf("%d variables kept; log:\n%.600s", len(vars), logged.String())
+	s.Close()
+	s = openTest(t, Options{Dir: dir})
+	if _, err := s.Vars(); err != nil {
+		t.Fatalf("the next open without Recover: %v", err)
 	}
 }

@@ -90,6 +90,10 @@ type Options struct {
 	// Now gives the time of a version committed without one, and the
 	// present for the age limit (nil: time.Now).
 	Now func() time.Time
+	// Recover opens a store whose values cannot all be read (a damaged
+	// value log) by deleting the entries that cannot be read, each logged
+	// as dropped; any other damage is still refused.
+	Recover bool
 
 	memTableSize int64 // tests: a smaller memtable, for flushes sooner
 }
@@ -161,7 +165,7 @@ func Open(opts Options) (*Store, error) {
 	if opts.memTableSize > 0 {
 		bo.MemTableSize = opts.memTableSize
 	}
-	db, err := openChecked(bo, f)
+	db, err := openChecked(bo, f, opts.Recover, opts.Logger)
 	if err != nil {
 		return nil, err
 	}

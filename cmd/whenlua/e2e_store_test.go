@@ -46,3 +46,26 @@ func TestADamagedStoreIsRefusedByDaemonStartAndRun(t *testing.T) {
 		t.Error("a daemon runs on the damaged store")
 	}
 }
+
+// A value log cut short: `daemon start` refuses and offers --recover, which
+// starts the daemon without what cannot be read, logged, and keeps the rest.
+func TestDaemonStartRecoverDropsWhatCannotBeRead(t *testing.T) {
+	h := newHome(t)
+	h.start()
+	h.ok("set", "small=1", "big="+strings.Repeat("b", 2048))
+	h.ok("daemon", "stop")
+	vlog := filepath.Join(h.dir, "state", "db", "000001.vlog")
+	if err := os.Truncate(vlog, 20); err != nil {
+		t.Fatal(err)
+	}
+	h.fails(1, []string{"daemon", "start"}, vlog, "--recover")
+	h.ok("daemon", "start", "--recover")
+	if got := h.ok("get", "small"); got != "1\n" {
+		t.Errorf("get small after --recover: %q", got)
+	}
+	h.fails(1, []string{"get", "big"})
+	log, err := os.ReadFile(filepath.Join(h.dir, "daemon.log"))
+	if err != nil || !strings.Contains(string(log), "dropped what could not be read") || !strings.Contains(string(log), "variable big") {
+		t.Errorf("daemon.log does not say what was dropped: %v\n%s", err, log)
+	}
+}
