@@ -35,10 +35,10 @@ const (
 	RunRunning   RunState = "running"
 	RunQueued    RunState = "queued"
 	RunCancelled RunState = "cancelled" // cancelled, or the daemon stopped, while queued: nothing ran
-	RunDone    RunState = "done"
-	RunRefused RunState = "refused" // pre returned false: the serial is used, nothing ran
-	RunFailed  RunState = "failed"  // the process could not be started
-	RunLost    RunState = "lost"    // in flight when the daemon died
+	RunDone      RunState = "done"
+	RunRefused   RunState = "refused" // pre returned false: the serial is used, nothing ran
+	RunFailed    RunState = "failed"  // the process could not be started
+	RunLost      RunState = "lost"    // in flight when the daemon died
 )
 
 // Run is the record of one run attempt of a job.
