@@ -105,3 +105,82 @@ func TestRunsBeyondMaxRunsAreListedAsQueuedAndCanBeCancelled(t *testing.T) {
 	}
 	h.ok("daemon", "stop")
 }
+
+// pidsCgroup makes a pids cgroup (v1) for the test, or skips when the
+// machine offers none that this user may create.
+func pidsCgroup(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join("/sys/fs/cgroup/pids", "whenlua-test-"+strconv.Itoa(os.Getpid())+"-"+t.Name())
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skipf("no pids cgroup to limit the daemon's tasks: %v", err)
+	}
+	t.Cleanup(func() {
+		os.WriteFile(filepath.Join(dir, "pids.max"), []byte("max"), 0o644)
+		waitFor(t, "the cgroup to empty", func() bool {
+			b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+			return len(strings.Fields(string(b))) == 0
+		})
+		if err := os.Remove(dir); err != nil {
+			t.Errorf("remove cgroup: %v", err)
+		}
+	})
+	return dir
+}
+
+func readInt(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return n
+}
+
+// Under a limit on tasks (processes and threads), many due runs make
+// failed runs that say why, and the daemon goes on; it once spent a thread
+// per running job and aborted when the runtime could not create one.
+func TestUnderATaskLimitRunsThatCannotForkFailAndTheDaemonGoesOn(t *testing.T) {
+	cg := pidsCgroup(t)
+	h := newHome(t)
+	h.writeJob("many.lua", `for i = 1, 40 do when("go == 1", "sleep 1000", {name = string.format("m%02d", i)}) end`)
+	pid := h.start()
+	t.Cleanup(func() { h.run("daemon", "stop") })
+	if err := os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Room for a few runs beside the daemon's own threads, not for 40.
+	limit := readInt(t, filepath.Join(cg, "pids.current")) + 12
+	if err := os.WriteFile(filepath.Join(cg, "pids.max"), []byte(strconv.Itoa(limit)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.ok("set", "--type", "int", "go=1")
+	h.answers("forks failing at the task limit")
+	if h.pid() != pid {
+		t.Fatalf("the daemon (pid %d) is gone:\n%s", pid, h.daemonLog())
+	}
+	var failed, running int
+	log := h.runsJSON("log", "-n", "100")
+	for _, r := range log {
+		if r.State == whenlua.RunFailed {
+			failed++
+			if !strings.Contains(r.Error, "resource temporarily unavailable") {
+				t.Errorf("failed run %d of %s says %q, want the fork's reason", r.Serial, r.Job, r.Error)
+			}
+		}
+	}
+	running = len(h.runsJSON("jobs"))
+	// The others started, but their shell could not fork its sleep.
+	if failed == 0 || len(log)+running != 40 {
+		t.Errorf("%d failed, %d ended and %d running of 40 due runs under a limit of %d tasks", failed, len(log)-failed, running, limit)
+	}
+	t.Logf("limit %d tasks: %d runs running, %d failed to fork, %d ended", limit, running, failed, len(log)-failed)
+}

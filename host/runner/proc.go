@@ -137,13 +137,7 @@ func (p *Proc) terminateLocked(sweep bool) {
 func (p *Proc) kill() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.reaped {
-		// The group id may be another's now; what left the group is
-		// still reached through its handle.
-		for _, h := range p.rest {
-			h.signal(syscall.SIGKILL)
-		}
-	} else {
+	if !p.reaped { // else the group id may be another's now
 		p.signalLocked(syscall.SIGKILL)
 	}
 	// What was killed gets killDrain to go; a wait on it stops then.
