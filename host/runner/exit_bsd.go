@@ -41,16 +41,17 @@ func waitKqueue(kq, pid int) {
 		f := os.NewFile(uintptr(kq), "kqueue")
 		defer f.Close()
 		rc, err := f.SyscallConn()
-		if err == nil {
-			err = rc.Read(func(fd uintptr) bool {
-				n, err := unix.Kevent(int(fd), nil, out, &unix.Timespec{})
-				return n > 0 || (err != nil && err != unix.EINTR)
-			})
-		}
-		if err == nil {
+		if err != nil {
+			blockKevent(int(f.Fd()), out)
 			return
 		}
-		rc.Control(func(fd uintptr) { blockKevent(int(fd), out) })
+		err = rc.Read(func(fd uintptr) bool {
+			n, err := unix.Kevent(int(fd), nil, out, &unix.Timespec{})
+			return n > 0 || (err != nil && err != unix.EINTR)
+		})
+		if err != nil { // not pollable here: one thread waits
+			rc.Control(func(fd uintptr) { blockKevent(int(fd), out) })
+		}
 		return
 	}
 	blockKevent(kq, out)
