@@ -226,9 +226,9 @@ func (w *writer) putRuns(runs []whenlua.Run) error {
 	return nil
 }
 
-// trimRuns deletes up to n of the oldest run records that are not running,
-// with their output. It passes over at most maxSkip running ones, which
-// bounds a commit's cost.
+// trimRuns deletes up to n of the oldest run records that are not running
+// or queued, with their output. It passes over at most maxSkip of those,
+// which bounds a commit's cost.
 func (w *writer) trimRuns(n, maxSkip int) error {
 	it := w.txn.NewIterator(badger.IteratorOptions{Prefix: prefixRun})
 	defer it.Close()
@@ -240,7 +240,7 @@ func (w *writer) trimRuns(n, maxSkip int) error {
 		var running bool
 		if err := w.s.faults.value(item, func(b []byte) error {
 			r, err := decodeRun(b)
-			running = r.State == whenlua.RunRunning
+			running = r.State == whenlua.RunRunning || r.State == whenlua.RunQueued
 			return err
 		}); err != nil {
 			return err

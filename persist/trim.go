@@ -13,7 +13,7 @@ const trimChunk = 1000
 // Trim applies retention to everything stored now: per variable it keeps
 // the newest HistoryKeep versions younger than HistoryMaxAge, and always
 // the newest one; of the run records it deletes the oldest beyond
-// RunsKeep, never a running one, with their output. Commits hold the count
+// RunsKeep, never a running or queued one, with their output. Commits hold the count
 // bounds themselves (commit.go); Trim applies the age limit and a bound
 // lowered since the data was written. It deletes in transactions of
 // trimChunk keys, between which commits go on. The maintenance goroutine
