@@ -61,8 +61,11 @@ func TestRetentionHoldsAtEveryCommit(t *testing.T) {
 	for i := range 200 {
 		b := &Batch{Vars: []VarChange{{Name: "x", Value: whenlua.Int(int64(i))}}}
 		r := run(uint64(i+1), "j", whenlua.RunDone)
-		if i == 3 {
+		switch i {
+		case 3:
 			r.State = whenlua.RunRunning
+		case 5:
+			r.State = whenlua.RunQueued
 		}
 		b.Runs = []whenlua.Run{r}
 		commit(t, s, b)
@@ -78,7 +81,7 @@ func TestRetentionHoldsAtEveryCommit(t *testing.T) {
 		t.Errorf("history %+v", h)
 	}
 	runs, _ := s.Runs("", 0)
-	if len(runs) != 10 || runs[0].Serial != 200 || runs[9].Serial != 4 {
+	if len(runs) != 10 || runs[0].Serial != 200 || runs[8].Serial != 6 || runs[9].Serial != 4 {
 		t.Errorf("runs %v", runs)
 	}
 	// The count survives a restart.

@@ -80,7 +80,7 @@ type Options struct {
 	// limit). The newest version of a variable is never trimmed.
 	HistoryMaxAge time.Duration
 	// RunsKeep is how many run records are kept (0: 10000), the oldest
-	// trimmed first; a run in state running is never trimmed.
+	// trimmed first; a run in state running or queued is never trimmed.
 	RunsKeep int
 	// Logger receives the store's and badger's messages (nil: slog.Default()).
 	Logger *slog.Logger
