@@ -3,7 +3,7 @@
 // program of its own so that the commands a user types (set, get, ...) do
 // not load the store, the engine and their libraries at every start.
 //
-//	whenlua-daemon [--home DIR] run [--log-level LEVEL] [--history-keep N] [--history-max-age DURATION] [--runs-keep N]
+//	whenlua-daemon [--home DIR] run [--log-level LEVEL] [--max-runs N] [--history-keep N] [--history-max-age DURATION] [--runs-keep N] [--recover]
 //
 // The flags are those of `whenlua daemon run` (docs/cli.md), which checks
 // them before it runs this program.
@@ -46,7 +46,7 @@ func main() {
 // usageError is a bad command line: exit status 2.
 type usageError struct{ error }
 
-const usage = "usage: whenlua-daemon [--home DIR] run [--log-level LEVEL] [--history-keep N] [--history-max-age DURATION] [--runs-keep N]"
+const usage = "usage: whenlua-daemon [--home DIR] run [--log-level LEVEL] [--max-runs N] [--history-keep N] [--history-max-age DURATION] [--runs-keep N] [--recover]"
 
 // run parses args and runs the daemon until ctx is done or it is asked to
 // stop; its log goes to logw.
@@ -67,6 +67,8 @@ func run(ctx context.Context, args []string, logw io.Writer) error {
 	fs.IntVar(&opts.HistoryKeep, "history-keep", opts.HistoryKeep, "")
 	fs.DurationVar(&opts.HistoryMaxAge, "history-max-age", 0, "")
 	fs.IntVar(&opts.RunsKeep, "runs-keep", opts.RunsKeep, "")
+	fs.BoolVar(&opts.Recover, "recover", false, "")
+	maxRuns := fs.Int("max-runs", host.DefaultMaxRuns, "")
 	if err := fs.Parse(global.Args()[1:]); err != nil {
 		return usageError{fmt.Errorf("%v (%s)", err, usage)}
 	}
@@ -77,8 +79,8 @@ func run(ctx context.Context, args []string, logw io.Writer) error {
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
 		return usageError{fmt.Errorf("--log-level: %v", err)}
 	}
-	if opts.HistoryKeep < 1 || opts.RunsKeep < 1 || opts.HistoryMaxAge < 0 {
-		return usageError{errors.New("--history-keep and --runs-keep want at least 1, --history-max-age 0 or more")}
+	if opts.HistoryKeep < 1 || opts.RunsKeep < 1 || opts.HistoryMaxAge < 0 || *maxRuns < 1 {
+		return usageError{errors.New("--history-keep, --runs-keep and --max-runs want at least 1, --history-max-age 0 or more")}
 	}
 	p, err := whenlua.ResolvePaths(*home)
 	if err != nil {
@@ -101,5 +103,6 @@ func run(ctx context.Context, args []string, logw io.Writer) error {
 	if err := examples.InstallSample(p); err != nil {
 		log.Warn("install sample job file", "err", err)
 	}
-	return host.RunDaemon(ctx, host.DaemonOptions{Paths: p, Logger: log, Store: opts})
+	return host.RunDaemon(ctx, host.DaemonOptions{Paths: p, Logger: log, Store: opts,
+		Engine: host.EngineOptions{MaxRuns: *maxRuns}})
 }

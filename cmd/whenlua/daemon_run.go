@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -31,6 +32,7 @@ func daemonRunCommand(e *env) *cli.Command {
 			"rescans the jobs directory.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn or error"},
+			maxRunsFlag(),
 		}, retentionFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -43,6 +45,9 @@ func daemonRunCommand(e *env) *cli.Command {
 			if err := checkRetention(c); err != nil {
 				return err
 			}
+			if err := checkMaxRuns(c); err != nil {
+				return err
+			}
 			if _, err := e.Paths(); err != nil {
 				return err
 			}
@@ -50,13 +55,39 @@ func daemonRunCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			args := append(daemonArgs(e, retentionArgs(c)), "--log-level="+c.String("log-level"))
+			args := daemonArgs(e, append(append(retentionArgs(c), maxRunsArgs(c)...), "--log-level="+c.String("log-level")))
 			if err := syscall.Exec(prog, append([]string{prog}, args...), os.Environ()); err != nil {
 				return fmt.Errorf("run %s: %w", prog, err)
 			}
 			return nil
 		},
 	}
+}
+
+// defaultMaxRuns is the engine's default, shown in the help; a test checks
+// that it is host.DefaultMaxRuns.
+const defaultMaxRuns = 64
+
+// maxRunsFlag bounds how many jobs have a process at once; `daemon start`
+// and `daemon restart` pass it on to the daemon they start.
+func maxRunsFlag() cli.Flag {
+	return &cli.IntFlag{Name: "max-runs", Value: defaultMaxRuns,
+		Usage: "run at most `N` jobs at once; the runs due beyond them wait in a queue, in serial order"}
+}
+
+func checkMaxRuns(c *cli.Context) error {
+	if n := c.Int("max-runs"); n < 1 {
+		return usageErrorf("--max-runs: want at least 1, not %d", n)
+	}
+	return nil
+}
+
+// maxRunsArgs is --max-runs as given to c, for the daemon's program.
+func maxRunsArgs(c *cli.Context) []string {
+	if !c.IsSet("max-runs") {
+		return nil
+	}
+	return []string{"--max-runs=" + strconv.Itoa(c.Int("max-runs"))}
 }
 
 // daemonArgs are the daemon program's arguments for this home.
@@ -89,12 +120,18 @@ func daemonProgram() (string, error) {
 }
 
 // lastErrorLine returns the last "whenlua: " line of a daemon's output,
-// without the prefix, or its last line.
+// else the first line of a Go runtime crash ("panic: ...", "fatal error:
+// ..."), which a stack trace follows, else its last line.
 func lastErrorLine(out string) string {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
 		if msg, ok := strings.CutPrefix(lines[i], "whenlua: "); ok {
 			return msg
+		}
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(l, "panic: ") || strings.HasPrefix(l, "fatal error: ") {
+			return l
 		}
 	}
 	if len(lines) > 0 && lines[len(lines)-1] != "" {

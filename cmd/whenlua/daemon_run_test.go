@@ -7,15 +7,19 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/whenlua/whenlua/host"
 	"github.com/whenlua/whenlua/persist"
 )
 
-// The help shows the store's retention defaults; the daemon's program
-// applies persist's own.
+// The help shows the store's retention defaults and the engine's
+// --max-runs; the daemon's program applies persist's and host's own.
 func TestTheRetentionDefaultsInTheHelpAreTheStoresOwn(t *testing.T) {
 	if defaultHistoryKeep != persist.DefaultHistoryKeep || defaultRunsKeep != persist.DefaultRunsKeep {
 		t.Errorf("help shows --history-keep %d --runs-keep %d, the store keeps %d and %d",
 			defaultHistoryKeep, defaultRunsKeep, persist.DefaultHistoryKeep, persist.DefaultRunsKeep)
+	}
+	if defaultMaxRuns != host.DefaultMaxRuns {
+		t.Errorf("help shows --max-runs %d, the engine runs %d", defaultMaxRuns, host.DefaultMaxRuns)
 	}
 }
 

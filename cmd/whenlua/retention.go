@@ -7,20 +7,21 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// The store's retention defaults, shown in the help; the daemon's program
-// (which owns them, in persist) checks in a test that they agree.
+// The store's retention defaults, shown in the help; a test checks that
+// they are persist's own, which the daemon's program applies.
 const (
 	defaultHistoryKeep = 1000
 	defaultRunsKeep    = 10000
 )
 
-// retentionFlags are the store's retention settings, taken by `daemon run`
-// and passed on by `daemon start` and `daemon restart`.
+// retentionFlags are the store's retention settings and --recover, taken
+// by `daemon run` and passed on by `daemon start` and `daemon restart`.
 func retentionFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.IntFlag{Name: "history-keep", Value: defaultHistoryKeep, Usage: "keep at most `N` versions of each variable (the newest is always kept)"},
 		&cli.DurationFlag{Name: "history-max-age", Usage: "drop versions older than `DURATION`, the newest excepted (0: no age limit)"},
 		&cli.IntFlag{Name: "runs-keep", Value: defaultRunsKeep, Usage: "keep at most `N` run records (running ones are always kept)"},
+		&cli.BoolFlag{Name: "recover", Usage: "open a store whose value log is damaged by dropping what cannot be read (each logged)"},
 	}
 }
 
@@ -48,6 +49,9 @@ func retentionArgs(c *cli.Context) []string {
 	}
 	if c.IsSet("history-max-age") {
 		args = append(args, fmt.Sprintf("--history-max-age=%s", c.Duration("history-max-age")))
+	}
+	if c.Bool("recover") {
+		args = append(args, "--recover")
 	}
 	return args
 }
