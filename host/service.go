@@ -95,12 +95,18 @@ func (st *state) applySets(batch []*setReq) {
 			r.reply <- setReply{err: err}
 			continue
 		}
-		before := len(st.step.triggered)
+		before, looped := len(st.step.triggered), st.step.loop
 		st.settle()
 		resp.Triggered = append(resp.Triggered, st.step.triggered[before:]...)
+		var loop error
+		if st.step.loop != looped {
+			loop = st.step.loop // this set's evaluations were stopped
+		}
 		st.afterCommit(func(err error) {
 			if err != nil {
 				err = fmt.Errorf("not stored: %w", err)
+			} else {
+				err = loop
 			}
 			r.reply <- setReply{resp: resp, err: err}
 		})

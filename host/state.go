@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/whenlua/whenlua"
@@ -54,6 +55,11 @@ type step struct {
 	// that fails does not lose them, they go into the next step.
 	finished []whenlua.Run
 	loaded   []*fileEntry // files loaded in this step: retried if it fails
+	// dueCount counts how often each when-job was made due in this settle;
+	// loop is set once one was made due too often and the step's further
+	// evaluations were dropped (see maxDuePerStep).
+	dueCount map[*job]int
+	loop     error
 }
 
 // job is one active job of one generation.
@@ -276,17 +282,57 @@ func (st *state) queueEval(names []string) {
 	}
 }
 
+// maxDuePerStep bounds how often one when-job may be made due in one step.
+// Only sets made by the step's own hooks (a pre that sets what its own
+// condition reads) can make a job due again; past the bound the step stops
+// evaluating, keeps what it did, and says which jobs looped.
+const maxDuePerStep = 8
+
 // settle runs queued evaluations until none is left, starting the jobs they
-// make due. Hooks that set variables queue further evaluations.
+// make due. Hooks that set variables queue further evaluations, up to the
+// bound of maxDuePerStep, counted from each settle: the sets of one group
+// commit each settle in turn.
 func (st *state) settle() {
+	st.step.dueCount = nil
 	for len(st.step.evalQueue) > 0 {
 		cands := st.step.evalQueue[0]
 		st.step.evalQueue = st.step.evalQueue[1:]
 		for _, j := range st.fixpoint(cands) {
+			if st.step.dueCount == nil {
+				st.step.dueCount = map[*job]int{}
+			}
+			if st.step.dueCount[j]++; st.step.dueCount[j] > maxDuePerStep {
+				st.stopLoop()
+				return
+			}
 			st.step.triggered = append(st.step.triggered, j.name)
 			st.startRun(j, "when")
 		}
 	}
+}
+
+// stopLoop drops the step's remaining evaluations once a job was made due
+// more than maxDuePerStep times, and reports the jobs that were, in the log
+// and in status; the step is committed as far as it went.
+func (st *state) stopLoop() {
+	st.step.evalQueue = nil
+	var looped []*job
+	for j, n := range st.step.dueCount {
+		if n >= maxDuePerStep {
+			looped = append(looped, j)
+		}
+	}
+	sort.Slice(looped, func(a, b int) bool { return looped[a].name < looped[b].name })
+	var names []string
+	for _, j := range looped {
+		msg := fmt.Sprintf("%s:%d: made due %d times in one step by sets of its own step (a pre or post that sets what its condition reads?); the step was stopped there",
+			j.gen.path, j.lj.Line, maxDuePerStep)
+		st.condErrs[j.name] = msg
+		names = append(names, fmt.Sprintf("%s (%s:%d)", j.name, j.gen.path, j.lj.Line))
+	}
+	st.step.loop = fmt.Errorf("%w: the set was stored, but its step was stopped: %s kept making itself due (%d times); check its pre/post hooks",
+		whenlua.ErrConflict, strings.Join(names, ", "), maxDuePerStep)
+	st.e.log.Error("evaluation loop stopped", "jobs", strings.Join(names, ", "))
 }
 
 // fixpoint evaluates cands repeatedly until the set of due jobs stops
