@@ -219,13 +219,15 @@ func stopOrphan(r whenlua.Run) bool {
 	return syscall.Kill(-r.PID, syscall.SIGTERM) == nil
 }
 
-// fileHost is what the Lua state of one generation calls back into. It is
-// used on the engine goroutine only. While the file loads, sets are held
-// back and applied only if the load succeeds.
+// fileHost is what the Lua state of one generation calls back into. While
+// the file loads, it is used on the loader's goroutine: values are read
+// through get, sets are held back and applied only once the version is
+// swapped in (release). From then on it is used on the engine goroutine.
 type fileHost struct {
 	st      *state
 	path    string
 	loading bool
+	get     func(name string) whenlua.Value // while loading
 	held    []heldSet
 }
 
@@ -243,6 +245,9 @@ func (h *fileHost) Get(name string) whenlua.Value {
 			}
 		}
 	}
+	if h.loading {
+		return h.get(name)
+	}
 	return h.st.vars[name]
 }
 
@@ -257,7 +262,12 @@ func (h *fileHost) Set(origin string, as []whenlua.Assignment, trigger bool) err
 
 func (h *fileHost) Log(file, msg string) { h.st.e.log.Info(msg, "file", file) }
 
-func (h *fileHost) Running() []whenlua.Run { return h.st.runningList() }
+func (h *fileHost) Running() []whenlua.Run {
+	if h.loading {
+		return nil // top-level code starts no run
+	}
+	return h.st.runningList()
+}
 
 func (h *fileHost) SendMail(to string, msg []byte) {
 	e := h.st.e

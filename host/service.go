@@ -337,10 +337,9 @@ func (st *state) status() whenlua.Status {
 // Reload implements whenlua.Service.
 func (e *Engine) Reload(ctx context.Context) (whenlua.Status, error) {
 	var s whenlua.Status
-	err := e.do(ctx, func() {
-		e.st.scan()
-		e.st.flush()
-		s = e.st.status()
-	})
+	if err := e.loadFiles(ctx); err != nil {
+		return s, err
+	}
+	err := e.do(ctx, func() { s = e.st.status() })
 	return s, err
 }

@@ -222,7 +222,7 @@ func (st *state) flush() {
 			for _, ent := range st.step.loaded {
 				// What the load set or evaluated is undone: load it again
 				// at the next scan.
-				ent.hash, ent.seen = "", fileStat{}
+				st.e.loader.markStale(ent.path)
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -101,10 +102,20 @@ func (w *watcher) run() {
 	}
 }
 
+// rescan loads what changed, on this goroutine, and waits for the engine
+// to swap it in.
 func (w *watcher) rescan() {
-	select {
-	case <-w.e.requestRescan():
-	case <-w.stop:
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-w.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := w.e.loadFiles(ctx); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, errStopped) {
+		w.e.log.Warn("rescan", "err", err)
 	}
 }
 

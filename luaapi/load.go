@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -194,6 +195,11 @@ func (f *File) CallOnUnload() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Required lists the lib module paths required so far by this version of
+// the file: while it loaded and since (a require inside a condition or a
+// hook). It is called on the goroutine that owns the file.
+func (f *File) Required() []string { return slices.Clone(f.s.requires) }
 
 // Close releases the Lua state; later calls into the file return ErrClosed.
 func (f *File) Close() { f.s.close() }
