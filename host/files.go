@@ -44,6 +44,7 @@ type generation struct {
 	loadedAt time.Time
 	jobs     []*job
 	runs     int
+	fresh    int // observed when-jobs not stale (state.mayHaveChanged)
 	retired  bool
 	closed   bool
 }
@@ -259,7 +260,9 @@ func (st *state) swap(ent *fileEntry, g *generation) {
 	}
 	ent.cur = g
 	g.host.release()
-	if err := g.file.CallOnLoad(); err != nil {
+	err := g.file.CallOnLoad()
+	st.mayHaveChanged(g)
+	if err != nil {
 		st.hookFailed(ent, "on_load", err)
 	}
 	if len(whens) > 0 {

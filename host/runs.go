@@ -33,6 +33,7 @@ func (st *state) startRun(j *job, trigger string) whenlua.Run {
 		rec.State, rec.Error = whenlua.RunRefused, "the daemon is stopping"
 	case j.lj.HasPre:
 		ok, reason, err := j.lj.CallPre(luaapi.PreInfo{Serial: rec.Serial, Vars: maps.Clone(st.vars), Running: st.runningList()})
+		st.mayHaveChanged(j.gen)
 		switch {
 		case err != nil:
 			st.e.log.Error("pre failed", "job", j.name, "serial", rec.Serial, "err", err)
@@ -153,7 +154,9 @@ func (st *state) finish(res runner.Result) {
 		rec.Error = "cancelled"
 	}
 	if r.job.lj.HasPost && !r.job.gen.closed {
-		if err := r.job.lj.CallPost(*rec, res.Dir, res.OutputPath); err != nil {
+		err := r.job.lj.CallPost(*rec, res.Dir, res.OutputPath)
+		st.mayHaveChanged(r.job.gen)
+		if err != nil {
 			st.e.log.Error("post failed", "job", rec.Job, "serial", rec.Serial, "err", err)
 			rec.Error = strings.TrimPrefix(rec.Error+"; post: "+err.Error(), "; ")
 		}

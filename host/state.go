@@ -28,8 +28,10 @@ type state struct {
 
 	lib map[string]string // lib module path -> content hash
 	// unrecorded are records of ended runs whose commit failed; the next
-	// step commits them.
+	// step commits them. carry names the job states a split commit could
+	// not store: the next step stores their current state.
 	unrecorded []whenlua.Run
+	carry      map[string]bool
 	condErrs   map[string]string // job -> last condition error
 	compiles   uint64
 	stopping   bool
@@ -68,10 +70,15 @@ type job struct {
 	gen  *generation
 	name string
 
-	deps          map[string]struct{} // static and observed dependencies (when-jobs)
-	all           bool                // may read any variable
-	reloadPending bool                // the next evaluation sees reloaded() true
-	running       int
+	deps map[string]struct{} // static and observed dependencies (when-jobs)
+	all  bool                // may read any variable
+	// observe: the names read stand for all that the condition may read,
+	// until one of their values changes (luaapi.Job.DepsByReads). stale:
+	// no evaluation has read them since the job entered or since its file's
+	// Lua state may have changed: it is evaluated on every set until then.
+	observe, stale bool
+	reloadPending  bool // the next evaluation sees reloaded() true
+	running        int
 
 	nextRun time.Time // every-jobs: the next run; zero = unscheduled
 	heapIdx int
@@ -122,6 +129,10 @@ func (st *state) resetStep() {
 			st.addFinished(r)
 		}
 		st.unrecorded = nil
+	}
+	for name := range st.carry {
+		st.step.batch.JobStates[name] = st.states[name]
+		st.step.dirty = true
 	}
 }
 
@@ -210,8 +221,9 @@ func (st *state) rollback() {
 func (st *state) flush() {
 	st.settle()
 	var err error
+	var notStarted map[uint64]bool
 	if st.step.dirty {
-		err = st.e.store.Commit(&st.step.batch)
+		notStarted, err = st.commit(&st.step.batch)
 		if err != nil {
 			st.e.log.Error("commit", "err", err)
 			st.rollback()
@@ -233,6 +245,12 @@ func (st *state) flush() {
 	}
 	if err == nil {
 		for _, r := range toStart {
+			if notStarted[r.rec.Serial] {
+				r.rec.State, r.rec.Error, r.rec.End = whenlua.RunFailed, "not started: its record could not be stored", st.e.clock.Now()
+				st.addFinished(r.rec)
+				st.dropRun(r)
+				continue
+			}
 			st.launch(r)
 		}
 		// Launch records are committed in a step of their own.
@@ -391,6 +409,15 @@ func (st *state) evalJob(j *job) bool {
 			st.indexAdd(name, j)
 		}
 	}
+	// A test's values are not the real ones: its reads only add names.
+	if j.stale && !st.dryRun {
+		j.stale = false
+		j.gen.fresh++
+		delete(st.depsAll, j)
+	}
+	if j.lj.Impure {
+		st.mayHaveChanged(j.gen)
+	}
 	// prev has j's condition: a state of another one was replaced above.
 	if !prev.Evaluated || prev.Result != ok || !st.snapshotIs(j, prev.Snapshot) {
 		st.putState(j.name, &whenlua.JobState{Cond: j.lj.Cond, Result: ok, Evaluated: true, Snapshot: st.snapshot(j)})
@@ -439,7 +466,8 @@ func (st *state) indexAdd(name string, j *job) {
 // indexJob enters a when-job into the dependency index.
 func (st *state) indexJob(j *job) {
 	j.deps = map[string]struct{}{}
-	j.all = j.lj.DepsAll
+	j.observe = j.lj.DepsAll && j.lj.DepsByReads
+	j.all = j.lj.DepsAll && !j.observe
 	if j.all {
 		st.depsAll[j] = struct{}{}
 		return
@@ -456,6 +484,27 @@ func (st *state) indexJob(j *job) {
 	for name := range j.deps {
 		st.indexAdd(name, j)
 	}
+	if j.observe {
+		j.stale = true
+		st.depsAll[j] = struct{}{}
+	}
+}
+
+// mayHaveChanged is called after Lua code of g other than a side-effect
+// free condition ran (a hook, a condition the analysis cannot see into):
+// the names g's observed jobs compute may differ now, so each is evaluated
+// on every set again until its next evaluation reads them anew.
+func (st *state) mayHaveChanged(g *generation) {
+	if g.fresh == 0 {
+		return
+	}
+	for _, j := range g.jobs {
+		if j.observe && !j.stale {
+			j.stale = true
+			st.depsAll[j] = struct{}{}
+		}
+	}
+	g.fresh = 0
 }
 
 // unindexJob removes a when-job from the dependency index.

@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -71,5 +72,82 @@ when("q == 1", "true", {name="other"})
 	te = te.restart()
 	if v := te.get("p"); v.I != maxDuePerStep {
 		t.Fatalf("after restart p = %v", v)
+	}
+}
+
+// indexOf returns how many when-jobs the index lists for name and how many
+// are evaluated on every set.
+func (te *testEngine) indexOf(name string) (dependents, everySet int) {
+	te.query(func() { dependents, everySet = len(te.st.index[name]), len(te.st.depsAll) })
+	return
+}
+
+func TestJobsReadingComputedNamesAreIndexedByTheNamesTheyRead(t *testing.T) {
+	te := newTestEngine(t, map[string]string{"many.lua": `
+for i = 1, 20000 do
+  local n = "o" .. i
+  when(function() return vars[n] == 1 end, "true", {name = "o." .. i})
+end`})
+	if deps, every := te.indexOf("o7"); deps != 1 || every != 0 {
+		t.Fatalf("o7 has %d dependents and %d jobs are evaluated on every set; want 1 and 0", deps, every)
+	}
+	for i := range 3 {
+		got, err := te.setErr("o7", 1-i%2)
+		if err != nil {
+			t.Fatalf("set %d: %v", i, err)
+		}
+		if want := 1 - i%2; len(got) != want || want == 1 && got[0] != "o.7" {
+			t.Fatalf("set %d of o7 triggered %v", i, got)
+		}
+	}
+}
+
+func TestAComputedNameFollowsTheValuesItIsComputedFrom(t *testing.T) {
+	te := newTestEngine(t, map[string]string{"k.lua": `
+local key = "a"
+when(function() return vars[vars.k or key] == 1 end, "true", {name = "j"})
+when("flip == 1", "true", {name = "flip", pre = function() key = "b" return true end})
+`})
+	if got := te.set("a", 1); !slices.Equal(got, []string{"j"}) {
+		t.Fatalf("a=1 triggered %v, want [j]", got)
+	}
+	te.set("a", 0)
+	// A hook changes the name the condition computes: b is read now.
+	te.set("flip", 1)
+	if got := te.set("b", 1); !slices.Equal(got, []string{"j"}) {
+		t.Fatalf("b=1 after the pre changed the key triggered %v, want [j]", got)
+	}
+	te.set("b", 0)
+	te.set("k", "c")
+	if got := te.set("c", 1); !slices.Equal(got, []string{"j"}) {
+		t.Fatalf("c=1 after k=c triggered %v, want [j]", got)
+	}
+}
+
+func TestAStepChangingTwentyThousandJobStatesIsStored(t *testing.T) {
+	// A computed name in a helper: these jobs depend on every variable and
+	// every set changes all their snapshots.
+	te := newTestEngine(t, map[string]string{"many.lua": `
+for i = 1, 20000 do
+  local n = "o" .. i
+  when(function() return changes(n) end, "true", {name = "o." .. i})
+end`})
+	for i := range 2 {
+		got, err := te.setErr("o3", i+1)
+		if err != nil {
+			t.Fatalf("set %d: %v", i, err)
+		}
+		if !slices.Equal(got, []string{"o.3"}) {
+			t.Fatalf("set %d triggered %v, want [o.3]", i, got)
+		}
+	}
+	te.waitIdle()
+	// Stored: a restart fires nothing and keeps each edge.
+	te = te.restart()
+	if got := te.set("o3", 2); len(got) != 0 {
+		t.Fatalf("after a restart, setting o3 to its value triggered %v", got)
+	}
+	if got := te.set("o4", 1); !slices.Equal(got, []string{"o.4"}) {
+		t.Fatalf("after a restart, o4=1 triggered %v, want [o.4]", got)
 	}
 }

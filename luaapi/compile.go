@@ -71,7 +71,9 @@ type condInfo struct {
 	text  string             // function conditions: the literal's source
 	deps  []string
 	all   bool
-	err   error
+	// byReads and impure: see analyzer.byReads and analyzer.impure.
+	byReads, impure bool
+	err             error
 }
 
 func newFileAST(path string, src []byte, chunk []ast.Stmt) *fileAST {
@@ -134,7 +136,7 @@ func compileStringCond(path string, line int, expr string) *condInfo {
 	proto.IsVarArg &^= lua.VarArgNeedsArg
 	a := &analyzer{mode: stringCond}
 	a.stmts(chunk)
-	ci := &condInfo{proto: proto}
+	ci := &condInfo{proto: proto, byReads: a.byReads(), impure: a.impure || a.opaque}
 	ci.deps, ci.all = a.deps()
 	return ci
 }
@@ -156,8 +158,9 @@ func (f *fileAST) funcCond(line, last int) *condInfo {
 			a.function(fe, false)
 		}
 		ci.deps, ci.all = a.deps()
+		ci.byReads, ci.impure = a.byReads(), a.impure || a.opaque
 	} else {
-		ci.all = true
+		ci.all, ci.impure = true, true
 	}
 	f.conds[key] = ci
 	return ci

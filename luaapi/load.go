@@ -99,6 +99,15 @@ type Job struct {
 	// DepsAll says it may read names the analysis cannot see.
 	Deps    []string
 	DepsAll bool
+	// DepsByReads says that DepsAll is only because names are computed
+	// (vars[k]) in a condition whose only inputs are the values it reads:
+	// the names an evaluation read may stand for all until one of their
+	// values changes.
+	DepsByReads bool
+	// Impure says the condition may change the file's Lua state or read
+	// inputs other than variables (a call the analysis cannot see into,
+	// os, table, math.random, an assignment outside its locals).
+	Impure  bool
 	HasPre  bool
 	HasPost bool
 	Timeout time.Duration // the run's time limit (0: none)
