@@ -187,11 +187,27 @@ func BenchmarkSetWithComputedNameJobs(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			e := benchEngine(b, tc.src)
 			ctx := context.Background()
+			before := dirBytes(e.opts.Paths.DBDir)
+			n := 0
 			for i := 0; b.Loop(); i++ {
 				if _, err := e.Set(ctx, whenlua.SetRequest{Assignments: []whenlua.Assignment{{Name: "o1", Value: whenlua.Int(int64(i))}}}); err != nil {
 					b.Fatal(err)
 				}
+				n++
 			}
+			b.ReportMetric(float64(dirBytes(e.opts.Paths.DBDir)-before)/float64(n), "db-bytes/set")
 		})
 	}
+}
+
+// dirBytes is the size of the files under dir.
+func dirBytes(dir string) int64 {
+	var n int64
+	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
 }
