@@ -340,6 +340,9 @@ func (e *Engine) Reload(ctx context.Context) (whenlua.Status, error) {
 	if err := e.loadFiles(ctx); err != nil {
 		return s, err
 	}
-	err := e.do(ctx, func() { s = e.st.status() })
+	err := e.do(ctx, func() {
+		e.st.resumeSuspended()
+		s = e.st.status()
+	})
 	return s, err
 }

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"sort"
@@ -77,6 +78,10 @@ type job struct {
 	// no evaluation has read them since the job entered or since its file's
 	// Lua state may have changed: it is evaluated on every set until then.
 	observe, stale bool
+	// overLimit counts the evaluations in a row that ran out of time or
+	// memory; at maxOverLimit the job is suspended (state.overLimit).
+	overLimit int
+	suspended bool
 	reloadPending  bool // the next evaluation sees reloaded() true
 	running        int
 
@@ -361,7 +366,7 @@ func (st *state) fixpoint(cands []*job) []*job {
 	for {
 		grew := false
 		for _, j := range cands {
-			if j.gen.retired {
+			if j.gen.retired || j.suspended {
 				continue
 			}
 			if st.evalJob(j) {
@@ -392,6 +397,9 @@ func (st *state) evalJob(j *job) bool {
 		prev = &whenlua.JobState{Cond: j.lj.Cond}
 	}
 	ok, read, err := j.lj.Eval(luaapi.EvalInput{Evaluated: prev.Evaluated, Prev: prev.Snapshot, Reloaded: j.reloadPending}) // false on an error
+	if st.overLimit(j, err) {
+		return false
+	}
 	if !st.dryRun {
 		j.reloadPending = false
 		if err != nil {
@@ -423,6 +431,47 @@ func (st *state) evalJob(j *job) bool {
 		st.putState(j.name, &whenlua.JobState{Cond: j.lj.Cond, Result: ok, Evaluated: true, Snapshot: st.snapshot(j)})
 	}
 	return ok && !prev.Result
+}
+
+// maxOverLimit is how many evaluations in a row may run out of time or
+// memory before the condition is suspended: each costs the whole limit, on
+// the engine goroutine, at every set of what it reads.
+const maxOverLimit = 2
+
+// overLimit counts an evaluation of j that ran out of time or memory and,
+// at the maxOverLimit-th in a row, suspends j: it leaves the index and is
+// evaluated again only once its file changes or at `whenlua reload`. It
+// reports whether j was suspended now.
+func (st *state) overLimit(j *job, err error) bool {
+	if st.dryRun {
+		return false // a test changes nothing
+	}
+	var ce *luaapi.CallError
+	if !errors.As(err, &ce) || !ce.Timeout && !ce.Memory {
+		j.overLimit = 0
+		return false
+	}
+	if j.overLimit++; j.overLimit < maxOverLimit {
+		return false
+	}
+	j.suspended = true
+	st.unindexJob(j)
+	msg := err.Error() + fmt.Sprintf("; suspended after %d evaluations in a row over the limit, until its file changes or `whenlua reload`", maxOverLimit)
+	st.condErrs[j.name] = msg
+	st.e.log.Error("condition suspended", "job", j.name, "err", msg)
+	return true
+}
+
+// resumeSuspended puts the suspended when-jobs back in the index
+// (`whenlua reload`).
+func (st *state) resumeSuspended() {
+	for _, j := range st.jobs {
+		if j.suspended && !j.gen.retired {
+			j.suspended, j.overLimit = false, 0
+			st.indexJob(j)
+			delete(st.condErrs, j.name)
+		}
+	}
 }
 
 // snapshot takes the current values of the names j may read.
@@ -499,7 +548,7 @@ func (st *state) mayHaveChanged(g *generation) {
 		return
 	}
 	for _, j := range g.jobs {
-		if j.observe && !j.stale {
+		if j.observe && !j.stale && !j.suspended {
 			j.stale = true
 			st.depsAll[j] = struct{}{}
 		}

@@ -3,8 +3,10 @@ package host
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -149,5 +151,54 @@ end`})
 	}
 	if got := te.set("o4", 1); !slices.Equal(got, []string{"o.4"}) {
 		t.Fatalf("after a restart, o4=1 triggered %v, want [o.4]", got)
+	}
+}
+
+// countingHandler is a slog handler that counts the records whose message is msg.
+type countingHandler struct {
+	slog.Handler
+	msg string
+	n   *atomic.Int64
+}
+
+func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h countingHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.n.Add(1)
+	}
+	return nil
+}
+
+func TestAConditionThatKeepsRunningOutOfTimeIsSuspendedUntilReload(t *testing.T) {
+	p := testPaths(t, t.TempDir())
+	writeFile(t, p.JobsDir+"/slow.lua", `
+when(function() log("evaluating") if vars.spin then while true do end end return false end, "true", {name="slow"})
+when("spin", "true", {name="fast"})
+`)
+	var evals atomic.Int64
+	te := openTestEngineOpts(t, p, NewFakeClock(testEpoch), -1, func(o *EngineOptions) {
+		o.Logger = slog.New(countingHandler{Handler: slog.DiscardHandler, msg: "evaluating", n: &evals})
+	})
+	te.set("spin", 1)
+	te.set("spin", 2)
+	s := te.status()
+	if len(s.CondErrors) != 1 || !strings.HasPrefix(s.CondErrors[0], "slow: "+p.JobsDir+"/slow.lua:2: time limit") || !strings.Contains(s.CondErrors[0], "suspended") {
+		t.Fatalf("status after two timeouts: %q, want slow suspended at slow.lua:2", s.CondErrors)
+	}
+	before := evals.Load()
+	for i := 3; i <= 5; i++ {
+		te.set("spin", i)
+	}
+	if n := evals.Load() - before; n != 0 {
+		t.Fatalf("a suspended condition was evaluated %d times", n)
+	}
+	te.reload()
+	if s := te.status(); len(s.CondErrors) != 0 {
+		t.Fatalf("after reload: %q, want the suspension lifted", s.CondErrors)
+	}
+	te.set("spin", false)
+	if n := evals.Load() - before; n == 0 {
+		t.Fatal("after reload the condition was not evaluated again")
 	}
 }
