@@ -80,10 +80,10 @@ type job struct {
 	observe, stale bool
 	// overLimit counts the evaluations in a row that ran out of time or
 	// memory; at maxOverLimit the job is suspended (state.overLimit).
-	overLimit int
-	suspended bool
-	reloadPending  bool // the next evaluation sees reloaded() true
-	running        int
+	overLimit     int
+	suspended     bool
+	reloadPending bool // the next evaluation sees reloaded() true
+	running       int
 
 	nextRun time.Time // every-jobs: the next run; zero = unscheduled
 	heapIdx int
