@@ -169,3 +169,58 @@ when("go == true", "true", {name="slow"})
 		t.Fatalf("slow.lua: %+v, want loaded: the set was served while its top level ran", f)
 	}
 }
+
+func TestEditsOfASymlinkedJobFilesTargetAreSeenByEvents(t *testing.T) {
+	p := testPaths(t, t.TempDir())
+	elsewhere := t.TempDir()
+	target := filepath.Join(elsewhere, "real.lua")
+	writeFile(t, target, `when("false", "true", {name="v1"})`)
+	if err := os.Symlink(target, filepath.Join(p.JobsDir, "link.lua")); err != nil {
+		t.Fatal(err)
+	}
+	// The poll is an hour away: only events can show the edits.
+	te := openTestEngineWith(t, p, NewFakeClock(testEpoch), time.Hour)
+	if !te.hasJob("v1") {
+		t.Fatal("the symlinked file did not load")
+	}
+	writeFile(t, target, `when("false", "true", {name="v2"})`)
+	te.waitFor("the target's edit", func() bool { return te.hasJob("v2") })
+	// A dangling link is a file gone.
+	if err := os.Remove(target); err != nil {
+		t.Fatal(err)
+	}
+	te.waitFor("the dangling link unloaded", func() bool { return !te.hasJob("v2") })
+}
+
+func TestOtherFilesWrittenInTheJobsDirectoryDoNotHoldOffAReload(t *testing.T) {
+	p := testPaths(t, t.TempDir())
+	path := filepath.Join(p.JobsDir, "j.lua")
+	writeFile(t, path, `when("false", "true", {name="v1"})`)
+	// A debounce far longer than the gaps between the writes below.
+	te := openTestEngineOpts(t, p, NewFakeClock(testEpoch), time.Hour, func(o *EngineOptions) { o.Debounce = time.Second })
+	stop := make(chan struct{})
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		f, err := os.OpenFile(filepath.Join(p.JobsDir, "notes.txt"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer f.Close()
+		// Faster than the debounce, for as long as the test runs.
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				f.WriteString("x\n")
+			}
+		}
+	}()
+	defer func() { close(stop); <-wrote }()
+	writeFile(t, path, `when("false", "true", {name="v2"})`)
+	te.waitFor("the edit", func() bool { return te.hasJob("v2") })
+}
