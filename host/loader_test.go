@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -223,4 +224,62 @@ func TestOtherFilesWrittenInTheJobsDirectoryDoNotHoldOffAReload(t *testing.T) {
 	defer func() { close(stop); <-wrote }()
 	writeFile(t, path, `when("false", "true", {name="v2"})`)
 	te.waitFor("the edit", func() bool { return te.hasJob("v2") })
+}
+
+func TestADaemonServesSetsWhileRunawayFilesLoad(t *testing.T) {
+	p := daemonHome(t)
+	if err := p.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	// Events only; the poll is an hour away.
+	loading := make(chan struct{})
+	startDaemonWith(t, p, EngineOptions{PollEvery: time.Hour, Grace: 200 * time.Millisecond},
+		slog.New(signalHandler{Handler: slog.DiscardHandler, msg: "waiting for go", ch: loading}))
+	c := whenlua.Dial(p.Socket)
+	defer c.Close()
+	ctx := context.Background()
+	// Five files that loop until the time limit, and one that loops until a
+	// set it cannot make itself arrives: it loads only if sets are served
+	// while files load.
+	for i := range 5 {
+		writeFile(t, filepath.Join(p.JobsDir, fmt.Sprintf("spin%d.lua", i)), "while true do end\n")
+	}
+	writeFile(t, filepath.Join(p.JobsDir, "wait.lua"), "log('waiting for go')\nwhile get('go') ~= true do end\nwhen('go', 'true', {name='waited'})\n")
+	// The five files before it have run out of time: the set comes while
+	// wait.lua runs.
+	select {
+	case <-loading:
+	case <-time.After(60 * time.Second):
+		t.Fatal("wait.lua never began to load")
+	}
+	if _, err := c.Set(ctx, whenlua.SetRequest{Assignments: []whenlua.Assignment{{Name: "go", Value: whenlua.Bool(true)}}}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := c.Get(ctx, "go")
+	if err != nil || !v.Equal(whenlua.Bool(true)) {
+		t.Fatalf("get go = %v, %v", v, err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		s, err := c.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loaded, spinning := false, 0
+		for _, f := range s.Files {
+			switch {
+			case filepath.Base(f.Path) == "wait.lua" && f.Jobs == 1:
+				loaded = true
+			case strings.HasPrefix(filepath.Base(f.Path), "spin") && strings.Contains(f.Error, filepath.Base(f.Path)+":1: time limit"):
+				spinning++
+			}
+		}
+		if loaded && spinning == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("files: %+v; want wait.lua loaded and five time-limit errors at spinN.lua:1", s.Files)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
