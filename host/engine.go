@@ -143,7 +143,7 @@ func (e *Engine) Open(ctx context.Context) error {
 	b := e.loader.scan(loaderHooks{
 		get:      func(name string) whenlua.Value { return st.vars[name] },
 		requires: st.requiresByFile,
-	})
+	}, forceSet{})
 	st.handle(func() { st.applyLoad(b) })
 	// Loading leaves the garbage of parsing and compiling every file behind;
 	// give it back now rather than keep the daemon's footprint at its peak.

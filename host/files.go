@@ -369,6 +369,9 @@ func (st *state) shutdown() {
 func (st *state) fileStatus() []whenlua.FileStatus {
 	out := make([]whenlua.FileStatus, 0, len(st.files))
 	for _, ent := range st.files {
+		if ent.cur == nil && ent.err == "" {
+			continue // removed; kept only while runs of its old versions go on
+		}
 		fs := whenlua.FileStatus{Path: ent.path, Error: ent.err, ErrorAt: ent.errAt, HookError: ent.hookErr, HookErrorAt: ent.hookAt,
 			Compiles: ent.compiles, Requires: ent.allRequires()}
 		if g := ent.cur; g != nil {

@@ -94,9 +94,9 @@ type loaderHooks struct {
 
 // scan lists the jobs directory and loads every job file whose content
 // changed since the last scan, or that must load again because a lib
-// module it required changed (or, after a failed load, any module did).
-// l.mu is held.
-func (l *loader) scan(h loaderHooks) *loadBatch {
+// module it required changed (or, after a failed load, any module did), or
+// that force names (`whenlua reload --force`). l.mu is held.
+func (l *loader) scan(h loaderHooks, fs forceSet) *loadBatch {
 	dir := l.e.opts.Paths.JobsDir
 	b := &loadBatch{present: map[string]bool{}}
 	libChanged := l.scanLib()
@@ -135,7 +135,7 @@ func (l *loader) scan(h loaderHooks) *loadBatch {
 	}
 	stale := l.takeStale()
 	for _, path := range paths {
-		force := stale[path] || len(libChanged) > 0 && (l.failed[path] || requiresAny(reqs[path], libChanged))
+		force := stale[path] || fs.has(path) || len(libChanged) > 0 && (l.failed[path] || requiresAny(reqs[path], libChanged))
 		if r := l.examine(path, stats[path], force, h); r != nil {
 			b.results = append(b.results, r)
 		}
@@ -241,9 +241,9 @@ func requiresAny(reqs []string, changed map[string]bool) bool {
 }
 
 // loadFiles scans the jobs directory off the engine goroutine and hands
-// what changed to the engine, which checks and swaps. It returns once the
-// engine has applied the batch (or the engine stopped).
-func (e *Engine) loadFiles(ctx context.Context) error {
+// what changed (and what fs forces) to the engine, which checks and swaps.
+// It returns once the engine has applied the batch (or the engine stopped).
+func (e *Engine) loadFiles(ctx context.Context, fs forceSet) error {
 	l := e.loader
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -258,7 +258,7 @@ func (e *Engine) loadFiles(ctx context.Context) error {
 			e.query(func() { m = e.st.requiresByFile() })
 			return m
 		},
-	})
+	}, fs)
 	err := e.do(ctx, func() { e.st.applyLoad(b) })
 	if err != nil {
 		// The engine never took the batch: forget what it found, so that

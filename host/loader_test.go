@@ -151,7 +151,7 @@ when("go == true", "true", {name="slow"})
 `)
 	reloaded := make(chan whenlua.Status, 1)
 	go func() {
-		s, err := te.Reload(context.Background())
+		s, err := te.Reload(context.Background(), whenlua.ReloadRequest{})
 		if err != nil {
 			t.Error(err)
 		}

@@ -117,7 +117,7 @@ func FuzzLoadJobFile(f *testing.F) {
 			}))
 			isCallError("post of "+j.Name, timed("post of "+j.Name, func() error {
 				return j.CallPost(whenlua.Run{Serial: 7, Job: j.Name, Code: 1, Signal: "killed", Error: "timed out",
-					Start: time.Unix(1, 0), End: time.Unix(2, 0)}, "/nonexistent/run", "/nonexistent/run/output.txt")
+					Start: time.Unix(1, 0), End: time.Unix(2, 0)}, "/nonexistent/run")
 			}))
 		}
 		if err := timed("on_unload", file.CallOnUnload); err != nil {

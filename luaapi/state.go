@@ -32,7 +32,9 @@ type frame struct {
 	job   *Job
 	in    EvalInput // phaseCond only
 	reads []string
-	seen  map[string]bool
+	// askedReloaded: the condition called reloaded().
+	askedReloaded bool
+	seen          map[string]bool
 }
 
 func (f *frame) read(name string) {
@@ -292,8 +294,10 @@ func (s *state) compare(ok func(prev, cur float64) bool) lua.LGFunction {
 	}
 }
 
-// reloaded(): true on the first evaluation after a (re)load or a start.
+// reloaded(): true in the evaluations that follow a (re)load or a start.
 func (s *state) reloaded(L *lua.LState) int {
-	L.Push(lua.LBool(s.condInput(L, "reloaded").Reloaded))
+	in := s.condInput(L, "reloaded")
+	s.cur.askedReloaded = true
+	L.Push(lua.LBool(in.Reloaded))
 	return 1
 }

@@ -3,12 +3,11 @@ package lualib
 import (
 	"errors"
 	"math"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	lua "github.com/yuin/gopher-lua"
 	"go.uber.org/goleak"
@@ -250,26 +249,19 @@ assert(not pcall(max, 1.5) and not pcall(max, "2") and not pcall(max, 0))`
 }
 
 func TestMailto(t *testing.T) {
-	dir := t.TempDir()
-	out := filepath.Join(dir, "output.txt")
-	if err := os.WriteFile(out, []byte("line 1\nline 2\n"), 0o600); err != nil {
-		t.Fatal(err)
+	out := []byte("line 1\nline 2\n")
+	big := []byte(strings.Repeat("x", MailOutputCap+100))
+	result := func(code int, signal string, output []byte) whenlua.Run {
+		start := time.Unix(1700000000, 0)
+		return whenlua.Run{Job: "backup", Serial: 12, Code: code, Signal: signal, Output: output, OutputSize: int64(len(output)),
+			Start: start, End: start.Add(3500 * time.Millisecond)}
 	}
-	big := filepath.Join(dir, "big.txt")
-	if err := os.WriteFile(big, []byte(strings.Repeat("x", MailOutputCap+100)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	result := func(code int, signal, output string) string {
-		s := `{job_name = "backup", serial = 12, code = ` + itoa(code) + `, output = "` + output + `", start_time = 1700000000, end_time = 1700000003.5, duration = 3.5`
-		if signal != "" {
-			s += `, signal = "` + signal + `"`
-		}
-		return s + "}"
-	}
+	timedOut := result(-1, "terminated", out)
+	timedOut.Error = "timed out after 1s"
 	cases := []struct {
 		name   string
 		mailto string
-		result string
+		result whenlua.Run
 		sent   bool
 		want   []string
 	}{
@@ -280,20 +272,23 @@ func TestMailto(t *testing.T) {
 			[]string{"Subject: whenlua: job backup #12 exited with status 2\n"}},
 		{"only_on_failure mails a killed run", `mailto("me@example.com", {only_on_failure = true})`, result(-1, "killed", out), true,
 			[]string{"Subject: whenlua: job backup #12 killed by signal killed\n"}},
-		{"a timed-out run says so", `mailto("me@example.com")`, strings.TrimSuffix(result(-1, "terminated", out), "}") + `, error = "timed out after 1s"}`, true,
+		{"a timed-out run says so", `mailto("me@example.com")`, timedOut, true,
 			[]string{"Subject: whenlua: job backup #12 timed out after 1s, killed by signal terminated\n"}},
 		{"from sets the sender", `mailto("me@example.com", {from = "cron@host"})`, result(0, "", out), true,
 			[]string{"From: cron@host\n", "Started:  2023-11-14T22:13:20Z\n"}},
 		{"a long output is capped", `mailto("me@example.com")`, result(0, "", big), true,
 			[]string{"[100 more bytes of output left out]\n"}},
-		{"a missing output file is said so", `mailto("me@example.com")`, result(0, "", filepath.Join(dir, "none")), true,
-			[]string{"(output not readable: "}},
+		{"a run without output says so", `mailto("me@example.com")`, result(0, "", nil), true,
+			[]string{"\n\n(no output)\n"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			env := &fakeEnv{}
 			L := newLib(t, env)
-			if err := run(L, "local post = "+tc.mailto+"\npost("+tc.result+")"); err != nil {
+			r := L.NewUserData()
+			r.Value = NewResult(tc.result, "/tmp/run")
+			L.SetGlobal("r", r)
+			if err := run(L, "local post = "+tc.mailto+"\npost(r)"); err != nil {
 				t.Fatal(err)
 			}
 			msg, sent := env.mails["me@example.com"]
@@ -315,6 +310,7 @@ func TestMailto(t *testing.T) {
 		{"an empty address is refused", `mailto("")`, "empty mail address"},
 		{"an unknown option is refused", `mailto("a@b", {cc = "x"})`, "unknown option cc"},
 		{"only_on_failure must be a boolean", `mailto("a@b", {only_on_failure = 1})`, "must be a boolean"},
+		{"a table made in Lua is not a result", `mailto("a@b")({job_name = "x", code = 0})`, "want the result a post function is given"},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
