@@ -84,12 +84,25 @@ func (te *testEngine) indexOf(name string) (dependents, everySet int) {
 	return
 }
 
+// newManyJobsEngine opens an engine on one file declaring many jobs, with a
+// time limit that its top level cannot reach on a slow machine.
+func newManyJobsEngine(t *testing.T, src string) *testEngine {
+	t.Helper()
+	p := testPaths(t, t.TempDir())
+	writeFile(t, p.JobsDir+"/many.lua", src)
+	te := openTestEngineOpts(t, p, NewFakeClock(testEpoch), -1, func(o *EngineOptions) { o.LuaTimeout = time.Minute })
+	if f, _ := te.fileStatusOf("many.lua"); f.Error != "" {
+		t.Fatalf("many.lua: %s", f.Error)
+	}
+	return te
+}
+
 func TestJobsReadingComputedNamesAreIndexedByTheNamesTheyRead(t *testing.T) {
-	te := newTestEngine(t, map[string]string{"many.lua": `
+	te := newManyJobsEngine(t, `
 for i = 1, 20000 do
   local n = "o" .. i
   when(function() return vars[n] == 1 end, "true", {name = "o." .. i})
-end`})
+end`)
 	if deps, every := te.indexOf("o7"); deps != 1 || every != 0 {
 		t.Fatalf("o7 has %d dependents and %d jobs are evaluated on every set; want 1 and 0", deps, every)
 	}
@@ -129,11 +142,11 @@ when("flip == 1", "true", {name = "flip", pre = function() key = "b" return true
 func TestAStepChangingTwentyThousandJobStatesIsStored(t *testing.T) {
 	// A computed name in a helper: these jobs depend on every variable and
 	// every set changes all their snapshots.
-	te := newTestEngine(t, map[string]string{"many.lua": `
+	te := newManyJobsEngine(t, `
 for i = 1, 20000 do
   local n = "o" .. i
   when(function() return changes(n) end, "true", {name = "o." .. i})
-end`})
+end`)
 	for i := range 2 {
 		got, err := te.setErr("o3", i+1)
 		if err != nil {
