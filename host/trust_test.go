@@ -215,3 +215,28 @@ when("spin", "true", {name="fast"})
 		t.Fatal("after reload the condition was not evaluated again")
 	}
 }
+
+func TestADaemonStopsASelfTriggeringPreAndKeepsAnswering(t *testing.T) {
+	p := daemonHome(t)
+	if err := p.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, p.JobsDir+"/p.lua", `when("changes(\"p\")","true",{pre=function() set("p",(get("p") or 0)+1) return true end})`+"\n")
+	startDaemon(t, p)
+	c := whenlua.Dial(p.Socket)
+	defer c.Close()
+	ctx := context.Background()
+	_, err := c.Set(ctx, whenlua.SetRequest{Assignments: []whenlua.Assignment{{Name: "p", Value: whenlua.Int(0)}}})
+	if !errors.Is(err, whenlua.ErrConflict) || !strings.Contains(err.Error(), "p.1 ("+p.JobsDir+"/p.lua:1)") {
+		t.Fatalf("set p=0: %v, want a conflict naming p.1 at p.lua:1", err)
+	}
+	// Answered at once after the stop: the values the step stored.
+	v, err := c.Get(ctx, "p")
+	if err != nil || !v.Equal(whenlua.Int(maxDuePerStep)) {
+		t.Fatalf("get p = %v, %v; want %d", v, err, maxDuePerStep)
+	}
+	s, err := c.Status(ctx)
+	if err != nil || len(s.CondErrors) != 1 || !strings.HasPrefix(s.CondErrors[0], "p.1: "+p.JobsDir+"/p.lua:1: made due") {
+		t.Fatalf("status: %q, %v", s.CondErrors, err)
+	}
+}
