@@ -21,9 +21,10 @@ const (
 // transaction, so each set stays atomic; job states and run records fill
 // the rest. An error of the first part is the step's: nothing was stored.
 // A later part that fails leaves the step in place: its job states are
-// written with the next step, and its run records are retried; the serials
-// of runs whose start record was not stored are returned, so that they are
-// not started.
+// written with the next step, and the records of runs that ended are
+// retried; the serials of runs whose start record was not stored are
+// returned, so that they are not started (a new one is recorded as failed,
+// one from the queue goes back to it).
 func (st *state) commit(b *persist.Batch) (notStarted map[uint64]bool, err error) {
 	carried := st.carry
 	st.carry = nil
@@ -47,11 +48,14 @@ func (st *state) commit(b *persist.Batch) (notStarted map[uint64]bool, err error
 				st.carry[name] = true
 			}
 			for _, r := range q.Runs {
-				if r.State == whenlua.RunRunning {
-					notStarted[r.Serial] = true
-					continue // recorded as failed by flush
+				switch r.State {
+				case whenlua.RunRunning:
+					notStarted[r.Serial] = true // flush does not start it
+				case whenlua.RunQueued:
+					// Recorded again when it leaves the queue.
+				default:
+					st.unrecorded = append(st.unrecorded, r)
 				}
-				st.unrecorded = append(st.unrecorded, r)
 			}
 		}
 		break

@@ -23,7 +23,8 @@ type state struct {
 	index   map[string]map[*job]struct{} // variable -> when-jobs that may read it
 	depsAll map[*job]struct{}            // when-jobs that may read any variable
 	states  map[string]*whenlua.JobState // when-job evaluation state by name (also of jobs not loaded now)
-	running map[uint64]*run
+	running map[uint64]*run              // running and queued runs
+	runq    runQueue
 	serial  uint64
 	sched   *schedule
 
@@ -260,8 +261,11 @@ func (st *state) flush() {
 	if err == nil {
 		for _, r := range toStart {
 			if notStarted[r.rec.Serial] {
-				r.rec.State, r.rec.Error, r.rec.End = whenlua.RunFailed, "not started: its record could not be stored", st.e.clock.Now()
-				st.addFinished(r.rec)
+				// A run from the queue goes back to it; a new one failed.
+				if !r.queued {
+					r.rec.State, r.rec.Error, r.rec.End = whenlua.RunFailed, "not started: its record could not be stored", st.e.clock.Now()
+					st.addFinished(r.rec)
+				}
 				st.dropRun(r)
 				continue
 			}
