@@ -4,13 +4,13 @@ import (
 	"sort"
 
 	"github.com/whenlua/whenlua"
-	"github.com/whenlua/whenlua/persist"
 )
 
 // A step's batch is split when it holds more than these: a transaction of
-// the store holds about 13,000 keys and 1.2 MiB of keys and small values
-// (a value over 32 bytes counts as a 12-byte pointer), and a step can
-// change thousands of job states or start thousands of runs.
+// the store holds about 13,000 keys and 1.2 MiB of keys and values under
+// 1 KiB (a larger value counts as a pointer), and a step can change
+// thousands of job states or start thousands of runs. A variable change or
+// a run counts three keys: its own two and what retention deletes with it.
 const (
 	maxPartKeys  = 2048
 	maxPartBytes = 512 << 10
@@ -25,7 +25,7 @@ const (
 // retried; the serials of runs whose start record was not stored are
 // returned, so that they are not started (a new one is recorded as failed,
 // one from the queue goes back to it).
-func (st *state) commit(b *persist.Batch) (notStarted map[uint64]bool, err error) {
+func (st *state) commit(b *whenlua.Batch) (notStarted map[uint64]bool, err error) {
 	carried := st.carry
 	st.carry = nil
 	parts := splitBatch(b)
@@ -66,20 +66,20 @@ func (st *state) commit(b *persist.Batch) (notStarted map[uint64]bool, err error
 // splitBatch returns b itself when it is small enough for one transaction,
 // or parts of it that each are: the first holds every variable change and
 // the serial.
-func splitBatch(b *persist.Batch) []*persist.Batch {
-	keys := 2*len(b.Vars) + len(b.JobStates) + 2*len(b.Runs)
+func splitBatch(b *whenlua.Batch) []*whenlua.Batch {
+	keys := 3*len(b.Vars) + len(b.JobStates) + 3*len(b.Runs)
 	if keys <= maxPartKeys && batchBytes(b) <= maxPartBytes {
-		return []*persist.Batch{b}
+		return []*whenlua.Batch{b}
 	}
-	first := &persist.Batch{Vars: b.Vars, Serial: b.Serial, JobStates: map[string]*whenlua.JobState{}}
-	parts := []*persist.Batch{first}
-	cur, curKeys, curBytes := first, 2*len(b.Vars), 0
+	first := &whenlua.Batch{Vars: b.Vars, Serial: b.Serial, JobStates: map[string]*whenlua.JobState{}}
+	parts := []*whenlua.Batch{first}
+	cur, curKeys, curBytes := first, 3*len(b.Vars), 0
 	for _, v := range b.Vars {
 		curBytes += 2 * entryBytes(len(v.Name), len(v.Value.S))
 	}
 	add := func(k, n int) {
 		if curKeys+k > maxPartKeys || curBytes+n > maxPartBytes && curKeys > 0 {
-			cur = &persist.Batch{JobStates: map[string]*whenlua.JobState{}}
+			cur = &whenlua.Batch{JobStates: map[string]*whenlua.JobState{}}
 			parts = append(parts, cur)
 			curKeys, curBytes = 0, 0
 		}
@@ -89,7 +89,7 @@ func splitBatch(b *persist.Batch) []*persist.Batch {
 	// Runs first: a run's start record must be stored before its process
 	// starts, and the states are the part a later step can write again.
 	for _, r := range b.Runs {
-		add(2, 2*entryBytes(len(r.Job), len(r.Output)))
+		add(3, 2*entryBytes(len(r.Job), len(r.Output)))
 		cur.Runs = append(cur.Runs, r)
 	}
 	names := make([]string, 0, len(b.JobStates))
@@ -105,7 +105,7 @@ func splitBatch(b *persist.Batch) []*persist.Batch {
 	return parts
 }
 
-func batchBytes(b *persist.Batch) int {
+func batchBytes(b *whenlua.Batch) int {
 	n := 0
 	for _, v := range b.Vars {
 		n += 2 * entryBytes(len(v.Name), len(v.Value.S))
@@ -122,7 +122,12 @@ func batchBytes(b *persist.Batch) int {
 // entryBytes is what an entry of about that key and value length costs a
 // transaction: its key and its value, or the pointer to a value kept in
 // the value log.
-func entryBytes(key, value int) int { return 32 + key + min(value, 32) }
+func entryBytes(key, value int) int {
+	if value >= 1<<10 {
+		value = 12
+	}
+	return 32 + key + value
+}
 
 // stateBytes estimates the encoded size of a job state.
 func stateBytes(s *whenlua.JobState) int {
