@@ -9,12 +9,23 @@ import (
 // for the earliest. Owned by the engine goroutine. Times are time.Time, not
 // Unix nanoseconds, which end in 2262: a period of centuries has its next
 // run beyond that.
+//
+// Next runs are wall-clock times, but a timer runs on the monotonic clock,
+// which does not see a clock step and stops while the machine sleeps. So
+// the timer never waits longer than maxTimerWait, and each time it fires
+// the schedule is compared with the wall clock again: what a jump forward
+// (a suspend) made due runs, and a next run that a step back left more
+// than a period away is computed again from now.
 type schedule struct {
 	clock Clock
 	h     jobHeap
 	timer Timer
 	armed time.Time // what the timer is armed for; zero = none
 }
+
+// maxTimerWait bounds how late an every-job runs after the wall clock
+// jumped forward (a resume from suspend) or stepped back.
+const maxTimerWait = time.Minute
 
 func newSchedule(c Clock) *schedule { return &schedule{clock: c} }
 
@@ -50,19 +61,29 @@ func (s *schedule) timerC() <-chan time.Time {
 		if s.timer != nil {
 			s.timer.Stop()
 		}
-		// Sub saturates at 292 years; a timer that fires before its job is
-		// due is re-armed by due.
-		s.timer = s.clock.NewTimer(first.Sub(s.clock.Now()))
+		// A timer that fires before its job is due is re-armed by due.
+		s.timer = s.clock.NewTimer(min(first.Sub(s.clock.Now()), maxTimerWait))
 		s.armed = first
 	}
 	return s.timer.C()
 }
 
 // due pops the jobs whose time has come and schedules their next run after
-// now (missed boundaries are skipped, not caught up).
+// now (missed boundaries are skipped, not caught up). A next run later than
+// the first boundary after now can only come from the wall clock stepping
+// back: it is computed again.
 func (s *schedule) due() []*job {
 	s.timer, s.armed = nil, time.Time{}
 	now := s.clock.Now()
+	stepped := false
+	for _, j := range s.h {
+		if next := j.lj.Period.Next(now); j.nextRun.After(next) {
+			j.nextRun, stepped = next, true
+		}
+	}
+	if stepped {
+		heap.Init(&s.h)
+	}
 	var out []*job
 	for len(s.h) > 0 && !s.h[0].nextRun.After(now) {
 		j := heap.Pop(&s.h).(*job)

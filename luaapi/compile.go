@@ -81,8 +81,10 @@ type condInfo struct {
 	text  string             // function conditions: the literal's source
 	deps  []string
 	all   bool
-	err   error
-	slips []Warning // string conditions: helpers given a bare name
+	// byReads and impure: see analyzer.byReads and analyzer.impure.
+	byReads, impure bool
+	err             error
+	slips           []Warning // string conditions: helpers given a bare name
 }
 
 func newFileAST(path string, src []byte, chunk []ast.Stmt) *fileAST {
@@ -146,7 +148,7 @@ func compileStringCond(path string, line int, expr string) *condInfo {
 	proto.IsVarArg &^= lua.VarArgNeedsArg
 	a := &analyzer{mode: stringCond}
 	a.stmts(chunk)
-	ci := &condInfo{proto: proto, slips: a.slips}
+	ci := &condInfo{proto: proto, slips: a.slips, byReads: a.byReads(), impure: a.impure || a.opaque}
 	ci.deps, ci.all = a.deps()
 	return ci
 }
@@ -168,8 +170,9 @@ func (f *fileAST) funcCond(line, last int) *condInfo {
 			a.function(fe, false)
 		}
 		ci.deps, ci.all = a.deps()
+		ci.byReads, ci.impure = a.byReads(), a.impure || a.opaque
 	} else {
-		ci.all = true
+		ci.all, ci.impure = true, true
 	}
 	f.conds[key] = ci
 	return ci

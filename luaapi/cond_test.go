@@ -285,3 +285,35 @@ func TestAConditionsTypeErrorNamesTheVariablesBehindIt(t *testing.T) {
 		}
 	}
 }
+
+func TestDepsByReads(t *testing.T) {
+	cases := []struct {
+		name            string
+		cond            string
+		byReads, impure bool
+	}{
+		{"a computed vars key with an upvalue", `function() return vars[n] == 1 end`, true, false},
+		{"get with a computed name", `function() return get(n) == 1 end`, true, false},
+		{"a string condition indexing vars with a variable", `"vars[k] == 1"`, true, false},
+		{"literal names only: not all", `function() return vars.a == 1 end`, false, false},
+		{"a helper next to a computed key", `function() return changes("a") and vars[n] end`, false, false},
+		{"reloaded next to a computed key", `function() return reloaded() or vars[n] end`, false, false},
+		{"a helper with a computed name", `function() return changes(n) end`, false, true},
+		{"a call to a function of the file", `function() return check(vars[n]) end`, false, true},
+		{"an assignment to an upvalue", `function() n = n .. "x" return vars[n] end`, false, true},
+		{"an assignment to a field of a global", `function() t.k = 1 return vars[n] end`, false, true},
+		{"an assignment to a local is fine", `function() local m = n m = m .. "" return vars[m] end`, true, false},
+		{"time is an input", `function() return vars[n .. os.time()] end`, false, true},
+		{"randomness is an input", `function() return vars[n .. math.random(3)] end`, false, true},
+		{"table functions may change state", `function() table.insert(t, 1) return vars[n] end`, false, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := mustLoad(t, "n, t = 'a', {}\nwhen("+tc.cond+", 'true', {name = 'j'})", newFakeHost(nil))
+			j := f.Jobs[0]
+			if j.DepsByReads != tc.byReads || j.Impure != tc.impure {
+				t.Fatalf("DepsByReads = %v, Impure = %v; want %v, %v", j.DepsByReads, j.Impure, tc.byReads, tc.impure)
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -99,6 +100,15 @@ type Job struct {
 	// DepsAll says it may read names the analysis cannot see.
 	Deps    []string
 	DepsAll bool
+	// DepsByReads says that DepsAll is only because names are computed
+	// (vars[k]) in a condition whose only inputs are the values it reads:
+	// the names an evaluation read may stand for all until one of their
+	// values changes.
+	DepsByReads bool
+	// Impure says the condition may change the file's Lua state or read
+	// inputs other than variables (a call the analysis cannot see into,
+	// os, table, math.random, an assignment outside its locals).
+	Impure  bool
 	HasPre  bool
 	HasPost bool
 	Timeout time.Duration // the run's time limit (0: none)
@@ -197,6 +207,11 @@ func (f *File) CallOnUnload() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Required lists the lib module paths required so far by this version of
+// the file: while it loaded and since (a require inside a condition or a
+// hook). It is called on the goroutine that owns the file.
+func (f *File) Required() []string { return slices.Clone(f.s.requires) }
 
 // Close releases the Lua state; later calls into the file return ErrClosed.
 func (f *File) Close() { f.s.close() }

@@ -25,7 +25,9 @@ func reloadCommand(e *env) *cli.Command {
 			"content did not change is left as it is (touch changes nothing), unless\n" +
 			"--force: then each FILE given (a file name in the jobs directory, or a path\n" +
 			"to one of its files), or every job file, is loaded again, for example after a\n" +
-			"change of the daemon's environment that a module reads.",
+			"change of the daemon's environment that a module reads. Conditions suspended\n" +
+			"for running out of their time or memory limit again and again are evaluated\n" +
+			"again.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "force", Usage: "load the FILEs given, or every job file, again even if unchanged"},
 			jsonFlag(),
