@@ -1,6 +1,7 @@
 package luaapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -152,6 +153,7 @@ func NewRepl(opts ReplOptions) (*Repl, error) {
 		env.RawSetString(name, L.NewFunction(fn))
 	}
 	env.RawSetString("_G", L.G.Global)
+	env.RawSetString(concatName, L.GetGlobal(concatName))
 	mt := L.NewTable()
 	mt.RawSetString("__index", s.varIndex)
 	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
@@ -209,11 +211,7 @@ func (r *Repl) Eval(chunk string) (incomplete bool, err error) {
 }
 
 func (r *Repl) compile(src string) (*lua.LFunction, error) {
-	chunk, err := parse.Parse(strings.NewReader(src), ReplChunkName)
-	if err != nil {
-		return nil, err
-	}
-	proto, err := lua.Compile(chunk, ReplChunkName)
+	proto, _, err := compileChunk(context.Background(), ReplChunkName, []byte(src), MaxSourceLen)
 	if err != nil {
 		return nil, err
 	}

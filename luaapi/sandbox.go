@@ -1,8 +1,9 @@
 package luaapi
 
 import (
+	"context"
+	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -82,6 +83,9 @@ func (s *state) newLState() *lua.LState {
 		L.SetGlobal(name, lua.LNil)
 	}
 	L.SetGlobal("print", L.NewFunction(s.print))
+	L.SetGlobal(concatName, L.NewFunction(concat))
+	L.SetGlobal("loadstring", L.NewFunction(s.loadstring))
+	L.SetGlobal("load", L.NewFunction(s.load))
 
 	pkg := L.GetGlobal("package").(*lua.LTable)
 	// package.loaders is also the registry's _LOADERS, which require reads:
@@ -478,7 +482,11 @@ func (s *state) loadModule(L *lua.LState) int {
 	if !slices.Contains(s.requires, path) {
 		s.requires = append(s.requires, path)
 	}
-	src, err := os.ReadFile(path)
+	src, err := ReadSource(path)
+	var le *LoadError
+	if errors.As(err, &le) {
+		L.RaiseError("error loading module %s: %v", name, err)
+	}
 	if err != nil {
 		L.Push(lua.LString("no file " + path))
 		return 1
@@ -486,6 +494,68 @@ func (s *state) loadModule(L *lua.LState) int {
 	proto, err := Compile(path, src)
 	if err != nil {
 		L.RaiseError("error loading module %s: %v", name, err)
+	}
+	L.Push(L.NewFunctionFromProto(proto))
+	return 1
+}
+
+// loadstring(s [, chunkname]) compiles s as load and loadstring of Lua 5.1
+// do, through compileChunk: at most MaxLoadLen bytes, nesting and function
+// literals bounded, .. bounded, and a parse that stops when the call into
+// Lua runs out of time. It returns the function, or nil and the message.
+func (s *state) loadstring(L *lua.LState) int {
+	return s.loadChunk(L, L.CheckString(1), L.OptString(2, "<string>"))
+}
+
+// load(fn [, chunkname]) calls fn for the pieces of the chunk until it
+// returns nil or an empty string; pieces past MaxLoadLen are refused.
+func (s *state) load(L *lua.LState) int {
+	fn := L.CheckFunction(1)
+	name := L.OptString(2, "=(load)")
+	var b strings.Builder
+	for {
+		L.Push(fn)
+		L.Call(0, 1)
+		piece := L.Get(-1)
+		L.Pop(1)
+		if piece == lua.LNil {
+			break
+		}
+		if !isStringy(piece) {
+			L.Push(lua.LNil)
+			L.Push(lua.LString("reader function must return a string"))
+			return 2
+		}
+		p := lua.LVAsString(piece)
+		if p == "" {
+			break
+		}
+		if b.Len()+len(p) > MaxLoadLen {
+			L.Push(lua.LNil)
+			L.Push(lua.LString(fmt.Sprintf("%s: %s", name, tooLong(int64(b.Len()+len(p)), MaxLoadLen).msg)))
+			return 2
+		}
+		b.WriteString(p)
+	}
+	return s.loadChunk(L, b.String(), name)
+}
+
+func (s *state) loadChunk(L *lua.LState, src, name string) int {
+	name = strings.TrimPrefix(name, "=") // Lua's "=name": name as it is
+	ctx := L.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	proto, _, err := compileChunk(ctx, name, []byte(src), MaxLoadLen)
+	if err != nil {
+		if ctx.Err() != nil {
+			// The call's limit ended the parse: raise, as the limit would
+			// at the next instruction.
+			L.RaiseError("%v", context.Cause(ctx))
+		}
+		L.Push(lua.LNil)
+		L.Push(lua.LString(syntaxError(name, err).Error()))
+		return 2
 	}
 	L.Push(L.NewFunctionFromProto(proto))
 	return 1

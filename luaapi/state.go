@@ -115,7 +115,7 @@ func newState(path string, src []byte, proto *lua.FunctionProto, opts Options) (
 		L.SetGlobal(name, f)
 		s.condEnv[name] = f
 	}
-	for _, name := range []string{"vars", "tonumber", "tostring", "string", "math"} {
+	for _, name := range []string{"vars", "tonumber", "tostring", "string", "math", concatName} {
 		s.condEnv[name] = L.GetGlobal(name)
 	}
 	s.varIndex = L.NewFunction(lualib.VarIndex(s.Get))
