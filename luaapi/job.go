@@ -296,6 +296,13 @@ func (j *Job) CallPost(r whenlua.Run, tmpdir, output string) error {
 	t.RawSetString("start_time", unixSeconds(r.Start))
 	t.RawSetString("end_time", unixSeconds(r.End))
 	t.RawSetString("duration", lua.LNumber(r.Duration().Seconds()))
+	// The record stands for the run while post runs: mailto reads the
+	// output through it, not through its output field.
+	if s.runs == nil {
+		s.runs = map[*lua.LTable]string{}
+	}
+	s.runs[t] = output
+	defer delete(s.runs, t)
 	_, err := s.call(&frame{phase: phasePost, job: j}, j.post, 0, t)
 	return err
 }

@@ -231,3 +231,35 @@ c, d = loadstring("return +", "=mine")`, newFakeHost(nil))
 		}
 	})
 }
+
+// mailto mailed any file a job file named as a run's output.
+func TestMailtoReadsOnlyTheRunsOwnOutput(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "id_rsa")
+	if err := os.WriteFile(secret, []byte("PRIVATE KEY"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "output.txt")
+	if err := os.WriteFile(out, []byte("the run's output\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := newFakeHost(nil)
+	f := mustLoad(t, `on_load(function() mailto("x@example.com")({job_name="x",code=1,output="`+secret+`"}) end)
+every("hour", "true", {name = "j", post = function(r) r.output = "`+secret+`" mailto("x@example.com")(r) end})`, h)
+	err := f.CallOnLoad()
+	wantErr(t, err, "test.lua:1: mailto: want the run record the daemon passes to post")
+	if err := job(t, f, "j").CallPost(whenlua.Run{Serial: 1, Code: 1}, dir, out); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.mails) != 1 || strings.Contains(h.mails[0].Msg, "PRIVATE") || !strings.Contains(h.mails[0].Msg, "the run's output") {
+		t.Fatalf("mails: %+v", h.mails)
+	}
+}
+
+func TestALogLineIsClipped(t *testing.T) {
+	h := newFakeHost(nil)
+	mustLoad(t, `log(string.rep("x", 1000000))`, h)
+	if len(h.logs) != 1 || len(h.logs[0]) > MaxLogLen+100 || !strings.HasSuffix(h.logs[0], "...") {
+		t.Fatalf("logged %d lines, the first of %d bytes", len(h.logs), len(h.logs[0]))
+	}
+}

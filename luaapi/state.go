@@ -80,6 +80,9 @@ type state struct {
 	condEnvTable *lua.LTable
 	varIndex     *lua.LFunction // __index of string condition environments
 	ast          *fileAST
+	// runs are the run records passed to the post functions running now,
+	// with the path of their output (lualib.Env.RunOutput).
+	runs map[*lua.LTable]string
 }
 
 // DefaultTimeout is the time limit of a call into Lua when Options.Timeout is 0.
@@ -217,11 +220,21 @@ func (s *state) Set(as []whenlua.Assignment, trigger bool) error {
 	return s.opts.Host.Set(origin, as, trigger)
 }
 
+// MaxLogLen bounds one message of log or print; the rest is cut, so that
+// a loop of long messages cannot fill the daemon's log at memory speed.
+const MaxLogLen = 4 << 10
+
 // Log implements lualib.Env.
-func (s *state) Log(msg string) { s.opts.Host.Log(s.path, msg) }
+func (s *state) Log(msg string) { s.opts.Host.Log(s.path, clip(msg, MaxLogLen)) }
 
 // SendMail implements lualib.Env.
 func (s *state) SendMail(to string, msg []byte) { s.opts.Host.SendMail(to, msg) }
+
+// RunOutput implements lualib.Env.
+func (s *state) RunOutput(t *lua.LTable) (string, bool) {
+	out, ok := s.runs[t]
+	return out, ok
+}
 
 // OnLoad implements lualib.Env.
 func (s *state) OnLoad(fn *lua.LFunction) error {

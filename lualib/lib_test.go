@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	lua "github.com/yuin/gopher-lua"
@@ -99,6 +100,7 @@ type fakeEnv struct {
 	mails    map[string]string
 	setErr   error
 	hooks    int
+	runs     map[*lua.LTable]string // the run records "passed to post", with their output
 }
 
 func (e *fakeEnv) Get(name string) whenlua.Value { return e.vars[name] }
@@ -119,6 +121,10 @@ func (e *fakeEnv) SendMail(to string, msg []byte) {
 }
 func (e *fakeEnv) OnLoad(*lua.LFunction) error   { e.hooks++; return nil }
 func (e *fakeEnv) OnUnload(*lua.LFunction) error { e.hooks++; return nil }
+func (e *fakeEnv) RunOutput(t *lua.LTable) (string, bool) {
+	out, ok := e.runs[t]
+	return out, ok
+}
 
 func newLib(t *testing.T, env *fakeEnv) *lua.LState {
 	t.Helper()
@@ -293,7 +299,14 @@ func TestMailto(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			env := &fakeEnv{}
 			L := newLib(t, env)
-			if err := run(L, "local post = "+tc.mailto+"\npost("+tc.result+")"); err != nil {
+			// The record is made here as the daemon makes it: its output
+			// is known on the Go side.
+			if err := run(L, "record = "+tc.result); err != nil {
+				t.Fatal(err)
+			}
+			rec := L.GetGlobal("record").(*lua.LTable)
+			env.runs = map[*lua.LTable]string{rec: lua.LVAsString(rec.RawGetString("output"))}
+			if err := run(L, "local post = "+tc.mailto+"\npost(record)"); err != nil {
 				t.Fatal(err)
 			}
 			msg, sent := env.mails["me@example.com"]
@@ -307,6 +320,57 @@ func TestMailto(t *testing.T) {
 			}
 			if sent && len(msg) > MailOutputCap+2000 {
 				t.Errorf("message of %d bytes is not capped", len(msg))
+			}
+		})
+	}
+	t.Run("a table made in Lua is refused, whatever its output", func(t *testing.T) {
+		secret := filepath.Join(dir, "id_rsa")
+		if err := os.WriteFile(secret, []byte("PRIVATE KEY"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		env := &fakeEnv{}
+		L := newLib(t, env)
+		err := run(L, `mailto("x@example.com")({job_name = "x", code = 1, output = "`+secret+`"})`)
+		if err == nil || !strings.Contains(err.Error(), "mailto: want the run record the daemon passes to post") {
+			t.Fatalf("error = %v", err)
+		}
+		if len(env.mails) != 0 {
+			t.Fatalf("mailed %q", env.mails)
+		}
+	})
+	t.Run("the output field of a real record does not choose the file", func(t *testing.T) {
+		secret := filepath.Join(dir, "id_rsa2")
+		if err := os.WriteFile(secret, []byte("PRIVATE KEY"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		env := &fakeEnv{}
+		L := newLib(t, env)
+		if err := run(L, "record = "+result(1, "", out)); err != nil {
+			t.Fatal(err)
+		}
+		env.runs = map[*lua.LTable]string{L.GetGlobal("record").(*lua.LTable): out}
+		if err := run(L, `record.output = "`+secret+`" mailto("x@example.com")(record)`); err != nil {
+			t.Fatal(err)
+		}
+		if msg := env.mails["x@example.com"]; strings.Contains(msg, "PRIVATE") || !strings.Contains(msg, "line 1\n") {
+			t.Fatalf("message:\n%s", msg)
+		}
+	})
+	for _, special := range []struct{ name, make string }{{"a FIFO", "fifo"}, {"a symbolic link", "symlink"}} {
+		t.Run("an output that is "+special.name+" is not read", func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "output.txt")
+			var err error
+			if special.make == "fifo" {
+				err = syscall.Mkfifo(p, 0o600) // no writer: a blocking open would hang
+			} else {
+				err = os.Symlink(out, p)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg := string(MailMessage("x@example.com", "", MailResult{Job: "j", Output: p}))
+			if !strings.Contains(msg, "(output not readable: ") || strings.Contains(msg, "line 1") {
+				t.Fatalf("message:\n%s", msg)
 			}
 		})
 	}

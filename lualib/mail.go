@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -22,7 +23,9 @@ type mailOpts struct {
 }
 
 // mailto(addr [, {only_on_failure=bool, from=addr}]) returns a post function
-// that mails the run's result and output to addr through Env.SendMail.
+// that mails the run's result and output to addr through Env.SendMail. It
+// takes only the run record the daemon passes to post, and reads the output
+// file the daemon knows for that run (Env.RunOutput), never a path from Lua.
 func (l *lib) mailto(L *lua.LState) int {
 	to := L.CheckString(1)
 	if err := checkAddr(to); err != nil {
@@ -61,7 +64,12 @@ func (l *lib) mailto(L *lua.LState) int {
 	}
 	L.Push(L.NewFunction(func(L *lua.LState) int {
 		r := L.CheckTable(1)
+		out, ok := l.env.RunOutput(r)
+		if !ok {
+			L.RaiseError("mailto: want the run record the daemon passes to post, not a table made in Lua")
+		}
 		res := resultFromTable(r)
+		res.Output = out
 		if o.onlyOnFailure && !res.failed() {
 			return 0
 		}
@@ -91,7 +99,7 @@ type MailResult struct {
 	Code     int
 	Signal   string
 	Error    string
-	Output   string // path of output.txt
+	Output   string // path of output.txt, as the daemon knows it
 	Start    time.Time
 	End      time.Time
 	Duration time.Duration
@@ -133,7 +141,6 @@ func resultFromTable(t *lua.LTable) MailResult {
 		Code:     int(num("code")),
 		Signal:   str("signal"),
 		Error:    str("error"),
-		Output:   str("output"),
 		Start:    unix(num("start_time")),
 		End:      unix(num("end_time")),
 		Duration: time.Duration(num("duration") * float64(time.Second)),
@@ -168,12 +175,18 @@ func writeOutput(b *bytes.Buffer, path string) {
 		b.WriteString("(no output file)\n")
 		return
 	}
-	f, err := os.Open(path)
+	// Without blocking on a FIFO, following no symbolic link, and only a
+	// regular file: the run's script may have replaced its output.txt.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		fmt.Fprintf(b, "(output not readable: %v)\n", err)
 		return
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		fmt.Fprintf(b, "(output not readable: %s is not a regular file)\n", path)
+		return
+	}
 	n, err := io.Copy(b, io.LimitReader(f, MailOutputCap))
 	if err != nil {
 		fmt.Fprintf(b, "\n(output not readable: %v)\n", err)
