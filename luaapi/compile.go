@@ -26,7 +26,7 @@ func Compile(path string, src []byte) (*lua.FunctionProto, error) {
 	if len(src) > MaxSourceLen {
 		return nil, syntaxError(path, tooLong(int64(len(src)), MaxSourceLen))
 	}
-	proto, chunk, err := compileChunk(context.Background(), path, skipShebang(src), MaxSourceLen)
+	proto, chunk, err := compileChunk(context.Background(), path, skipShebang(src))
 	if err != nil {
 		return nil, syntaxError(path, err)
 	}
@@ -117,8 +117,8 @@ func (f *fileAST) stringCond(line int, expr string) *condInfo {
 }
 
 func compileStringCond(path string, line int, expr string) *condInfo {
-	if len(expr) > MaxLoadLen {
-		return &condInfo{err: errors.New(tooLong(int64(len(expr)), MaxLoadLen).msg)}
+	if len(expr) > MaxSourceLen {
+		return &condInfo{err: errors.New(tooLong(int64(len(expr)), MaxSourceLen).msg)}
 	}
 	src := strings.Repeat("\n", max(line-1, 0)) + "return " + expr + "\n"
 	chunk, err := parse.Parse(strings.NewReader(src), path)
@@ -188,7 +188,7 @@ func astOf(proto *lua.FunctionProto, src []byte) *fileAST {
 	if f, ok := asts.Load(weak.Make(proto)); ok {
 		return f.(*fileAST)
 	}
-	_, chunk, _ := compileChunk(context.Background(), proto.SourceName, skipShebang(src), MaxSourceLen)
+	_, chunk, _ := compileChunk(context.Background(), proto.SourceName, skipShebang(src))
 	return remember(proto, newFileAST(proto.SourceName, src, chunk))
 }
 

@@ -61,9 +61,9 @@ func TestAHugeNestedFileIsRefused(t *testing.T) {
 	if err := os.WriteFile(big, []byte("x = "+strings.Repeat("not ", 1<<20)+"true\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, Check(big), big+": source of 4194313 bytes is larger than the limit of 1 MiB")
+	wantErr(t, Check(big), big+": source of 4194313 bytes is larger than the limit of 256 KiB")
 	deep := filepath.Join(dir, "deep.lua")
-	if err := os.WriteFile(deep, []byte("x = "+strings.Repeat("not ", 250_000)+"true\n"), 0o600); err != nil {
+	if err := os.WriteFile(deep, []byte("x = "+strings.Repeat("not ", 50_000)+"true\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	wantErr(t, Check(deep), deep+":1: nesting too deep (limit 200")
@@ -95,7 +95,7 @@ func TestReadSourceReadsOnlyRegularFilesUpToTheCap(t *testing.T) {
 	}
 	f.Close()
 	_, err = ReadSource(huge)
-	wantErr(t, err, huge+": source of 68719476736 bytes is larger than the limit of 1 MiB")
+	wantErr(t, err, huge+": source of 68719476736 bytes is larger than the limit of 256 KiB")
 	var le *LoadError
 	if !errors.As(err, &le) {
 		t.Fatalf("error %v (%T) is not a *LoadError", err, err)
@@ -210,7 +210,7 @@ fn, err = load(function() n = n + 1 if n < 100 then return string.rep(" ", 4096)
 	t.Run("the parse stops when the call's context is done", func(t *testing.T) {
 		ctx, cancel := context.WithCancelCause(context.Background())
 		cancel(errTimeLimit)
-		_, _, err := compileChunk(ctx, "x", []byte(strings.Repeat("x = x + 1\n", 25000)), MaxLoadLen)
+		_, _, err := compileChunk(ctx, "x", []byte(strings.Repeat("x = x + 1\n", 25000)))
 		if err != errTimeLimit {
 			t.Fatalf("compileChunk under a done context: %v, want %v", err, errTimeLimit)
 		}

@@ -211,7 +211,7 @@ func (r *Repl) Eval(chunk string) (incomplete bool, err error) {
 }
 
 func (r *Repl) compile(src string) (*lua.LFunction, error) {
-	proto, _, err := compileChunk(context.Background(), ReplChunkName, []byte(src), MaxSourceLen)
+	proto, _, err := compileChunk(context.Background(), ReplChunkName, []byte(src))
 	if err != nil {
 		return nil, err
 	}

@@ -352,7 +352,7 @@ func (s *state) loadModule(L *lua.LState) int {
 }
 
 // loadstring(s [, chunkname]) compiles s as load and loadstring of Lua 5.1
-// do, through compileChunk: at most MaxLoadLen bytes, nesting and function
+// do, through compileChunk: at most MaxSourceLen bytes, nesting and function
 // literals bounded, .. bounded, and a parse that stops when the call into
 // Lua runs out of time. It returns the function, or nil and the message.
 func (s *state) loadstring(L *lua.LState) int {
@@ -360,7 +360,7 @@ func (s *state) loadstring(L *lua.LState) int {
 }
 
 // load(fn [, chunkname]) calls fn for the pieces of the chunk until it
-// returns nil or an empty string; pieces past MaxLoadLen are refused.
+// returns nil or an empty string; pieces past MaxSourceLen are refused.
 func (s *state) load(L *lua.LState) int {
 	fn := L.CheckFunction(1)
 	name := L.OptString(2, "=(load)")
@@ -382,9 +382,9 @@ func (s *state) load(L *lua.LState) int {
 		if p == "" {
 			break
 		}
-		if b.Len()+len(p) > MaxLoadLen {
+		if b.Len()+len(p) > MaxSourceLen {
 			L.Push(lua.LNil)
-			L.Push(lua.LString(fmt.Sprintf("%s: %s", name, tooLong(int64(b.Len()+len(p)), MaxLoadLen).msg)))
+			L.Push(lua.LString(fmt.Sprintf("%s: %s", name, tooLong(int64(b.Len()+len(p)), MaxSourceLen).msg)))
 			return 2
 		}
 		b.WriteString(p)
@@ -398,7 +398,7 @@ func (s *state) loadChunk(L *lua.LState, src, name string) int {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	proto, _, err := compileChunk(ctx, name, []byte(src), MaxLoadLen)
+	proto, _, err := compileChunk(ctx, name, []byte(src))
 	if err != nil {
 		if ctx.Err() != nil {
 			// The call's limit ended the parse: raise, as the limit would

@@ -22,14 +22,12 @@ import (
 // conditions) recurse on the syntax tree, allocate some 17 KiB per function
 // literal, and take time quadratic in the length of an arithmetic chain; a
 // Go stack overflow ends the process. These bounds keep the worst source
-// within a second or two of compiling and some tens of MiB
+// within a few seconds of compiling and some hundreds of MiB allocated
 // (docs/internals.md, "Source limits", has the figures).
 const (
-	// MaxSourceLen bounds a job file, a lib module and a REPL chunk.
-	MaxSourceLen = 1 << 20
-	// MaxLoadLen bounds a chunk given to load or loadstring, compiled
-	// inside a call into Lua, on the goroutine that runs the engine.
-	MaxLoadLen = 256 << 10
+	// MaxSourceLen bounds a job file, a lib module, a chunk given to load
+	// or loadstring, a string condition and a REPL chunk.
+	MaxSourceLen = 256 << 10
 	// MaxNesting bounds the depth of the syntax tree: blocks in blocks,
 	// operators in operators (a chain a+b+c counts one level per operator),
 	// calls and indexing on calls, nested tables and functions. Lua 5.1
@@ -129,16 +127,16 @@ func (c ctxReader) Read(p []byte) (int, error) {
 }
 
 // compileChunk parses and compiles src as the chunk name: it refuses a
-// source longer than maxLen, stops parsing once ctx is done (returning
+// source longer than MaxSourceLen, stops parsing once ctx is done (returning
 // context.Cause(ctx)), refuses a tree deeper than MaxNesting or with more
 // than MaxFunctions function literals, and rewrites the concatenation
 // operator into calls of the bounded concat (see shape). It returns the
 // tree too, for the analysis of conditions. Errors are what parse and
 // Compile return, a *limitError, or ctx's cause; syntaxError turns them
 // into a *LoadError. It uses no shared state: any goroutine may call it.
-func compileChunk(ctx context.Context, name string, src []byte, maxLen int) (*lua.FunctionProto, []ast.Stmt, error) {
-	if len(src) > maxLen {
-		return nil, nil, tooLong(int64(len(src)), maxLen)
+func compileChunk(ctx context.Context, name string, src []byte) (*lua.FunctionProto, []ast.Stmt, error) {
+	if len(src) > MaxSourceLen {
+		return nil, nil, tooLong(int64(len(src)), MaxSourceLen)
 	}
 	chunk, err := parse.Parse(ctxReader{ctx, bytes.NewReader(src)}, name)
 	if errors.Is(err, errParseStopped) {
