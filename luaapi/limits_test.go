@@ -3,6 +3,7 @@ package luaapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,7 +55,7 @@ func TestDeepNestingIsALoadError(t *testing.T) {
 }
 
 // A 4 MB file of `x = not not ... true` crashed `whenlua check` and the
-// daemon: now it is too large, and a 1 MiB one too deep.
+// daemon: now it is too large, and a 200 KB one too deep.
 func TestAHugeNestedFileIsRefused(t *testing.T) {
 	dir := t.TempDir()
 	big := filepath.Join(dir, "nest.lua")
@@ -261,5 +262,54 @@ func TestALogLineIsClipped(t *testing.T) {
 	mustLoad(t, `log(string.rep("x", 1000000))`, h)
 	if len(h.logs) != 1 || len(h.logs[0]) > MaxLogLen+100 || !strings.HasSuffix(h.logs[0], "...") {
 		t.Fatalf("logged %d lines, the first of %d bytes", len(h.logs), len(h.logs[0]))
+	}
+}
+
+// The daemon compiles and loads changed files off the engine's goroutine,
+// beside calls into the files already loaded: run under -race, this finds
+// state shared between states.
+func TestCompileAndLoadRunOnAnyGoroutine(t *testing.T) {
+	lib := t.TempDir()
+	if err := os.WriteFile(filepath.Join(lib, "m.lua"), []byte(`return {f = function(s) return s .. "!" end}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := []byte(`local m = require "m"
+when("x > 1 and changes('y')", "true", {name = "a"})
+when(function() return m.f(vars.s or "") == "!" and string.find("abc", "(b)") end, "true", {name = "b"})
+x = loadstring("return 'a' .. 'b'")()`)
+	shared, err := Compile("shared.lua", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for i := range 8 {
+		go func() {
+			proto := shared
+			if i%2 == 0 {
+				var err error
+				if proto, err = Compile(fmt.Sprintf("f%d.lua", i), src); err != nil {
+					errs <- err
+					return
+				}
+			}
+			f, err := Load(proto.SourceName, src, proto, Options{LibDir: lib, Host: newFakeHost(map[string]whenlua.Value{"x": whenlua.Int(2), "y": whenlua.Int(1)})})
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer f.Close()
+			for _, j := range f.Jobs {
+				if ok, _, err := j.Eval(EvalInput{}); err != nil || !ok {
+					errs <- fmt.Errorf("%s: %v %v", j.Name, ok, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
