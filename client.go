@@ -354,9 +354,9 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 }
 
 // Reload implements Service.
-func (c *Client) Reload(ctx context.Context) (Status, error) {
+func (c *Client) Reload(ctx context.Context, req ReloadRequest) (Status, error) {
 	var out Status
-	err := c.call(ctx, http.MethodPost, "/reload", nil, nil, &out)
+	err := c.call(ctx, http.MethodPost, "/reload", nil, req, &out)
 	return out, err
 }
 

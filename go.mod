@@ -10,6 +10,7 @@ require (
 	go.uber.org/goleak v1.3.0
 	golang.org/x/sys v0.41.0
 	golang.org/x/term v0.40.0
+	layeh.com/gopher-luar v1.0.11
 )
 
 require (

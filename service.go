@@ -3,6 +3,7 @@ package whenlua
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
@@ -46,7 +47,24 @@ type Service interface {
 	// Status describes the daemon, the job files and the next runs.
 	Status(ctx context.Context) (Status, error)
 	// Reload rescans the jobs directory now and returns the status after it.
-	Reload(ctx context.Context) (Status, error)
+	Reload(ctx context.Context, req ReloadRequest) (Status, error)
+}
+
+// ReloadRequest is what Reload does besides the rescan, which loads only
+// the files whose content changed: with Force, it loads again the job
+// files named in Files (absolute paths in the jobs directory), or every job
+// file when Files is empty, even if they did not change.
+type ReloadRequest struct {
+	Force bool     `json:"force,omitempty"`
+	Files []string `json:"files,omitempty"`
+}
+
+// Validate checks that Files come with Force.
+func (r ReloadRequest) Validate() error {
+	if len(r.Files) > 0 && !r.Force {
+		return fmt.Errorf("%w: files to reload are given only with force", ErrInvalid)
+	}
+	return nil
 }
 
 // Errors with a meaning across the socket.

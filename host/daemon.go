@@ -144,7 +144,7 @@ func RunDaemon(ctx context.Context, opts DaemonOptions) (err error) {
 		case serveErr = <-served:
 			reason = "server stopped"
 		case <-hup:
-			st, err := engine.Reload(ctx)
+			st, err := engine.Reload(ctx, whenlua.ReloadRequest{})
 			if err != nil {
 				log.Warn("reload on SIGHUP", "err", err)
 				break
@@ -197,8 +197,8 @@ func (d daemonService) Status(ctx context.Context) (whenlua.Status, error) {
 	return d.fill(st), err
 }
 
-func (d daemonService) Reload(ctx context.Context) (whenlua.Status, error) {
-	st, err := d.Service.Reload(ctx)
+func (d daemonService) Reload(ctx context.Context, req whenlua.ReloadRequest) (whenlua.Status, error) {
+	st, err := d.Service.Reload(ctx, req)
 	return d.fill(st), err
 }
 

@@ -214,7 +214,7 @@ func (te *testEngine) status() whenlua.Status {
 
 func (te *testEngine) reload() whenlua.Status {
 	te.t.Helper()
-	s, err := te.Reload(context.Background())
+	s, err := te.Reload(context.Background(), whenlua.ReloadRequest{})
 	if err != nil {
 		te.t.Fatal(err)
 	}

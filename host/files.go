@@ -117,7 +117,7 @@ func (st *state) scan() {
 			ent = &fileEntry{path: path}
 			st.files[path] = ent
 		}
-		force := ent.err != "" && len(libChanged) > 0 || requiresAny(ent.requires, libChanged)
+		force := ent.err != "" && len(libChanged) > 0 || requiresAny(ent.requires, libChanged) || st.force.has(path)
 		if st.examine(ent, present[path], force) {
 			tried[path] = true
 			namesFreed = namesFreed || ent.err == ""
@@ -383,6 +383,9 @@ func (st *state) shutdown() {
 func (st *state) fileStatus() []whenlua.FileStatus {
 	out := make([]whenlua.FileStatus, 0, len(st.files))
 	for _, ent := range st.files {
+		if ent.cur == nil && ent.err == "" {
+			continue // removed; kept only while runs of its old versions go on
+		}
 		fs := whenlua.FileStatus{Path: ent.path, Error: ent.err, ErrorAt: ent.errAt, HookError: ent.hookErr, HookErrorAt: ent.hookAt,
 			Compiles: ent.compiles, Requires: ent.requires}
 		if g := ent.cur; g != nil {

@@ -83,7 +83,7 @@ func (st *state) launch(r *run) {
 		Serial:  r.rec.Serial,
 		Job:     j.name,
 		Script:  j.lj.Script,
-		Shell:   st.e.opts.Shell,
+		Shell:   st.jobShell(),
 		Env:     st.jobEnv(j.name, r.rec.Serial),
 		Timeout: j.lj.Timeout,
 	}
@@ -101,6 +101,16 @@ func (st *state) launch(r *run) {
 	// directory; committed in a step of its own, after the process started.
 	st.addRun(r.rec)
 	st.e.log.Info("job started", "job", j.name, "serial", r.rec.Serial, "pid", r.rec.PID)
+}
+
+// jobShell is the shell that runs a script: a variable named SHELL when it
+// is set, as in whenjobs, which puts the variables in the environment before
+// it reads SHELL; else the daemon's shell.
+func (st *state) jobShell() string {
+	if v := st.vars["SHELL"]; !v.IsNil() && v.String() != "" {
+		return v.String()
+	}
+	return st.e.opts.Shell
 }
 
 // jobEnv is the environment of a run: the daemon's, every variable, JOBNAME
@@ -153,7 +163,7 @@ func (st *state) finish(res runner.Result) {
 		rec.Error = "cancelled"
 	}
 	if r.job.lj.HasPost && !r.job.gen.closed {
-		if err := r.job.lj.CallPost(*rec, res.Dir, res.OutputPath); err != nil {
+		if err := r.job.lj.CallPost(*rec, res.Dir); err != nil {
 			st.e.log.Error("post failed", "job", rec.Job, "serial", rec.Serial, "err", err)
 			rec.Error = strings.TrimPrefix(rec.Error+"; post: "+err.Error(), "; ")
 		}

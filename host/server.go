@@ -422,8 +422,15 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<16))
-	st, err := s.svc.Reload(r.Context())
+	// A body is optional: no body is a plain rescan.
+	var req whenlua.ReloadRequest
+	if r.ContentLength != 0 {
+		if err := decode(w, r, &req); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	st, err := s.svc.Reload(r.Context(), req)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -135,7 +135,7 @@ func (f *fakeService) Status(ctx context.Context) (whenlua.Status, error) {
 	return whenlua.Status{Running: 2}, nil
 }
 
-func (f *fakeService) Reload(ctx context.Context) (whenlua.Status, error) {
+func (f *fakeService) Reload(ctx context.Context, _ whenlua.ReloadRequest) (whenlua.Status, error) {
 	return whenlua.Status{Compiles: 1}, nil
 }
 

@@ -7,7 +7,9 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/whenlua/whenlua"
 	"github.com/whenlua/whenlua/host/runner"
@@ -134,21 +136,41 @@ func (st *state) test(as []whenlua.Assignment) ([]string, error) {
 	return due, nil
 }
 
-// Get implements whenlua.Service.
+// Get implements whenlua.Service. JOBSERIAL reads as the last serial given
+// to a run (unset before the first), as whenjobs' JOBSERIAL variable does;
+// only the daemon sets it.
 func (e *Engine) Get(ctx context.Context, name string) (whenlua.Value, error) {
-	if err := whenlua.ValidateName(name); err != nil {
+	if err := whenlua.ValidateName(name); err != nil && name != serialVar {
 		return whenlua.Nil, err
 	}
 	var v whenlua.Value
-	err := e.do(ctx, func() { v = e.st.vars[name] })
+	err := e.do(ctx, func() {
+		if name == serialVar {
+			v = e.st.serialValue()
+		} else {
+			v = e.st.vars[name]
+		}
+	})
 	return v, err
 }
 
-// Vars implements whenlua.Service.
+// Vars implements whenlua.Service. It lists the variables that can be set:
+// not JOBSERIAL, which Get reads.
 func (e *Engine) Vars(ctx context.Context) (map[string]whenlua.Value, error) {
 	var m map[string]whenlua.Value
 	err := e.do(ctx, func() { m = maps.Clone(e.st.vars) })
 	return m, err
+}
+
+// serialVar is the read-only variable holding the last JOBSERIAL.
+const serialVar = "JOBSERIAL"
+
+// serialValue is the last serial given to a run, nil before the first.
+func (st *state) serialValue() whenlua.Value {
+	if st.serial == 0 {
+		return whenlua.Nil
+	}
+	return whenlua.Int(int64(st.serial))
 }
 
 // History implements whenlua.Service. It reads the store directly: badger
@@ -168,7 +190,7 @@ func (e *Engine) Names(ctx context.Context) ([]whenlua.JobInfo, error) {
 			out = append(out, jobInfo(j))
 		}
 	})
-	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
+	sort.Slice(out, func(a, b int) bool { return whenlua.JobNameLess(out[a].Name, out[b].Name) })
 	return out, err
 }
 
@@ -319,19 +341,41 @@ func (st *state) status() whenlua.Status {
 		if !s.Next[a].Next.Equal(s.Next[b].Next) {
 			return s.Next[a].Next.Before(s.Next[b].Next)
 		}
-		return s.Next[a].Name < s.Next[b].Name
+		return whenlua.JobNameLess(s.Next[a].Name, s.Next[b].Name)
 	})
 	for job, msg := range st.condErrs {
 		s.CondErrors = append(s.CondErrors, job+": "+msg)
 	}
-	sort.Strings(s.CondErrors)
+	sort.Slice(s.CondErrors, func(a, b int) bool {
+		ja, _, _ := strings.Cut(s.CondErrors[a], ": ")
+		jb, _, _ := strings.Cut(s.CondErrors[b], ": ")
+		return whenlua.JobNameLess(ja, jb)
+	})
 	return s
 }
 
-// Reload implements whenlua.Service.
-func (e *Engine) Reload(ctx context.Context) (whenlua.Status, error) {
+// Reload implements whenlua.Service. A forced reload loads the files it
+// names again, or every job file, even those whose content did not change.
+func (e *Engine) Reload(ctx context.Context, req whenlua.ReloadRequest) (whenlua.Status, error) {
+	if err := req.Validate(); err != nil {
+		return whenlua.Status{}, err
+	}
+	force := map[string]bool{}
+	for _, path := range req.Files {
+		if filepath.Dir(path) != e.opts.Paths.JobsDir || !IsJobFile(filepath.Base(path)) {
+			return whenlua.Status{}, fmt.Errorf("%w: %s is not a job file of %s", whenlua.ErrInvalid, path, e.opts.Paths.JobsDir)
+		}
+		if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
+			return whenlua.Status{}, fmt.Errorf("%w: no job file %s", whenlua.ErrNotFound, path)
+		}
+		force[path] = true
+	}
 	var s whenlua.Status
 	err := e.do(ctx, func() {
+		if req.Force {
+			e.st.force = forceSet{all: len(force) == 0, files: force}
+			defer func() { e.st.force = forceSet{} }()
+		}
 		e.st.scan()
 		e.st.flush()
 		s = e.st.status()

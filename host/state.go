@@ -32,10 +32,19 @@ type state struct {
 	condErrs   map[string]string // job -> last condition error
 	compiles   uint64
 	stopping   bool
-	dryRun     bool // evaluating for `test`: leave condition errors and reloaded() alone
+	dryRun     bool     // evaluating for `test`: leave condition errors and reloaded() alone
+	force      forceSet // while a forced reload scans: the files to load even if unchanged
 
 	step step
 }
+
+// forceSet names the job files a forced reload loads again; all: every one.
+type forceSet struct {
+	all   bool
+	files map[string]bool
+}
+
+func (f forceSet) has(path string) bool { return f.all || f.files[path] }
 
 // step accumulates what one turn of the engine loop changes; flush commits
 // it in one transaction, or undoes it when the commit fails.
@@ -64,7 +73,7 @@ type job struct {
 
 	deps          map[string]struct{} // static and observed dependencies (when-jobs)
 	all           bool                // may read any variable
-	reloadPending bool                // the next evaluation sees reloaded() true
+	reloadPending bool                // the evaluations of the next fixpoint see reloaded() true
 	running       int
 
 	nextRun time.Time // every-jobs: the next run; zero = unscheduled
@@ -290,9 +299,19 @@ func (st *state) settle() {
 }
 
 // fixpoint evaluates cands repeatedly until the set of due jobs stops
-// growing (SPEC §4), and returns the due jobs in name order.
+// growing (SPEC §4), and returns the due jobs in name order. A job loaded
+// since its last evaluation sees reloaded() true in every pass, as whenjobs
+// passes onload to each pass: whether it is due must not depend on whether
+// another job of its file became due and caused a second pass.
 func (st *state) fixpoint(cands []*job) []*job {
-	sort.Slice(cands, func(a, b int) bool { return cands[a].name < cands[b].name })
+	sort.Slice(cands, func(a, b int) bool { return whenlua.JobNameLess(cands[a].name, cands[b].name) })
+	if !st.dryRun {
+		defer func() {
+			for _, j := range cands {
+				j.reloadPending = false
+			}
+		}()
+	}
 	due := map[*job]struct{}{}
 	for {
 		grew := false
@@ -327,9 +346,9 @@ func (st *state) evalJob(j *job) bool {
 	if prev == nil || prev.Cond != j.lj.Cond {
 		prev = &whenlua.JobState{Cond: j.lj.Cond}
 	}
-	ok, read, err := j.lj.Eval(luaapi.EvalInput{Evaluated: prev.Evaluated, Prev: prev.Snapshot, Reloaded: j.reloadPending}) // false on an error
+	ev := j.lj.Evaluate(luaapi.EvalInput{Evaluated: prev.Evaluated, Prev: prev.Snapshot, Reloaded: j.reloadPending}) // false on an error
+	ok, read, err := ev.OK, ev.Read, ev.Err
 	if !st.dryRun {
-		j.reloadPending = false
 		if err != nil {
 			if st.condErrs[j.name] != err.Error() {
 				st.e.log.Error("condition failed", "job", j.name, "err", err)
@@ -345,9 +364,21 @@ func (st *state) evalJob(j *job) bool {
 			st.indexAdd(name, j)
 		}
 	}
+	if err != nil {
+		// As in whenjobs, a condition that raises leaves the previous
+		// snapshot and result as they were, and is not due.
+		return false
+	}
 	// prev has j's condition: a state of another one was replaced above.
 	if !prev.Evaluated || prev.Result != ok || !st.snapshotIs(j, prev.Snapshot) {
 		st.putState(j.name, &whenlua.JobState{Cond: j.lj.Cond, Result: ok, Evaluated: true, Snapshot: st.snapshot(j)})
+	}
+	// After a load, a job that asks reloaded() counts its previous result
+	// as false, so that `reloaded()` fires at every load and start although
+	// it stays true through the whole fixpoint; jobs that do not ask keep
+	// their edge state, so an edit re-fires none of them.
+	if ev.AskedReloaded && j.reloadPending {
+		return ok
 	}
 	return ok && !prev.Result
 }

@@ -114,7 +114,7 @@ func TestRunawayLoopsStopAtTheLimit(t *testing.T) {
 		{"in pre", "every('hour', 't', {name = 'j', pre = function()\n" + loop + "\nend})",
 			func(f *File) error { _, _, err := f.Jobs[0].CallPre(PreInfo{}); return err }, 2},
 		{"in post", "every('hour', 't', {name = 'j', post = function()\n" + loop + "\nend})",
-			func(f *File) error { return f.Jobs[0].CallPost(whenlua.Run{}, "/tmp", "/tmp/output.txt") }, 2},
+			func(f *File) error { return f.Jobs[0].CallPost(whenlua.Run{}, "/tmp") }, 2},
 		{"in on_load", "on_load(function()\n" + loop + "\nend)", (*File).CallOnLoad, 2},
 		{"in on_unload", "on_unload(function()\n" + loop + "\nend)", (*File).CallOnUnload, 2},
 		{"behind pcall", "when(function()\nwhile true do pcall(function() while true do end end) end\nend, 't', {name = 'j'})",
@@ -251,19 +251,25 @@ func TestPostResult(t *testing.T) {
 	h := newFakeHost(nil)
 	f := mustLoad(t, `
 every("hour", "true", {name = "j", post = function(r)
-  got = string.format("%s %d %d %s %s %s %d %d %.1f", r.job_name, r.serial, r.code, tostring(r.signal),
-    r.tmpdir, r.output, r.start_time, r.end_time, r.duration)
+  got = string.format("%s %d %d %s %s %s %q %d %d %d %.1f", r.job_name, r.serial, r.code, tostring(r.signal),
+    tostring(r.error), r.tmpdir, r:output(), r.output_size, r.start_time, r.end_time, r.duration)
+  ok, err = pcall(function() r.code = 0 end)
 end})`, h)
 	start := time.Unix(1700000000, 0)
-	r := whenlua.Run{Serial: 3, Job: "j", Code: 2, Start: start, End: start.Add(1500 * time.Millisecond)}
-	if err := job(t, f, "j").CallPost(r, "/tmp/run3", "/tmp/run3/output.txt"); err != nil {
+	r := whenlua.Run{Serial: 3, Job: "j", Code: 2, Start: start, End: start.Add(1500 * time.Millisecond),
+		Output: []byte("head\n[9 bytes left out]\ntail\n"), OutputSize: 40}
+	if err := job(t, f, "j").CallPost(r, "/tmp/run3"); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := f.s.L.GetGlobal("got").String(), "j 3 2 nil /tmp/run3 /tmp/run3/output.txt 1700000000 1700000001 1.5"; got != want {
+	want := `j 3 2 nil nil /tmp/run3 "head\n[9 bytes left out]\ntail\n" 40 1700000000 1700000001 1.5`
+	if got := f.s.L.GetGlobal("got").String(); got != want {
 		t.Fatalf("result seen as %q, want %q", got, want)
 	}
+	if ok := f.s.L.GetGlobal("ok"); ok != lua.LFalse {
+		t.Fatalf("post could change its result: pcall gave %v", ok)
+	}
 	r.Signal, r.Code = "killed", -1
-	if err := job(t, f, "j").CallPost(r, "/tmp/run3", "/tmp/run3/output.txt"); err != nil {
+	if err := job(t, f, "j").CallPost(r, "/tmp/run3"); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.s.L.GetGlobal("got").String(); !strings.HasPrefix(got, "j 3 -1 killed ") {
@@ -286,7 +292,7 @@ every("hour", "true", {name = "j",
 	if _, _, err := f.Jobs[0].CallPre(PreInfo{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Jobs[0].CallPost(whenlua.Run{Code: 0}, "", ""); err != nil {
+	if err := f.Jobs[0].CallPost(whenlua.Run{Code: 0}, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.CallOnUnload(); err != nil {
@@ -320,7 +326,7 @@ every("hour", "true", {name = "j", post = function() set("x", 1) set("after", ge
 		}
 		evals = append(evals, ok)
 	}
-	if err := job(t, f, "j").CallPost(whenlua.Run{}, "", ""); err != nil {
+	if err := job(t, f, "j").CallPost(whenlua.Run{}, ""); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(evals, []bool{true}) {
@@ -333,22 +339,18 @@ every("hour", "true", {name = "j", post = function() set("x", 1) set("after", ge
 }
 
 func TestMailtoSendsThroughTheHost(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "output.txt")
-	if err := os.WriteFile(out, []byte("it broke\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	h := newFakeHost(nil)
 	f := mustLoad(t, `
 every("hour", "true", {name = "always", post = mailto("me@example.com")})
 every("hour", "true", {name = "failures", post = mailto("ops@example.com", {only_on_failure = true, from = "whenlua@host"})})`, h)
-	ok := whenlua.Run{Serial: 1, Code: 0, Start: time.Unix(1700000000, 0), End: time.Unix(1700000002, 0)}
+	ok := whenlua.Run{Serial: 1, Code: 0, Start: time.Unix(1700000000, 0), End: time.Unix(1700000002, 0), Output: []byte("it broke\n"), OutputSize: 9}
 	bad := ok
 	bad.Serial, bad.Code = 2, 3
 	for _, c := range []struct {
 		job string
 		r   whenlua.Run
 	}{{"always", ok}, {"failures", ok}, {"failures", bad}} {
-		if err := job(t, f, c.job).CallPost(c.r, filepath.Dir(out), out); err != nil {
+		if err := job(t, f, c.job).CallPost(c.r, "/tmp/run"); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -24,14 +24,23 @@ import (
 // shares no mutable state with other calls or with loaded files.
 func Compile(path string, src []byte) (*lua.FunctionProto, error) {
 	if len(src) > MaxSourceLen {
-		return nil, syntaxError(path, tooLong(int64(len(src)), MaxSourceLen))
+		return nil, syntaxError(path, tooLong(int64(len(src)), MaxSourceLen), 0)
 	}
 	proto, chunk, err := compileChunk(context.Background(), path, skipShebang(src))
 	if err != nil {
-		return nil, syntaxError(path, err)
+		return nil, syntaxError(path, err, lastLine(src))
 	}
 	remember(proto, newFileAST(path, src, chunk))
 	return proto, nil
+}
+
+// lastLine is the number of the last line of src (1 for an empty file).
+func lastLine(src []byte) int {
+	n := bytes.Count(src, []byte("\n"))
+	if len(src) == 0 || src[len(src)-1] != '\n' {
+		n++
+	}
+	return n
 }
 
 func skipShebang(src []byte) []byte {
@@ -55,6 +64,7 @@ type fileAST struct {
 	path  string
 	src   []byte
 	funcs map[[2]int][]*ast.FunctionExpr // function literals by first and last line
+	slips []Warning                      // helper calls given a bare name, outside strings
 
 	mu    sync.Mutex
 	conds map[condKey]*condInfo
@@ -74,6 +84,7 @@ type condInfo struct {
 	deps  []string
 	all   bool
 	err   error
+	slips []Warning // string conditions: helpers given a bare name
 }
 
 func newFileAST(path string, src []byte, chunk []ast.Stmt) *fileAST {
@@ -91,6 +102,7 @@ func newFileAST(path string, src []byte, chunk []ast.Stmt) *fileAST {
 		},
 	}
 	a.stmts(chunk)
+	f.slips = a.slips
 	for _, c := range whens {
 		switch cond := c.Args[0].(type) {
 		case *ast.StringExpr:
@@ -123,18 +135,18 @@ func compileStringCond(path string, line int, expr string) *condInfo {
 	src := strings.Repeat("\n", max(line-1, 0)) + "return " + expr + "\n"
 	chunk, err := parse.Parse(strings.NewReader(src), path)
 	if err != nil {
-		return &condInfo{err: errors.New(syntaxError(path, err).Msg)}
+		return &condInfo{err: errors.New(syntaxError(path, err, 0).Msg)}
 	}
 	ret, ok := chunk[0].(*ast.ReturnStmt)
 	if len(chunk) != 1 || !ok || len(ret.Exprs) != 1 {
 		return &condInfo{err: errors.New("want exactly one expression")}
 	}
 	if chunk, err = shape(chunk); err != nil {
-		return &condInfo{err: errors.New(syntaxError(path, err).Msg)}
+		return &condInfo{err: errors.New(syntaxError(path, err, 0).Msg)}
 	}
 	proto, err := lua.Compile(chunk, path)
 	if err != nil {
-		return &condInfo{err: errors.New(syntaxError(path, err).Msg)}
+		return &condInfo{err: errors.New(syntaxError(path, err, 0).Msg)}
 	}
 	trimProto(proto)
 	// A main chunk is vararg; in Lua 5.0 compatibility mode gopher-lua then
@@ -142,7 +154,7 @@ func compileStringCond(path string, line int, expr string) *condInfo {
 	proto.IsVarArg &^= lua.VarArgNeedsArg
 	a := &analyzer{mode: stringCond}
 	a.stmts(chunk)
-	ci := &condInfo{proto: proto}
+	ci := &condInfo{proto: proto, slips: a.slips}
 	ci.deps, ci.all = a.deps()
 	return ci
 }

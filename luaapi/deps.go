@@ -1,6 +1,7 @@
 package luaapi
 
 import (
+	"fmt"
 	"sort"
 
 	"github.com/yuin/gopher-lua/ast"
@@ -61,6 +62,39 @@ type analyzer struct {
 	scopes []map[string]bool
 	onFunc func(*ast.FunctionExpr) // called for every function literal met
 	onCall func(*ast.FuncCallExpr) // called for every call met
+	slips  []Warning               // helpers given a bare name (see slip)
+}
+
+// Warning is something a job file does that loads but is most likely a
+// mistake; `whenlua check` prints it.
+type Warning struct {
+	Path string
+	Line int
+	Msg  string
+}
+
+// Error formats the warning as "path:line: warning: msg".
+func (w Warning) Error() string { return fmt.Sprintf("%s:%d: warning: %s", w.Path, w.Line, w.Msg) }
+
+// slip notes a helper that takes a variable's name given a bare name that
+// is not a local: changes(ld) passes the value of ld (in a string
+// condition, the variable ld), not the name "ld". The common porting slip
+// from whenjobs, where `changes ld` names the variable.
+func (a *analyzer) slip(e *ast.FuncCallExpr, fname string) {
+	if len(e.Args) == 0 {
+		return
+	}
+	id, ok := e.Args[0].(*ast.IdentExpr)
+	if !ok || a.isLocal(id.Value) {
+		return
+	}
+	what := "the global " + id.Value
+	if a.mode == stringCond {
+		what = "variable " + id.Value
+	}
+	a.slips = append(a.slips, Warning{Line: e.Line(),
+		Msg: fmt.Sprintf("%s(%s) takes the value of %s as the name to look at; to name the variable %s, quote it: %s('%s')",
+			fname, id.Value, what, id.Value, fname, id.Value)})
 }
 
 // deps returns the sorted names found and whether anything may be read.
@@ -277,6 +311,9 @@ func (a *analyzer) call(e *ast.FuncCallExpr) {
 				a.all = true
 			}
 			return
+		}
+		if helperNames[name] {
+			a.slip(e, name)
 		}
 		if helperNames[name] || (a.mode == funcCond && name == "get") {
 			if len(e.Args) > 0 {

@@ -92,8 +92,10 @@ func errorText(err error) string {
 	return err.Error()
 }
 
-// syntaxError converts what parse.Parse and lua.Compile return.
-func syntaxError(path string, err error) *LoadError {
+// syntaxError converts what parse.Parse and lua.Compile return. An error
+// at the end of the input is given lastLine (0: no line), so that a file's
+// errors always read file:line: message.
+func syntaxError(path string, err error, lastLine int) *LoadError {
 	var pe *parse.Error
 	var ce *lua.CompileError
 	var le *limitError
@@ -105,9 +107,9 @@ func syntaxError(path string, err error) *LoadError {
 		if pe.Pos.Line == parse.EOF {
 			if msg == "syntax error" || msg == "" {
 				// What Lua says is expected is not told: most often an end.
-				return &LoadError{Path: path, Msg: "syntax error at end of file (an end, a bracket or a quote missing?)"}
+				return &LoadError{Path: path, Line: lastLine, Msg: "syntax error at end of file (an end, a bracket or a quote missing?)"}
 			}
-			return &LoadError{Path: path, Msg: "syntax error at end of file: " + msg}
+			return &LoadError{Path: path, Line: lastLine, Msg: "syntax error at end of file: " + msg}
 		}
 		if pe.Token != "" {
 			msg = fmt.Sprintf("syntax error near '%s'", pe.Token)

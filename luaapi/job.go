@@ -8,6 +8,7 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 	"github.com/yuin/gopher-lua/parse"
+	luar "layeh.com/gopher-luar"
 
 	"github.com/whenlua/whenlua"
 	"github.com/whenlua/whenlua/lualib"
@@ -25,7 +26,31 @@ func (s *state) stringCond(j *Job, expr string) error {
 	fn.Env = s.stringCondEnv()
 	j.cond, j.Cond = fn, expr
 	j.Deps, j.DepsAll = ci.deps, ci.all
+	j.slips = ci.slips
 	return nil
+}
+
+// Warnings returns what in the file loads but is most likely a mistake,
+// in line order: a condition helper given a bare name that is not a local
+// (changes(x) for changes('x')), in string conditions and in code.
+func (f *File) Warnings() []Warning {
+	var out []Warning
+	seen := map[Warning]bool{}
+	add := func(ws []Warning) {
+		for _, w := range ws {
+			w.Path = f.Path
+			if !seen[w] {
+				seen[w] = true
+				out = append(out, w)
+			}
+		}
+	}
+	add(f.slips)
+	for _, j := range f.Jobs {
+		add(j.slips)
+	}
+	sort.SliceStable(out, func(a, b int) bool { return out[a].Line < out[b].Line })
+	return out
 }
 
 // stringCondEnv returns the environment every string condition of the
@@ -150,15 +175,31 @@ type EvalInput struct {
 // order first read, and the error (a *CallError saying file:line; ok is then
 // false). Set and whisper raise inside a condition.
 func (j *Job) Eval(in EvalInput) (ok bool, read []string, err error) {
+	ev := j.Evaluate(in)
+	return ev.OK, ev.Read, ev.Err
+}
+
+// Evaluation is the outcome of one evaluation of a condition (see Eval).
+type Evaluation struct {
+	OK   bool
+	Read []string
+	// AskedReloaded says the condition called reloaded(): a job whose
+	// result depends on the load starts each load afresh.
+	AskedReloaded bool
+	Err           error
+}
+
+// Evaluate is Eval, also telling whether the condition called reloaded().
+func (j *Job) Evaluate(in EvalInput) Evaluation {
 	if j.Kind != When || j.cond == nil {
-		return false, nil, fmt.Errorf("job %s has no condition", j.Name)
+		return Evaluation{Err: fmt.Errorf("job %s has no condition", j.Name)}
 	}
 	f := &frame{phase: phaseCond, job: j, in: in}
 	rets, err := j.File.s.call(f, j.cond, 1)
 	if err != nil {
-		return false, f.reads, j.File.s.hint(err, f.reads)
+		return Evaluation{Read: f.reads, AskedReloaded: f.askedReloaded, Err: j.File.s.hint(err, f.reads)}
 	}
-	return lua.LVAsBool(rets[0]), f.reads, nil
+	return Evaluation{OK: lua.LVAsBool(rets[0]), Read: f.reads, AskedReloaded: f.askedReloaded}
 }
 
 // hint adds to a condition's type error the variables it read that may be
@@ -267,12 +308,13 @@ func (j *Job) CallPre(info PreInfo) (ok bool, reason string, err error) {
 	return false, reason, nil
 }
 
-// CallPost calls the job's post function with the result table { job_name,
-// serial, code, signal, tmpdir, output, start_time, end_time, duration }
-// (times in Unix seconds, duration in seconds, signal nil when none; error
-// is set when the run failed to start, timed out or was lost). It does
-// nothing when the job has no post.
-func (j *Job) CallPost(r whenlua.Run, tmpdir, output string) error {
+// CallPost calls the job's post function with the run's result: a
+// lualib.Result, handed to Lua by gopher-luar as a read-only object with
+// the fields job_name, serial, code, signal, error, tmpdir, start_time,
+// end_time, duration, output_size (times in Unix seconds, duration in
+// seconds, signal and error nil when none) and the method r:output(), the
+// output as stored. It does nothing when the job has no post.
+func (j *Job) CallPost(r whenlua.Run, tmpdir string) error {
 	if !j.HasPost {
 		return nil
 	}
@@ -280,30 +322,9 @@ func (j *Job) CallPost(r whenlua.Run, tmpdir, output string) error {
 	if s.L == nil {
 		return ErrClosed
 	}
-	L := s.L
-	t := L.CreateTable(0, 10)
-	t.RawSetString("job_name", lua.LString(j.Name))
-	t.RawSetString("serial", lua.LNumber(r.Serial))
-	t.RawSetString("code", lua.LNumber(r.Code))
-	if r.Signal != "" {
-		t.RawSetString("signal", lua.LString(r.Signal))
-	}
-	if r.Error != "" {
-		t.RawSetString("error", lua.LString(r.Error))
-	}
-	t.RawSetString("tmpdir", lua.LString(tmpdir))
-	t.RawSetString("output", lua.LString(output))
-	t.RawSetString("start_time", unixSeconds(r.Start))
-	t.RawSetString("end_time", unixSeconds(r.End))
-	t.RawSetString("duration", lua.LNumber(r.Duration().Seconds()))
-	// The record stands for the run while post runs: mailto reads the
-	// output through it, not through its output field.
-	if s.runs == nil {
-		s.runs = map[*lua.LTable]string{}
-	}
-	s.runs[t] = output
-	defer delete(s.runs, t)
-	_, err := s.call(&frame{phase: phasePost, job: j}, j.post, 0, t)
+	r.Job = j.Name
+	res := luar.New(s.L, lualib.NewResult(r, tmpdir))
+	_, err := s.call(&frame{phase: phasePost, job: j}, j.post, 0, res)
 	return err
 }
 

@@ -86,6 +86,7 @@ type File struct {
 	// those that were missing).
 	Requires []string
 	s        *state
+	slips    []Warning // helper calls given a bare name, in the file's code
 }
 
 // Job is a job declared by when or every.
@@ -110,6 +111,7 @@ type Job struct {
 
 	cond      *lua.LFunction
 	pre, post *lua.LFunction
+	slips     []Warning // of a string condition
 }
 
 // Load runs proto's top-level code in a fresh sandboxed state under the time
@@ -136,6 +138,7 @@ func Load(path string, src []byte, proto *lua.FunctionProto, opts Options) (*Fil
 	}
 	f.Jobs = s.jobs
 	f.Requires = s.requires
+	f.slips = s.fileAST().slips
 	// Jobs are declared only while loading: the source, the main chunk and
 	// its syntax tree are of no more use, and a daemon keeps many files.
 	s.src, s.proto, s.ast = nil, nil, nil

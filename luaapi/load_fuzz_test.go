@@ -124,7 +124,7 @@ func exerciseJobFile(t *testing.T, src []byte) {
 			}))
 			isCallError("post of "+j.Name, timed("post of "+j.Name, func() error {
 				return j.CallPost(whenlua.Run{Serial: 7, Job: j.Name, Code: 1, Signal: "killed", Error: "timed out",
-					Start: time.Unix(1, 0), End: time.Unix(2, 0)}, "/nonexistent/run", "/nonexistent/run/output.txt")
+					Start: time.Unix(1, 0), End: time.Unix(2, 0)}, "/nonexistent/run")
 			}))
 		}
 		if err := timed("on_unload", file.CallOnUnload); err != nil {

@@ -220,11 +220,16 @@ func TestCompileErrors(t *testing.T) {
 			t.Fatalf("Compile = %#v", err)
 		}
 	})
-	t.Run("a syntax error at the end has no line", func(t *testing.T) {
-		_, err := Compile("x.lua", []byte("if x then\n"))
-		var le *LoadError
-		if !errors.As(err, &le) || le.Line != 0 || err.Error() != "x.lua: syntax error at end of file (an end, a bracket or a quote missing?)" {
-			t.Fatalf("Compile = %v", err)
+	t.Run("a syntax error at the end is on the last line", func(t *testing.T) {
+		for src, want := range map[string]string{
+			"if x then\n":            "x.lua:1: syntax error at end of file (an end, a bracket or a quote missing?)",
+			"\nif x then\n\n-- more": "x.lua:4: syntax error at end of file (an end, a bracket or a quote missing?)",
+		} {
+			_, err := Compile("x.lua", []byte(src))
+			var le *LoadError
+			if !errors.As(err, &le) || err.Error() != want {
+				t.Errorf("Compile(%q) = %v, want %s", src, err, want)
+			}
 		}
 	})
 	t.Run("a shebang line is skipped and lines still count", func(t *testing.T) {

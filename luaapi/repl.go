@@ -191,9 +191,9 @@ func (r *Repl) Eval(chunk string) (incomplete bool, err error) {
 		if err != nil {
 			var pe *parse.Error
 			if errors.As(err, &pe) && pe.Pos.Line == parse.EOF && pe.Message != "unterminated string" {
-				return true, syntaxError(ReplChunkName, err)
+				return true, syntaxError(ReplChunkName, err, 0)
 			}
-			return false, syntaxError(ReplChunkName, err)
+			return false, syntaxError(ReplChunkName, err, 0)
 		}
 	}
 	rets, err := r.call(fn)

@@ -119,7 +119,7 @@ func OpenLocal(paths []string, timeout time.Duration) (*Local, []error) {
 			l.whens = append(l.whens, j)
 		}
 	}
-	sort.Slice(l.whens, func(a, b int) bool { return l.whens[a].Name < l.whens[b].Name })
+	sort.Slice(l.whens, func(a, b int) bool { return whenlua.JobNameLess(l.whens[a].Name, l.whens[b].Name) })
 	l.Loaded = l.fixpoint(l.whens)
 	return l, nil
 }
@@ -242,6 +242,10 @@ func (l *Local) fixpoint(cands []*Job) ReplResult {
 			break
 		}
 	}
+	// reloaded() stays true through the whole fixpoint after the load.
+	for _, j := range cands {
+		l.jobs[j].reloaded = false
+	}
 	var res ReplResult
 	for _, j := range cands {
 		if due[j] {
@@ -258,14 +262,15 @@ func (l *Local) fixpoint(cands []*Job) ReplResult {
 // reports whether it is due (true now, false at the previous evaluation).
 func (l *Local) eval(j *Job) (bool, error) {
 	lj := l.jobs[j]
-	ok, read, err := j.Eval(EvalInput{Evaluated: lj.evaluated, Prev: lj.snap, Reloaded: lj.reloaded})
-	lj.reloaded = false
-	if err != nil {
-		ok = false
-	}
-	for _, n := range read {
+	ev := j.Evaluate(EvalInput{Evaluated: lj.evaluated, Prev: lj.snap, Reloaded: lj.reloaded})
+	for _, n := range ev.Read {
 		lj.deps[n] = true
 	}
+	if ev.Err != nil {
+		// The previous snapshot and result stay, as in the daemon.
+		return false, ev.Err
+	}
+	ok := ev.OK
 	var snap map[string]whenlua.Value
 	if j.DepsAll {
 		snap = maps.Clone(l.vars)
@@ -275,7 +280,7 @@ func (l *Local) eval(j *Job) (bool, error) {
 			snap[n] = l.vars[n]
 		}
 	}
-	due := ok && !lj.result
+	due := ok && (!lj.result || ev.AskedReloaded && lj.reloaded)
 	lj.evaluated, lj.result, lj.snap = true, ok, snap
-	return due, err
+	return due, nil
 }

@@ -406,7 +406,7 @@ func (s *state) loadChunk(L *lua.LState, src, name string) int {
 			L.RaiseError("%v", context.Cause(ctx))
 		}
 		L.Push(lua.LNil)
-		L.Push(lua.LString(syntaxError(name, err).Error()))
+		L.Push(lua.LString(syntaxError(name, err, lastLine([]byte(src))).Error()))
 		return 2
 	}
 	L.Push(L.NewFunctionFromProto(proto))

@@ -32,7 +32,9 @@ type frame struct {
 	job   *Job
 	in    EvalInput // phaseCond only
 	reads []string
-	seen  map[string]bool
+	// askedReloaded: the condition called reloaded().
+	askedReloaded bool
+	seen          map[string]bool
 }
 
 func (f *frame) read(name string) {
@@ -80,9 +82,6 @@ type state struct {
 	condEnvTable *lua.LTable
 	varIndex     *lua.LFunction // __index of string condition environments
 	ast          *fileAST
-	// runs are the run records passed to the post functions running now,
-	// with the path of their output (lualib.Env.RunOutput).
-	runs map[*lua.LTable]string
 }
 
 // DefaultTimeout is the time limit of a call into Lua when Options.Timeout is 0.
@@ -230,12 +229,6 @@ func (s *state) Log(msg string) { s.opts.Host.Log(s.path, clip(msg, MaxLogLen)) 
 // SendMail implements lualib.Env.
 func (s *state) SendMail(to string, msg []byte) { s.opts.Host.SendMail(to, msg) }
 
-// RunOutput implements lualib.Env.
-func (s *state) RunOutput(t *lua.LTable) (string, bool) {
-	out, ok := s.runs[t]
-	return out, ok
-}
-
 // OnLoad implements lualib.Env.
 func (s *state) OnLoad(fn *lua.LFunction) error {
 	if s.cur.phase != phaseLoad {
@@ -305,8 +298,10 @@ func (s *state) compare(ok func(prev, cur float64) bool) lua.LGFunction {
 	}
 }
 
-// reloaded(): true on the first evaluation after a (re)load or a start.
+// reloaded(): true in the evaluations that follow a (re)load or a start.
 func (s *state) reloaded(L *lua.LState) int {
-	L.Push(lua.LBool(s.condInput(L, "reloaded").Reloaded))
+	in := s.condInput(L, "reloaded")
+	s.cur.askedReloaded = true
+	L.Push(lua.LBool(in.Reloaded))
 	return 1
 }

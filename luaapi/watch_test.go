@@ -26,7 +26,7 @@ func TestRunawayAllocationsStopAtTheMemoryLimit(t *testing.T) {
 		{"in pre", "every('hour', 't', {name = 'j', pre = function()\n" + hoard + "\nend})",
 			func(f *File) error { _, _, err := f.Jobs[0].CallPre(PreInfo{}); return err }, 2},
 		{"in post", "every('hour', 't', {name = 'j', post = function()\n" + hoard + "\nend})",
-			func(f *File) error { return f.Jobs[0].CallPost(whenlua.Run{}, "/tmp", "/tmp/output.txt") }, 2},
+			func(f *File) error { return f.Jobs[0].CallPost(whenlua.Run{}, "/tmp") }, 2},
 		{"in on_load", "on_load(function()\n" + hoard + "\nend)", (*File).CallOnLoad, 2},
 		{"behind pcall", "when(function()\nwhile true do pcall(function() " + hoard + " end) end\nend, 't', {name = 'j'})",
 			func(f *File) error { _, _, err := f.Jobs[0].Eval(EvalInput{}); return err }, 2},
@@ -94,7 +94,7 @@ every("hour", "true", {name = "j", post = function() set("grow", true) set("afte
 		h.onSet = nil
 		_, _, inner = job(t, f, "cond").Eval(EvalInput{})
 	}
-	if err := job(t, f, "j").CallPost(whenlua.Run{}, "", ""); err != nil {
+	if err := job(t, f, "j").CallPost(whenlua.Run{}, ""); err != nil {
 		t.Fatalf("the post was charged the condition's memory: %v", err)
 	}
 	if ce := asCallError(t, inner); !ce.Memory || ce.Line != 2 {

@@ -36,11 +36,6 @@ type Env interface {
 	// OnLoad and OnUnload register hooks; an error (e.g. outside loading) is raised.
 	OnLoad(fn *lua.LFunction) error
 	OnUnload(fn *lua.LFunction) error
-	// RunOutput returns the path of the output of the run whose record t
-	// is, when t is the very table the daemon passed to the post function
-	// running now; ok is false for any other table. What Lua writes in a
-	// table (its output field included) never chooses a file to read.
-	RunOutput(t *lua.LTable) (path string, ok bool)
 }
 
 //go:embed lib.lua

@@ -3,13 +3,11 @@ package lualib
 import (
 	"errors"
 	"math"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
+	"time"
 
 	lua "github.com/yuin/gopher-lua"
 	"go.uber.org/goleak"
@@ -100,7 +98,6 @@ type fakeEnv struct {
 	mails    map[string]string
 	setErr   error
 	hooks    int
-	runs     map[*lua.LTable]string // the run records "passed to post", with their output
 }
 
 func (e *fakeEnv) Get(name string) whenlua.Value { return e.vars[name] }
@@ -121,10 +118,6 @@ func (e *fakeEnv) SendMail(to string, msg []byte) {
 }
 func (e *fakeEnv) OnLoad(*lua.LFunction) error   { e.hooks++; return nil }
 func (e *fakeEnv) OnUnload(*lua.LFunction) error { e.hooks++; return nil }
-func (e *fakeEnv) RunOutput(t *lua.LTable) (string, bool) {
-	out, ok := e.runs[t]
-	return out, ok
-}
 
 func newLib(t *testing.T, env *fakeEnv) *lua.LState {
 	t.Helper()
@@ -256,26 +249,19 @@ assert(not pcall(max, 1.5) and not pcall(max, "2") and not pcall(max, 0))`
 }
 
 func TestMailto(t *testing.T) {
-	dir := t.TempDir()
-	out := filepath.Join(dir, "output.txt")
-	if err := os.WriteFile(out, []byte("line 1\nline 2\n"), 0o600); err != nil {
-		t.Fatal(err)
+	out := []byte("line 1\nline 2\n")
+	big := []byte(strings.Repeat("x", MailOutputCap+100))
+	result := func(code int, signal string, output []byte) whenlua.Run {
+		start := time.Unix(1700000000, 0)
+		return whenlua.Run{Job: "backup", Serial: 12, Code: code, Signal: signal, Output: output, OutputSize: int64(len(output)),
+			Start: start, End: start.Add(3500 * time.Millisecond)}
 	}
-	big := filepath.Join(dir, "big.txt")
-	if err := os.WriteFile(big, []byte(strings.Repeat("x", MailOutputCap+100)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	result := func(code int, signal, output string) string {
-		s := `{job_name = "backup", serial = 12, code = ` + itoa(code) + `, output = "` + output + `", start_time = 1700000000, end_time = 1700000003.5, duration = 3.5`
-		if signal != "" {
-			s += `, signal = "` + signal + `"`
-		}
-		return s + "}"
-	}
+	timedOut := result(-1, "terminated", out)
+	timedOut.Error = "timed out after 1s"
 	cases := []struct {
 		name   string
 		mailto string
-		result string
+		result whenlua.Run
 		sent   bool
 		want   []string
 	}{
@@ -286,27 +272,23 @@ func TestMailto(t *testing.T) {
 			[]string{"Subject: whenlua: job backup #12 exited with status 2\n"}},
 		{"only_on_failure mails a killed run", `mailto("me@example.com", {only_on_failure = true})`, result(-1, "killed", out), true,
 			[]string{"Subject: whenlua: job backup #12 killed by signal killed\n"}},
-		{"a timed-out run says so", `mailto("me@example.com")`, strings.TrimSuffix(result(-1, "terminated", out), "}") + `, error = "timed out after 1s"}`, true,
+		{"a timed-out run says so", `mailto("me@example.com")`, timedOut, true,
 			[]string{"Subject: whenlua: job backup #12 timed out after 1s, killed by signal terminated\n"}},
 		{"from sets the sender", `mailto("me@example.com", {from = "cron@host"})`, result(0, "", out), true,
 			[]string{"From: cron@host\n", "Started:  2023-11-14T22:13:20Z\n"}},
 		{"a long output is capped", `mailto("me@example.com")`, result(0, "", big), true,
 			[]string{"[100 more bytes of output left out]\n"}},
-		{"a missing output file is said so", `mailto("me@example.com")`, result(0, "", filepath.Join(dir, "none")), true,
-			[]string{"(output not readable: "}},
+		{"a run without output says so", `mailto("me@example.com")`, result(0, "", nil), true,
+			[]string{"\n\n(no output)\n"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			env := &fakeEnv{}
 			L := newLib(t, env)
-			// The record is made here as the daemon makes it: its output
-			// is known on the Go side.
-			if err := run(L, "record = "+tc.result); err != nil {
-				t.Fatal(err)
-			}
-			rec := L.GetGlobal("record").(*lua.LTable)
-			env.runs = map[*lua.LTable]string{rec: lua.LVAsString(rec.RawGetString("output"))}
-			if err := run(L, "local post = "+tc.mailto+"\npost(record)"); err != nil {
+			r := L.NewUserData()
+			r.Value = NewResult(tc.result, "/tmp/run")
+			L.SetGlobal("r", r)
+			if err := run(L, "local post = "+tc.mailto+"\npost(r)"); err != nil {
 				t.Fatal(err)
 			}
 			msg, sent := env.mails["me@example.com"]
@@ -323,62 +305,12 @@ func TestMailto(t *testing.T) {
 			}
 		})
 	}
-	t.Run("a table made in Lua is refused, whatever its output", func(t *testing.T) {
-		secret := filepath.Join(dir, "id_rsa")
-		if err := os.WriteFile(secret, []byte("PRIVATE KEY"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		env := &fakeEnv{}
-		L := newLib(t, env)
-		err := run(L, `mailto("x@example.com")({job_name = "x", code = 1, output = "`+secret+`"})`)
-		if err == nil || !strings.Contains(err.Error(), "mailto: want the run record the daemon passes to post") {
-			t.Fatalf("error = %v", err)
-		}
-		if len(env.mails) != 0 {
-			t.Fatalf("mailed %q", env.mails)
-		}
-	})
-	t.Run("the output field of a real record does not choose the file", func(t *testing.T) {
-		secret := filepath.Join(dir, "id_rsa2")
-		if err := os.WriteFile(secret, []byte("PRIVATE KEY"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		env := &fakeEnv{}
-		L := newLib(t, env)
-		if err := run(L, "record = "+result(1, "", out)); err != nil {
-			t.Fatal(err)
-		}
-		env.runs = map[*lua.LTable]string{L.GetGlobal("record").(*lua.LTable): out}
-		if err := run(L, `record.output = "`+secret+`" mailto("x@example.com")(record)`); err != nil {
-			t.Fatal(err)
-		}
-		if msg := env.mails["x@example.com"]; strings.Contains(msg, "PRIVATE") || !strings.Contains(msg, "line 1\n") {
-			t.Fatalf("message:\n%s", msg)
-		}
-	})
-	for _, special := range []struct{ name, make string }{{"a FIFO", "fifo"}, {"a symbolic link", "symlink"}} {
-		t.Run("an output that is "+special.name+" is not read", func(t *testing.T) {
-			p := filepath.Join(t.TempDir(), "output.txt")
-			var err error
-			if special.make == "fifo" {
-				err = syscall.Mkfifo(p, 0o600) // no writer: a blocking open would hang
-			} else {
-				err = os.Symlink(out, p)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			msg := string(MailMessage("x@example.com", "", MailResult{Job: "j", Output: p}))
-			if !strings.Contains(msg, "(output not readable: ") || strings.Contains(msg, "line 1") {
-				t.Fatalf("message:\n%s", msg)
-			}
-		})
-	}
 	bad := []struct{ name, src, want string }{
 		{"an address with a line break is refused", `mailto("a@b\nBcc: x@y")`, "line break"},
 		{"an empty address is refused", `mailto("")`, "empty mail address"},
 		{"an unknown option is refused", `mailto("a@b", {cc = "x"})`, "unknown option cc"},
 		{"only_on_failure must be a boolean", `mailto("a@b", {only_on_failure = 1})`, "must be a boolean"},
+		{"a table made in Lua is not a result", `mailto("a@b")({job_name = "x", code = 0})`, "want the result a post function is given"},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {

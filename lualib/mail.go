@@ -3,11 +3,7 @@ package lualib
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"math"
-	"os"
 	"strings"
-	"syscall"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -23,9 +19,7 @@ type mailOpts struct {
 }
 
 // mailto(addr [, {only_on_failure=bool, from=addr}]) returns a post function
-// that mails the run's result and output to addr through Env.SendMail. It
-// takes only the run record the daemon passes to post, and reads the output
-// file the daemon knows for that run (Env.RunOutput), never a path from Lua.
+// that mails the run's result and output to addr through Env.SendMail.
 func (l *lib) mailto(L *lua.LState) int {
 	to := L.CheckString(1)
 	if err := checkAddr(to); err != nil {
@@ -63,13 +57,11 @@ func (l *lib) mailto(L *lua.LState) int {
 		}
 	}
 	L.Push(L.NewFunction(func(L *lua.LState) int {
-		r := L.CheckTable(1)
-		out, ok := l.env.RunOutput(r)
+		r, ok := ResultOf(L.Get(1))
 		if !ok {
-			L.RaiseError("mailto: want the run record the daemon passes to post, not a table made in Lua")
+			L.ArgError(1, "want the result a post function is given")
 		}
-		res := resultFromTable(r)
-		res.Output = out
+		res := mailResult(r)
 		if o.onlyOnFailure && !res.failed() {
 			return 0
 		}
@@ -99,7 +91,8 @@ type MailResult struct {
 	Code     int
 	Signal   string
 	Error    string
-	Output   string // path of output.txt, as the daemon knows it
+	Output   []byte // the output as stored
+	Size     int64  // bytes the job wrote in all
 	Start    time.Time
 	End      time.Time
 	Duration time.Duration
@@ -119,37 +112,28 @@ func (r MailResult) status() string {
 	return fmt.Sprintf("exited with status %d", r.Code)
 }
 
-func resultFromTable(t *lua.LTable) MailResult {
-	num := func(k string) float64 {
-		n, _ := t.RawGetString(k).(lua.LNumber)
-		return float64(n)
-	}
-	str := func(k string) string {
-		s, _ := t.RawGetString(k).(lua.LString)
+func mailResult(r Result) MailResult {
+	str := func(v lua.LValue) string {
+		s, _ := v.(lua.LString)
 		return string(s)
 	}
-	unix := func(f float64) time.Time {
-		if f == 0 {
-			return time.Time{}
-		}
-		sec, frac := math.Modf(f)
-		return time.Unix(int64(sec), int64(frac*1e9))
-	}
 	return MailResult{
-		Job:      str("job_name"),
-		Serial:   uint64(num("serial")),
-		Code:     int(num("code")),
-		Signal:   str("signal"),
-		Error:    str("error"),
-		Start:    unix(num("start_time")),
-		End:      unix(num("end_time")),
-		Duration: time.Duration(num("duration") * float64(time.Second)),
+		Job:      r.JobName,
+		Serial:   r.Serial,
+		Code:     r.Code,
+		Signal:   str(r.Signal),
+		Error:    str(r.Error),
+		Output:   r.output,
+		Size:     r.OutputSize,
+		Start:    fromUnixSeconds(r.StartTime),
+		End:      fromUnixSeconds(r.EndTime),
+		Duration: time.Duration(r.Duration * float64(time.Second)),
 	}
 }
 
 // MailMessage builds the message mailto sends, ready for `sendmail -t`: a
 // Subject naming the job, its serial and exit status, a short summary, and
-// the job's output read from r.Output, capped at MailOutputCap.
+// the job's output as the daemon stored it, capped at MailOutputCap.
 func MailMessage(to, from string, r MailResult) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "To: %s\n", to)
@@ -166,41 +150,22 @@ func MailMessage(to, from string, r MailResult) []byte {
 		fmt.Fprintf(&b, "Ended:    %s\n", r.End.UTC().Format(time.RFC3339))
 	}
 	fmt.Fprintf(&b, "Duration: %s\n\n", r.Duration.Round(time.Millisecond))
-	writeOutput(&b, r.Output)
+	writeOutput(&b, r.Output, r.Size)
 	return b.Bytes()
 }
 
-func writeOutput(b *bytes.Buffer, path string) {
-	if path == "" {
-		b.WriteString("(no output file)\n")
-		return
-	}
-	// Without blocking on a FIFO, following no symbolic link, and only a
-	// regular file: the run's script may have replaced its output.txt.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		fmt.Fprintf(b, "(output not readable: %v)\n", err)
-		return
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		fmt.Fprintf(b, "(output not readable: %s is not a regular file)\n", path)
-		return
-	}
-	n, err := io.Copy(b, io.LimitReader(f, MailOutputCap))
-	if err != nil {
-		fmt.Fprintf(b, "\n(output not readable: %v)\n", err)
-		return
-	}
-	if n == 0 {
+func writeOutput(b *bytes.Buffer, out []byte, size int64) {
+	if len(out) == 0 {
 		b.WriteString("(no output)\n")
 		return
 	}
+	n := min(len(out), MailOutputCap)
+	b.Write(out[:n])
 	if !bytes.HasSuffix(b.Bytes(), []byte("\n")) {
 		b.WriteByte('\n')
 	}
-	if fi, err := f.Stat(); err == nil && fi.Size() > n {
-		fmt.Fprintf(b, "[%d more bytes of output left out]\n", fi.Size()-n)
+	if left := max(size, int64(len(out))) - int64(n); left > 0 && n < len(out) {
+		fmt.Fprintf(b, "[%d more bytes of output left out]\n", left)
 	}
 }
 

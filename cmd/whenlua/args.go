@@ -11,13 +11,16 @@ import (
 // flags of the command found after its arguments are moved in front of
 // them, each with its value, and global flags found anywhere after the
 // command are moved in front of the command. Everything after "--" stays
-// as it is. Commands that parse their own arguments (SkipFlagParsing: set,
+// as it is: it is never a flag. A -h or --help before it drops the
+// arguments, so that it shows the command's help (urfave/cli would take
+// them for a help topic). Commands that parse their own arguments (SkipFlagParsing: set,
 // whisper, test) keep their order; only global flags are taken out of them.
 func reorderArgs(app *cli.App, args []string) []string {
 	if len(args) == 0 {
 		return args
 	}
 	var globals, path, flags, pos []string
+	help := false
 	rest := args[1:]
 
 	// Leading global flags.
@@ -67,9 +70,17 @@ func reorderArgs(app *cli.App, args []string) []string {
 			i++
 			continue
 		}
+		if name := flagName(a); (name == "h" || name == "help") && len(cmd.Subcommands) == 0 {
+			// A help flag asks for the command's help: urfave/cli would
+			// take the arguments beside it for a help topic.
+			help = true
+		}
 		n := flagLen(rest[i:], cmd.Flags)
 		flags = append(flags, rest[i:i+n]...)
 		i += n
+	}
+	if help {
+		pos = nil
 	}
 	out := make([]string, 0, len(args))
 	out = append(out, args[0])

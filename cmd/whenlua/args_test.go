@@ -22,6 +22,8 @@ func TestReorderArgs(t *testing.T) {
 		{"set keeps its order and gives up only global flags", "set a=1 --type int --home /h n=2", "--home /h set a=1 --type int n=2"},
 		{"an unknown command is left alone", "frob -x y", "frob -x y"},
 		{"leading global flags stay", "--home /h history n -n 1", "--home /h history -n 1 n"},
+		{"a help flag drops the arguments", "history n -n 1 -h", "history -n 1 -h"},
+		{"a help flag after -- is an argument", "get -- -h", "get -- -h"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -26,7 +26,8 @@ import (
 // for files of the jobs directory, with its other files, as the daemon
 // would see them (checkJobsDir). It prints nothing and exits 0 when all
 // load; otherwise one line per problem, "file:line: message", on stderr
-// (the files in the order given), and exits 1.
+// (the files in the order given), and exits 1. Warnings ("file:line:
+// warning: message") are printed too, and do not fail the check.
 func checkCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "check",
@@ -38,7 +39,10 @@ func checkCommand(e *env) *cli.Command {
 			"be unique across the files given and, for a file of the jobs directory, with\n" +
 			"the directory's other files as the daemon sees them: the jobs it has loaded\n" +
 			"or, without a daemon, those of the files that load before it (the daemon\n" +
-			"loads a directory in name order). Nothing is printed when all load.",
+			"loads a directory in name order). Nothing is printed when all load.\n\n" +
+			"A warning (file:line: warning: message) is printed for what loads but is\n" +
+			"most likely a mistake, without failing the check: a condition helper given\n" +
+			"a bare name that is not a local, changes(x) where changes('x') is meant.",
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return usageErrorf("usage: %s FILE...", c.Command.HelpName)
@@ -74,7 +78,7 @@ func checkCommand(e *env) *cli.Command {
 				for _, p := range problems[path] {
 					fmt.Fprintln(e.stderr, problemLine(p))
 				}
-				failed = failed || len(problems[path]) > 0
+				failed = failed || hasErrors(problems[path])
 			}
 			if failed {
 				return silentExit(1)
@@ -112,7 +116,7 @@ func (e *env) checkJobsDir(ctx context.Context, p whenlua.Paths, targets []strin
 						taken[j.Name] = fmt.Sprintf("%s:%d", j.File, j.Line)
 					}
 				}
-				if problems[t] = checkFile(t, p.LibDir, taken); len(problems[t]) == 0 {
+				if problems[t] = checkFile(t, p.LibDir, taken); !hasErrors(problems[t]) {
 					addNames(given, taken, t)
 				}
 			}
@@ -129,7 +133,7 @@ func (e *env) checkJobsDir(ctx context.Context, p whenlua.Paths, targets []strin
 			continue
 		}
 		t := targets[i]
-		if problems[t] = checkFile(t, p.LibDir, taken); len(problems[t]) == 0 {
+		if problems[t] = checkFile(t, p.LibDir, taken); !hasErrors(problems[t]) {
 			addNames(given, taken, t)
 		}
 	}
@@ -179,8 +183,9 @@ func problemLine(err error) string {
 
 // checkFile loads the job file at path (requires from libDir) and returns
 // its problems: the load error, or one error per job whose name is already
-// in taken (name -> "file:line" of its declaration). A file that loads
-// without a clash adds its job names to taken.
+// in taken (name -> "file:line" of its declaration), or the warnings
+// (luaapi.Warning) of a file that loads. A file that loads without a clash
+// adds its job names to taken.
 func checkFile(path, libDir string, taken map[string]string) []error {
 	src, err := luaapi.ReadSource(path)
 	if err != nil {
@@ -211,6 +216,19 @@ func checkSource(path string, src []byte, libDir string, taken map[string]string
 		for _, j := range f.Jobs {
 			taken[j.Name] = fmt.Sprintf("%s:%d", path, j.Line)
 		}
+		for _, w := range f.Warnings() {
+			problems = append(problems, w)
+		}
 	}
 	return problems
+}
+
+// hasErrors reports whether problems holds more than warnings.
+func hasErrors(problems []error) bool {
+	for _, p := range problems {
+		if _, ok := p.(luaapi.Warning); !ok {
+			return true
+		}
+	}
+	return false
 }

@@ -86,7 +86,7 @@ func TestCheckRefusesAJobNameUsedInTwoFiles(t *testing.T) {
 	r := checkRun(t, a, b, c, filepath.Join(dir, "missing.lua"))
 	want := []string{
 		b + `:3: job name "same" is already used by ` + a + ":1",
-		c + ": syntax error at end of file",
+		c + ":1: syntax error at end of file",
 		filepath.Join(dir, "missing.lua") + ": no such file or directory",
 	}
 	lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")

@@ -306,7 +306,7 @@ func TestBadInputIsOneLineOnStderrExit1AndStoresNothing(t *testing.T) {
 		{"a float that does not parse", []string{"set", "--type", "float", "f=1.2.3"}, "not a float"},
 		{"a good pair with a bad one", []string{"set", "good=1", "--type", "int", "n=abc"}, "not an int"},
 		{"a bad name to unset", []string{"unset", "ok", "9bad"}, "variable name"},
-		{"a bad name to get", []string{"get", "JOBSERIAL"}, "reserved"},
+		{"a bad name to get", []string{"get", "JOBNAME"}, "reserved"},
 		{"a bad name to test", []string{"test", "x-y=1"}, "variable name"},
 	}
 	for _, c := range cases {

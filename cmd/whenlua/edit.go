@@ -149,11 +149,11 @@ func (e *env) edit(ctx context.Context, p whenlua.Paths, target string) error {
 			return nil
 		}
 		problems := checkSource(copyPath, edited, p.LibDir, e.otherJobNames(ctx, p, target))
-		if len(problems) == 0 {
-			break
-		}
 		for _, pr := range problems {
 			fmt.Fprintln(e.stderr, problemLine(pr))
+		}
+		if !hasErrors(problems) {
+			break
 		}
 		if !interactive || !e.askYes("edit again? [Y/n] ") {
 			return kept("%s not changed", target)
@@ -173,7 +173,7 @@ func (e *env) edit(ctx context.Context, p whenlua.Paths, target string) error {
 	if err != nil {
 		return err
 	}
-	st, err := cl.Reload(ctx)
+	st, err := cl.Reload(ctx, whenlua.ReloadRequest{})
 	if errors.Is(err, whenlua.ErrNoDaemon) {
 		fmt.Fprintf(e.stdout, "installed %s; no daemon is running: it loads when the daemon starts\n", target)
 		return nil

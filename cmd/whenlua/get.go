@@ -21,7 +21,8 @@ func getCommand(e *env) *cli.Command {
 				return err
 			}
 			name := c.Args().First()
-			if err := whenlua.ValidateName(name); err != nil {
+			// JOBSERIAL is reserved for the daemon, which reads it as the last serial.
+			if err := whenlua.ValidateName(name); err != nil && name != "JOBSERIAL" {
 				return err
 			}
 			cl, err := e.Client()

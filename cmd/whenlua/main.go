@@ -90,6 +90,13 @@ func newApp(e *env) *cli.App {
 	walk = func(cmds []*cli.Command) {
 		for _, c := range cmds {
 			c.OnUsageError = onUsage
+			if len(c.Subcommands) == 0 {
+				// Only -h/--help asks a command for help: urfave/cli would
+				// otherwise give a leaf command a "help" (alias "h")
+				// subcommand, and `get h` or `get -- help` would print help
+				// rather than read the variable.
+				c.HideHelpCommand = true
+			}
 			if len(c.Subcommands) > 0 && c.Action == nil {
 				c.Action = func(cc *cli.Context) error {
 					if cc.NArg() > 0 {

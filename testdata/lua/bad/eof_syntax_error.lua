@@ -1,3 +1,3 @@
--- want: eof_syntax_error.lua: syntax error at end of file
+-- want: eof_syntax_error.lua:3: syntax error at end of file
 
 function f()
