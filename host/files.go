@@ -142,7 +142,14 @@ func (st *state) examine(ent *fileEntry, fi os.FileInfo, force bool) bool {
 	if s == ent.seen && !force {
 		return false
 	}
-	src, err := os.ReadFile(ent.path)
+	src, err := luaapi.ReadSource(ent.path)
+	var refused *luaapi.LoadError
+	if errors.As(err, &refused) { // too large: a load error status shows
+		ent.seen = s
+		ent.err, ent.errAt = err.Error(), st.e.clock.Now()
+		st.e.log.Error("job file not loaded", "file", ent.path, "err", err, "active", ent.cur != nil)
+		return false
+	}
 	if err != nil {
 		st.e.log.Error("read job file", "file", ent.path, "err", err)
 		return false
@@ -178,7 +185,7 @@ func (st *state) scanLib() map[string]bool {
 			continue
 		}
 		path := filepath.Join(dir, de.Name())
-		src, err := os.ReadFile(path)
+		src, err := luaapi.ReadSource(path) // never a FIFO or a device
 		if err != nil {
 			continue
 		}
