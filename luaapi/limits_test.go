@@ -311,3 +311,9 @@ x = loadstring("return 'a' .. 'b'")()`)
 		}
 	}
 }
+
+func TestALongDateFormatIsRefused(t *testing.T) {
+	_, err := loadSrc(t, `local s = os.date(string.rep("%c", 100000))`, Options{Host: newFakeHost(nil)})
+	wantErr(t, err, "test.lua:1: os.date: a format of 200000 bytes is longer than 4096")
+	mustLoad(t, `assert(os.date("!%Y-%m-%d %H:%M", 0) == "1970-01-01 00:00")`, newFakeHost(nil))
+}

@@ -34,6 +34,8 @@ const (
 	// field for each of many arguments, a long separator between many
 	// elements).
 	MaxBuildLen = 64 << 20
+	// MaxDateFormatLen bounds the format of os.date.
+	MaxDateFormatLen = 4096
 )
 
 // baseRemoved are base functions that read files, run a process-wide GC or
@@ -107,6 +109,16 @@ func (s *state) newLState() *lua.LState {
 	for _, k := range drop {
 		osT.RawSetString(k, lua.LNil)
 	}
+
+	// os.date expands each directive of its format (up to some 30 bytes
+	// for two): a long format would build a long string in one call.
+	date := osT.RawGetString("date")
+	osT.RawSetString("date", L.NewFunction(func(L *lua.LState) int {
+		if f, ok := L.Get(1).(lua.LString); ok && len(f) > MaxDateFormatLen {
+			L.RaiseError("os.date: a format of %d bytes is longer than %d", len(f), MaxDateFormatLen)
+		}
+		return callOriginal(L, date)
+	}))
 
 	strT := L.GetGlobal("string").(*lua.LTable)
 	strT.RawSetString("find", L.NewFunction(strFind(true)))
