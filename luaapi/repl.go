@@ -186,6 +186,10 @@ func (r *Repl) Vars() map[string]whenlua.Value { return r.cur }
 // *LoadError (syntax) or a *CallError (raised), positioned as "stdin:LINE".
 func (r *Repl) Eval(chunk string) (incomplete bool, err error) {
 	fn, err := r.compile("return " + chunk)
+	var refused *limitError
+	if errors.As(err, &refused) { // an expression past the source limits
+		return false, syntaxError(ReplChunkName, err, 0)
+	}
 	if err != nil {
 		fn, err = r.compile(chunk)
 		if err != nil {
