@@ -151,7 +151,13 @@ func (l *loader) examine(path string, fi os.FileInfo, force bool, h loaderHooks)
 	if known && s == prev.stat && !force {
 		return nil
 	}
-	src, err := os.ReadFile(path)
+	src, err := luaapi.ReadSource(path) // never a FIFO, a device or a file past the cap
+	var refused *luaapi.LoadError
+	if errors.As(err, &refused) { // a load error that status shows
+		l.seen[path] = seenFile{stat: s}
+		l.failed[path] = true
+		return &loadResult{path: path, err: err}
+	}
 	if err != nil {
 		l.e.log.Error("read job file", "file", path, "err", err)
 		return nil
@@ -209,7 +215,7 @@ func (l *loader) scanLib() map[string]bool {
 			continue
 		}
 		path := filepath.Join(dir, de.Name())
-		src, err := os.ReadFile(path)
+		src, err := luaapi.ReadSource(path) // never a FIFO or a device
 		if err != nil {
 			continue
 		}

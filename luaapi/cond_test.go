@@ -183,6 +183,8 @@ func TestDeps(t *testing.T) {
 		{"string: a helper with a computed name reads anything", `"changes(n)"`, []string{"n"}, true},
 		{"string: locals of an inner function are not variables", `"(function(q) return q + z end)(1)"`, []string{"z"}, false},
 		{"function: vars fields are dependencies", `function() return vars.a and vars["b"] end`, []string{"a", "b"}, false},
+		{"string: concatenations read their operands", `"a .. 'x' .. (b .. vars.c) == '1'"`, []string{"a", "b", "c"}, false},
+		{"function: concatenations read their operands", `function() return vars.a .. "x" .. (vars.b .. get("c")) == "1" end`, []string{"a", "b", "c"}, false},
 		{"function: get and helpers with literals are dependencies", `function() return get("g") and changes("c") and increases("i") end`, []string{"c", "g", "i"}, false},
 		{"function: globals are not dependencies", `function() return threshold and load end`, nil, false},
 		{"function: library calls are fine", `function() return tonumber(vars.a) and string.find(vars.s, "x") and math.max(1, 2) and os.time() end`, []string{"a", "s"}, false},

@@ -280,7 +280,7 @@ func (a *analyzer) expr(e ast.Expr) {
 	switch e := e.(type) {
 	case nil:
 	case *ast.IdentExpr:
-		if a.isLocal(e.Value) {
+		if a.isLocal(e.Value) || e.Value == concatName {
 			return
 		}
 		if e.Value == "vars" {
@@ -337,6 +337,9 @@ func (a *analyzer) call(e *ast.FuncCallExpr) {
 		a.onCall(e)
 	}
 	a.exprs(e.Args)
+	if id, ok := e.Func.(*ast.IdentExpr); ok && id.Value == concatName {
+		return // a .. b, which shape made a call
+	}
 	if e.Receiver != nil { // r:method(...)
 		a.expr(e.Receiver)
 		if a.mode == funcCond && !stringMethods[e.Method] {

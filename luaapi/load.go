@@ -5,7 +5,13 @@
 //
 // A File owns one *lua.LState. It is not safe for concurrent use: one
 // goroutine at a time (in the daemon, the engine's) calls into it, and the
-// Host is called back on that goroutine. Compile alone is goroutine-safe.
+// Host is called back on that goroutine. ReadSource, Compile and Load of a
+// fresh state may run on any goroutine, several at once and beside calls
+// into other Files: the package keeps no mutable state shared between
+// states but the caches of compiled files and of its own library, which
+// are guarded. Load calls its Host on the goroutine that calls it. The
+// memory limit measures the whole process's heap, so an allocation made by
+// a Load running beside a call is charged to both (watch.go).
 package luaapi
 
 import (

@@ -186,7 +186,7 @@ func problemLine(err error) string {
 // (luaapi.Warning) of a file that loads. A file that loads without a clash
 // adds its job names to taken.
 func checkFile(path, libDir string, taken map[string]string) []error {
-	src, err := os.ReadFile(path)
+	src, err := luaapi.ReadSource(path)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
