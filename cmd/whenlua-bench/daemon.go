@@ -40,10 +40,9 @@ func newBench(ctx context.Context, bin, dir string) (*bench, error) {
 	}
 	b := &bench{root: root, bin: bin}
 	if bin == "" {
-		// The daemon's program goes beside whenlua, where whenlua finds it.
 		b.bin = filepath.Join(root, "whenlua")
 		b.logf("building whenlua")
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", root, "github.com/whenlua/whenlua/cmd/whenlua", "github.com/whenlua/whenlua/cmd/whenlua-daemon")
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", root, "github.com/whenlua/whenlua/cmd/whenlua")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			os.RemoveAll(root)

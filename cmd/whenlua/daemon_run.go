@@ -1,28 +1,21 @@
 package main
 
 import (
-	"errors"
-	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
-)
 
-// daemonProgramName is the daemon's own program (cmd/whenlua-daemon),
-// installed beside whenlua. The commands a user types do not link the
-// daemon's packages, so that they start as fast as a small Go program.
-const daemonProgramName = "whenlua-daemon"
+	"github.com/whenlua/whenlua/examples"
+	"github.com/whenlua/whenlua/host"
+)
 
 // daemonRunCommand is `whenlua daemon run`: the daemon in the foreground,
 // logging (slog text) to stderr, until SIGTERM, SIGINT or `daemon stop`.
-// This process becomes the daemon (exec), so its pid, its signals and its
-// output are the daemon's.
 func daemonRunCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "run",
@@ -48,30 +41,37 @@ func daemonRunCommand(e *env) *cli.Command {
 			if err := checkMaxRuns(c); err != nil {
 				return err
 			}
-			if _, err := e.Paths(); err != nil {
-				return err
-			}
-			prog, err := daemonProgram()
+			p, err := e.Paths()
 			if err != nil {
 				return err
 			}
-			args := daemonArgs(e, append(append(retentionArgs(c), maxRunsArgs(c)...), "--log-level="+c.String("log-level")))
-			if err := syscall.Exec(prog, append([]string{prog}, args...), os.Environ()); err != nil {
-				return fmt.Errorf("run %s: %w", prog, err)
+			// One engine goroutine owns all live state, so the daemon's work
+			// is serial; with one P, handing a request from the socket to the
+			// engine costs no thread wake-ups (docs/benchmarks.md).
+			// GOMAXPROCS in the environment overrides it.
+			if os.Getenv("GOMAXPROCS") == "" {
+				runtime.GOMAXPROCS(1)
 			}
-			return nil
+			// A resident daemon with a small heap: collect at half the
+			// default growth, trading a little CPU in bursts for a smaller
+			// footprint (docs/benchmarks.md, P5). GOGC overrides it.
+			if os.Getenv("GOGC") == "" {
+				debug.SetGCPercent(50)
+			}
+			log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+			if err := examples.InstallSample(p); err != nil {
+				log.Warn("install sample job file", "err", err)
+			}
+			return host.RunDaemon(c.Context, host.DaemonOptions{Paths: p, Logger: log, Store: retentionOptions(c),
+				Engine: host.EngineOptions{MaxRuns: c.Int("max-runs")}})
 		},
 	}
 }
 
-// defaultMaxRuns is the engine's default, shown in the help; a test checks
-// that it is host.DefaultMaxRuns.
-const defaultMaxRuns = 64
-
 // maxRunsFlag bounds how many jobs have a process at once; `daemon start`
 // and `daemon restart` pass it on to the daemon they start.
 func maxRunsFlag() cli.Flag {
-	return &cli.IntFlag{Name: "max-runs", Value: defaultMaxRuns,
+	return &cli.IntFlag{Name: "max-runs", Value: host.DefaultMaxRuns,
 		Usage: "run at most `N` jobs at once; the runs due beyond them wait in a queue, in serial order"}
 }
 
@@ -82,7 +82,8 @@ func checkMaxRuns(c *cli.Context) error {
 	return nil
 }
 
-// maxRunsArgs is --max-runs as given to c, for the daemon's program.
+// maxRunsArgs is --max-runs as given to c, for the daemon `daemon start`
+// runs.
 func maxRunsArgs(c *cli.Context) []string {
 	if !c.IsSet("max-runs") {
 		return nil
@@ -90,33 +91,10 @@ func maxRunsArgs(c *cli.Context) []string {
 	return []string{"--max-runs=" + strconv.Itoa(c.Int("max-runs"))}
 }
 
-// daemonArgs are the daemon program's arguments for this home.
+// daemonArgs are the arguments of the daemon process that `daemon start`
+// runs: this program's `daemon run` for the same home.
 func daemonArgs(e *env, runArgs []string) []string {
-	return append(append(e.homeArgs(), "run"), runArgs...)
-}
-
-// daemonProgram finds the daemon's program: beside this one (through
-// symbolic links), else on $PATH.
-func daemonProgram() (string, error) {
-	exe, err := os.Executable()
-	if err == nil {
-		if real, err := filepath.EvalSymlinks(exe); err == nil {
-			exe = real
-		}
-		p := filepath.Join(filepath.Dir(exe), daemonProgramName)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	if p, err := exec.LookPath(daemonProgramName); err == nil {
-		return filepath.Abs(p)
-	}
-	where := "this program"
-	if exe != "" {
-		where = filepath.Dir(exe)
-	}
-	return "", errors.New("the daemon's program " + daemonProgramName + " is neither in " + where +
-		" nor on $PATH: install it with whenlua (go install ./cmd/... in whenlua's source)")
+	return append(append(e.homeArgs(), "daemon", "run"), runArgs...)
 }
 
 // lastErrorLine returns the last "whenlua: " line of a daemon's output,

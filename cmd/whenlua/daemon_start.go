@@ -59,7 +59,7 @@ func (e *env) ping(ctx context.Context) (whenlua.Ping, error) {
 	return cl.Ping(ctx)
 }
 
-// startDaemon runs the daemon's program with runArgs in a new session, its output appended to the log file, and waits until it
+// startDaemon runs `whenlua daemon run` with runArgs in a new session, its output appended to the log file, and waits until it
 // answers on the socket. A daemon that already runs is an
 // AlreadyRunningError.
 func startDaemon(ctx context.Context, e *env, runArgs []string) (int, error) {
@@ -82,9 +82,9 @@ func startDaemon(ctx context.Context, e *env, runArgs []string) (int, error) {
 	if err := p.Ensure(); err != nil {
 		return 0, err
 	}
-	prog, err := daemonProgram()
+	prog, err := os.Executable()
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("find this program to run the daemon: %w", err)
 	}
 	logf, err := os.OpenFile(p.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {

@@ -46,10 +46,8 @@ func buildAndRun(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "copy the test binary:", err)
 		return 1
 	}
-	// The daemon's program is installed beside whenlua, where `daemon run`
-	// and `daemon start` look for it.
 	bin = filepath.Join(dir, "whenlua")
-	build := exec.Command("go", "build", "-o", dir, ".", "../whenlua-daemon")
+	build := exec.Command("go", "build", "-o", dir, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build whenlua:", err)

@@ -5,22 +5,17 @@ import (
 	"strconv"
 
 	"github.com/urfave/cli/v2"
-)
 
-// The store's retention defaults, shown in the help; a test checks that
-// they are persist's own, which the daemon's program applies.
-const (
-	defaultHistoryKeep = 1000
-	defaultRunsKeep    = 10000
+	"github.com/whenlua/whenlua/persist"
 )
 
 // retentionFlags are the store's retention settings and --recover, taken
 // by `daemon run` and passed on by `daemon start` and `daemon restart`.
 func retentionFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.IntFlag{Name: "history-keep", Value: defaultHistoryKeep, Usage: "keep at most `N` versions of each variable (the newest is always kept)"},
+		&cli.IntFlag{Name: "history-keep", Value: persist.DefaultHistoryKeep, Usage: "keep at most `N` versions of each variable (the newest is always kept)"},
 		&cli.DurationFlag{Name: "history-max-age", Usage: "drop versions older than `DURATION`, the newest excepted (0: no age limit)"},
-		&cli.IntFlag{Name: "runs-keep", Value: defaultRunsKeep, Usage: "keep at most `N` run records (running ones are always kept)"},
+		&cli.IntFlag{Name: "runs-keep", Value: persist.DefaultRunsKeep, Usage: "keep at most `N` run records (running ones are always kept)"},
 		&cli.BoolFlag{Name: "recover", Usage: "open a store whose value log is damaged by dropping what cannot be read (each logged)"},
 	}
 }
@@ -38,8 +33,19 @@ func checkRetention(c *cli.Context) error {
 	return nil
 }
 
-// retentionArgs are the retention flags given to c, for the daemon's
-// program.
+// retentionOptions are the store's options from the flags (checked by
+// checkRetention).
+func retentionOptions(c *cli.Context) persist.Options {
+	return persist.Options{
+		HistoryKeep:   c.Int("history-keep"),
+		HistoryMaxAge: c.Duration("history-max-age"),
+		RunsKeep:      c.Int("runs-keep"),
+		Recover:       c.Bool("recover"),
+	}
+}
+
+// retentionArgs are the retention flags given to c, for the daemon that
+// `daemon start` runs.
 func retentionArgs(c *cli.Context) []string {
 	var args []string
 	for _, name := range []string{"history-keep", "runs-keep"} {
