@@ -102,14 +102,30 @@ type SetResponse struct {
 
 // JobInfo describes one loaded job.
 type JobInfo struct {
-	Name    string    `json:"name"`
-	File    string    `json:"file"`
-	Line    int       `json:"line"`
-	Kind    string    `json:"kind"`             // "when" or "every"
-	Cond    string    `json:"cond,omitempty"`   // a when-job's condition source
-	Period  string    `json:"period,omitempty"` // an every-job's period
-	Next    time.Time `json:"next,omitzero"`    // an every-job's next run
-	Running int       `json:"running"`          // runs of it now running
+	Name   string `json:"name"`
+	File   string `json:"file"`
+	Line   int    `json:"line"`
+	Kind   string `json:"kind"`             // "when", "every" or "cron"
+	Cond   string `json:"cond,omitempty"`   // a when-job's condition source
+	Period string `json:"period,omitempty"` // an every-job's period
+	Cron   string `json:"cron,omitempty"`   // a cron-job's expression
+	// Zone names the zone an every- or cron-job's times are read in (an
+	// IANA name; "UTC" for an every-job aligned to the epoch).
+	Zone    string    `json:"zone,omitempty"`
+	Next    time.Time `json:"next,omitzero"` // an every- or cron-job's next run
+	Running int       `json:"running"`       // runs of it now running
+}
+
+// Spec is what decides when the job runs: a when-job's condition, an
+// every-job's period or a cron-job's expression.
+func (j JobInfo) Spec() string {
+	switch j.Kind {
+	case "every":
+		return j.Period
+	case "cron":
+		return j.Cron
+	}
+	return j.Cond
 }
 
 // FileStatus is the load state of one job file, as a module reloader shows it.

@@ -43,7 +43,7 @@ type Run struct {
 	Serial  uint64    `json:"serial"`
 	Job     string    `json:"job"`
 	File    string    `json:"file"`
-	Trigger string    `json:"trigger"` // "when", "every", "start"
+	Trigger string    `json:"trigger"` // "when", "every", "cron", "start"
 	State   RunState  `json:"state"`
 	Start   time.Time `json:"start"`
 	End     time.Time `json:"end,omitzero"`

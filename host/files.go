@@ -261,7 +261,7 @@ func (st *state) swap(ent *fileEntry, g *generation) {
 	if old := ent.cur; old != nil {
 		for _, j := range old.jobs {
 			if !j.isWhen() && !j.nextRun.IsZero() {
-				nextRuns[j.name+"\x00"+j.lj.Period.String()] = j.nextRun
+				nextRuns[j.name+"\x00"+j.lj.Schedule()+"\x00"+j.lj.ZoneName()] = j.nextRun
 			}
 		}
 		st.retire(ent, old, newNames)
@@ -282,7 +282,7 @@ func (st *state) swap(ent *fileEntry, g *generation) {
 			if s := st.states[j.name]; s != nil {
 				st.putState(j.name, nil)
 			}
-			st.sched.add(j, nextRuns[j.name+"\x00"+lj.Period.String()])
+			st.sched.add(j, nextRuns[j.name+"\x00"+lj.Schedule()+"\x00"+lj.ZoneName()])
 		}
 	}
 	ent.cur = g

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// schedule keeps every every-job's next run time in a heap and one timer
+// schedule keeps every every- and cron-job's next run time in a heap and one timer
 // for the earliest. Owned by the engine goroutine. Times are time.Time, not
 // Unix nanoseconds, which end in 2262: a period of centuries has its next
 // run beyond that.
@@ -18,14 +18,16 @@ type schedule struct {
 
 func newSchedule(c Clock) *schedule { return &schedule{clock: c} }
 
-// add schedules j at next, or at its next period boundary after now when
-// next is zero.
+// add schedules j at next, or at its next time after now when next is
+// zero; a job with no next time is left out.
 func (s *schedule) add(j *job, next time.Time) {
 	if next.IsZero() {
-		next = j.lj.Period.Next(s.clock.Now())
+		next = j.lj.Next(s.clock.Now())
 	}
 	j.nextRun = next
-	heap.Push(&s.h, j)
+	if !next.IsZero() {
+		heap.Push(&s.h, j)
+	}
 }
 
 func (s *schedule) remove(j *job) {
@@ -69,16 +71,18 @@ func (s *schedule) due() []*job {
 		out = append(out, j)
 	}
 	for _, j := range out {
-		j.nextRun = j.lj.Period.Next(now)
-		heap.Push(&s.h, j)
+		j.nextRun = j.lj.Next(now)
+		if !j.nextRun.IsZero() {
+			heap.Push(&s.h, j)
+		}
 	}
 	return out
 }
 
-// fireDue starts the every-jobs whose time has come.
+// fireDue starts the every- and cron-jobs whose time has come.
 func (st *state) fireDue() {
 	for _, j := range st.sched.due() {
-		st.startRun(j, "every")
+		st.startRun(j, j.lj.Kind.String())
 	}
 }
 

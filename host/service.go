@@ -199,8 +199,12 @@ func jobInfo(j *job) whenlua.JobInfo {
 	if j.isWhen() {
 		ji.Kind, ji.Cond = "when", j.lj.Cond
 	} else {
-		ji.Kind, ji.Period = "every", j.lj.Period.String()
-		ji.Next = j.nextRun
+		ji.Kind, ji.Zone, ji.Next = j.lj.Kind.String(), j.lj.ZoneName(), j.nextRun
+		if j.lj.Cron != nil {
+			ji.Cron = j.lj.Cron.String()
+		} else {
+			ji.Period = j.lj.Period.String()
+		}
 	}
 	return ji
 }

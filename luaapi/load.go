@@ -56,18 +56,22 @@ type Host interface {
 	SendMail(to string, msg []byte)
 }
 
-// Kind tells when-jobs from every-jobs.
+// Kind tells when-jobs from every-jobs and cron-jobs.
 type Kind int
 
 // The kinds of job.
 const (
 	When Kind = iota
 	Every
+	Cron
 )
 
 func (k Kind) String() string {
-	if k == Every {
+	switch k {
+	case Every:
 		return "every"
+	case Cron:
+		return "cron"
 	}
 	return "when"
 }
@@ -83,14 +87,18 @@ type File struct {
 	slips    []Warning // helper calls given a bare name, in the file's code
 }
 
-// Job is a job declared by when or every.
+// Job is a job declared by when, every or cron.
 type Job struct {
 	Name   string
 	Kind   Kind
 	File   *File
-	Line   int // of the when/every call
+	Line   int // of the when/every/cron call
 	Script string
 	Period whenlua.Period // every-jobs
+	Cron   *whenlua.Cron  // cron-jobs
+	// Zone is the tz option of an every-job (nil: epoch-aligned in UTC) or
+	// the zone of a cron-job (the daemon's local zone without tz).
+	Zone *time.Location
 	// Cond is a when-job's condition source: the expression string, or the
 	// lines of the function in the file; it tells whether the condition
 	// changed across a reload.
@@ -204,7 +212,8 @@ func (f *File) Close() { f.s.close() }
 // Closed reports whether Close has been called: the state is released.
 func (f *File) Closed() bool { return f.s.L == nil }
 
-// declare builds when(cond, script [, opts]) and every(period, script [, opts]).
+// declare builds when(cond, script [, opts]), every(period, script [, opts])
+// and cron(expr, script [, opts]).
 func (s *state) declare(kind Kind) lua.LGFunction {
 	fname := kind.String()
 	return func(L *lua.LState) int {
@@ -240,6 +249,10 @@ func (s *state) declare(kind Kind) lua.LGFunction {
 				L.RaiseError("every: %s", strings.TrimPrefix(err.Error(), whenlua.ErrInvalid.Error()+": "))
 			}
 			j.Period = p
+		case Cron:
+			if _, ok := L.Get(1).(lua.LString); !ok {
+				L.RaiseError("cron: the expression must be a string such as \"30 2 * * 1-5\", not a %s", L.Get(1).Type())
+			}
 		}
 		script, ok := L.Get(2).(lua.LString)
 		if !ok {
@@ -256,7 +269,17 @@ func (s *state) declare(kind Kind) lua.LGFunction {
 			L.RaiseError("%s: the options (argument 3) must be a table, not a %s", fname, o.Type())
 		}
 		if L.GetTop() > 3 {
-			L.RaiseError("%s: too many arguments (want %s(%s, script [, options]))", fname, fname, map[Kind]string{When: "condition", Every: "period"}[kind])
+			L.RaiseError("%s: too many arguments (want %s(%s, script [, options]))", fname, fname, map[Kind]string{When: "condition", Every: "period", Cron: "expression"}[kind])
+		}
+		if kind == Cron {
+			if j.Zone == nil {
+				j.Zone = time.Local
+			}
+			c, err := whenlua.ParseCron(string(L.Get(1).(lua.LString)), j.Zone)
+			if err != nil {
+				L.RaiseError("%s", strings.TrimPrefix(err.Error(), whenlua.ErrInvalid.Error()+": "))
+			}
+			j.Cron = c
 		}
 		if j.Name != "" {
 			if first, dup := s.names[j.Name]; dup {
@@ -269,7 +292,8 @@ func (s *state) declare(kind Kind) lua.LGFunction {
 	}
 }
 
-// jobOptions reads opts: name, pre, post, timeout. Anything else is an error.
+// jobOptions reads opts: name, pre, post, timeout, and tz for every and
+// cron. Anything else is an error.
 func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 	var err error
 	opts.ForEach(func(k, v lua.LValue) {
@@ -303,8 +327,14 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 			}
 		case "timeout":
 			j.Timeout, err = parseTimeout(v)
+		case "tz":
+			j.Zone, err = zoneOption(j.Kind, v)
 		default:
-			err = fmt.Errorf("unknown option %q (want name, pre, post or timeout)", string(key))
+			want := "name, pre, post or timeout"
+			if j.Kind != When {
+				want = "name, pre, post, timeout or tz"
+			}
+			err = fmt.Errorf("unknown option %q (want %s)", string(key), want)
 		}
 	})
 	return err
@@ -352,4 +382,61 @@ func parseTimeout(v lua.LValue) (time.Duration, error) {
 		return 0, fmt.Errorf("option timeout must be positive, not %v", d)
 	}
 	return d, nil
+}
+
+// zoneOption reads the tz option: an IANA zone name, for every and cron.
+func zoneOption(kind Kind, v lua.LValue) (*time.Location, error) {
+	if kind == When {
+		return nil, errors.New("option tz is for every and cron jobs (a when-job has no times)")
+	}
+	name, ok := v.(lua.LString)
+	if !ok {
+		return nil, fmt.Errorf("option tz must be a zone name such as \"Europe/Berlin\", not a %s", v.Type())
+	}
+	if name == "" {
+		return nil, errors.New("option tz is empty (leave it out for the local zone)")
+	}
+	loc, err := whenlua.LoadZone(string(name))
+	if err != nil {
+		return nil, fmt.Errorf("option tz: %s", strings.TrimPrefix(err.Error(), whenlua.ErrInvalid.Error()+": "))
+	}
+	return loc, nil
+}
+
+// Next returns the first time after `after` an every- or cron-job is due:
+// cron times in its zone, every periods from the epoch or, with tz, from
+// local midnights (SPEC §8). Zero for a when-job, or a cron expression
+// with no more times.
+func (j *Job) Next(after time.Time) time.Time {
+	switch j.Kind {
+	case Every:
+		return j.Period.NextIn(after, j.Zone)
+	case Cron:
+		return j.Cron.Next(after)
+	}
+	return time.Time{}
+}
+
+// Schedule describes when an every- or cron-job runs, as listings show
+// it: "every 10 minutes", "cron 30 2 * * 1-5"; "" for a when-job.
+func (j *Job) Schedule() string {
+	switch j.Kind {
+	case Every:
+		return "every " + j.Period.String()
+	case Cron:
+		return "cron " + j.Cron.String()
+	}
+	return ""
+}
+
+// ZoneName names the zone an every- or cron-job's times are read in:
+// "UTC" for an every-job without tz; "" for a when-job.
+func (j *Job) ZoneName() string {
+	if j.Kind == When {
+		return ""
+	}
+	if j.Zone == nil {
+		return "UTC"
+	}
+	return whenlua.ZoneName(j.Zone)
 }

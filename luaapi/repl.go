@@ -393,11 +393,11 @@ func (r *Repl) jobs(L *lua.LState) int {
 		L.RaiseError("jobs: %v", err)
 	}
 	for _, j := range infos {
-		spec := j.Cond
-		if j.Kind == "every" {
-			spec = j.Period
+		zone := j.Zone
+		if zone == "" {
+			zone = "-"
 		}
-		fmt.Fprintf(r.opts.Out, "%s\t%s\t%s\t%s:%d\n", j.Name, j.Kind, strings.Join(strings.Fields(spec), " "), j.File, j.Line)
+		fmt.Fprintf(r.opts.Out, "%s\t%s\t%s\t%s:%d\t%s\n", j.Name, j.Kind, strings.Join(strings.Fields(j.Spec()), " "), j.File, j.Line, zone)
 	}
 	return 0
 }

@@ -56,7 +56,7 @@ func printStatus(w io.Writer, st whenlua.Status) {
 	if len(st.Next) > 0 {
 		fmt.Fprintln(w, "next runs:")
 		for _, j := range st.Next {
-			fmt.Fprintf(w, "  %s\t%s\tevery %s\n", fmtTime(j.Next), j.Name, j.Period)
+			fmt.Fprintf(w, "  %s\t%s\t%s %s\t%s\n", fmtTime(j.Next), j.Name, j.Kind, j.Spec(), j.Zone)
 		}
 	}
 	if len(st.CondErrors) > 0 {

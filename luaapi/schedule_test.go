@@ -1,0 +1,71 @@
+package luaapi
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCronAndZonedEveryDeclareTheirTimes(t *testing.T) {
+	f := mustLoad(t, `
+cron("30 2 * * 1-5", "backup", { name = "backup", tz = "Europe/Berlin" })
+cron("@hourly", "true", { name = "local" })
+every("day", "true", { name = "berlin-day", tz = "Europe/Berlin" })
+every("day", "true", { name = "utc-day" })
+`, newFakeHost(nil))
+	from, _ := time.Parse(time.RFC3339, "2026-03-27T12:00:00+01:00")
+	cases := []struct {
+		name, kind, schedule, zone, next string
+	}{
+		{"backup", "cron", "cron 30 2 * * 1-5", "Europe/Berlin", "2026-03-30T02:30:00+02:00"},
+		{"local", "cron", "cron @hourly", "", ""},
+		{"berlin-day", "every", "every day", "Europe/Berlin", "2026-03-28T00:00:00+01:00"},
+		{"utc-day", "every", "every day", "UTC", "2026-03-28T00:00:00Z"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name+" is a "+tc.kind+" job", func(t *testing.T) {
+			j := job(t, f, tc.name)
+			if j.Kind.String() != tc.kind || j.Schedule() != tc.schedule {
+				t.Errorf("kind %s, schedule %q", j.Kind, j.Schedule())
+			}
+			if tc.zone != "" && j.ZoneName() != tc.zone {
+				t.Errorf("zone %q, want %q", j.ZoneName(), tc.zone)
+			}
+			if tc.next == "" {
+				return
+			}
+			if got := j.Next(from).Format(time.RFC3339); got != tc.next {
+				t.Errorf("next after %s: %s, want %s", from.Format(time.RFC3339), got, tc.next)
+			}
+		})
+	}
+	t.Run("a cron job without tz is read in the local zone", func(t *testing.T) {
+		if j := job(t, f, "local"); j.Zone != time.Local {
+			t.Errorf("zone %v, want Local", j.Zone)
+		}
+	})
+	t.Run("a when job has no times", func(t *testing.T) {
+		g := mustLoad(t, `when("x", "true", {name = "w"})`, newFakeHost(nil))
+		if j := job(t, g, "w"); !j.Next(from).IsZero() || j.Schedule() != "" || j.ZoneName() != "" {
+			t.Errorf("when job: next %v, schedule %q, zone %q", j.Next(from), j.Schedule(), j.ZoneName())
+		}
+	})
+}
+
+func TestBadCronDeclarationsAreLoadErrors(t *testing.T) {
+	for _, tc := range []struct{ name, src, want string }{
+		{"an expression that is not a string", `cron(5, "true")`, "cron: the expression must be a string"},
+		{"a tz that is not a string", `cron("@daily", "true", {tz = 1})`, "option tz must be a zone name"},
+		{"an empty tz", `every("day", "true", {tz = ""})`, "option tz is empty"},
+		{"an unknown zone for every", `every("day", "true", {tz = "Nowhere/Else"})`, `time zone "Nowhere/Else": unknown`},
+		{"too many arguments", `cron("@daily", "true", {}, 4)`, "cron(expression, script [, options])"},
+		{"a six-field expression", "\n\ncron(\"0 30 2 * * *\", \"true\")", "test.lua:3: cron expression \"0 30 2 * * *\": want 5 fields"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadSrc(t, tc.src, Options{Host: newFakeHost(nil)})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
