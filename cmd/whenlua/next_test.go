@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/whenlua/whenlua"
 )
 
 // next --cron needs no daemon: a home that does not exist is enough.
@@ -68,4 +71,97 @@ func TestNextCronRefusesBadInputOnOneLine(t *testing.T) {
 	} {
 		h.fails(tc.code, tc.args, tc.want)
 	}
+}
+
+// A cron job in a named zone, through the real daemon: names and status
+// show its zone, and next lists its times as the zone's wall clock has
+// them, the first being the one the daemon scheduled.
+func TestNextListsTheTimesOfTheDaemonsJobsInTheirZones(t *testing.T) {
+	t.Setenv("TZ", "Asia/Tokyo") // the daemon's local zone
+	h := newHome(t)
+	h.writeJob("backup.lua", `cron("30 2 * * 1-5", "true", { name = "backup", tz = "Europe/Berlin" })
+cron("@daily", "true", { name = "local" })
+every("10 minutes", "true", { name = "tick" })
+when("x == 1", "true", { name = "w" })
+`)
+	h.start()
+	waitFor(t, "the jobs to load", func() bool { return strings.Contains(h.ok("names"), "backup\t") })
+
+	names := h.ok("names")
+	for _, want := range []string{
+		"backup\tcron\t30 2 * * 1-5\t", "\tEurope/Berlin\n",
+		"local\tcron\t@daily\t", "\tAsia/Tokyo\n",
+		"tick\tevery\t10 minutes\t", "\tUTC\n",
+		"w\twhen\tx == 1\t", ":4\t-\n",
+	} {
+		if !strings.Contains(names, want) {
+			t.Errorf("names does not show %q:\n%s", want, names)
+		}
+	}
+	if st := h.ok("status"); !strings.Contains(st, "backup\tcron 30 2 * * 1-5\tEurope/Berlin") {
+		t.Errorf("status does not show the cron job's zone:\n%s", st)
+	}
+
+	t.Run("from a given time the DST change shows", func(t *testing.T) {
+		got := h.ok("next", "backup", "-n", "3", "--from", "2026-10-22T12:00:00+02:00")
+		want := "2026-10-23T02:30:00+02:00\tbackup\tcron 30 2 * * 1-5\tEurope/Berlin\n" +
+			"2026-10-26T02:30:00+01:00\tbackup\tcron 30 2 * * 1-5\tEurope/Berlin\n" +
+			"2026-10-27T02:30:00+01:00\tbackup\tcron 30 2 * * 1-5\tEurope/Berlin\n"
+		if got != want {
+			t.Errorf("got\n%s\nwant\n%s", got, want)
+		}
+	})
+	t.Run("from now the times are the zone's weekday 02:30s, the first as the daemon has it", func(t *testing.T) {
+		var got []nextJob
+		if err := json.Unmarshal([]byte(h.ok("next", "backup", "-n", "4", "--json")), &got); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || len(got[0].Times) != 4 || got[0].Zone != "Europe/Berlin" {
+			t.Fatalf("next --json: %+v", got)
+		}
+		berlin, _ := time.LoadLocation("Europe/Berlin")
+		var prev time.Time
+		for _, s := range got[0].Times {
+			at, err := time.Parse(time.RFC3339, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			local := at.In(berlin)
+			_, off := local.Zone()
+			if _, want := at.Zone(); off != want || local.Weekday() == time.Saturday || local.Weekday() == time.Sunday ||
+				local.Format("15:04") != "02:30" && local.Format("15:04") != "03:00" || !at.After(prev) || !at.After(time.Now()) {
+				t.Errorf("%s is not a coming Berlin weekday 02:30 with Berlin's offset", s)
+			}
+			prev = at
+		}
+		var ji []whenlua.JobInfo
+		if err := json.Unmarshal([]byte(h.ok("names", "--json")), &ji); err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range ji {
+			if j.Name == "backup" && j.Next.Format(time.RFC3339) != got[0].Times[0] {
+				t.Errorf("first time %s, the daemon has %s", got[0].Times[0], j.Next.Format(time.RFC3339))
+			}
+		}
+	})
+	t.Run("all jobs in time order, the when-job left out", func(t *testing.T) {
+		out := h.ok("next", "-n", "2")
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		if len(lines) != 6 || strings.Contains(out, "\tw\t") {
+			t.Fatalf("next:\n%s", out)
+		}
+		var prev time.Time
+		for _, l := range lines {
+			at, err := time.Parse(time.RFC3339, strings.Split(l, "\t")[0])
+			if err != nil || at.Before(prev) {
+				t.Fatalf("line %q is not in time order", l)
+			}
+			prev = at
+		}
+	})
+	t.Run("a when-job or an unknown job has no times", func(t *testing.T) {
+		h.fails(1, []string{"next", "w"}, "when-job")
+		h.fails(1, []string{"next", "nosuch"}, "no job named")
+		h.fails(2, []string{"next", "backup", "--tz", "UTC"}, "--tz goes with --cron")
+	})
 }
