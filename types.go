@@ -44,6 +44,10 @@ type Run struct {
 	Job     string    `json:"job"`
 	File    string    `json:"file"`
 	Trigger string    `json:"trigger"` // "when", "every", "cron", "start"
+	// Scheduled is the time an every- or cron-run stands for: its scheduled
+	// time or, for a catch-up run (CatchUp), the latest time it missed.
+	Scheduled time.Time `json:"scheduled,omitzero"`
+	CatchUp   bool      `json:"catch_up,omitempty"`
 	State   RunState  `json:"state"`
 	Start   time.Time `json:"start"`
 	End     time.Time `json:"end,omitzero"`

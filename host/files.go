@@ -257,11 +257,11 @@ func (st *state) swap(ent *fileEntry, g *generation) {
 	ent.hookErr, ent.hookAt = "", time.Time{} // this swap's hooks report anew
 	// An every-job that keeps its name and period keeps its next run, so a
 	// reload at a boundary neither skips nor repeats it.
-	nextRuns := map[string]time.Time{}
+	carried := map[string]*job{}
 	if old := ent.cur; old != nil {
 		for _, j := range old.jobs {
 			if !j.isWhen() && !j.nextRun.IsZero() {
-				nextRuns[j.name+"\x00"+j.lj.Schedule()+"\x00"+j.lj.ZoneName()] = j.nextRun
+				carried[j.name+"\x00"+j.lj.Schedule()+"\x00"+j.lj.ZoneName()] = j
 			}
 		}
 		st.retire(ent, old, newNames)
@@ -282,7 +282,7 @@ func (st *state) swap(ent *fileEntry, g *generation) {
 			if s := st.states[j.name]; s != nil {
 				st.putState(j.name, nil)
 			}
-			st.sched.add(j, nextRuns[j.name+"\x00"+lj.Schedule()+"\x00"+lj.ZoneName()])
+			st.scheduleJob(j, carried[j.name+"\x00"+lj.Schedule()+"\x00"+lj.ZoneName()])
 		}
 	}
 	ent.cur = g

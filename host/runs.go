@@ -28,6 +28,9 @@ type run struct {
 func (st *state) startRun(j *job, trigger string) whenlua.Run {
 	now := st.e.clock.Now()
 	rec := whenlua.Run{Serial: st.nextSerial(), Job: j.name, File: j.gen.path, Trigger: trigger, Start: now, Code: -1}
+	if trigger == luaapi.Every.String() || trigger == luaapi.Cron.String() {
+		rec.Scheduled, rec.CatchUp = j.fired.at, j.fired.catchUp
+	}
 	switch {
 	case st.stopping:
 		rec.State, rec.Error = whenlua.RunRefused, "the daemon is stopping"

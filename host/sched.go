@@ -18,13 +18,14 @@ type schedule struct {
 
 func newSchedule(c Clock) *schedule { return &schedule{clock: c} }
 
-// add schedules j at next, or at its next time after now when next is
-// zero; a job with no next time is left out.
-func (s *schedule) add(j *job, next time.Time) {
+// add schedules j to fire at next for the scheduled time sl, or, when next
+// is zero, at its next time after now; a job with no next time is left out.
+func (s *schedule) add(j *job, next time.Time, sl slot) {
 	if next.IsZero() {
 		next = j.lj.Next(s.clock.Now())
+		sl = slot{at: next}
 	}
-	j.nextRun = next
+	j.nextRun, j.slot = next, sl
 	if !next.IsZero() {
 		heap.Push(&s.h, j)
 	}
@@ -61,7 +62,10 @@ func (s *schedule) timerC() <-chan time.Time {
 }
 
 // due pops the jobs whose time has come and schedules their next run after
-// now (missed boundaries are skipped, not caught up).
+// now: missed times are not run again. Each popped job's fired says which
+// scheduled time its run stands for; a catch_up job's run that comes late
+// (the machine slept, the clock jumped) stands for the latest time it
+// missed and counts as a catch-up.
 func (s *schedule) due() []*job {
 	s.timer, s.armed = nil, time.Time{}
 	now := s.clock.Now()
@@ -71,7 +75,14 @@ func (s *schedule) due() []*job {
 		out = append(out, j)
 	}
 	for _, j := range out {
+		j.fired = j.slot
+		if j.lj.CatchUp && !j.slot.catchUp {
+			if latest := latestSlot(j, j.slot.at, now); !latest.Equal(j.slot.at) || now.Sub(j.slot.at) > lateAfter {
+				j.fired = slot{at: latest, catchUp: true}
+			}
+		}
 		j.nextRun = j.lj.Next(now)
+		j.slot = slot{at: j.nextRun}
 		if !j.nextRun.IsZero() {
 			heap.Push(&s.h, j)
 		}

@@ -76,7 +76,9 @@ type job struct {
 	reloadPending bool                // the evaluations of the next fixpoint see reloaded() true
 	running       int
 
-	nextRun time.Time // every-jobs: the next run; zero = unscheduled
+	nextRun time.Time // every- and cron-jobs: the next run; zero = unscheduled
+	slot    slot      // the scheduled time nextRun stands for
+	fired   slot      // that of the firing being started
 	heapIdx int
 }
 

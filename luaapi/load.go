@@ -110,6 +110,9 @@ type Job struct {
 	HasPre  bool
 	HasPost bool
 	Timeout time.Duration // the run's time limit (0: none)
+	// CatchUp (every and cron): a scheduled time missed while the daemon was
+	// down or the machine asleep is run once when the daemon notices.
+	CatchUp bool
 
 	cond      *lua.LFunction
 	pre, post *lua.LFunction
@@ -292,8 +295,8 @@ func (s *state) declare(kind Kind) lua.LGFunction {
 	}
 }
 
-// jobOptions reads opts: name, pre, post, timeout, and tz for every and
-// cron. Anything else is an error.
+// jobOptions reads opts: name, pre, post, timeout, and tz and catch_up for
+// every and cron. Anything else is an error.
 func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 	var err error
 	opts.ForEach(func(k, v lua.LValue) {
@@ -329,10 +332,19 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 			j.Timeout, err = parseTimeout(v)
 		case "tz":
 			j.Zone, err = zoneOption(j.Kind, v)
+		case "catch_up":
+			b, ok := v.(lua.LBool)
+			switch {
+			case j.Kind == When:
+				err = errors.New("option catch_up is for every and cron jobs")
+			case !ok:
+				err = fmt.Errorf("option catch_up must be true or false, not a %s", v.Type())
+			}
+			j.CatchUp = bool(b)
 		default:
 			want := "name, pre, post or timeout"
 			if j.Kind != When {
-				want = "name, pre, post, timeout or tz"
+				want = "name, pre, post, timeout, tz or catch_up"
 			}
 			err = fmt.Errorf("unknown option %q (want %s)", string(key), want)
 		}

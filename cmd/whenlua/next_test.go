@@ -165,3 +165,16 @@ when("x == 1", "true", { name = "w" })
 		h.fails(2, []string{"next", "backup", "--tz", "UTC"}, "--tz goes with --cron")
 	})
 }
+
+func TestLogSaysWhatACatchUpRunStandsFor(t *testing.T) {
+	start := time.Date(2026, 12, 4, 1, 40, 0, 0, time.UTC)
+	r := whenlua.Run{Serial: 7, Job: "backup", State: whenlua.RunDone, Start: start, End: start.Add(2 * time.Second),
+		Scheduled: time.Date(2026, 12, 4, 2, 30, 0, 0, time.FixedZone("CET", 3600)), CatchUp: true}
+	if got := logLine(r); !strings.HasPrefix(got, "7\tbackup\t") || !strings.HasSuffix(got, "\t0\tcatch-up for 2026-12-04T02:30:00+01:00") {
+		t.Errorf("catch-up run: %q", got)
+	}
+	r.CatchUp = false
+	if got := logLine(r); !strings.HasSuffix(got, "\t0") {
+		t.Errorf("on-time run: %q", got)
+	}
+}
