@@ -40,22 +40,22 @@ const (
 
 // Run is the record of one run attempt of a job.
 type Run struct {
-	Serial  uint64    `json:"serial"`
-	Job     string    `json:"job"`
-	File    string    `json:"file"`
-	Trigger string    `json:"trigger"` // "when", "every", "cron", "start"
+	Serial  uint64 `json:"serial"`
+	Job     string `json:"job"`
+	File    string `json:"file"`
+	Trigger string `json:"trigger"` // "when", "every", "cron", "start"
 	// Scheduled is the time an every- or cron-run stands for: its scheduled
 	// time or, for a catch-up run (CatchUp), the latest time it missed.
 	Scheduled time.Time `json:"scheduled,omitzero"`
 	CatchUp   bool      `json:"catch_up,omitempty"`
-	State   RunState  `json:"state"`
-	Start   time.Time `json:"start"`
-	End     time.Time `json:"end,omitzero"`
-	PID     int       `json:"pid,omitempty"`
-	Dir     string    `json:"dir,omitempty"`
-	Code    int       `json:"code"`             // exit code; -1 when killed by a signal or not run
-	Signal  string    `json:"signal,omitempty"` // e.g. "terminated", "killed"
-	Error   string    `json:"error,omitempty"`  // why it was refused, failed, timed out or lost
+	State     RunState  `json:"state"`
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end,omitzero"`
+	PID       int       `json:"pid,omitempty"`
+	Dir       string    `json:"dir,omitempty"`
+	Code      int       `json:"code"`             // exit code; -1 when killed by a signal or not run
+	Signal    string    `json:"signal,omitempty"` // e.g. "terminated", "killed"
+	Error     string    `json:"error,omitempty"`  // why it was refused, failed, timed out or lost
 	// Output is the stored output: its head and tail when it was longer than
 	// the cap, with a marker line between them saying how much was left out.
 	Output     []byte `json:"output,omitempty"`
