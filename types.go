@@ -28,14 +28,17 @@ type Version struct {
 // RunState is where a run is in its life.
 type RunState string
 
-// Run states. A run is "running" from the moment its serial is committed;
-// a daemon that finds "running" runs at start marks them "lost".
+// Run states. A run is "running" from the moment its serial is committed,
+// or "queued" while every slot for a process is taken (the daemon's
+// --max-runs); a daemon that finds either at start marks them "lost".
 const (
-	RunRunning RunState = "running"
-	RunDone    RunState = "done"
-	RunRefused RunState = "refused" // pre returned false: the serial is used, nothing ran
-	RunFailed  RunState = "failed"  // the process could not be started
-	RunLost    RunState = "lost"    // in flight when the daemon died
+	RunRunning   RunState = "running"
+	RunQueued    RunState = "queued"
+	RunCancelled RunState = "cancelled" // cancelled, or the daemon stopped, while queued: nothing ran
+	RunDone      RunState = "done"
+	RunRefused   RunState = "refused" // pre returned false: the serial is used, nothing ran
+	RunFailed    RunState = "failed"  // the process could not be started
+	RunLost      RunState = "lost"    // in flight when the daemon died
 )
 
 // Run is the record of one run attempt of a job.

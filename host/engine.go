@@ -32,6 +32,9 @@ type EngineOptions struct {
 	LuaMemoryLimit int64
 	// Grace is the SIGTERM -> SIGKILL delay for timeouts, cancel and stop (default 5s).
 	Grace time.Duration
+	// MaxRuns bounds how many runs have a process at once (default
+	// DefaultMaxRuns); the others are queued in serial order.
+	MaxRuns int
 	// Shell runs job scripts (default $SHELL, then /bin/sh).
 	Shell string
 	// Sendmail is the program mailto() hands messages to (default "sendmail" on PATH).
@@ -46,6 +49,11 @@ type EngineOptions struct {
 	// Env is the base environment of jobs (default os.Environ()).
 	Env []string
 }
+
+// DefaultMaxRuns is how many runs have a process at once unless
+// EngineOptions.MaxRuns says otherwise: plenty for a personal machine, and
+// far from the limits on processes and threads that would stop the daemon.
+const DefaultMaxRuns = 64
 
 // Engine owns the live state of the daemon: variables, loaded job files,
 // when-job snapshots, the dependency index, the schedule and the running
@@ -86,6 +94,9 @@ func NewEngine(opts EngineOptions) *Engine {
 	}
 	if opts.Grace <= 0 {
 		opts.Grace = 5 * time.Second
+	}
+	if opts.MaxRuns <= 0 {
+		opts.MaxRuns = DefaultMaxRuns
 	}
 	if opts.Shell == "" {
 		opts.Shell = os.Getenv("SHELL")
@@ -229,7 +240,18 @@ func (e *Engine) run() {
 		case r := <-e.sets:
 			e.applyQueued(r)
 		case res := <-e.finished:
-			st.handle(func() { st.finish(res) })
+			// Runs that ended together are recorded in one commit.
+			st.handle(func() {
+				st.finish(res)
+				for range cap(e.finished) {
+					select {
+					case res := <-e.finished:
+						st.finish(res)
+					default:
+						return
+					}
+				}
+			})
 		case <-timerC:
 			st.handle(st.fireDue)
 		case ack := <-e.rescan:
@@ -238,6 +260,7 @@ func (e *Engine) run() {
 		case <-stop:
 			stop = nil // handled once; a closed channel would spin the loop
 			st.stopping = true
+			st.handle(st.cancelAllQueued)
 			runnerClosed = make(chan struct{})
 			go func() {
 				ctx, cancel := context.WithTimeout(context.Background(), e.opts.Grace+10*time.Second)

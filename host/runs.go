@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/whenlua/whenlua"
 	"github.com/whenlua/whenlua/host/runner"
@@ -18,9 +17,29 @@ import (
 
 // run is a run in flight, from its committed start to its recorded end.
 type run struct {
-	rec  whenlua.Run
-	job  *job
-	proc *runner.Proc // nil until launched
+	rec     whenlua.Run
+	job     *job
+	proc    *runner.Proc  // nil until launched
+	started chan struct{} // closed once its process started, or it ended without one
+	queued  bool          // it waited in the queue
+}
+
+// runQueue bounds how many runs have a process at once (MaxRuns): the
+// others wait, queued in serial order, for a slot. Engine goroutine only.
+type runQueue struct {
+	slots   int    // runs holding a slot: launching or running
+	waiting []*run // queued runs, oldest serial first
+}
+
+// unqueue removes r from the queue; it reports whether r was there.
+func (q *runQueue) unqueue(r *run) bool {
+	for i, w := range q.waiting {
+		if w == r {
+			q.waiting = append(q.waiting[:i], q.waiting[i+1:]...)
+			return true
+		}
+	}
+	return false
 }
 
 // startRun consumes a serial, asks the job's pre hook, and, when it agrees,
@@ -51,20 +70,84 @@ func (st *state) startRun(j *job, trigger string) whenlua.Run {
 		st.addRun(rec)
 		return rec
 	}
-	rec.State = whenlua.RunRunning
-	r := &run{rec: rec, job: j}
+	r := &run{rec: rec, job: j, started: make(chan struct{})}
 	st.running[rec.Serial] = r
 	j.running++
 	j.gen.runs++
-	st.addRun(rec)
-	st.step.toStart = append(st.step.toStart, r)
-	return rec
+	st.dequeue() // older runs first, should a slot be free
+	if st.runq.slots >= st.e.opts.MaxRuns {
+		// Every slot is taken: the run waits for one, in serial order.
+		r.queued = true
+		r.rec.State = whenlua.RunQueued
+		st.runq.waiting = append(st.runq.waiting, r)
+		st.addRun(r.rec)
+		st.afterCommit(func(err error) {
+			if err != nil && st.runq.unqueue(r) {
+				delete(st.running, r.rec.Serial)
+				st.release(r)
+			}
+		})
+		st.e.log.Info("job queued", "job", j.name, "serial", rec.Serial, "running", st.runq.slots)
+		return r.rec
+	}
+	st.claim(r)
+	return r.rec
 }
 
-// dropRun forgets a run that will not run: its start was not committed,
-// or its process could not start.
-func (st *state) dropRun(r *run) {
+// claim gives r a slot: it is recorded as running and its process starts
+// once the step is committed.
+func (st *state) claim(r *run) {
+	st.runq.slots++
+	r.rec.State = whenlua.RunRunning
+	st.addRun(r.rec)
+	st.step.toStart = append(st.step.toStart, r)
+}
+
+// dequeue gives free slots to the oldest queued runs.
+func (st *state) dequeue() {
+	for !st.stopping && len(st.runq.waiting) > 0 && st.runq.slots < st.e.opts.MaxRuns {
+		r := st.runq.waiting[0]
+		st.runq.waiting = st.runq.waiting[1:]
+		st.claim(r)
+	}
+}
+
+// cancelQueued records a queued run as cancelled: it never ran.
+func (st *state) cancelQueued(r *run, why string) {
+	if !st.runq.unqueue(r) {
+		return
+	}
 	delete(st.running, r.rec.Serial)
+	r.rec.State, r.rec.Error, r.rec.End = whenlua.RunCancelled, why, st.e.clock.Now()
+	st.addFinished(r.rec)
+	close(r.started)
+	st.release(r)
+	st.e.log.Info("queued job cancelled", "job", r.rec.Job, "serial", r.rec.Serial, "why", why)
+}
+
+// cancelAllQueued records every queued run as cancelled; the daemon is
+// stopping.
+func (st *state) cancelAllQueued() {
+	for len(st.runq.waiting) > 0 {
+		st.cancelQueued(st.runq.waiting[0], "the daemon stopped before it started")
+	}
+}
+
+// dropRun forgets a run whose start was not committed; one that came
+// from the queue goes back to it.
+func (st *state) dropRun(r *run) {
+	st.runq.slots--
+	if r.queued {
+		r.rec.State = whenlua.RunQueued
+		i := 0
+		for i < len(st.runq.waiting) && st.runq.waiting[i].rec.Serial < r.rec.Serial {
+			i++
+		}
+		st.runq.waiting = append(st.runq.waiting[:i], append([]*run{r}, st.runq.waiting[i:]...)...)
+		return
+	}
+	delete(st.running, r.rec.Serial)
+	close(r.started)
 	st.release(r)
 }
 
@@ -95,10 +178,15 @@ func (st *state) launch(r *run) {
 		st.e.log.Error("start job", "job", j.name, "serial", r.rec.Serial, "err", err)
 		r.rec.State, r.rec.Error, r.rec.End = whenlua.RunFailed, err.Error(), st.e.clock.Now()
 		st.addFinished(r.rec)
-		st.dropRun(r)
+		delete(st.running, r.rec.Serial)
+		st.runq.slots--
+		close(r.started)
+		st.release(r)
+		st.dequeue()
 		return
 	}
 	r.proc = proc
+	close(r.started)
 	r.rec.PID, r.rec.Dir = proc.PID(), proc.Dir()
 	// Recorded so that a run lost in a crash still names its process and
 	// directory; committed in a step of its own, after the process started.
@@ -152,6 +240,8 @@ func (st *state) finish(res runner.Result) {
 		return
 	}
 	delete(st.running, res.Serial)
+	st.runq.slots--
+	defer st.dequeue()
 	rec := &r.rec
 	rec.State = whenlua.RunDone
 	// The duration is the process's own; the start is on the engine's clock.
@@ -182,7 +272,7 @@ func (st *state) finish(res runner.Result) {
 	st.e.log.Info("job finished", "job", rec.Job, "serial", rec.Serial, "code", rec.Code, "signal", rec.Signal, "duration", rec.Duration())
 }
 
-// runningList returns the running runs, oldest serial first.
+// runningList returns the running and queued runs, oldest serial first.
 func (st *state) runningList() []whenlua.Run {
 	out := make([]whenlua.Run, 0, len(st.running))
 	for _, r := range st.running {
@@ -200,9 +290,18 @@ func (st *state) recoverLostRuns() error {
 	}
 	now := st.e.clock.Now()
 	for _, r := range lost {
-		r.State, r.End, r.Error = whenlua.RunLost, now, "the daemon stopped while it ran"
-		if stopOrphan(r) {
-			r.Error += "; its processes were stopped at restart"
+		switch {
+		case r.State == whenlua.RunQueued || r.Dir == "":
+			r.State, r.End, r.Error = whenlua.RunLost, now, "the daemon stopped before it started"
+		default:
+			r.State, r.End, r.Error = whenlua.RunLost, now, "the daemon stopped while it ran"
+			switch n := st.e.runner.StopStray(r.Dir, r.PID); n {
+			case 0:
+			case 1:
+				r.Error += "; 1 of its processes was stopped at restart"
+			default:
+				r.Error += fmt.Sprintf("; %d of its processes were stopped at restart", n)
+			}
 		}
 		st.addRun(r)
 		st.e.log.Warn("run lost", "job", r.Job, "serial", r.Serial, "pid", r.PID)
@@ -216,20 +315,6 @@ func (st *state) recoverLostRuns() error {
 		}
 	}
 	return nil
-}
-
-// stopOrphan sends SIGTERM to the process group of a run lost in a crash
-// when its leader still runs in the run's directory (so that a reused pid
-// is never signalled), and reports whether it did.
-func stopOrphan(r whenlua.Run) bool {
-	if r.PID <= 0 || r.Dir == "" {
-		return false
-	}
-	cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", r.PID))
-	if err != nil || cwd != r.Dir {
-		return false
-	}
-	return syscall.Kill(-r.PID, syscall.SIGTERM) == nil
 }
 
 // fileHost is what the Lua state of one generation calls back into. It is

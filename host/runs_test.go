@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/host/runner"
 	"github.com/whenlua/whenlua/persist"
 )
 
@@ -222,36 +223,71 @@ func TestRunsInFlightAtACrashAreRecordedAsLostAndTheirLeftoversCleared(t *testin
 	p := testPaths(t, t.TempDir())
 	te := openTestEngine(t, p, NewFakeClock(testEpoch))
 	// What a daemon killed with SIGKILL leaves: a run committed as running,
-	// its process still going in its run directory.
+	// its process still going, ignoring SIGTERM; and a run whose recorded
+	// pid has been taken by a process that is not the run's.
 	dir := filepath.Join(p.RunsDir, "run-7-x")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	orphan := exec.Command("sleep", "1000")
-	orphan.Dir = dir
-	orphan.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := orphan.Start(); err != nil {
-		t.Fatal(err)
+	startProc := func(dir, marker string) (*exec.Cmd, chan struct{}) {
+		cmd := exec.Command("/bin/sh", "-c", "trap '' TERM; echo ready; exec sleep 1000")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), marker)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := out.Read(make([]byte, 6)); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+		return cmd, exited
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- orphan.Wait() }()
-	defer orphan.Process.Kill()
-	rec := whenlua.Run{Serial: 7, Job: "j", State: whenlua.RunRunning, Start: testEpoch, PID: orphan.Process.Pid, Dir: dir}
-	if err := te.store.Commit(&persist.Batch{Runs: []whenlua.Run{rec}, Serial: 7}); err != nil {
+	orphan, exited := startProc(dir, runner.MarkerVar+"="+dir)
+	// Not the run's, though in its directory and with its recorded pid.
+	stranger, strangerExited := startProc(dir, runner.MarkerVar+"="+dir+"-other")
+	recs := []whenlua.Run{
+		{Serial: 7, Job: "j", State: whenlua.RunRunning, Start: testEpoch, PID: orphan.Process.Pid, Dir: dir},
+		{Serial: 8, Job: "j", State: whenlua.RunRunning, Start: testEpoch, PID: stranger.Process.Pid, Dir: filepath.Join(p.RunsDir, "run-8-y")},
+		{Serial: 9, Job: "j", State: whenlua.RunQueued, Start: testEpoch},
+	}
+	if err := te.store.Commit(&persist.Batch{Runs: recs, Serial: 9}); err != nil {
 		t.Fatal(err)
 	}
 	te = te.restart()
-	r, err := te.Run(context.Background(), 7)
-	if err != nil {
-		t.Fatal(err)
+	want := map[uint64]string{
+		7: "the daemon stopped while it ran; 1 of its processes was stopped at restart",
+		8: "the daemon stopped while it ran",
+		9: "the daemon stopped before it started",
 	}
-	if r.State != whenlua.RunLost || r.End.IsZero() || !strings.Contains(r.Error, "stopped at restart") {
-		t.Fatalf("run after restart = %+v, want lost with its processes stopped", r)
+	for serial, why := range want {
+		r, err := te.Run(context.Background(), serial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.State != whenlua.RunLost || r.End.IsZero() || r.Error != why {
+			t.Errorf("run %d after restart = %+v, want lost: %s", serial, r, why)
+		}
 	}
+	// SIGTERM is ignored: SIGKILL follows after the grace.
 	select {
 	case <-exited:
-	case <-time.After(10 * time.Second):
+		if ws, ok := orphan.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
+			t.Errorf("the orphaned process ended with %v, want SIGKILL", orphan.ProcessState)
+		}
+	case <-time.After(30 * time.Second):
 		t.Fatal("the orphaned process was not stopped")
+	}
+	select {
+	case <-strangerExited:
+		t.Errorf("a process that is not the run's was stopped: %v", stranger.ProcessState)
+	default:
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("leftover run directory: %v", err)

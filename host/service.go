@@ -242,7 +242,7 @@ func (e *Engine) Start(ctx context.Context, name string) (whenlua.Run, error) {
 	if derr != nil {
 		return rec, derr
 	}
-	if err == nil && rec.State != whenlua.RunRunning {
+	if err == nil && rec.State != whenlua.RunRunning && rec.State != whenlua.RunQueued {
 		err = fmt.Errorf("%w: run %d of %s not started: %s", whenlua.ErrConflict, rec.Serial, name, rec.Error)
 	}
 	return rec, err
@@ -253,11 +253,14 @@ func (e *Engine) Cancel(ctx context.Context, serial uint64) error {
 	var err error
 	derr := e.do(ctx, func() {
 		r := e.st.running[serial]
-		if r == nil || r.proc == nil {
+		switch {
+		case r != nil && r.rec.State == whenlua.RunQueued:
+			e.st.cancelQueued(r, "cancelled before it started")
+		case r == nil || r.proc == nil:
 			err = fmt.Errorf("%w: no running job with serial %d", whenlua.ErrNotFound, serial)
-			return
+		default:
+			r.proc.Cancel()
 		}
-		r.proc.Cancel()
 	})
 	if derr != nil {
 		return derr
@@ -268,12 +271,25 @@ func (e *Engine) Cancel(ctx context.Context, serial uint64) error {
 // Tail implements whenlua.Service.
 func (e *Engine) Tail(ctx context.Context, serial uint64, w io.Writer) error {
 	var proc *runner.Proc
-	if err := e.do(ctx, func() {
+	var started chan struct{}
+	get := func() {
 		if r := e.st.running[serial]; r != nil {
-			proc = r.proc
+			proc, started = r.proc, r.started
 		}
-	}); err != nil {
+	}
+	if err := e.do(ctx, get); err != nil {
 		return err
+	}
+	if proc == nil && started != nil {
+		// Queued: follow it once it starts.
+		select {
+		case <-started:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err := e.do(ctx, get); err != nil {
+			return err
+		}
 	}
 	if proc != nil {
 		err := proc.Tail(ctx, w)
@@ -308,7 +324,7 @@ func (e *Engine) Log(ctx context.Context, job string, n int) ([]whenlua.Run, err
 	}
 	out := runs[:0]
 	for _, r := range runs {
-		if r.State != whenlua.RunRunning {
+		if r.State != whenlua.RunRunning && r.State != whenlua.RunQueued {
 			out = append(out, r)
 			if n > 0 && len(out) == n {
 				break

@@ -21,7 +21,8 @@ type state struct {
 	index   map[string]map[*job]struct{} // variable -> when-jobs that may read it
 	depsAll map[*job]struct{}            // when-jobs that may read any variable
 	states  map[string]*whenlua.JobState // when-job evaluation state by name (also of jobs not loaded now)
-	running map[uint64]*run
+	running map[uint64]*run              // running and queued runs
+	runq    runQueue
 	serial  uint64
 	sched   *schedule
 

@@ -186,10 +186,12 @@ func (s *Store) Runs(job string, n int) ([]whenlua.Run, error) {
 	return runs, nil
 }
 
-// RunningRuns returns the runs whose state is whenlua.RunRunning, newest
+// RunningRuns returns the runs whose state is whenlua.RunRunning or RunQueued, newest
 // serial first. At start the daemon marks them lost.
 func (s *Store) RunningRuns() ([]whenlua.Run, error) {
-	runs, err := s.scanRuns(func(r *whenlua.Run) bool { return r.State == whenlua.RunRunning }, 0)
+	runs, err := s.scanRuns(func(r *whenlua.Run) bool {
+		return r.State == whenlua.RunRunning || r.State == whenlua.RunQueued
+	}, 0)
 	if err != nil {
 		return nil, fmt.Errorf("list running runs: %w", err)
 	}

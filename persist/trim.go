@@ -132,7 +132,7 @@ func (s *Store) trimRuns(wb *badger.WriteBatch) (int, error) {
 			if err != nil {
 				return err
 			}
-			if r.State == whenlua.RunRunning {
+			if r.State == whenlua.RunRunning || r.State == whenlua.RunQueued {
 				continue
 			}
 			k := item.KeyCopy(nil)

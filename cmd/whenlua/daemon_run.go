@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -31,6 +32,7 @@ func daemonRunCommand(e *env) *cli.Command {
 			"rescans the jobs directory.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn or error"},
+			maxRunsFlag(),
 		}, retentionFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -42,6 +44,9 @@ func daemonRunCommand(e *env) *cli.Command {
 			}
 			retention, err := retentionOptions(c)
 			if err != nil {
+				return err
+			}
+			if err := checkMaxRuns(c); err != nil {
 				return err
 			}
 			p, err := e.Paths()
@@ -66,9 +71,33 @@ func daemonRunCommand(e *env) *cli.Command {
 			if err := installSample(p); err != nil {
 				log.Warn("install sample job file", "err", err)
 			}
-			return host.RunDaemon(c.Context, host.DaemonOptions{Paths: p, Logger: log, Store: retention})
+			return host.RunDaemon(c.Context, host.DaemonOptions{Paths: p, Logger: log, Store: retention,
+				Engine: host.EngineOptions{MaxRuns: c.Int("max-runs")}})
 		},
 	}
+}
+
+// maxRunsFlag bounds how many jobs have a process at once; `daemon start`
+// and `daemon restart` pass it on to the daemon they start.
+func maxRunsFlag() cli.Flag {
+	return &cli.IntFlag{Name: "max-runs", Value: host.DefaultMaxRuns,
+		Usage: "run at most `N` jobs at once; the runs due beyond them wait in a queue, in serial order"}
+}
+
+func checkMaxRuns(c *cli.Context) error {
+	if n := c.Int("max-runs"); n < 1 {
+		return usageErrorf("--max-runs: want at least 1, not %d", n)
+	}
+	return nil
+}
+
+// maxRunsArgs is --max-runs as given to c, for the `daemon run` that
+// `daemon start` starts.
+func maxRunsArgs(c *cli.Context) []string {
+	if !c.IsSet("max-runs") {
+		return nil
+	}
+	return []string{"--max-runs=" + strconv.Itoa(c.Int("max-runs"))}
 }
 
 // installSample writes the sample job file when the jobs directory does not

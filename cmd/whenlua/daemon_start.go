@@ -27,7 +27,7 @@ func daemonStartCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "start",
 		Usage: "start the daemon in the background and print its pid",
-		Flags: retentionFlags(),
+		Flags: append([]cli.Flag{maxRunsFlag()}, retentionFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
@@ -35,7 +35,10 @@ func daemonStartCommand(e *env) *cli.Command {
 			if _, err := retentionOptions(c); err != nil {
 				return err
 			}
-			pid, err := startDaemon(c.Context, e, retentionArgs(c))
+			if err := checkMaxRuns(c); err != nil {
+				return err
+			}
+			pid, err := startDaemon(c.Context, e, append(retentionArgs(c), maxRunsArgs(c)...))
 			if err != nil {
 				return err
 			}

@@ -20,8 +20,8 @@ func outputCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			if r.State == whenlua.RunRunning {
-				return fmt.Errorf("run %d is still running; follow it with: whenlua tail %d", serial, serial)
+			if r.State == whenlua.RunRunning || r.State == whenlua.RunQueued {
+				return fmt.Errorf("run %d is still %s; follow it with: whenlua tail %d", serial, r.State, serial)
 			}
 			_, err = e.stdout.Write(r.Output)
 			return err

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 )
 
 // After the shell exits, how long its output may take to end before the
@@ -52,7 +51,6 @@ type reason int
 const (
 	reasonCancel reason = iota
 	reasonTimeout
-	reasonLeftovers // the shell exited but something still holds its output
 )
 
 // Proc is one started run. Its methods are safe for concurrent use.
@@ -61,6 +59,7 @@ type Proc struct {
 	spec    Spec
 	cmd     *exec.Cmd
 	pid     int
+	marker  string // MarkerVar=dir, in the environment of every process of the run
 	dir     string
 	outPath string
 	start   time.Time
@@ -76,6 +75,7 @@ type Proc struct {
 	timeoutTimer *time.Timer
 	killTimer    *time.Timer
 	killed       chan struct{} // closed when SIGKILL was sent to the group
+	rest         []*handle     // the run's processes found by sweeps, to wait for
 }
 
 // PID is the shell's pid, which is also the process group id.
@@ -111,26 +111,70 @@ func (p *Proc) terminate(why reason) {
 	if p.reaped || p.terminating {
 		return
 	}
-	p.terminating = true
 	switch why {
 	case reasonCancel:
 		p.cancelled = true
 	case reasonTimeout:
 		p.timedOut = true
 	}
+	p.terminateLocked(true)
+}
+
+// terminateLocked sends SIGTERM (and SIGCONT, so that a stopped process
+// gets it now) to the process group, arms the SIGKILL that follows after
+// Grace, and, when sweep is set, has the other processes of the run found
+// and sent the same. p.mu is held and the shell is not reaped.
+func (p *Proc) terminateLocked(sweep bool) {
+	p.terminating = true
 	p.signalLocked(syscall.SIGTERM)
-	p.signalLocked(syscall.SIGCONT) // a stopped process gets its SIGTERM now
+	p.signalLocked(syscall.SIGCONT)
+	if sweep {
+		go p.sweep(!p.reaped, syscall.SIGTERM, syscall.SIGCONT)
+	}
 	p.killTimer = time.AfterFunc(p.r.opts.Grace, p.kill)
 }
 
 func (p *Proc) kill() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if !p.reaped { // else the group id may be another's now
+		p.signalLocked(syscall.SIGKILL)
+	}
+	// What was killed gets killDrain to go; a wait on it stops then.
+	drain := time.Now().Add(killDrain)
+	for _, h := range p.rest {
+		h.signal(syscall.SIGKILL)
+		h.setDeadline(drain)
+	}
+	go p.sweep(!p.reaped, syscall.SIGKILL)
+	close(p.killed)
+}
+
+// sweep finds the processes of the run, also those that left its process
+// group (setsid), and sends them sigs; they are kept in p.rest to be waited
+// for and killed. It runs without p.mu while it reads /proc: many runs
+// cancelled at once share the reading.
+func (p *Proc) sweep(ownGroup bool, sigs ...syscall.Signal) {
+	found := findRun(p.dir, p.pid, ownGroup)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, h := range found {
+		for _, sig := range sigs {
+			if err := h.signal(sig); err != nil {
+				p.r.opts.Logger.Warn("signal run", "job", p.spec.Job, "serial", p.spec.Serial, "pid", h.pid, "signal", sig.String(), "err", err)
+			}
+		}
+		if sigs[0] == syscall.SIGKILL {
+			h.setDeadline(time.Now().Add(killDrain))
+		}
+	}
 	if p.reaped {
+		for _, h := range found {
+			h.close()
+		}
 		return
 	}
-	p.signalLocked(syscall.SIGKILL)
-	close(p.killed)
+	p.rest = append(p.rest, found...)
 }
 
 // signalLocked signals the whole process group. p.mu is held and the shell
@@ -160,8 +204,8 @@ func (p *Proc) read() {
 	}
 }
 
-// watch waits for the shell to exit and the output to end, reaps the
-// shell and reports the run.
+// watch waits for the shell to exit and the output to end, stops what is
+// left of the run, reaps the shell and reports the run.
 func (p *Proc) watch(done func(Result)) {
 	waitExited(p.pid)
 	end := time.Now()
@@ -169,16 +213,29 @@ func (p *Proc) watch(done func(Result)) {
 	select {
 	case <-p.eof:
 	case <-time.After(exitLinger):
-		p.terminate(reasonLeftovers)
+	}
+	// Nothing of a run outlives it: what is still running (in the group,
+	// or escaped from it) gets SIGTERM, then SIGKILL after Grace.
+	p.mu.Lock()
+	if !p.terminating {
+		p.terminateLocked(false)
+	}
+	p.mu.Unlock()
+	p.sweep(true, syscall.SIGTERM, syscall.SIGCONT)
+	p.mu.Lock()
+	rest := p.rest
+	p.mu.Unlock()
+	for _, h := range rest {
+		h.wait()
+	}
+	select {
+	case <-p.eof:
+	case <-p.killed:
 		select {
 		case <-p.eof:
-		case <-p.killed:
-			select {
-			case <-p.eof:
-			case <-time.After(killDrain):
-				p.pipe.SetReadDeadline(time.Now())
-				<-p.eof
-			}
+		case <-time.After(killDrain):
+			p.pipe.SetReadDeadline(time.Now())
+			<-p.eof
 		}
 	}
 	p.pipe.Close()
@@ -192,6 +249,10 @@ func (p *Proc) watch(done func(Result)) {
 		p.killTimer.Stop()
 	}
 	cancelled, timedOut := p.cancelled, p.timedOut
+	for _, h := range p.rest {
+		h.close()
+	}
+	p.rest = nil
 	p.mu.Unlock()
 	if err := p.cmd.Wait(); err != nil && p.cmd.ProcessState == nil {
 		p.r.opts.Logger.Warn("wait for run", "job", p.spec.Job, "serial", p.spec.Serial, "pid", p.pid, "err", err)
@@ -215,19 +276,6 @@ func (p *Proc) watch(done func(Result)) {
 	p.r.finished(p, true)
 	defer p.r.finished(p, false)
 	done(res)
-}
-
-// waitExited blocks until process pid has exited, without reaping it.
-func waitExited(pid int) {
-	const pPID, wNOWAIT = 1, 0x01000000 // P_PID, WNOWAIT (linux/wait.h)
-	var info [128]byte                  // siginfo_t
-	for {
-		_, _, e := syscall.Syscall6(syscall.SYS_WAITID, pPID, uintptr(pid),
-			uintptr(unsafe.Pointer(&info)), syscall.WEXITED|wNOWAIT, 0, 0)
-		if e != syscall.EINTR {
-			return
-		}
-	}
 }
 
 func exitStatus(ps *os.ProcessState) (code int, signal string) {

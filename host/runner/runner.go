@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -30,6 +31,11 @@ const (
 	ScriptName = "script"
 	OutputName = "output.txt"
 )
+
+// MarkerVar is set in the environment of every run to the run's directory.
+// It is how the processes of a run are found when they have left its
+// process group (setsid), and after a restart of the daemon (StopStray).
+const MarkerVar = "WHENLUA_RUN"
 
 // ErrClosed is returned by Start once Close has been called.
 var ErrClosed = errors.New("runner closed")
@@ -79,6 +85,7 @@ type Runner struct {
 	procs   map[*Proc]struct{} // runs whose done callback has not been called
 	pending int                // runs whose done callback has not returned
 	idle    chan struct{}      // made by Close, closed when pending drops to 0
+	strays  sync.WaitGroup     // StopStray's SIGKILLs still to come
 }
 
 // afterStart, when set, is called right after a process started; tests
@@ -92,13 +99,14 @@ func New(opts Options) *Runner {
 
 // Start creates the run directory, writes the script, starts the process
 // and returns at once. done is called exactly once, from a goroutine of the
-// runner, after the process has exited and its output has ended: when no
-// process holds the output pipe any more, or, when one still does after the
-// shell exited, after the rest of the process group was signalled (SIGTERM,
-// SIGKILL after Grace) and a short drain. Processes of the run that
-// redirected their output elsewhere are left running, as under cron.
+// runner, after the shell has exited and the rest of the run is gone:
+// whatever of it still runs then (in its process group, or, on Linux,
+// escaped from it but carrying MarkerVar) gets SIGTERM, SIGKILL after
+// Grace, and the run is reported once those have ended and its output has
+// ended (or a short drain after the SIGKILL). No process of a run outlives
+// it, as in a systemd service.
 //
-// The environment is exactly spec.Env (empty when nil); stdin is /dev/null.
+// The environment is spec.Env and MarkerVar; stdin is /dev/null.
 // On error nothing is left behind and done is not called.
 func (r *Runner) Start(spec Spec, done func(Result)) (*Proc, error) {
 	r.startMu.RLock()
@@ -160,10 +168,14 @@ func (r *Runner) start(spec Spec) (p *Proc, err error) {
 	}
 	cmd := exec.Command(shell, script)
 	cmd.Dir = dir
-	cmd.Env = spec.Env
-	if cmd.Env == nil {
-		cmd.Env = []string{}
+	marker := MarkerVar + "=" + dir
+	cmd.Env = make([]string, 0, len(spec.Env)+1)
+	for _, kv := range spec.Env {
+		if !strings.HasPrefix(kv, MarkerVar+"=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
 	}
+	cmd.Env = append(cmd.Env, marker)
 	cmd.Stdout = pw
 	cmd.Stderr = pw
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -181,6 +193,7 @@ func (r *Runner) start(spec Spec) (p *Proc, err error) {
 		spec:    spec,
 		cmd:     cmd,
 		pid:     cmd.Process.Pid,
+		marker:  marker,
 		dir:     dir,
 		outPath: outPath,
 		start:   started,
@@ -222,6 +235,38 @@ func (r *Runner) Running() int {
 	return len(r.procs)
 }
 
+// StopStray stops the processes left by a run of an earlier daemon, found
+// by the run's directory in their MarkerVar (Linux only; elsewhere it finds
+// nothing), with their descendants, and the members of process group pgid
+// when one of them carries the marker (so a group id taken by another
+// process since is never signalled). They get SIGTERM at once, and SIGKILL
+// after Grace in the background; Close waits for that. It returns how many
+// processes it found.
+func (r *Runner) StopStray(dir string, pgid int) int {
+	found := findRun(dir, pgid, false)
+	if len(found) == 0 {
+		return 0
+	}
+	for _, h := range found {
+		h.signal(syscall.SIGTERM)
+		h.signal(syscall.SIGCONT)
+	}
+	r.strays.Add(1)
+	go func() {
+		defer r.strays.Done()
+		deadline := time.Now().Add(r.opts.Grace)
+		for _, h := range found {
+			h.setDeadline(deadline)
+			if h.wait() != nil {
+				h.signal(syscall.SIGKILL)
+			}
+			h.close()
+		}
+		r.opts.Logger.Debug("stray processes stopped", "dir", dir, "processes", len(found))
+	}()
+	return len(found)
+}
+
 // Close makes further Starts fail, cancels every running process (SIGTERM
 // to its group, SIGKILL after Grace) and waits until every done callback
 // has returned, or ctx is done (it then returns ctx.Err(), and the runs go
@@ -239,7 +284,7 @@ func (r *Runner) Close(ctx context.Context) error {
 	}
 	if r.pending == 0 {
 		r.mu.Unlock()
-		return nil
+		return r.waitStrays(ctx)
 	}
 	if r.idle == nil {
 		r.idle = make(chan struct{})
@@ -252,6 +297,17 @@ func (r *Runner) Close(ctx context.Context) error {
 	}
 	select {
 	case <-idle:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return r.waitStrays(ctx)
+}
+
+func (r *Runner) waitStrays(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { r.strays.Wait(); close(done) }()
+	select {
+	case <-done:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

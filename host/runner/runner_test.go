@@ -153,7 +153,7 @@ func TestEnvironmentIsExactlySpecEnv(t *testing.T) {
 	r := newRunner(t, Options{})
 	res := run(t, r, Spec{
 		Script: `echo "free=$free job=$JOBNAME leak=${WHENLUA_RUNNER_LEAK-unset}"`,
-		Env:    append([]string{"free=12", "JOBNAME=disk"}, testEnv...),
+		Env:    append([]string{"free=12", "JOBNAME=disk", MarkerVar + "=forged"}, testEnv...),
 	})
 	if got, want := string(res.Output), "free=12 job=disk leak=unset\n"; got != want {
 		t.Errorf("output = %q, want %q", got, want)
@@ -284,16 +284,19 @@ func TestBackgroundProcessHoldingOutputIsStoppedWhenShellExits(t *testing.T) {
 	}
 }
 
-func TestBackgroundProcessWithRedirectedOutputIsLeftRunning(t *testing.T) {
-	r := newRunner(t, Options{})
+func TestBackgroundProcessWithRedirectedOutputIsStoppedWithTheRun(t *testing.T) {
+	r := newRunner(t, Options{Grace: 100 * time.Millisecond})
 	res := run(t, r, Spec{Script: "sleep 1000 >/dev/null 2>&1 &\necho $!"})
 	pid, err := strconv.Atoi(strings.TrimSpace(string(res.Output)))
 	if err != nil {
 		t.Fatalf("output %q: %v", res.Output, err)
 	}
 	defer syscall.Kill(-res.PID, syscall.SIGKILL)
-	if left := group(t, res.PID); len(left) != 1 || left[0] != pid {
-		t.Errorf("group after the run = %v, want the detached sleep %d", left, pid)
+	if res.Code != 0 || res.Cancelled {
+		t.Errorf("code %d cancelled %v; the run itself succeeded", res.Code, res.Cancelled)
+	}
+	if left := group(t, res.PID); len(left) > 0 {
+		t.Errorf("the detached sleep %d outlived its run: group after the run = %v", pid, left)
 	}
 }
 

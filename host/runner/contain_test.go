@@ -1,0 +1,197 @@
+package runner
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// alive reports whether pid names a live process (not a zombie).
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+}
+
+// escaped starts a run whose child leaves the process group (setsid) and
+// ignores SIGTERM, and returns the run, its result channel and the pid of
+// the escaped child.
+func escaped(t *testing.T, r *Runner, spec Spec) (*Proc, <-chan Result, int) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("a process that leaves its group is followed on Linux only")
+	}
+	spec.Script = "setsid sh -c 'trap \"\" TERM; echo $$ > escaped; exec sleep 1000' >/dev/null 2>&1 &\n" +
+		"while [ ! -s escaped ]; do :; done\necho ready\n" + spec.Script
+	p, results := start(t, r, spec)
+	w, _ := tail(p)
+	w.waitFor(t, "ready")
+	b, err := os.ReadFile(filepath.Join(p.Dir(), "escaped"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("escaped pid %q: %v", b, err)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	if !alive(pid) {
+		t.Fatalf("escaped child %d is not running", pid)
+	}
+	for _, g := range group(t, p.PID()) {
+		if g == pid {
+			t.Fatalf("child %d did not leave the group", pid)
+		}
+	}
+	return p, results, pid
+}
+
+func TestAProcessThatLeftTheGroupIsStoppedByCancel(t *testing.T) {
+	r := newRunner(t, Options{Grace: 100 * time.Millisecond})
+	p, results, pid := escaped(t, r, Spec{Script: "sleep 1000"})
+	p.Cancel()
+	res := wait(t, results)
+	if !res.Cancelled {
+		t.Errorf("cancelled %v", res.Cancelled)
+	}
+	if alive(pid) {
+		t.Errorf("process %d, which left the run's group and ignores SIGTERM, outlived the cancelled run", pid)
+	}
+}
+
+func TestAProcessThatLeftTheGroupIsStoppedByTheTimeout(t *testing.T) {
+	r := newRunner(t, Options{Grace: 100 * time.Millisecond})
+	// The timeout leaves the script ample time to start its child first.
+	_, results, pid := escaped(t, r, Spec{Script: "sleep 1000", Timeout: 2 * time.Second})
+	res := wait(t, results)
+	if !res.TimedOut {
+		t.Errorf("timed out %v", res.TimedOut)
+	}
+	if alive(pid) {
+		t.Errorf("process %d, which left the run's group, outlived the timed-out run", pid)
+	}
+}
+
+func TestAProcessThatLeftTheGroupIsStoppedWhenTheShellExits(t *testing.T) {
+	r := newRunner(t, Options{Grace: 100 * time.Millisecond})
+	_, results, pid := escaped(t, r, Spec{Script: "echo bye"})
+	res := wait(t, results)
+	if res.Code != 0 || res.Cancelled || res.TimedOut {
+		t.Errorf("code %d cancelled %v timed out %v", res.Code, res.Cancelled, res.TimedOut)
+	}
+	if alive(pid) {
+		t.Errorf("process %d, which left the run's group, outlived the run", pid)
+	}
+}
+
+// threads is the number of OS threads of this process.
+func threads(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skip("no /proc/self/status")
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("no Threads line")
+	return 0
+}
+
+// Waiting for a process must not hold an OS thread: under a task limit a
+// thread per run made the runtime abort (pthread_create failed).
+func TestManyRunningJobsDoNotHoldAThreadEach(t *testing.T) {
+	const n = 200
+	r := newRunner(t, Options{Grace: 100 * time.Millisecond})
+	before := threads(t)
+	var procs []*Proc
+	var results []<-chan Result
+	for range n {
+		p, res := start(t, r, Spec{Script: "echo ready\nexec sleep 1000"})
+		procs, results = append(procs, p), append(results, res)
+	}
+	for _, p := range procs {
+		w, _ := tail(p)
+		w.waitFor(t, "ready")
+	}
+	during := threads(t)
+	t.Logf("%d running jobs: %d threads before, %d while they run", n, before, during)
+	if during-before >= n/4 {
+		t.Errorf("%d running jobs took %d more OS threads (from %d to %d)", n, during-before, before, during)
+	}
+	for _, p := range procs {
+		p.Cancel()
+	}
+	for _, res := range results {
+		wait(t, res)
+	}
+}
+
+// A run of an earlier daemon: its processes carry its marker, one of them
+// outside its group and ignoring SIGTERM.
+func TestStopStrayStopsTheProcessesOfALostRunOnly(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("stray processes are found on Linux only")
+	}
+	dir := t.TempDir()
+	startStray := func(marker string) *exec.Cmd {
+		cmd := exec.Command("/bin/sh", "-c", "trap '' TERM; echo ready; exec sleep 1000")
+		cmd.Env = append([]string{MarkerVar + "=" + marker}, testEnv...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		buf := make([]byte, 6)
+		if _, err := out.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	lost := startStray(dir)
+	other := startStray(dir + "-other")
+	waited := make(chan error, 1)
+	go func() { waited <- lost.Wait() }()
+
+	r := New(Options{BaseDir: t.TempDir(), Grace: 100 * time.Millisecond})
+	if n := r.StopStray(dir, lost.Process.Pid); n != 1 {
+		t.Errorf("StopStray found %d processes, want 1", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-waited:
+		if ws, ok := lost.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
+			t.Errorf("the stray that ignores SIGTERM ended with %v, want SIGKILL after the grace", err)
+		}
+	case <-time.After(guard):
+		t.Fatal("the stray still runs")
+	}
+	if !alive(other.Process.Pid) {
+		t.Error("a process of another run was stopped")
+	}
+}
