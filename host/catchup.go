@@ -1,6 +1,9 @@
 package host
 
-import "time"
+import (
+	"math/rand/v2"
+	"time"
+)
 
 // slot is a scheduled time of an every- or cron-job: the one a firing
 // stands for, and whether the firing catches up on a missed time.
@@ -35,7 +38,7 @@ func (st *state) scheduleJob(j *job, old *job) {
 		if last := st.lastScheduled(j.name); !last.IsZero() {
 			now := st.e.clock.Now()
 			if missed := j.lj.Next(last); !missed.IsZero() && !missed.After(now) {
-				st.sched.add(j, now, slot{at: latestSlot(j, missed, now), catchUp: true})
+				st.sched.add(j, now.Add(jitter(j)), slot{at: latestSlot(j, missed, now), catchUp: true})
 				return
 			}
 		}
@@ -72,4 +75,14 @@ func latestSlot(j *job, from, now time.Time) time.Time {
 		t = n
 	}
 	return t
+}
+
+// jitter draws the delay of one firing of j, uniform in [0, jitter) (the
+// job's jitter option; none without it), so that machines sharing a
+// schedule do not all start at the same second.
+func jitter(j *job) time.Duration {
+	if j.lj.Jitter <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(j.lj.Jitter)))
 }

@@ -24,6 +24,7 @@ func (s *schedule) add(j *job, next time.Time, sl slot) {
 	if next.IsZero() {
 		next = j.lj.Next(s.clock.Now())
 		sl = slot{at: next}
+		next = next.Add(jitter(j))
 	}
 	j.nextRun, j.slot = next, sl
 	if !next.IsZero() {
@@ -77,13 +78,15 @@ func (s *schedule) due() []*job {
 	for _, j := range out {
 		j.fired = j.slot
 		if j.lj.CatchUp && !j.slot.catchUp {
-			if latest := latestSlot(j, j.slot.at, now); !latest.Equal(j.slot.at) || now.Sub(j.slot.at) > lateAfter {
+			if latest := latestSlot(j, j.slot.at, now); !latest.Equal(j.slot.at) || now.Sub(j.nextRun) > lateAfter {
 				j.fired = slot{at: latest, catchUp: true}
 			}
 		}
-		j.nextRun = j.lj.Next(now)
-		j.slot = slot{at: j.nextRun}
-		if !j.nextRun.IsZero() {
+		next := j.lj.Next(now)
+		j.slot = slot{at: next}
+		j.nextRun = next
+		if !next.IsZero() {
+			j.nextRun = next.Add(jitter(j))
 			heap.Push(&s.h, j)
 		}
 	}

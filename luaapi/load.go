@@ -113,6 +113,9 @@ type Job struct {
 	// CatchUp (every and cron): a scheduled time missed while the daemon was
 	// down or the machine asleep is run once when the daemon notices.
 	CatchUp bool
+	// Jitter (every and cron): each run starts after a random delay in
+	// [0, Jitter) from its scheduled time (0: none).
+	Jitter time.Duration
 
 	cond      *lua.LFunction
 	pre, post *lua.LFunction
@@ -295,8 +298,8 @@ func (s *state) declare(kind Kind) lua.LGFunction {
 	}
 }
 
-// jobOptions reads opts: name, pre, post, timeout, and tz and catch_up for
-// every and cron. Anything else is an error.
+// jobOptions reads opts: name, pre, post, timeout, and tz, catch_up and
+// jitter for every and cron. Anything else is an error.
 func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 	var err error
 	opts.ForEach(func(k, v lua.LValue) {
@@ -329,7 +332,7 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 				j.post, j.HasPost = fn, true
 			}
 		case "timeout":
-			j.Timeout, err = parseTimeout(v)
+			j.Timeout, err = parseDuration("timeout", v)
 		case "tz":
 			j.Zone, err = zoneOption(j.Kind, v)
 		case "catch_up":
@@ -341,10 +344,16 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 				err = fmt.Errorf("option catch_up must be true or false, not a %s", v.Type())
 			}
 			j.CatchUp = bool(b)
+		case "jitter":
+			if j.Kind == When {
+				err = errors.New("option jitter is for every and cron jobs")
+				return
+			}
+			j.Jitter, err = parseDuration("jitter", v)
 		default:
 			want := "name, pre, post or timeout"
 			if j.Kind != When {
-				want = "name, pre, post, timeout, tz or catch_up"
+				want = "name, pre, post, timeout, tz, catch_up or jitter"
 			}
 			err = fmt.Errorf("unknown option %q (want %s)", string(key), want)
 		}
@@ -368,30 +377,31 @@ func validJobName(name string) error {
 	return nil
 }
 
-// parseTimeout reads a duration ("90s", "30m", "1h30m") or a number of seconds.
-func parseTimeout(v lua.LValue) (time.Duration, error) {
+// parseDuration reads option key: a duration ("90s", "30m", "1h30m") or a
+// number of seconds, positive.
+func parseDuration(key string, v lua.LValue) (time.Duration, error) {
 	var d time.Duration
 	switch v := v.(type) {
 	case lua.LString:
 		var err error
 		d, err = time.ParseDuration(strings.TrimSpace(string(v)))
 		if err != nil {
-			return 0, fmt.Errorf("option timeout %q is not a duration (want e.g. \"90s\", \"30m\", \"2h\")", string(v))
+			return 0, fmt.Errorf("option %s %q is not a duration (want e.g. \"90s\", \"30m\", \"2h\")", key, string(v))
 		}
 	case lua.LNumber:
 		secs := float64(v)
 		if !(secs > 0) {
-			return 0, fmt.Errorf("option timeout must be positive, not %v", v)
+			return 0, fmt.Errorf("option %s must be positive, not %v", key, v)
 		}
 		if secs >= float64(math.MaxInt64)/float64(time.Second) {
-			return 0, fmt.Errorf("option timeout of %v seconds is too long (at most %v)", v, time.Duration(math.MaxInt64).Truncate(time.Second))
+			return 0, fmt.Errorf("option %s of %v seconds is too long (at most %v)", key, v, time.Duration(math.MaxInt64).Truncate(time.Second))
 		}
 		d = time.Duration(secs * float64(time.Second))
 	default:
-		return 0, fmt.Errorf("option timeout must be a duration such as \"30m\", not a %s", v.Type())
+		return 0, fmt.Errorf("option %s must be a duration such as \"30m\", not a %s", key, v.Type())
 	}
 	if d <= 0 {
-		return 0, fmt.Errorf("option timeout must be positive, not %v", d)
+		return 0, fmt.Errorf("option %s must be positive, not %v", key, d)
 	}
 	return d, nil
 }

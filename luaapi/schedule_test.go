@@ -9,7 +9,7 @@ import (
 func TestCronAndZonedEveryDeclareTheirTimes(t *testing.T) {
 	f := mustLoad(t, `
 cron("30 2 * * 1-5", "backup", { name = "backup", tz = "Europe/Berlin" })
-cron("@hourly", "true", { name = "local", catch_up = true })
+cron("@hourly", "true", { name = "local", catch_up = true, jitter = "5m" })
 every("day", "true", { name = "berlin-day", tz = "Europe/Berlin" })
 every("day", "true", { name = "utc-day" })
 `, newFakeHost(nil))
@@ -40,7 +40,7 @@ every("day", "true", { name = "utc-day" })
 		})
 	}
 	t.Run("a cron job without tz is read in the local zone", func(t *testing.T) {
-		if j := job(t, f, "local"); j.Zone != time.Local || !j.CatchUp || job(t, f, "backup").CatchUp {
+		if j := job(t, f, "local"); j.Zone != time.Local || !j.CatchUp || job(t, f, "backup").CatchUp || j.Jitter != 5*time.Minute {
 			t.Errorf("zone %v, want Local; catch_up only where set", j.Zone)
 		}
 	})
@@ -61,6 +61,9 @@ func TestBadCronDeclarationsAreLoadErrors(t *testing.T) {
 		{"too many arguments", `cron("@daily", "true", {}, 4)`, "cron(expression, script [, options])"},
 		{"catch_up on a when-job", `when("x", "true", {catch_up = true})`, "option catch_up is for every and cron jobs"},
 		{"catch_up that is not a boolean", `every("day", "true", {catch_up = "yes"})`, "option catch_up must be true or false, not a string"},
+		{"jitter on a when-job", `when("x", "true", {jitter = "5m"})`, "option jitter is for every and cron jobs"},
+		{"a jitter that is not a duration", `cron("@daily", "true", {jitter = "soon"})`, `option jitter "soon" is not a duration`},
+		{"a negative jitter", `every("hour", "true", {jitter = -5})`, "option jitter must be positive"},
 		{"a six-field expression", "\n\ncron(\"0 30 2 * * *\", \"true\")", "test.lua:3: cron expression \"0 30 2 * * *\": want 5 fields"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
