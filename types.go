@@ -51,6 +51,13 @@ type Run struct {
 	// time or, for a catch-up run (CatchUp), the latest time it missed.
 	Scheduled time.Time `json:"scheduled,omitzero"`
 	CatchUp   bool      `json:"catch_up,omitempty"`
+	// Attempt counts the attempts of a job with the retry option, from 1;
+	// FirstSerial is the serial of attempt 1 (set from attempt 2 on);
+	// RetryAt, on a failed attempt, is when the next one is due (zero: this
+	// attempt is final).
+	Attempt     int       `json:"attempt,omitempty"`
+	FirstSerial uint64    `json:"first_serial,omitempty"`
+	RetryAt     time.Time `json:"retry_at,omitzero"`
 	State     RunState  `json:"state"`
 	Start     time.Time `json:"start"`
 	End       time.Time `json:"end,omitzero"`

@@ -50,11 +50,18 @@ func (st *state) startRun(j *job, trigger string) whenlua.Run {
 	if trigger == luaapi.Every.String() || trigger == luaapi.Cron.String() {
 		rec.Scheduled, rec.CatchUp = j.fired.at, j.fired.catchUp
 	}
+	if j.lj.Retry != nil {
+		rec.Attempt = 1
+		if a := j.attempt; a.attempt > 1 {
+			rec.Attempt, rec.FirstSerial = a.attempt, a.first
+		}
+	}
+	j.attempt = retry{}
 	switch {
 	case st.stopping:
 		rec.State, rec.Error = whenlua.RunRefused, "the daemon is stopping"
 	case j.lj.HasPre:
-		ok, reason, err := j.lj.CallPre(luaapi.PreInfo{Serial: rec.Serial, Vars: maps.Clone(st.vars), Running: st.runningList()})
+		ok, reason, err := j.lj.CallPre(luaapi.PreInfo{Serial: rec.Serial, Vars: maps.Clone(st.vars), Running: st.preRunning()})
 		switch {
 		case err != nil:
 			st.e.log.Error("pre failed", "job", j.name, "serial", rec.Serial, "err", err)
@@ -255,6 +262,7 @@ func (st *state) finish(res runner.Result) {
 	case res.Cancelled:
 		rec.Error = "cancelled"
 	}
+	st.maybeRetry(r.job, rec, res.TimedOut, res.Cancelled)
 	if r.job.lj.HasPost && !r.job.gen.closed {
 		if err := r.job.lj.CallPost(*rec, res.Dir); err != nil {
 			st.e.log.Error("post failed", "job", rec.Job, "serial", rec.Serial, "err", err)

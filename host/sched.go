@@ -10,10 +10,11 @@ import (
 // Unix nanoseconds, which end in 2262: a period of centuries has its next
 // run beyond that.
 type schedule struct {
-	clock Clock
-	h     jobHeap
-	timer Timer
-	armed time.Time // what the timer is armed for; zero = none
+	clock   Clock
+	h       jobHeap
+	retries []*retry // pending retries, earliest first
+	timer   Timer
+	armed   time.Time // what the timer is armed for; zero = none
 }
 
 func newSchedule(c Clock) *schedule { return &schedule{clock: c} }
@@ -42,14 +43,20 @@ func (s *schedule) remove(j *job) {
 // timerC returns the channel of a timer armed for the earliest job, or nil
 // when nothing is scheduled.
 func (s *schedule) timerC() <-chan time.Time {
-	if len(s.h) == 0 {
+	if len(s.h) == 0 && len(s.retries) == 0 {
 		if s.timer != nil {
 			s.timer.Stop()
 			s.timer, s.armed = nil, time.Time{}
 		}
 		return nil
 	}
-	first := s.h[0].nextRun
+	var first time.Time
+	if len(s.h) > 0 {
+		first = s.h[0].nextRun
+	}
+	if len(s.retries) > 0 && (first.IsZero() || s.retries[0].at.Before(first)) {
+		first = s.retries[0].at
+	}
 	if s.timer == nil || !s.armed.Equal(first) {
 		if s.timer != nil {
 			s.timer.Stop()
@@ -93,11 +100,13 @@ func (s *schedule) due() []*job {
 	return out
 }
 
-// fireDue starts the every- and cron-jobs whose time has come.
+// fireDue starts the every- and cron-jobs whose time has come, then the
+// retries that are due.
 func (st *state) fireDue() {
 	for _, j := range st.sched.due() {
 		st.startRun(j, j.lj.Kind.String())
 	}
+	st.fireRetries()
 }
 
 type jobHeap []*job

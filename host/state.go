@@ -80,6 +80,7 @@ type job struct {
 	nextRun time.Time // every- and cron-jobs: the next run; zero = unscheduled
 	slot    slot      // the scheduled time nextRun stands for
 	fired   slot      // that of the firing being started
+	attempt retry     // the retry being started, if any (attempt 0: none)
 	heapIdx int
 }
 

@@ -116,6 +116,8 @@ type Job struct {
 	// Jitter (every and cron): each run starts after a random delay in
 	// [0, Jitter) from its scheduled time (0: none).
 	Jitter time.Duration
+	// Retry: a failed run is started again (nil: never).
+	Retry *Retry
 
 	cond      *lua.LFunction
 	pre, post *lua.LFunction
@@ -298,8 +300,8 @@ func (s *state) declare(kind Kind) lua.LGFunction {
 	}
 }
 
-// jobOptions reads opts: name, pre, post, timeout, and tz, catch_up and
-// jitter for every and cron. Anything else is an error.
+// jobOptions reads opts: name, pre, post, timeout, retry, and tz, catch_up
+// and jitter for every and cron. Anything else is an error.
 func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 	var err error
 	opts.ForEach(func(k, v lua.LValue) {
@@ -344,6 +346,8 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 				err = fmt.Errorf("option catch_up must be true or false, not a %s", v.Type())
 			}
 			j.CatchUp = bool(b)
+		case "retry":
+			j.Retry, err = retryOption(v)
 		case "jitter":
 			if j.Kind == When {
 				err = errors.New("option jitter is for every and cron jobs")
@@ -351,9 +355,9 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 			}
 			j.Jitter, err = parseDuration("jitter", v)
 		default:
-			want := "name, pre, post or timeout"
+			want := "name, pre, post, timeout or retry"
 			if j.Kind != When {
-				want = "name, pre, post, timeout, tz, catch_up or jitter"
+				want = "name, pre, post, timeout, retry, tz, catch_up or jitter"
 			}
 			err = fmt.Errorf("unknown option %q (want %s)", string(key), want)
 		}

@@ -64,6 +64,13 @@ func TestBadCronDeclarationsAreLoadErrors(t *testing.T) {
 		{"jitter on a when-job", `when("x", "true", {jitter = "5m"})`, "option jitter is for every and cron jobs"},
 		{"a jitter that is not a duration", `cron("@daily", "true", {jitter = "soon"})`, `option jitter "soon" is not a duration`},
 		{"a negative jitter", `every("hour", "true", {jitter = -5})`, "option jitter must be positive"},
+		{"retry that is not a table", `when("x", "true", {retry = 3})`, "option retry must be a table"},
+		{"retry without attempts", `when("x", "true", {retry = {delay = "1m"}})`, "attempts is missing"},
+		{"retry with one attempt", `when("x", "true", {retry = {attempts = 1}})`, "attempts must be a whole number from 2 to 100"},
+		{"retry with a fraction of an attempt", `every("hour", "true", {retry = {attempts = 2.5}})`, "attempts must be a whole number"},
+		{"retry with a backoff below 1", `cron("@daily", "true", {retry = {attempts = 2, backoff = 0.5}})`, "backoff must be a number of at least 1"},
+		{"retry with a bad delay", `when("x", "true", {retry = {attempts = 2, delay = "later"}})`, `option retry.delay "later" is not a duration`},
+		{"retry with an unknown key", `when("x", "true", {retry = {attempts = 2, tries = 3}})`, "unknown key tries"},
 		{"a six-field expression", "\n\ncron(\"0 30 2 * * *\", \"true\")", "test.lua:3: cron expression \"0 30 2 * * *\": want 5 fields"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -72,5 +79,22 @@ func TestBadCronDeclarationsAreLoadErrors(t *testing.T) {
 				t.Errorf("error %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestRetryDelaysGrowByTheBackoff(t *testing.T) {
+	f := mustLoad(t, `when("x", "true", {name = "r", retry = {attempts = 4, delay = "10s", backoff = 3}})
+when("x", "true", {name = "d", retry = {attempts = 2}})`, newFakeHost(nil))
+	r := job(t, f, "r").Retry
+	for n, want := range map[int]time.Duration{1: 10 * time.Second, 2: 30 * time.Second, 3: 90 * time.Second} {
+		if d, ok := r.After(n); !ok || d != want {
+			t.Errorf("after attempt %d: %v %v, want %v", n, d, ok, want)
+		}
+	}
+	if _, ok := r.After(4); ok {
+		t.Error("a fifth attempt after the fourth")
+	}
+	if d := job(t, f, "d").Retry; d.Delay != 30*time.Second || d.Backoff != 1 {
+		t.Errorf("defaults: %+v, want a delay of 30s and a backoff of 1", d)
 	}
 }
