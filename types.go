@@ -58,14 +58,14 @@ type Run struct {
 	Attempt     int       `json:"attempt,omitempty"`
 	FirstSerial uint64    `json:"first_serial,omitempty"`
 	RetryAt     time.Time `json:"retry_at,omitzero"`
-	State     RunState  `json:"state"`
-	Start     time.Time `json:"start"`
-	End       time.Time `json:"end,omitzero"`
-	PID       int       `json:"pid,omitempty"`
-	Dir       string    `json:"dir,omitempty"`
-	Code      int       `json:"code"`             // exit code; -1 when killed by a signal or not run
-	Signal    string    `json:"signal,omitempty"` // e.g. "terminated", "killed"
-	Error     string    `json:"error,omitempty"`  // why it was refused, failed, timed out or lost
+	State       RunState  `json:"state"`
+	Start       time.Time `json:"start"`
+	End         time.Time `json:"end,omitzero"`
+	PID         int       `json:"pid,omitempty"`
+	Dir         string    `json:"dir,omitempty"`
+	Code        int       `json:"code"`             // exit code; -1 when killed by a signal or not run
+	Signal      string    `json:"signal,omitempty"` // e.g. "terminated", "killed"
+	Error       string    `json:"error,omitempty"`  // why it was refused, failed, timed out or lost
 	// Output is the stored output: its head and tail when it was longer than
 	// the cap, with a marker line between them saying how much was left out.
 	Output     []byte `json:"output,omitempty"`
