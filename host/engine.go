@@ -15,12 +15,11 @@ import (
 
 	"github.com/whenlua/whenlua"
 	"github.com/whenlua/whenlua/host/runner"
-	"github.com/whenlua/whenlua/persist"
 )
 
 // EngineOptions configures an Engine.
 type EngineOptions struct {
-	Store  *persist.Store
+	Store  whenlua.Store
 	Paths  whenlua.Paths
 	Logger *slog.Logger
 	Clock  Clock // nil: the real clock
@@ -63,7 +62,7 @@ type Engine struct {
 	opts   EngineOptions
 	log    *slog.Logger
 	clock  Clock
-	store  *persist.Store
+	store  whenlua.Store
 	runner *runner.Runner
 
 	reqs     chan func()

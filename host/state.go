@@ -8,7 +8,6 @@ import (
 
 	"github.com/whenlua/whenlua"
 	"github.com/whenlua/whenlua/luaapi"
-	"github.com/whenlua/whenlua/persist"
 )
 
 // state is the live state of the engine. Only the engine goroutine touches it.
@@ -50,7 +49,7 @@ func (f forceSet) has(path string) bool { return f.all || f.files[path] }
 // step accumulates what one turn of the engine loop changes; flush commits
 // it in one transaction, or undoes it when the commit fails.
 type step struct {
-	batch       persist.Batch
+	batch       whenlua.Batch
 	undoVars    map[string]whenlua.Value
 	undoStates  map[string]*whenlua.JobState
 	undoSerial  uint64
@@ -119,7 +118,7 @@ func newState(e *Engine) (*state, error) {
 
 func (st *state) resetStep() {
 	st.step = step{
-		batch:      persist.Batch{JobStates: map[string]*whenlua.JobState{}},
+		batch:      whenlua.Batch{JobStates: map[string]*whenlua.JobState{}},
 		undoVars:   map[string]whenlua.Value{},
 		undoStates: map[string]*whenlua.JobState{},
 		undoSerial: st.serial,
@@ -161,7 +160,7 @@ func (st *state) setVar(name string, v whenlua.Value, origin string) {
 	} else {
 		st.vars[name] = v
 	}
-	st.step.batch.Vars = append(st.step.batch.Vars, persist.VarChange{Name: name, Value: v, Origin: origin, Time: st.e.clock.Now()})
+	st.step.batch.Vars = append(st.step.batch.Vars, whenlua.VarChange{Name: name, Value: v, Origin: origin, Time: st.e.clock.Now()})
 	st.step.dirty = true
 }
 

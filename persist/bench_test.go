@@ -3,45 +3,16 @@ package persist
 import (
 	"fmt"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/whenlua/whenlua"
 )
 
 // Run: go test ./persist/ -run '^$' -bench . -benchtime 2s
-//
-// Each commit benchmark also reports "x-fsync": its time per commit divided
-// by the raw 128-byte append+fsync of BaselineAppendFsync on the same disk.
-
-var (
-	baselineOnce sync.Once
-	baseline     time.Duration
-)
-
-// rawFsync measures the baseline once per test binary.
-func rawFsync(b *testing.B) time.Duration {
-	baselineOnce.Do(func() {
-		var err error
-		if baseline, err = BaselineAppendFsync(b.TempDir(), 2000); err != nil {
-			b.Fatal(err)
-		}
-	})
-	return baseline
-}
-
-func reportRatio(b *testing.B) {
-	if b.N == 0 {
-		return
-	}
-	perOp := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-	b.ReportMetric(perOp/float64(rawFsync(b).Nanoseconds()), "x-fsync")
-}
+// cmd/whenlua-bench compares the daemon's sets with raw fsync loops.
 
 func BenchmarkCommitOneVar(b *testing.B) {
-	rawFsync(b)
 	s := openTest(b, Options{})
 	b.ResetTimer()
 	for i := range b.N {
@@ -49,16 +20,12 @@ func BenchmarkCommitOneVar(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.StopTimer()
-	reportRatio(b)
 }
 
 // BenchmarkCommitParallel8 has 8 goroutines commit single-variable batches
-// concurrently. ns/op is the time per commit across all of them. The
-// commits waiting at one moment are written to the commit log as one group
-// sharing one fdatasync.
+// concurrently. ns/op is the time per commit across all of them. Badger
+// writes the commits waiting at one moment together, with one sync.
 func BenchmarkCommitParallel8(b *testing.B) {
-	rawFsync(b)
 	s := openTest(b, Options{})
 	procs := runtime.GOMAXPROCS(0)
 	b.SetParallelism((8 + procs - 1) / procs) // 8 goroutines, or the next multiple of GOMAXPROCS
@@ -75,16 +42,6 @@ func BenchmarkCommitParallel8(b *testing.B) {
 			}
 		}
 	})
-	b.StopTimer()
-	reportRatio(b)
-}
-
-func BenchmarkBaselineAppendFsync(b *testing.B) {
-	dir := b.TempDir()
-	b.ResetTimer()
-	if _, err := BaselineAppendFsync(dir, b.N); err != nil {
-		b.Fatal(err)
-	}
 }
 
 // BenchmarkOpen reports the Go heap a freshly opened store holds.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/whenlua/whenlua"
 )
@@ -13,7 +14,7 @@ import (
 // Encoding format bytes, the first byte of a stored version or job state,
 // so that a later layout can be told from this one.
 const (
-	formatVersion  = 1
+	formatVersion  = 2 // 1 kept the time in the key (migrate.go)
 	formatJobState = 1
 )
 
@@ -26,28 +27,39 @@ const (
 
 var errShort = errors.New("truncated")
 
-// encodeVersion is a version's stored value: format, origin, value. It
-// also returns the value's own encoding, which is the tail of ver (the
-// current value v/<name> stores the same bytes).
-func encodeVersion(origin string, v whenlua.Value) (ver, val []byte) {
-	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(origin)+1+len(v.S)+8)
+// encodeVersion is a version's stored value: format, time (be unix
+// nanoseconds), origin, value. It also returns the value's own encoding,
+// which is the tail of ver (the current value v/<name> stores the same
+// bytes).
+func encodeVersion(t time.Time, origin string, v whenlua.Value) (ver, val []byte) {
+	b := make([]byte, 0, 1+8+binary.MaxVarintLen64+len(origin)+1+len(v.S)+8)
 	b = append(b, formatVersion)
+	b = binary.BigEndian.AppendUint64(b, uint64(t.UnixNano()))
 	b = appendString(b, origin)
 	n := len(b)
 	b = v.AppendBinary(b)
 	return b, b[n:]
 }
 
-func decodeVersion(b []byte) (origin string, v whenlua.Value, err error) {
-	if len(b) == 0 || b[0] != formatVersion {
-		return "", whenlua.Nil, errors.New("decode version: unknown format")
+func decodeVersion(b []byte) (whenlua.Version, error) {
+	if len(b) < 9 || b[0] != formatVersion {
+		return whenlua.Version{}, errors.New("decode version: unknown format")
 	}
-	origin, rest, err := readString(b[1:])
+	t := time.Unix(0, int64(binary.BigEndian.Uint64(b[1:9])))
+	origin, rest, err := readString(b[9:])
 	if err != nil {
-		return "", whenlua.Nil, fmt.Errorf("decode version: %w", err)
+		return whenlua.Version{}, fmt.Errorf("decode version: %w", err)
 	}
-	v, err = whenlua.DecodeValue(rest)
-	return origin, v, err
+	v, err := whenlua.DecodeValue(rest)
+	return whenlua.Version{Value: v, Time: t, Origin: origin}, err
+}
+
+// versionTime is the time of an encoded version, for retention by age.
+func versionTime(b []byte) (time.Time, bool) {
+	if len(b) < 9 || b[0] != formatVersion {
+		return time.Time{}, false
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(b[1:9]))), true
 }
 
 // encodeJobState is format, flags, condition, then the snapshot's entries

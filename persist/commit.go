@@ -5,52 +5,51 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/whenlua/whenlua"
 )
 
-// VarChange is one new version of a variable.
-type VarChange struct {
-	Name   string
-	Value  whenlua.Value // whenlua.Nil unsets the variable
-	Origin string        // recorded with the version (whenlua.OriginCLI, ...)
-	Time   time.Time     // the version's time; zero means now
-}
-
-// Batch is everything one Commit writes, atomically.
-type Batch struct {
-	// Vars are applied in order: each becomes a version h/<name>... and
-	// sets v/<name> (or deletes it when the value is Nil; the unset is
-	// still recorded as a version whose value is Nil). Several changes of
-	// one name in a batch are all kept as versions, in order, and the last
-	// one is the current value.
-	Vars []VarChange
-	// JobStates replace s/<job>; a nil pointer deletes the job's state.
-	JobStates map[string]*whenlua.JobState
-	// Runs replace r/<serial>. A run's Output is stored under its own key
-	// (o/<serial>) so that listings stay light; an empty Output deletes it.
-	Runs []whenlua.Run
-	// Serial, when nonzero, becomes the stored JOBSERIAL counter.
-	Serial uint64
-}
+// Batch and VarChange are the root package's: what one Commit writes.
+type (
+	Batch     = whenlua.Batch
+	VarChange = whenlua.VarChange
+)
 
 // maxJobNameLen bounds a job name so that its key stays far below badger's
 // key size limit.
 const maxJobNameLen = 4096
 
-// Commit writes b as one badger transaction: all of it or, when it returns
-// an error, nothing. When it returns nil the batch is on disk: its record in
-// the commit log is fdatasynced before the transaction is committed.
-// Invalid names or values give an error wrapping whenlua.ErrInvalid; a batch
-// badger cannot take in one transaction gives one wrapping ErrTooBig: a
-// transaction holds about 13,000 keys (a variable or a run is two, a job
-// state one) and 1.2 MiB of values under 32 bytes with their keys; larger
-// values live in the value log and count as a 12-byte pointer.
-// Concurrent Commits are allowed; those waiting at the same time share one
-// log sync, and their transactions are committed in log order.
+// trimPerCommit bounds the versions of one variable, and the run records,
+// that one commit deletes for retention. Past a bound by one, a commit
+// deletes one; more is left over only when the bound was lowered, and
+// Trim (run at Open and periodically) takes the rest.
+const trimPerCommit = 64
+
+// seqRange is the sequences of a variable's stored versions: first..last,
+// every one of them present (retention deletes the oldest first); empty
+// when last < first.
+type seqRange struct{ first, last uint64 }
+
+func (r seqRange) count() uint64 { return r.last + 1 - r.first }
+
+// runCount is the number of run records stored, and a serial below which
+// there is none.
+type runCount struct {
+	n     int
+	floor uint64
+}
+
+// Commit writes b as one badger transaction, synced to disk before it
+// returns nil (SyncWrites); when it returns an error nothing of b is
+// stored. Retention is part of the transaction: a variable past
+// HistoryKeep versions loses its oldest ones, and the run records past
+// RunsKeep their oldest finished ones. Invalid names or values give an
+// error wrapping whenlua.ErrInvalid; a batch badger cannot take in one
+// transaction (about 13,000 keys, and 1.2 MiB of keys and values under
+// 1 KiB; larger values count as a pointer) one wrapping ErrTooBig; a disk
+// without room one wrapping ErrDiskFull.
 func (s *Store) Commit(b *Batch) error {
 	if err := validateBatch(b); err != nil {
 		return fmt.Errorf("commit: %w", err)
@@ -59,75 +58,113 @@ func (s *Store) Commit(b *Batch) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	defer s.mu.RUnlock()
-
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := s.checkSpace(batchBytes(b)); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
-	bufp := recPool.Get().(*[]byte)
-	rec := append((*bufp)[:0], make([]byte, recHeaderSize)...)
-	defer func() {
-		if cap(rec) <= maxPooledRec {
-			*bufp = rec
-			recPool.Put(bufp)
-		}
-	}()
-	entries := 0
-	set := func(k, v []byte) error {
-		entries++
-		if err := txn.Set(k, v); err != nil {
-			return err
-		}
-		rec = appendOp(rec, opSet, k, v)
-		return nil
-	}
-	del := func(k []byte) error {
-		entries++
-		if err := txn.Delete(k); err != nil {
-			return err
-		}
-		rec = appendOp(rec, opDelete, k, nil)
-		return nil
-	}
-	err := s.fill(b, set, del)
-	if err == nil && len(rec)-recHeaderSize > maxRecordPayload {
-		err = fmt.Errorf("%w: record of %d bytes", badger.ErrTxnTooBig, len(rec))
-	}
+	w := &writer{s: s, txn: txn, seqs: make(map[string]seqRange, len(b.Vars)), runs: s.runs}
+	err := w.fill(b)
 	if err == nil {
-		err = s.checkSpace(len(rec))
-	}
-	if err == nil {
-		err = s.submit(&pending{rec: rec, txn: txn, done: make(chan struct{})})
+		err = txn.Commit()
 	}
 	switch {
 	case err == nil:
+		for name, r := range w.seqs {
+			s.seqs[name] = r
+		}
+		s.runs = w.runs
 		return nil
 	case errors.Is(err, badger.ErrTxnTooBig):
 		return fmt.Errorf("commit: %w (%d variables, %d job states, %d runs; failed at entry %d): %w",
-			ErrTooBig, len(b.Vars), len(b.JobStates), len(b.Runs), entries, err)
+			ErrTooBig, len(b.Vars), len(b.JobStates), len(b.Runs), w.entries, err)
 	}
 	return fmt.Errorf("commit: %w", err)
 }
 
-// fill turns the batch into key writes.
-func (s *Store) fill(b *Batch, set func(k, v []byte) error, del func(k []byte) error) error {
-	now := time.Now()
+// batchBytes is about what b writes, for the free-space check.
+func batchBytes(b *Batch) int {
+	n := 0
 	for _, c := range b.Vars {
+		n += 2 * (len(c.Name) + len(c.Value.S) + len(c.Origin) + 48)
+	}
+	for j, st := range b.JobStates {
+		n += len(j) + 64
+		if st != nil {
+			n += len(st.Cond) + 32*len(st.Snapshot)
+		}
+	}
+	for _, r := range b.Runs {
+		n += len(r.Output) + 512
+	}
+	return n
+}
+
+// writer fills one commit's transaction. What it changes of the store's
+// bookkeeping is kept apart until the transaction is committed.
+type writer struct {
+	s       *Store
+	txn     *badger.Txn
+	entries int
+	seqs    map[string]seqRange // the variables this commit writes
+	runs    runCount
+}
+
+func (w *writer) set(k, v []byte) error {
+	w.entries++
+	return w.txn.Set(k, v)
+}
+
+func (w *writer) del(k []byte) error {
+	w.entries++
+	return w.txn.Delete(k)
+}
+
+// fill turns the batch into key writes, retention included.
+func (w *writer) fill(b *Batch) error {
+	now := w.s.opts.Now()
+	var names []string // in first-write order
+	for _, c := range b.Vars {
+		r, ok := w.seqs[c.Name]
+		if !ok {
+			var err error
+			if r, err = w.s.seqRange(w.txn, c.Name); err != nil {
+				return err
+			}
+			names = append(names, c.Name)
+		}
+		r.last++
+		w.seqs[c.Name] = r
 		t := c.Time
 		if t.IsZero() {
 			t = now
 		}
-		ver, val := encodeVersion(c.Origin, c.Value)
-		if err := set(historyKey(c.Name, t, s.seq.Add(1)), ver); err != nil {
+		ver, val := encodeVersion(t, c.Origin, c.Value)
+		if err := w.set(historyKey(c.Name, r.last), ver); err != nil {
 			return err
 		}
 		var err error
 		if c.Value.IsNil() {
-			err = del(varKey(c.Name))
+			err = w.del(varKey(c.Name))
 		} else {
-			err = set(varKey(c.Name), val)
+			err = w.set(varKey(c.Name), val)
 		}
 		if err != nil {
 			return err
 		}
+	}
+	keep := uint64(w.s.opts.HistoryKeep)
+	for _, name := range names {
+		r := w.seqs[name]
+		for n := 0; r.count() > keep && n < trimPerCommit; n++ {
+			if err := w.del(historyKey(name, r.first)); err != nil {
+				return err
+			}
+			r.first++
+		}
+		w.seqs[name] = r
 	}
 	jobs := make([]string, 0, len(b.JobStates))
 	for j := range b.JobStates {
@@ -137,37 +174,143 @@ func (s *Store) fill(b *Batch, set func(k, v []byte) error, del func(k []byte) e
 	for _, j := range jobs {
 		var err error
 		if st := b.JobStates[j]; st == nil {
-			err = del(stateKey(j))
+			err = w.del(stateKey(j))
 		} else {
-			err = set(stateKey(j), encodeJobState(st))
+			err = w.set(stateKey(j), encodeJobState(st))
 		}
 		if err != nil {
 			return err
 		}
 	}
-	for _, r := range b.Runs {
-		enc, err := encodeRun(r)
-		if err != nil {
-			return fmt.Errorf("run %d: %w", r.Serial, err)
-		}
-		if err := set(runKey(r.Serial), enc); err != nil {
-			return err
-		}
-		if len(r.Output) > 0 {
-			err = set(outputKey(r.Serial), r.Output)
-		} else {
-			err = del(outputKey(r.Serial))
-		}
-		if err != nil {
-			return err
-		}
+	if err := w.putRuns(b.Runs); err != nil {
+		return err
 	}
 	if b.Serial != 0 {
-		if err := set(keySerial, binary.BigEndian.AppendUint64(nil, b.Serial)); err != nil {
+		if err := w.set(keySerial, binary.BigEndian.AppendUint64(nil, b.Serial)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// putRuns writes the run records, counts the new ones and deletes the
+// oldest finished ones past RunsKeep.
+func (w *writer) putRuns(runs []whenlua.Run) error {
+	for _, r := range runs {
+		enc, err := encodeRun(r)
+		if err != nil {
+			return fmt.Errorf("run %d: %w", r.Serial, err)
+		}
+		k := runKey(r.Serial)
+		switch _, err := w.txn.Get(k); {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			w.runs.n++ // new (the transaction sees its own writes)
+		case err != nil:
+			return err
+		}
+		if err := w.set(k, enc); err != nil {
+			return err
+		}
+		if len(r.Output) > 0 {
+			err = w.set(outputKey(r.Serial), r.Output)
+		} else {
+			err = w.del(outputKey(r.Serial))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if excess := w.runs.n - w.s.opts.RunsKeep; excess > 0 {
+		return w.trimRuns(min(excess, trimPerCommit), 4*trimPerCommit)
+	}
+	return nil
+}
+
+// trimRuns deletes up to n of the oldest run records that are not running
+// or queued, with their output. It passes over at most maxSkip of those,
+// which bounds a commit's cost.
+func (w *writer) trimRuns(n, maxSkip int) error {
+	it := w.txn.NewIterator(badger.IteratorOptions{Prefix: prefixRun})
+	defer it.Close()
+	deleted, floor, kept := 0, uint64(0), false
+	skipped := 0
+	for it.Seek(runKey(w.runs.floor)); it.Valid() && deleted < n && skipped < maxSkip; it.Next() {
+		item := it.Item()
+		serial := binary.BigEndian.Uint64(item.Key()[len(prefixRun):])
+		var running bool
+		if err := w.s.faults.value(item, func(b []byte) error {
+			r, err := decodeRun(b)
+			running = r.State == whenlua.RunRunning || r.State == whenlua.RunQueued
+			return err
+		}); err != nil {
+			return err
+		}
+		if running {
+			if !kept {
+				floor, kept = serial, true
+			}
+			skipped++
+			continue
+		}
+		if err := w.del(runKey(serial)); err != nil {
+			return err
+		}
+		if err := w.del(outputKey(serial)); err != nil {
+			return err
+		}
+		deleted++
+		if !kept {
+			floor = serial + 1
+		}
+	}
+	w.runs.n -= deleted
+	if deleted > 0 || kept {
+		w.runs.floor = floor
+	}
+	return nil
+}
+
+// seqRange returns the stored range of name's versions, from the store's
+// bookkeeping or else from txn (the first time name is written after Open).
+// The caller holds writeMu.
+func (s *Store) seqRange(txn *badger.Txn, name string) (seqRange, error) {
+	if r, ok := s.seqs[name]; ok {
+		return r, nil
+	}
+	prefix := historyPrefix(name)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	it.Rewind()
+	if !it.Valid() {
+		it.Close()
+		return seqRange{first: 1}, nil
+	}
+	var r seqRange
+	_, r.first, _ = parseHistoryKey(it.Item().Key())
+	it.Close()
+	it = txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true})
+	defer it.Close()
+	it.Seek(seekLast(prefix, 8))
+	if !it.Valid() {
+		return r, fmt.Errorf("history of %s: no last version", name)
+	}
+	_, r.last, _ = parseHistoryKey(it.Item().Key())
+	return r, nil
+}
+
+// countRuns counts the run records (Open).
+func (s *Store) countRuns() error {
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixRun})
+		defer it.Close()
+		s.runs = runCount{}
+		for it.Rewind(); it.Valid(); it.Next() {
+			if s.runs.n == 0 {
+				s.runs.floor = binary.BigEndian.Uint64(it.Item().Key()[len(prefixRun):])
+			}
+			s.runs.n++
+		}
+		return nil
+	})
 }
 
 // validateBatch checks names, values and serials before anything is written.

@@ -3,7 +3,7 @@ package persist
 import (
 	"bytes"
 	"encoding/binary"
-	"time"
+	"fmt"
 )
 
 // Key prefixes (see the package comment).
@@ -16,10 +16,6 @@ var (
 	keySerial     = []byte("m/serial")
 )
 
-// historySuffixLen is the length of a history key after its name prefix:
-// 8 bytes of unix nanos and 8 of sequence.
-const historySuffixLen = 16
-
 func varKey(name string) []byte {
 	return append(append(make([]byte, 0, len(prefixVar)+len(name)), prefixVar...), name...)
 }
@@ -28,31 +24,27 @@ func stateKey(job string) []byte {
 	return append(append(make([]byte, 0, len(prefixState)+len(job)), prefixState...), job...)
 }
 
-// historyPrefix is h/<name>\x00: every version of name and nothing else
-// (names never contain a zero byte).
+// historyPrefix is h/<name>/: every version of name and nothing else
+// (names never contain a slash).
 func historyPrefix(name string) []byte {
-	b := make([]byte, 0, len(prefixHistory)+len(name)+1+historySuffixLen)
+	b := make([]byte, 0, len(prefixHistory)+len(name)+1+8)
 	b = append(b, prefixHistory...)
 	b = append(b, name...)
-	return append(b, 0)
+	return append(b, '/')
 }
 
-// historyKey is h/<name>\x00<be unix nanos><be seq>. Times before 1970
-// count as 1970.
-func historyKey(name string, t time.Time, seq uint64) []byte {
-	b := historyPrefix(name)
-	b = binary.BigEndian.AppendUint64(b, uint64(max(t.UnixNano(), 0)))
-	return binary.BigEndian.AppendUint64(b, seq)
+// historyKey is h/<name>/<be seq>.
+func historyKey(name string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(historyPrefix(name), seq)
 }
 
-// parseHistoryKey splits a history key: k[:sep] is h/<name>, t its time.
-func parseHistoryKey(k []byte) (sep int, t time.Time, ok bool) {
-	sep = len(k) - historySuffixLen - 1
-	if !bytes.HasPrefix(k, prefixHistory) || sep < len(prefixHistory) || k[sep] != 0 {
-		return 0, time.Time{}, false
+// parseHistoryKey splits a history key into its name and sequence.
+func parseHistoryKey(k []byte) (name []byte, seq uint64, ok bool) {
+	sep := len(k) - 8 - 1
+	if !bytes.HasPrefix(k, prefixHistory) || sep <= len(prefixHistory) || k[sep] != '/' {
+		return nil, 0, false
 	}
-	nanos := binary.BigEndian.Uint64(k[sep+1:])
-	return sep, time.Unix(0, int64(nanos)), true
+	return k[len(prefixHistory):sep], binary.BigEndian.Uint64(k[sep+1:]), true
 }
 
 func runKey(serial uint64) []byte {
@@ -69,4 +61,25 @@ func seekLast(prefix []byte, extra int) []byte {
 	k := make([]byte, len(prefix), len(prefix)+extra+1)
 	copy(k, prefix)
 	return append(k, bytes.Repeat([]byte{0xff}, extra+1)...)
+}
+
+// describeKey names what a key holds, for error messages.
+func describeKey(k []byte) string {
+	switch {
+	case bytes.HasPrefix(k, prefixVar):
+		return fmt.Sprintf("variable %s", k[len(prefixVar):])
+	case bytes.HasPrefix(k, prefixHistory):
+		if name, seq, ok := parseHistoryKey(k); ok {
+			return fmt.Sprintf("version %d of variable %s", seq, name)
+		}
+	case bytes.HasPrefix(k, prefixState):
+		return fmt.Sprintf("the state of job %s", k[len(prefixState):])
+	case bytes.HasPrefix(k, prefixRun) && len(k) == len(prefixRun)+8:
+		return fmt.Sprintf("run %d", binary.BigEndian.Uint64(k[len(prefixRun):]))
+	case bytes.HasPrefix(k, prefixOutput) && len(k) == len(prefixOutput)+8:
+		return fmt.Sprintf("the output of run %d", binary.BigEndian.Uint64(k[len(prefixOutput):]))
+	case bytes.Equal(k, keySerial):
+		return "the JOBSERIAL counter"
+	}
+	return fmt.Sprintf("key %q", k)
 }

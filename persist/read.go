@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime/debug"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -28,7 +30,7 @@ func (s *Store) Vars() (map[string]whenlua.Value, error) {
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
 			name := string(item.Key()[len(prefixVar):])
-			err := item.Value(func(b []byte) error {
+			err := s.faults.value(item, func(b []byte) error {
 				v, err := whenlua.DecodeValue(b)
 				if err != nil {
 					return fmt.Errorf("variable %s: %w", name, err)
@@ -60,16 +62,11 @@ func (s *Store) History(name string, n int) ([]whenlua.Version, error) {
 		}
 		it := txn.NewIterator(opt)
 		defer it.Close()
-		for it.Seek(seekLast(prefix, historySuffixLen)); it.Valid(); it.Next() {
-			item := it.Item()
-			_, t, ok := parseHistoryKey(item.Key())
-			if !ok {
-				return fmt.Errorf("bad history key %q", item.Key())
-			}
+		for it.Seek(seekLast(prefix, 8)); it.Valid(); it.Next() {
 			var ver whenlua.Version
-			err := item.Value(func(b []byte) error {
-				origin, v, err := decodeVersion(b)
-				ver = whenlua.Version{Value: v, Time: t, Origin: origin}
+			err := s.faults.value(it.Item(), func(b []byte) error {
+				var err error
+				ver, err = decodeVersion(b)
 				return err
 			})
 			if err != nil {
@@ -85,6 +82,7 @@ func (s *Store) History(name string, n int) ([]whenlua.Version, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read history of %s: %w", name, err)
 	}
+	s.afterRead(len(out))
 	return out, nil
 }
 
@@ -97,7 +95,7 @@ func (s *Store) JobStates() (map[string]whenlua.JobState, error) {
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
 			job := string(item.Key()[len(prefixState):])
-			err := item.Value(func(b []byte) error {
+			err := s.faults.value(item, func(b []byte) error {
 				st, err := decodeJobState(b)
 				if err != nil {
 					return fmt.Errorf("job %s: %w", job, err)
@@ -128,7 +126,7 @@ func (s *Store) Serial() (uint64, error) {
 		if err != nil {
 			return err
 		}
-		return item.Value(func(b []byte) error {
+		return s.faults.value(item, func(b []byte) error {
 			if len(b) != 8 {
 				return fmt.Errorf("bad serial of %d bytes", len(b))
 			}
@@ -154,7 +152,7 @@ func (s *Store) Run(serial uint64) (whenlua.Run, error) {
 		if err != nil {
 			return err
 		}
-		if err := item.Value(func(b []byte) error {
+		if err := s.faults.value(item, func(b []byte) error {
 			r, err = decodeRun(b)
 			return err
 		}); err != nil {
@@ -167,8 +165,10 @@ func (s *Store) Run(serial uint64) (whenlua.Run, error) {
 		if err != nil {
 			return err
 		}
-		r.Output, err = item.ValueCopy(nil)
-		return err
+		return s.faults.value(item, func(b []byte) error {
+			r.Output = append([]byte(nil), b...)
+			return nil
+		})
 	})
 	if err != nil {
 		return whenlua.Run{}, fmt.Errorf("run %d: %w", serial, err)
@@ -183,6 +183,7 @@ func (s *Store) Runs(job string, n int) ([]whenlua.Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
+	s.afterRead(len(runs))
 	return runs, nil
 }
 
@@ -207,7 +208,7 @@ func (s *Store) scanRuns(keep func(*whenlua.Run) bool, n int) ([]whenlua.Run, er
 		defer it.Close()
 		for it.Seek(seekLast(prefixRun, 8)); it.Valid(); it.Next() {
 			var r whenlua.Run
-			err := it.Item().Value(func(b []byte) error {
+			err := s.faults.value(it.Item(), func(b []byte) error {
 				var err error
 				r, err = decodeRun(b)
 				return err
@@ -226,4 +227,29 @@ func (s *Store) scanRuns(keep func(*whenlua.Run) bool, n int) ([]whenlua.Run, er
 		return nil
 	})
 	return out, err
+}
+
+// Memory after a large read. The Go runtime returns freed memory to the
+// system only gradually, and an idle daemon collects garbage only every
+// two minutes: a listing of 100,000 versions would keep the daemon's
+// resident size up for minutes. So a read of at least largeRead records
+// has all free memory returned releaseDelay later, once the caller has
+// sent the result and dropped it.
+const (
+	largeRead    = 10000
+	releaseDelay = 2 * time.Second
+)
+
+// afterRead schedules the release after a read of n records.
+func (s *Store) afterRead(n int) {
+	if n < largeRead {
+		return
+	}
+	s.releaseMu.Lock()
+	defer s.releaseMu.Unlock()
+	if s.release == nil {
+		s.release = time.AfterFunc(releaseDelay, debug.FreeOSMemory)
+		return
+	}
+	s.release.Reset(releaseDelay)
 }

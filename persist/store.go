@@ -1,22 +1,25 @@
-// Package persist is whenlua's durable store: variables with their version
-// history, when-job evaluation states, run records and the JOBSERIAL
-// counter, kept in one badger database.
+// Package persist is whenlua's durable store, whenlua.Store on badger:
+// variables with their version history, when-job evaluation states, run
+// records and the JOBSERIAL counter, kept in one badger database.
 //
 // Key layout (all values compact binary unless said otherwise):
 //
-//	v/<name>                                   current value (whenlua.Value.AppendBinary)
-//	h/<name>\x00<be unix nanos><be seq>        one version: origin and value
-//	s/<job>                                    a when-job's JobState
-//	r/<be serial>                              a run record without its output (JSON)
-//	o/<be serial>                              that run's stored output
-//	m/serial                                   the JOBSERIAL counter (be uint64)
+//	v/<name>                 current value (whenlua.Value.AppendBinary)
+//	h/<name>/<be seq>        one version: its time, origin and value
+//	s/<job>                  a when-job's JobState
+//	r/<be serial>            a run record without its output (JSON)
+//	o/<be serial>            that run's stored output
+//	m/serial                 the JOBSERIAL counter (be uint64)
 //
-// Every Commit is one badger transaction: all or nothing. Badger runs with
-// SyncWrites off; a Commit is made durable by one record in the store's own
-// commit log (Dir/commit.log, see wal.go and durable.go), fdatasynced before
-// the transaction is committed, and replayed by Open after a crash. Retention (history per variable, run
-// records) is applied by Trim, which a background goroutine also calls
-// periodically together with badger's value-log GC.
+// A version's sequence counts the versions of its variable from 1, so the
+// history keeps the order of the commits whatever the clock does; its time
+// is data.
+//
+// Durability is badger's: SyncWrites is on, and every Commit is one badger
+// transaction, synced before Commit returns. Retention is held within the
+// commits (a commit that passes a bound deletes the oldest versions or runs
+// in the same transaction), and Trim, also called periodically with
+// badger's value-log GC, applies an age limit and a lowered bound.
 package persist
 
 import (
@@ -25,12 +28,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+
+	"github.com/whenlua/whenlua"
 )
 
 // Defaults applied by Open to zero Options fields.
@@ -40,104 +44,97 @@ const (
 	DefaultMaintainEvery = 10 * time.Minute
 )
 
-// Badger tuning. The defaults are sized for a big database (~86 MiB of heap
-// right after open); these keep the heap near 11 MiB. The memtable size also
-// fixes the largest transaction badger accepts: 15% of it in estimated bytes
-// (1.2 MiB) and that divided by a skiplist node (~13,000 entries). Values of
-// at least valueThreshold bytes live in the value log, and then count only
-// as key + a 12-byte pointer against that limit, so a batch of 100 variables
-// of 64 KiB plus 10,000 job states fits in one transaction.
+// Badger tuning for a small daemon: badger's defaults are sized for a big
+// database (~86 MiB of heap right after open); these keep it near 11 MiB.
+// The memtable size also fixes the largest transaction badger accepts: 15%
+// of it in estimated bytes (1.2 MiB) and about 13,000 entries. Values below
+// valueThreshold bytes live in the LSM tree, so that a commit of small
+// values writes and syncs the memtable's log alone; larger ones live in the
+// value log and count only as a pointer against the transaction's limit.
 const (
 	memTableSize   = 8 << 20
-	valueThreshold = 32
+	valueThreshold = 1 << 10
 )
 
-// ErrClosed is returned by every method of a Store after Close.
-var ErrClosed = errors.New("store closed")
-
-// ErrTooBig is wrapped by Commit when a batch cannot be written as one
-// transaction; nothing of it was stored.
-var ErrTooBig = errors.New("batch too big for one transaction")
+// Errors of the store, shared with the other implementations of
+// whenlua.Store.
+var (
+	// ErrClosed is wrapped by every method of a Store after Close.
+	ErrClosed = whenlua.ErrStoreClosed
+	// ErrTooBig is wrapped by Commit when a batch cannot be written as one
+	// transaction; nothing of it was stored.
+	ErrTooBig = whenlua.ErrStoreTooBig
+	// ErrDiskFull is wrapped by Commit when the disk lacks room for the
+	// batch; nothing of it was stored.
+	ErrDiskFull = whenlua.ErrDiskFull
+)
 
 // Options configure a Store.
 type Options struct {
 	// Dir is the badger directory, created 0700 when missing.
 	Dir string
 	// HistoryKeep is how many versions are kept per variable (0: 1000).
-	// The newest version is never trimmed.
+	// Each commit holds the bound; the newest version is never trimmed.
 	HistoryKeep int
-	// HistoryMaxAge trims versions older than this (0: no age limit). The
-	// newest version of a variable is never trimmed.
+	// HistoryMaxAge trims versions older than this in Trim (0: no age
+	// limit). The newest version of a variable is never trimmed.
 	HistoryMaxAge time.Duration
 	// RunsKeep is how many run records are kept (0: 10000), the oldest
-	// trimmed first; a run in state running is never trimmed.
+	// trimmed first; a run in state running or queued is never trimmed.
 	RunsKeep int
 	// Logger receives the store's and badger's messages (nil: slog.Default()).
 	Logger *slog.Logger
-	// MaintainEvery is the period of the background retention trim and
-	// value-log GC (0: 10 minutes; negative: no background maintenance).
+	// MaintainEvery is the period of the background Trim and value-log GC
+	// (0: 10 minutes; negative: no background maintenance).
 	MaintainEvery time.Duration
-	// CheckpointBytes is the size of the commit log's records after which
-	// badger is synced and the log starts over (0: DefaultCheckpointBytes).
-	// It bounds the replay after a crash; each checkpoint costs a few syncs.
-	CheckpointBytes int64
+	// Now gives the time of a version committed without one, and the
+	// present for the age limit (nil: time.Now).
+	Now func() time.Time
+	// Recover opens a store whose values cannot all be read (a damaged
+	// value log) by deleting the entries that cannot be read, each logged
+	// as dropped; any other damage is still refused.
+	Recover bool
 
-	hooks *hooks // fault injection in tests
+	memTableSize int64 // tests: a smaller memtable, for flushes sooner
 }
 
-// Store is the durable store. Its methods are safe for concurrent use;
-// Close waits for the calls in progress.
+// Store is the badger implementation of whenlua.Store. Its methods are
+// safe for concurrent use; Close waits for the calls in progress.
 type Store struct {
 	opts Options
 	log  *slog.Logger
 	db   *badger.DB
+	// faults tells a value badger could not read (damage.go).
+	faults *faults
 
 	// mu is held shared by every call and exclusively by Close.
 	mu     sync.RWMutex
 	closed bool
 
-	// seq orders the versions written within one nanosecond. It starts at
-	// the wall clock of Open so that it keeps growing across restarts.
-	seq atomic.Uint64
+	// writeMu serializes the writers (Commit, Trim) and guards what they
+	// keep between calls: the sequence range of each variable's versions
+	// and the run records' count.
+	writeMu sync.Mutex
+	seqs    map[string]seqRange
+	runs    runCount
 
-	// trimMu serializes Trim calls (the maintenance goroutine and callers).
-	trimMu sync.Mutex
-
-	// wal is the commit log. It is used by Open, by the goroutine leading
-	// a group commit (see submit) and by Close, one at a time.
-	wal *commitLog
-	// groupMu guards queue, spare and leading.
-	groupMu sync.Mutex
-	queue   []*pending // commits waiting for the next group
-	spare   []*pending // the previous group's slice, for reuse
-	leading bool       // a goroutine is writing groups
-
-	roomy roomy // a recent reading of ample free space (space.go)
-
-	replayed    int // records replayed by Open
-	checkpoints int // checkpoints done, on the leading goroutine
+	// release returns memory to the system after a large read (read.go).
+	releaseMu sync.Mutex
+	release   *time.Timer
 
 	cancel context.CancelFunc // stops the maintenance goroutine
 	done   chan struct{}      // closed when the maintenance goroutine has returned
-
-	// Compaction (compact.go).
-	stopCompact context.CancelFunc // stops the compaction goroutine, in Close after the last write
-	writing     atomic.Int64       // writes in progress
-	lastWrite   atomic.Int64       // when the last write ended, unix nanoseconds
-	compactCh   chan struct{}      // wakes the compaction goroutine
-	compactDone chan struct{}      // closed when it has returned
-	compactions atomic.Int64       // compactions done
-	polls       atomic.Int64       // looks at level 0
-	linger      time.Duration      // compactLinger, or a test's
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// Open opens (creating when needed) the database in opts.Dir, replays the
-// commits of the commit log that badger may have lost in a crash, and
-// starts the maintenance goroutine unless opts.MaintainEvery is negative.
-// Only one process can have a database open.
+var _ whenlua.Store = (*Store)(nil)
+
+// Open opens (creating when needed) the database in opts.Dir and starts
+// the maintenance goroutine unless opts.MaintainEvery is negative. A
+// damaged database is refused with a *DamageError naming the file. Only
+// one process can have a database open.
 func Open(opts Options) (*Store, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("open store: no directory")
@@ -157,54 +154,41 @@ func Open(opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.CheckpointBytes <= 0 {
-		opts.CheckpointBytes = DefaultCheckpointBytes
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	bo := badgerOptions(opts.Dir, opts.Logger)
-	linger := compactLinger
-	if h := opts.hooks; h != nil {
-		if h.memTableSize > 0 {
-			bo.MemTableSize = h.memTableSize
-		}
-		if h.compactLinger > 0 {
-			linger = h.compactLinger
-		}
+	f := &faults{dir: opts.Dir}
+	bo := badgerOptions(opts.Dir, opts.Logger, f)
+	if opts.memTableSize > 0 {
+		bo.MemTableSize = opts.memTableSize
 	}
-	db, err := openBadger(bo)
+	db, err := openChecked(bo, f, opts.Recover, opts.Logger)
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cctx, stopCompact := context.WithCancel(context.Background())
 	s := &Store{
 		opts:   opts,
 		log:    opts.Logger,
 		db:     db,
+		faults: f,
+		seqs:   make(map[string]seqRange),
 		cancel: cancel,
 		done:   make(chan struct{}),
-		linger: linger,
-
-		stopCompact: stopCompact,
-		compactCh:   make(chan struct{}, 1),
-		compactDone: make(chan struct{}),
 	}
-	// The compaction goroutine runs from here: the replay writes, and
-	// badger may have flushed memtables at its own open.
-	go s.compactLoop(cctx)
-	s.writeBegin()
-	err = s.openLog()
-	s.writeEnd()
-	if err != nil {
+	if err := s.migrate(); err != nil {
 		cancel()
-		stopCompact()
-		<-s.compactDone
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
 	}
-	s.seq.Store(uint64(max(time.Now().UnixNano(), 0)))
+	if err := s.countRuns(); err != nil {
+		cancel()
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
+	}
 	if opts.MaintainEvery > 0 {
 		go s.maintain(ctx, opts.MaintainEvery)
 	} else {
@@ -213,47 +197,14 @@ func Open(opts Options) (*Store, error) {
 	return s, nil
 }
 
-// openBadger opens badger with bo, which has no compactor. badger's Open
-// queues the memtables a crash left behind for flushing, NumMemtables at a
-// time besides the one being flushed; with more than that, and level 0 at
-// its stall (a crash while writes waited for a compaction), the queue waits
-// for a compaction that nothing would run, and Open never returns. Such a
-// directory is first opened with badger's compactors, which flush and
-// compact it, and closed.
-func openBadger(bo badger.Options) (*badger.DB, error) {
-	entries, err := os.ReadDir(bo.Dir)
-	if err != nil {
-		return nil, err
-	}
-	mems := 0
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".mem") {
-			mems++
-		}
-	}
-	if mems > bo.NumMemtables+1 {
-		o := bo
-		o.NumCompactors = 2
-		db, err := badger.Open(o)
-		if err != nil {
-			return nil, err
-		}
-		if err := db.Close(); err != nil {
-			return nil, err
-		}
-	}
-	return badger.Open(bo)
-}
-
-// badgerOptions returns the small tuning described at memTableSize.
-func badgerOptions(dir string, log *slog.Logger) badger.Options {
+// badgerOptions returns the small-daemon tuning described at memTableSize,
+// with every write synced and every read checked.
+func badgerOptions(dir string, log *slog.Logger, f *faults) badger.Options {
 	o := badger.DefaultOptions(dir)
-	o.SyncWrites = false // the commit log makes commits durable
-	// A Commit's transaction only writes, and the leading goroutine
-	// commits the transactions one at a time (durable.go): none can
-	// conflict, so badger need not track the keys of each.
+	o.SyncWrites = true
+	// The writers hold writeMu: no two transactions can conflict.
 	o.DetectConflicts = false
-	o.Logger = badgerLogger{log.With("component", "badger")}
+	o.Logger = badgerLogger{log.With("component", "badger"), f}
 	o.MemTableSize = memTableSize
 	o.NumMemtables = 2
 	o.BlockCacheSize = 8 << 20
@@ -262,46 +213,35 @@ func badgerOptions(dir string, log *slog.Logger) badger.Options {
 	o.BaseTableSize = 1 << 20
 	o.NumLevelZeroTables = 2
 	o.NumLevelZeroTablesStall = 4
-	o.NumCompactors = 0 // the store compacts on its own (compact.go)
+	o.NumCompactors = 2
 	o.ValueThreshold = valueThreshold
+	// Every block is checked when read, and every value read from the
+	// value log; Open checks each table whole before badger opens it
+	// (damage.go).
+	o.ChecksumVerificationMode = options.OnBlockRead
+	o.VerifyValueChecksum = true
 	return o
 }
 
-// Close stops the maintenance goroutine, waits for the calls in progress,
-// then stops the compaction goroutine (which those calls may need), makes
-// badger durable with an empty commit log (a checkpoint) and closes the
-// database. Calls after the first return its result.
+// Close stops the maintenance goroutine, waits for the calls in progress
+// and closes the database. Calls after the first return its result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		s.stop()
-		var errs []error
-		if err := s.checkpoint(); err != nil {
-			errs = append(errs, err)
+		s.cancel()
+		<-s.done
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.releaseMu.Lock()
+		if s.release != nil {
+			s.release.Stop()
 		}
+		s.releaseMu.Unlock()
 		if err := s.db.Close(); err != nil {
-			errs = append(errs, err)
-		}
-		if err := s.wal.f.Close(); err != nil {
-			errs = append(errs, err)
-		}
-		if err := errors.Join(errs...); err != nil {
 			s.closeErr = fmt.Errorf("close store: %w", err)
 		}
 	})
 	return s.closeErr
-}
-
-// stop ends the store's goroutines and refuses every later call, once the
-// calls in progress have returned. The compaction goroutine stops last:
-// those calls may need it.
-func (s *Store) stop() {
-	s.cancel()
-	<-s.done
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
-	s.stopCompact()
-	<-s.compactDone
 }
 
 // enter takes the shared lock for one call; the caller must call s.mu.RUnlock.
@@ -330,11 +270,6 @@ func (s *Store) maintain(ctx context.Context, every time.Duration) {
 			case <-t.C:
 			}
 		}
-		// Retention and GC write too: on a nearly full disk they wait.
-		if err := s.checkSpace(spaceMargin); err != nil {
-			s.log.Warn("store maintenance skipped", "err", err)
-			continue
-		}
 		if err := s.Trim(); err != nil {
 			s.log.Error("store retention", "err", err)
 		}
@@ -345,24 +280,6 @@ func (s *Store) maintain(ctx context.Context, every time.Duration) {
 }
 
 // gc runs badger's value-log GC until it finds nothing worth rewriting.
-// gcOnce rewrites one value-log file. The GC moves live values with
-// SyncWrites off and then deletes the old file; badger defers the deletion
-// while an iterator is open, so one is held across the GC until the moved
-// values are synced: a power loss in between finds them in the old file.
-func (s *Store) gcOnce() error {
-	s.writeBegin()
-	defer s.writeEnd()
-	txn := s.db.NewTransaction(false)
-	defer txn.Discard()
-	it := txn.NewIterator(badger.IteratorOptions{})
-	err := s.db.RunValueLogGC(0.5)
-	if err == nil {
-		err = s.syncBadger()
-	}
-	it.Close() // the old file is deleted here, after the sync
-	return err
-}
-
 func (s *Store) gc(ctx context.Context) error {
 	if err := s.enter(); err != nil {
 		return err
@@ -372,7 +289,7 @@ func (s *Store) gc(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err := s.gcOnce(); err != nil {
+		if err := s.db.RunValueLogGC(0.5); err != nil {
 			if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
 				return nil
 			}
@@ -384,12 +301,18 @@ func (s *Store) gc(ctx context.Context) error {
 
 // badgerLogger forwards badger's log lines to slog. Badger's informational
 // messages (table counts, replay progress) are logged at debug level. A
-// line is formatted only when its level is enabled: badger logs four debug
-// lines on every commit, and more each time the compaction watch reads the
-// levels (compact.go).
-type badgerLogger struct{ l *slog.Logger }
+// line is formatted only when its level is enabled: badger logs debug
+// lines on every commit. Error lines also go to the fault tracker.
+type badgerLogger struct {
+	l *slog.Logger
+	f *faults // told every error line
+}
 
-func (b badgerLogger) Errorf(f string, a ...any)   { b.log(slog.LevelError, f, a) }
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.f.saw(fmt.Sprintf(f, a...))
+	b.log(slog.LevelError, f, a)
+}
+
 func (b badgerLogger) Warningf(f string, a ...any) { b.log(slog.LevelWarn, f, a) }
 func (b badgerLogger) Infof(f string, a ...any)    { b.log(slog.LevelDebug, f, a) }
 func (b badgerLogger) Debugf(f string, a ...any)   { b.log(slog.LevelDebug, f, a) }

@@ -151,7 +151,7 @@ func benchIdle(ctx context.Context, b *bench, cfg config) ([]row, error) {
 			break
 		}
 	}
-	mb := func(kb int) string { return fmt.Sprintf("%.1f MB", float64(kb)/1024) }
+	mb := func(kb int) string { return fmt.Sprintf("%.1f MiB", float64(kb)/1024) }
 	scaled := ""
 	if el < 59*time.Second {
 		scaled = ", scaled to a minute"
@@ -169,7 +169,7 @@ func benchIdle(ctx context.Context, b *bench, cfg config) ([]row, error) {
 		figure:   mb(rssI),
 		baseline: mb(rssE) + " no files",
 		ratio:    ratio(float64(rssI) / float64(rssE)),
-		target:   "<= 30 MB",
+		target:   "<= 30 MiB",
 		ok:       verdict(rssI <= 30*1024),
 	}, {
 		key:      "P6",

@@ -51,7 +51,7 @@ func benchLoaded(ctx context.Context, b *bench, cfg config) ([]row, error) {
 		if err != nil {
 			return nil, err
 		}
-		loads = append(loads, fmt.Sprintf("%s in %s (RSS %.0f MB)", thousands(n), took, float64(rss)/1024))
+		loads = append(loads, fmt.Sprintf("%s in %s (RSS %.0f MiB)", thousands(n), took, float64(rss)/1024))
 	}
 	lat := make([][]time.Duration, len(sizes))
 	warmup := 20

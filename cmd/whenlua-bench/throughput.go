@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/whenlua/whenlua"
-	"github.com/whenlua/whenlua/persist"
 )
 
 // benchThroughput is P4: durable sets per second from one client and from
-// eight concurrent clients (each its own Client and variable), next to the
-// raw loop of 128-byte appends each followed by an fsync, in the same
-// home's filesystem. Each round measures the three in turn (in a rotating
+// eight concurrent clients (each its own Client and variable), next to two
+// loops in the same home's filesystem: whenjobs' way of storing variables
+// (rewrite a 4 KiB file of them all, fsync, rename), which the targets
+// name, and the raw in-place fdatasync of a preallocated file, the most
+// this disk does. Each round measures the four in turn (in a rotating
 // order); a ratio is the median over rounds of the ratio within a round.
 func benchThroughput(ctx context.Context, b *bench, cfg config) ([]row, error) {
 	p, err := b.home("p4")
@@ -37,15 +38,23 @@ func benchThroughput(ctx context.Context, b *bench, cfg config) ([]row, error) {
 		defer clients[i].Close()
 	}
 
-	fsyncs := func() (float64, error) {
-		n, t0 := 0, time.Now()
-		for time.Since(t0) < cfg.roundLength {
-			if _, err := persist.BaselineAppendFsync(fsyncDir, 20); err != nil {
-				return 0, err
+	raw, err := newInPlaceSyncer(fsyncDir)
+	if err != nil {
+		return nil, err
+	}
+	defer raw.close()
+	wj := newWhenjobsStore(fsyncDir)
+	loop := func(write func() error) func() (float64, error) {
+		return func() (float64, error) {
+			n, t0 := 0, time.Now()
+			for time.Since(t0) < cfg.roundLength {
+				if err := write(); err != nil {
+					return 0, err
+				}
+				n++
 			}
-			n += 20
+			return float64(n) / time.Since(t0).Seconds(), nil
 		}
-		return float64(n) / time.Since(t0).Seconds(), nil
 	}
 	// The daemon's CPU time (utime+stime) per set, by number of clients.
 	cpu := map[int]time.Duration{}
@@ -91,7 +100,7 @@ func benchThroughput(ctx context.Context, b *bench, cfg config) ([]row, error) {
 			return float64(n.Load()) / el.Seconds(), nil
 		}
 	}
-	kinds := []func() (float64, error){fsyncs, sets(1), sets(8)}
+	kinds := []func() (float64, error){loop(wj.write), loop(raw.write), sets(1), sets(8)}
 	// A short warm-up of each, not counted.
 	for _, k := range kinds {
 		if _, err := k(); err != nil {
@@ -100,7 +109,7 @@ func benchThroughput(ctx context.Context, b *bench, cfg config) ([]row, error) {
 	}
 	clear(cpu)
 	clear(count)
-	var base, one, eight, r1, r8 []float64
+	var base, fsyncs, one, eight, r1, r8, f1, f8 []float64
 	for round := range cfg.rounds {
 		got := make([]float64, len(kinds))
 		for j := range kinds {
@@ -112,33 +121,38 @@ func benchThroughput(ctx context.Context, b *bench, cfg config) ([]row, error) {
 				return nil, err
 			}
 		}
-		base, one, eight = append(base, got[0]), append(one, got[1]), append(eight, got[2])
-		r1, r8 = append(r1, got[1]/got[0]), append(r8, got[2]/got[0])
+		base, fsyncs = append(base, got[0]), append(fsyncs, got[1])
+		one, eight = append(one, got[2]), append(eight, got[3])
+		r1, r8 = append(r1, got[2]/got[0]), append(r8, got[3]/got[0])
+		f1, f8 = append(f1, got[2]/got[1]), append(f8, got[3]/got[1])
 	}
-	bs := fmt.Sprintf("%.0f fsyncs/s", median(base))
+	bs := fmt.Sprintf("%.0f whenjobs-style/s", median(base))
 	perSet := func(k int) string {
 		if count[k] == 0 {
 			return "-"
 		}
 		return fmt.Sprintf("%.0f µs", float64(cpu[k])/float64(count[k])/float64(time.Microsecond))
 	}
-	note := fmt.Sprintf("daemon CPU (utime+stime) per set: %s with 1 client, %s with 8 clients; the fsync loop writes 128 bytes per fsync", perSet(1), perSet(8))
+	note := fmt.Sprintf("daemon CPU (utime+stime) per set: %s with 1 client, %s with 8 clients; "+
+		"whenjobs-style: rewrite a 4 KiB file, fsync, rename; raw in-place fdatasync of a preallocated file: %.0f /s, "+
+		"sets over it %.2fx with 1 client, %.2fx with 8",
+		perSet(1), perSet(8), median(fsyncs), median(f1), median(f8))
 	return []row{{
 		key:      "P4",
 		name:     fmt.Sprintf("durable sets/s, 1 client, median of %d rounds", cfg.rounds),
 		figure:   fmt.Sprintf("%.0f /s", median(one)),
 		baseline: bs,
 		ratio:    ratio(median(r1)),
-		target:   ">= 0.6x",
-		ok:       verdict(median(r1) >= 0.6),
+		target:   ">= 1x",
+		ok:       verdict(median(r1) >= 1),
 	}, {
 		key:      "P4",
 		name:     fmt.Sprintf("durable sets/s, 8 clients, median of %d rounds", cfg.rounds),
 		figure:   fmt.Sprintf("%.0f /s", median(eight)),
 		baseline: bs,
 		ratio:    ratio(median(r8)),
-		target:   ">= 2x",
-		ok:       verdict(median(r8) >= 2),
+		target:   ">= 4x",
+		ok:       verdict(median(r8) >= 4),
 		note:     note,
 	}}, nil
 }

@@ -122,12 +122,18 @@ func installSample(p whenlua.Paths) error {
 }
 
 // lastErrorLine returns the last "whenlua: " line of a daemon's output,
-// without the prefix, or its last line.
+// else the first line of a Go runtime crash ("panic: ...", "fatal error:
+// ..."), which a stack trace follows, else its last line.
 func lastErrorLine(out string) string {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
 		if msg, ok := strings.CutPrefix(lines[i], "whenlua: "); ok {
 			return msg
+		}
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(l, "panic: ") || strings.HasPrefix(l, "fatal error: ") {
+			return l
 		}
 	}
 	if len(lines) > 0 && lines[len(lines)-1] != "" {

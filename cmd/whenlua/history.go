@@ -19,7 +19,8 @@ func historyCommand(e *env) *cli.Command {
 			"load of FILE...) and its value, or (unset). Values are written as by vars:\n" +
 			"double-quoted with backslash escapes when they hold a character that does\n" +
 			"not print or start with a double quote (and a string that reads \"(unset)\"\n" +
-			"is quoted).",
+			"is quoted). Versions are listed in the order they were set: a clock that\n" +
+			"stepped back shows as an earlier time on a newer version.",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "n", Usage: "print at most `N` versions (0: all kept)"},
 			jsonFlag(),

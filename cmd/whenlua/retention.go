@@ -9,13 +9,14 @@ import (
 	"github.com/whenlua/whenlua/persist"
 )
 
-// retentionFlags are the store's retention settings, taken by `daemon run`
-// and passed on by `daemon start` and `daemon restart`.
+// retentionFlags are the store's retention settings and --recover, taken
+// by `daemon run` and passed on by `daemon start` and `daemon restart`.
 func retentionFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.IntFlag{Name: "history-keep", Value: persist.DefaultHistoryKeep, Usage: "keep at most `N` versions of each variable (the newest is always kept)"},
 		&cli.DurationFlag{Name: "history-max-age", Usage: "drop versions older than `DURATION`, the newest excepted (0: no age limit)"},
 		&cli.IntFlag{Name: "runs-keep", Value: persist.DefaultRunsKeep, Usage: "keep at most `N` run records (running ones are always kept)"},
+		&cli.BoolFlag{Name: "recover", Usage: "open a store whose value log is damaged by dropping what cannot be read (each logged)"},
 	}
 }
 
@@ -25,6 +26,7 @@ func retentionOptions(c *cli.Context) (persist.Options, error) {
 		HistoryKeep:   c.Int("history-keep"),
 		HistoryMaxAge: c.Duration("history-max-age"),
 		RunsKeep:      c.Int("runs-keep"),
+		Recover:       c.Bool("recover"),
 	}
 	switch {
 	case o.HistoryKeep < 1:
@@ -48,6 +50,9 @@ func retentionArgs(c *cli.Context) []string {
 	}
 	if c.IsSet("history-max-age") {
 		args = append(args, fmt.Sprintf("--history-max-age=%s", c.Duration("history-max-age")))
+	}
+	if c.Bool("recover") {
+		args = append(args, "--recover")
 	}
 	return args
 }

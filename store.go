@@ -1,0 +1,74 @@
+package whenlua
+
+import (
+	"errors"
+	"time"
+)
+
+// Store is the durable state the engine keeps: variables with their
+// version history, when-job states, run records and the JOBSERIAL counter.
+// The engine calls it from its own goroutine; an implementation must also
+// allow reads from other goroutines. persist.Store (badger) implements it.
+type Store interface {
+	// Commit writes b atomically: when it returns nil all of b is durable
+	// (on disk, synced), and when it returns an error nothing of b is
+	// stored. Retention may delete old versions and runs in the same
+	// commit.
+	Commit(b *Batch) error
+	// Vars returns every set variable.
+	Vars() (map[string]Value, error)
+	// History returns the kept versions of name, newest first, at most n
+	// (n <= 0: all). A name without versions gives an empty list.
+	History(name string, n int) ([]Version, error)
+	// JobStates returns every stored when-job state, by job name.
+	JobStates() (map[string]JobState, error)
+	// Serial returns the stored JOBSERIAL counter, 0 when never written.
+	Serial() (uint64, error)
+	// Run returns one run record with its output; an unknown serial gives
+	// an error wrapping ErrNotFound.
+	Run(serial uint64) (Run, error)
+	// Runs returns run records without output, newest first: those of job
+	// (every job when ""), at most n (n <= 0: all).
+	Runs(job string, n int) ([]Run, error)
+	// RunningRuns returns the runs stored in state RunRunning, newest first.
+	RunningRuns() ([]Run, error)
+	// Trim applies the retention policy to everything stored now.
+	Trim() error
+	// Close releases the store; every later call fails with ErrStoreClosed.
+	Close() error
+}
+
+// ErrStoreClosed is wrapped by every Store method called after Close.
+var ErrStoreClosed = errors.New("store closed")
+
+// ErrStoreTooBig is wrapped by Commit when a batch cannot be written as one
+// transaction; nothing of it was stored.
+var ErrStoreTooBig = errors.New("batch too big for one transaction")
+
+// ErrDiskFull is wrapped by Commit when the disk lacks the room to take the
+// batch safely; nothing of it was stored.
+var ErrDiskFull = errors.New("disk full")
+
+// VarChange is one new version of a variable.
+type VarChange struct {
+	Name   string
+	Value  Value     // Nil unsets the variable
+	Origin string    // recorded with the version (OriginCLI, ...)
+	Time   time.Time // the version's time, kept as data; zero means now
+}
+
+// Batch is everything one Store.Commit writes, atomically.
+type Batch struct {
+	// Vars are applied in order: each becomes a new version and sets the
+	// current value (or unsets it when the value is Nil; the unset is still
+	// recorded as a version). Several changes of one name in a batch are
+	// all kept as versions, in order, and the last is the current value.
+	Vars []VarChange
+	// JobStates replace the stored states; a nil pointer deletes one.
+	JobStates map[string]*JobState
+	// Runs replace the stored run records of their serials; a run's Output
+	// is stored with it (an empty Output deletes a stored one).
+	Runs []Run
+	// Serial, when nonzero, becomes the stored JOBSERIAL counter.
+	Serial uint64
+}
