@@ -128,6 +128,14 @@ func (j JobInfo) Spec() string {
 	return j.Cond
 }
 
+// Pending is a when-job waiting for its condition to hold: true since
+// Since, due at Due unless it turns false before.
+type Pending struct {
+	Job   string    `json:"job"`
+	Since time.Time `json:"since"`
+	Due   time.Time `json:"due"`
+}
+
 // FileStatus is the load state of one job file, as a module reloader shows it.
 type FileStatus struct {
 	Path       string    `json:"path"`
@@ -158,9 +166,12 @@ type Status struct {
 	StateDir string       `json:"state_dir"`
 	Socket   string       `json:"socket"`
 	Files    []FileStatus `json:"files"`
-	Next     []JobInfo    `json:"next"`    // every-jobs by next run time
-	Running  int          `json:"running"` // runs now running
-	Compiles uint64       `json:"compiles"`
+	Next     []JobInfo    `json:"next"` // every-jobs by next run time
+	// Pending lists the when-jobs whose condition is true and waiting to
+	// have held for their hold option.
+	Pending  []Pending `json:"pending,omitempty"`
+	Running  int       `json:"running"` // runs now running
+	Compiles uint64    `json:"compiles"`
 	// CondErrors lists the last error of each when-job whose condition
 	// raised one (job: file:line: message).
 	CondErrors []string `json:"cond_errors,omitempty"`

@@ -86,4 +86,7 @@ type JobState struct {
 	Result    bool             `json:"result"`    // previous result
 	Evaluated bool             `json:"evaluated"` // false before the first evaluation: prev() is nil
 	Snapshot  map[string]Value `json:"snapshot"`  // values at the last evaluation, of the names the job may read
+	// PendingSince, for a job with the hold option, is when its condition
+	// became true, while it waits to have held that long; zero otherwise.
+	PendingSince time.Time `json:"pending_since,omitzero"`
 }

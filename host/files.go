@@ -277,6 +277,7 @@ func (st *state) swap(ent *fileEntry, g *generation) {
 			}
 			j.reloadPending = true
 			st.indexJob(j)
+			st.armHold(j)
 			whens = append(whens, j)
 		} else {
 			if s := st.states[j.name]; s != nil {

@@ -13,6 +13,7 @@ type schedule struct {
 	clock   Clock
 	h       jobHeap
 	retries []*retry // pending retries, earliest first
+	holds   []hold   // when-jobs' hold deadlines, earliest first
 	timer   Timer
 	armed   time.Time // what the timer is armed for; zero = none
 }
@@ -43,7 +44,7 @@ func (s *schedule) remove(j *job) {
 // timerC returns the channel of a timer armed for the earliest job, or nil
 // when nothing is scheduled.
 func (s *schedule) timerC() <-chan time.Time {
-	if len(s.h) == 0 && len(s.retries) == 0 {
+	if len(s.h) == 0 && len(s.retries) == 0 && len(s.holds) == 0 {
 		if s.timer != nil {
 			s.timer.Stop()
 			s.timer, s.armed = nil, time.Time{}
@@ -56,6 +57,9 @@ func (s *schedule) timerC() <-chan time.Time {
 	}
 	if len(s.retries) > 0 && (first.IsZero() || s.retries[0].at.Before(first)) {
 		first = s.retries[0].at
+	}
+	if len(s.holds) > 0 && (first.IsZero() || s.holds[0].at.Before(first)) {
+		first = s.holds[0].at
 	}
 	if s.timer == nil || !s.armed.Equal(first) {
 		if s.timer != nil {
@@ -107,6 +111,7 @@ func (st *state) fireDue() {
 		st.startRun(j, j.lj.Kind.String())
 	}
 	st.fireRetries()
+	st.fireHolds()
 }
 
 type jobHeap []*job

@@ -357,6 +357,7 @@ func (st *state) status() whenlua.Status {
 	for _, j := range st.sched.h {
 		s.Next = append(s.Next, jobInfo(j))
 	}
+	s.Pending = st.pendingHolds()
 	sort.Slice(s.Next, func(a, b int) bool {
 		if !s.Next[a].Next.Equal(s.Next[b].Next) {
 			return s.Next[a].Next.Before(s.Next[b].Next)

@@ -372,9 +372,14 @@ func (st *state) evalJob(j *job) bool {
 		// snapshot and result as they were, and is not due.
 		return false
 	}
+	pending := st.holdPending(j, prev, ok)
 	// prev has j's condition: a state of another one was replaced above.
-	if !prev.Evaluated || prev.Result != ok || !st.snapshotIs(j, prev.Snapshot) {
-		st.putState(j.name, &whenlua.JobState{Cond: j.lj.Cond, Result: ok, Evaluated: true, Snapshot: st.snapshot(j)})
+	if !prev.Evaluated || prev.Result != ok || !st.snapshotIs(j, prev.Snapshot) || !pending.Equal(prev.PendingSince) {
+		st.putState(j.name, &whenlua.JobState{Cond: j.lj.Cond, Result: ok, Evaluated: true, Snapshot: st.snapshot(j), PendingSince: pending})
+	}
+	if j.lj.Hold > 0 {
+		// Due only when the hold is over: fireHolds.
+		return false
 	}
 	// After a load, a job that asks reloaded() counts its previous result
 	// as false, so that `reloaded()` fires at every load and start although

@@ -118,6 +118,9 @@ type Job struct {
 	Jitter time.Duration
 	// Retry: a failed run is started again (nil: never).
 	Retry *Retry
+	// Hold (when): the job is due once its condition has been true
+	// continuously this long (0: at once).
+	Hold time.Duration
 
 	cond      *lua.LFunction
 	pre, post *lua.LFunction
@@ -300,8 +303,9 @@ func (s *state) declare(kind Kind) lua.LGFunction {
 	}
 }
 
-// jobOptions reads opts: name, pre, post, timeout, retry, and tz, catch_up
-// and jitter for every and cron. Anything else is an error.
+// jobOptions reads opts: name, pre, post, timeout, retry, hold for when,
+// and tz, catch_up and jitter for every and cron. Anything else is an
+// error.
 func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 	var err error
 	opts.ForEach(func(k, v lua.LValue) {
@@ -348,6 +352,12 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 			j.CatchUp = bool(b)
 		case "retry":
 			j.Retry, err = retryOption(v)
+		case "hold":
+			if j.Kind != When {
+				err = errors.New("option hold is for when jobs")
+				return
+			}
+			j.Hold, err = parseDuration("hold", v)
 		case "jitter":
 			if j.Kind == When {
 				err = errors.New("option jitter is for every and cron jobs")
@@ -355,7 +365,7 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 			}
 			j.Jitter, err = parseDuration("jitter", v)
 		default:
-			want := "name, pre, post, timeout or retry"
+			want := "name, pre, post, timeout, retry or hold"
 			if j.Kind != When {
 				want = "name, pre, post, timeout, retry, tz, catch_up or jitter"
 			}

@@ -178,3 +178,32 @@ func TestLogSaysWhatACatchUpRunStandsFor(t *testing.T) {
 		t.Errorf("on-time run: %q", got)
 	}
 }
+
+// A when-job with hold, through the real daemon: pending while the hold
+// runs, then one run.
+func TestAHoldJobFiresOnceAfterTheHold(t *testing.T) {
+	h := newHome(t)
+	h.writeJob("load.lua", `when("load > 4", "true", { name = "busy", hold = "1s" })`)
+	h.start()
+	waitFor(t, "the job to load", func() bool { return strings.Contains(h.ok("names"), "busy\t") })
+	h.ok("set", "--type", "int", "load=5")
+	var st whenlua.Status
+	if err := json.Unmarshal([]byte(h.ok("status", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Pending) != 1 || st.Pending[0].Job != "busy" || st.Pending[0].Due.Sub(st.Pending[0].Since) != time.Second {
+		t.Fatalf("status pending = %+v", st.Pending)
+	}
+	if txt := h.ok("status"); !strings.Contains(txt, "pending (hold):") || !strings.Contains(txt, "\tbusy\ttrue since ") {
+		t.Errorf("status does not show the pending hold:\n%s", txt)
+	}
+	waitFor(t, "the run after the hold", func() bool { return strings.Contains(h.ok("log", "busy"), "\tbusy\t") })
+	h.ok("set", "--type", "int", "load=6") // still true: nothing more
+	if out := h.ok("log", "busy"); strings.Count(out, "\n") != 1 {
+		t.Errorf("log after the hold:\n%s", out)
+	}
+	var after whenlua.Status
+	if err := json.Unmarshal([]byte(h.ok("status", "--json")), &after); err != nil || len(after.Pending) != 0 {
+		t.Errorf("still pending after the run: %+v %v", after.Pending, err)
+	}
+}

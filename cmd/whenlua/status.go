@@ -59,6 +59,12 @@ func printStatus(w io.Writer, st whenlua.Status) {
 			fmt.Fprintf(w, "  %s\t%s\t%s %s\t%s\n", fmtTime(j.Next), j.Name, j.Kind, j.Spec(), j.Zone)
 		}
 	}
+	if len(st.Pending) > 0 {
+		fmt.Fprintln(w, "pending (hold):")
+		for _, p := range st.Pending {
+			fmt.Fprintf(w, "  %s\t%s\ttrue since %s\n", fmtTime(p.Due), p.Job, fmtTime(p.Since))
+		}
+	}
 	if len(st.CondErrors) > 0 {
 		fmt.Fprintln(w, "condition errors:")
 		for _, ce := range st.CondErrors {
