@@ -136,6 +136,15 @@ type Pending struct {
 	Due   time.Time `json:"due"`
 }
 
+// PendingRetry is a retry of a failed run: attempt Attempt of Job, due
+// at At; FirstSerial is the serial of the job's first attempt.
+type PendingRetry struct {
+	Job         string    `json:"job"`
+	Attempt     int       `json:"attempt"`
+	FirstSerial uint64    `json:"first_serial"`
+	At          time.Time `json:"at"`
+}
+
 // FileStatus is the load state of one job file, as a module reloader shows it.
 type FileStatus struct {
 	Path       string    `json:"path"`
@@ -169,9 +178,11 @@ type Status struct {
 	Next     []JobInfo    `json:"next"` // every-jobs by next run time
 	// Pending lists the when-jobs whose condition is true and waiting to
 	// have held for their hold option.
-	Pending  []Pending `json:"pending,omitempty"`
-	Running  int       `json:"running"` // runs now running
-	Compiles uint64    `json:"compiles"`
+	Pending []Pending `json:"pending,omitempty"`
+	// Retries lists the retries of failed runs waiting for their time.
+	Retries  []PendingRetry `json:"retries,omitempty"`
+	Running  int            `json:"running"` // runs now running
+	Compiles uint64         `json:"compiles"`
 	// CondErrors lists the last error of each when-job whose condition
 	// raised one (job: file:line: message).
 	CondErrors []string `json:"cond_errors,omitempty"`

@@ -26,6 +26,9 @@ when("go == 1", "exit 1", { name = "refused", pre = function() return false end,
 	te.set("go", 1)
 	te.waitFor("the first attempt", func() bool { return len(te.runs("flaky")) == 1 && len(te.runs("fine")) == 1 })
 	te.waitIdle()
+	if rs := te.status().Retries; len(rs) != 1 || rs[0].Job != "flaky" || rs[0].Attempt != 2 || !rs[0].At.Equal(t0.Add(30*time.Second)) {
+		t.Fatalf("status retries = %+v", rs)
+	}
 
 	for i, at := range []time.Time{t0.Add(30 * time.Second), t0.Add(90 * time.Second)} {
 		te.waitFor("the retry timer", func() bool { return clock.Timers() > 0 })

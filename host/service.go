@@ -358,6 +358,9 @@ func (st *state) status() whenlua.Status {
 		s.Next = append(s.Next, jobInfo(j))
 	}
 	s.Pending = st.pendingHolds()
+	for _, r := range st.sched.retries {
+		s.Retries = append(s.Retries, whenlua.PendingRetry{Job: r.job, Attempt: r.attempt, FirstSerial: r.first, At: r.at})
+	}
 	sort.Slice(s.Next, func(a, b int) bool {
 		if !s.Next[a].Next.Equal(s.Next[b].Next) {
 			return s.Next[a].Next.Before(s.Next[b].Next)

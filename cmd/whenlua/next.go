@@ -17,11 +17,12 @@ import (
 func nextCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "next",
-		Usage:     "print the next times of the every- and cron-jobs, or of a cron expression, as RFC 3339 with the zone's offset",
+		Usage:     "print the next times of the every- and cron-jobs, pending holds and retries, or of a cron expression, as RFC 3339 with the zone's offset",
 		ArgsUsage: "[JOB]",
 		Description: "Without --cron, one line per time, earliest first: the time, the job's name,\n" +
 			"its schedule and its zone; the first time of each job is the one the daemon\n" +
-			"has scheduled. With JOB, that job's times only.\n\n" +
+			"has scheduled. The deadlines of when-jobs' pending holds and the pending\n" +
+			"retries of failed runs are listed too. With JOB, that job's times only.\n\n" +
 			"With --cron, the expression is evaluated here, without a daemon, as the\n" +
 			"daemon would schedule it: in the zone of --tz (default: the local zone),\n" +
 			"with DST handled as ISC cron does; one time per line. --from starts after\n" +
@@ -98,7 +99,22 @@ func (e *env) nextJobs(c *cli.Context, name string, from time.Time) error {
 	if err != nil {
 		return err
 	}
-	out := []nextJob{}
+	st, err := cl.Status(c.Context)
+	if err != nil {
+		return err
+	}
+	res := nextResult{Jobs: []nextJob{}, Holds: []whenlua.Pending{}, Retries: []whenlua.PendingRetry{}}
+	for _, p := range st.Pending {
+		if name == "" || p.Job == name {
+			res.Holds = append(res.Holds, p)
+		}
+	}
+	for _, r := range st.Retries {
+		if name == "" || r.Job == name {
+			res.Retries = append(res.Retries, r)
+		}
+	}
+	out := res.Jobs
 	found := false
 	for _, j := range infos {
 		if name != "" && j.Name != name {
@@ -106,8 +122,8 @@ func (e *env) nextJobs(c *cli.Context, name string, from time.Time) error {
 		}
 		found = true
 		if j.Kind == "when" {
-			if name != "" {
-				return fmt.Errorf("%w: %s is a when-job: it runs when its condition becomes true, not at set times", whenlua.ErrInvalid, name)
+			if name != "" && len(res.Holds) == 0 && len(res.Retries) == 0 {
+				return fmt.Errorf("%w: %s is a when-job with nothing pending: it runs when its condition becomes true, not at set times", whenlua.ErrInvalid, name)
 			}
 			continue
 		}
@@ -127,8 +143,9 @@ func (e *env) nextJobs(c *cli.Context, name string, from time.Time) error {
 	if name != "" && !found {
 		return fmt.Errorf("%w: no job named %q", whenlua.ErrNotFound, name)
 	}
+	res.Jobs = out
 	if c.Bool("json") {
-		return e.printJSON(out)
+		return e.printJSON(res)
 	}
 	type line struct {
 		at               time.Time
@@ -140,6 +157,12 @@ func (e *env) nextJobs(c *cli.Context, name string, from time.Time) error {
 			at, _ := time.Parse(time.RFC3339, s)
 			lines = append(lines, line{at, s, j.Name, oneLine(j.Kind+" "+j.Spec) + "\t" + j.Zone})
 		}
+	}
+	for _, p := range res.Holds {
+		lines = append(lines, line{p.Due, p.Due.Format(time.RFC3339), p.Job, "hold, true since " + p.Since.Format(time.RFC3339)})
+	}
+	for _, r := range res.Retries {
+		lines = append(lines, line{r.At, r.At.Format(time.RFC3339), r.Job, fmt.Sprintf("retry, attempt %d of the run %d", r.Attempt, r.FirstSerial)})
 	}
 	slices.SortStableFunc(lines, func(a, b line) int {
 		if c := a.at.Compare(b.at); c != 0 {
@@ -182,6 +205,14 @@ func jobSchedule(j whenlua.JobInfo) (func(time.Time) time.Time, error) {
 		return nil, err
 	}
 	return func(t time.Time) time.Time { return p.NextIn(t, loc) }, nil
+}
+
+// nextResult is `next --json` without --cron: the every- and cron-jobs'
+// times, the when-jobs' pending holds and the pending retries.
+type nextResult struct {
+	Jobs    []nextJob              `json:"jobs"`
+	Holds   []whenlua.Pending      `json:"holds"`
+	Retries []whenlua.PendingRetry `json:"retries"`
 }
 
 // nextJob is one job in `next --json`.

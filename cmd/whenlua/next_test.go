@@ -112,10 +112,11 @@ when("x == 1", "true", { name = "w" })
 		}
 	})
 	t.Run("from now the times are the zone's weekday 02:30s, the first as the daemon has it", func(t *testing.T) {
-		var got []nextJob
-		if err := json.Unmarshal([]byte(h.ok("next", "backup", "-n", "4", "--json")), &got); err != nil {
+		var res nextResult
+		if err := json.Unmarshal([]byte(h.ok("next", "backup", "-n", "4", "--json")), &res); err != nil {
 			t.Fatal(err)
 		}
+		got := res.Jobs
 		if len(got) != 1 || len(got[0].Times) != 4 || got[0].Zone != "Europe/Berlin" {
 			t.Fatalf("next --json: %+v", got)
 		}
@@ -160,7 +161,7 @@ when("x == 1", "true", { name = "w" })
 		}
 	})
 	t.Run("a when-job or an unknown job has no times", func(t *testing.T) {
-		h.fails(1, []string{"next", "w"}, "when-job")
+		h.fails(1, []string{"next", "w"}, "when-job with nothing pending")
 		h.fails(1, []string{"next", "nosuch"}, "no job named")
 		h.fails(2, []string{"next", "backup", "--tz", "UTC"}, "--tz goes with --cron")
 	})
@@ -187,6 +188,9 @@ func TestAHoldJobFiresOnceAfterTheHold(t *testing.T) {
 	h.start()
 	waitFor(t, "the job to load", func() bool { return strings.Contains(h.ok("names"), "busy\t") })
 	h.ok("set", "--type", "int", "load=5")
+	if out := h.ok("next", "busy"); !strings.Contains(out, "\tbusy\thold, true since ") || strings.Count(out, "\n") != 1 {
+		t.Errorf("next busy during the hold: %q", out)
+	}
 	var st whenlua.Status
 	if err := json.Unmarshal([]byte(h.ok("status", "--json")), &st); err != nil {
 		t.Fatal(err)

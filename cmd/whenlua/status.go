@@ -65,6 +65,12 @@ func printStatus(w io.Writer, st whenlua.Status) {
 			fmt.Fprintf(w, "  %s\t%s\ttrue since %s\n", fmtTime(p.Due), p.Job, fmtTime(p.Since))
 		}
 	}
+	if len(st.Retries) > 0 {
+		fmt.Fprintln(w, "retries:")
+		for _, r := range st.Retries {
+			fmt.Fprintf(w, "  %s\t%s\tattempt %d of the run %d\n", fmtTime(r.At), r.Job, r.Attempt, r.FirstSerial)
+		}
+	}
 	if len(st.CondErrors) > 0 {
 		fmt.Fprintln(w, "condition errors:")
 		for _, ce := range st.CondErrors {
