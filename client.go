@@ -11,12 +11,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/whenlua/whenlua/internal/rawconn"
+	"github.com/whenlua/whenlua/internal/peercred"
 )
 
 // BuildVersion is the version of whenlua, reported by the daemon's ping and
@@ -143,6 +144,11 @@ func RemoteError(kind, msg string) error {
 // Client speaks to a daemon over its unix socket. It implements Service, so
 // the CLI and the tests use the daemon as they would use the engine. It is
 // safe for concurrent use.
+//
+// It talks only to a daemon of its own user: before a connection carries
+// anything, the socket file must be a socket owned by this uid (not a
+// symbolic link, not another user's file in a shared directory) and the
+// process listening on it must run as this uid.
 type Client struct {
 	socket string
 	hc     *http.Client
@@ -150,24 +156,92 @@ type Client struct {
 
 var _ Service = (*Client)(nil)
 
+// ErrNotOurDaemon marks a socket that another user owns or listens on.
+var ErrNotOurDaemon = errors.New("not your daemon")
+
+// refusal is a refused socket: its message says why, and it unwraps to
+// ErrNotOurDaemon.
+type refusal struct{ msg string }
+
+func (e *refusal) Error() string { return e.msg }
+func (e *refusal) Unwrap() error { return ErrNotOurDaemon }
+
+func refuse(format string, args ...any) error {
+	return &refusal{msg: fmt.Sprintf(format, args...)}
+}
+
+// fileOwner returns the uid that owns fi's file.
+func fileOwner(fi fs.FileInfo) (int, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return int(st.Uid), true
+}
+
 // Dial returns a client of the daemon listening on socket. It does not
 // connect: each call does, and a call that finds nobody listening returns an
 // error wrapping ErrNoDaemon.
+//
+// The transport is net/http's: connections are kept for reuse, and a
+// request is sent again on a new connection only where net/http judges it
+// safe, that is when nothing of it was written, or when it is a read (GET)
+// whose reused connection broke. A change (POST) the daemon may have
+// received is never sent twice.
 func Dial(socket string) *Client {
 	c := &Client{socket: socket}
-	tr := &connTransport{dial: func(ctx context.Context) (net.Conn, error) {
-		var d net.Dialer
-		conn, err := d.DialContext(ctx, "unix", socket)
-		if err != nil {
-			if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-				return nil, fmt.Errorf("%w listens on %s", ErrNoDaemon, socket)
-			}
-			return nil, fmt.Errorf("connect to %s: %w", socket, err)
-		}
-		return rawconn.Wrap(conn), nil
-	}}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return dialOwn(ctx, socket)
+		},
+		MaxIdleConns:        32,
+		MaxIdleConnsPerHost: 32,
+		// The daemon closes its side after two idle minutes.
+		IdleConnTimeout:    30 * time.Second,
+		DisableCompression: true,
+	}
 	c.hc = &http.Client{Transport: tr}
 	return c
+}
+
+// dialOwn connects to socket after checking that the file is a socket of
+// this user, then checks that the listening process is of this user too,
+// before anything is written.
+func dialOwn(ctx context.Context, socket string) (net.Conn, error) {
+	uid := os.Getuid()
+	fi, err := os.Lstat(socket)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w listens on %s", ErrNoDaemon, socket)
+		}
+		return nil, fmt.Errorf("connect to %s: %w", socket, err)
+	}
+	switch owner, ok := fileOwner(fi); {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return nil, refuse("refusing to connect to %s: it is a symbolic link, not the daemon's socket", socket)
+	case fi.Mode()&fs.ModeSocket == 0:
+		return nil, refuse("refusing to connect to %s: it is not a socket", socket)
+	case ok && owner != uid:
+		return nil, refuse("refusing to connect to %s: the socket belongs to uid %d, not to you (uid %d); another user may be listening there", socket, owner, uid)
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("%w listens on %s", ErrNoDaemon, socket)
+		}
+		return nil, fmt.Errorf("connect to %s: %w", socket, err)
+	}
+	cred, err := peercred.Of(conn)
+	if err != nil {
+		conn.Close()
+		return nil, refuse("refusing to talk to %s: %v", socket, err)
+	}
+	if int(cred.UID) != uid {
+		conn.Close()
+		return nil, refuse("refusing to talk to %s: the process listening there runs as uid %d, not as you (uid %d)", socket, cred.UID, uid)
+	}
+	return conn, nil
 }
 
 // Socket returns the path the client connects to.
@@ -211,7 +285,7 @@ func (c *Client) request(ctx context.Context, method, path string, query url.Val
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		if errors.Is(err, ErrNoDaemon) {
+		if errors.Is(err, ErrNoDaemon) || errors.Is(err, ErrNotOurDaemon) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("daemon at %s: %w", c.socket, err)

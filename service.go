@@ -90,8 +90,49 @@ type SetRequest struct {
 	Mode        Mode         `json:"mode"`
 	Assignments []Assignment `json:"assignments"`
 	// Origin is recorded with each version; the daemon fills in "cli" or
-	// "whisper" when it is empty.
-	Origin string `json:"origin,omitempty"`
+	// "whisper" when it is empty. It is not part of the socket protocol:
+	// the daemon sets the origin of its clients' requests itself.
+	Origin string `json:"-"`
+}
+
+// Limits of one set, so that every set the boundary accepts fits in one
+// store transaction: at most MaxAssignments names, and at most
+// MaxSetBytes of names and string values together.
+const (
+	MaxAssignments = 1000
+	MaxSetBytes    = 256 << 10
+)
+
+// Validate checks a set at the boundary: its mode, each name and value,
+// no name twice, and the limits of one set.
+func (r SetRequest) Validate() error {
+	switch r.Mode {
+	case "", ModeSet, ModeWhisper, ModeTest:
+	default:
+		return fmt.Errorf("%w: unknown mode %q", ErrInvalid, r.Mode)
+	}
+	if len(r.Assignments) == 0 {
+		return fmt.Errorf("%w: nothing to set", ErrInvalid)
+	}
+	if len(r.Assignments) > MaxAssignments {
+		return fmt.Errorf("%w: %d assignments in one set, more than %d: split them into several sets", ErrInvalid, len(r.Assignments), MaxAssignments)
+	}
+	size := 0
+	seen := make(map[string]bool, len(r.Assignments))
+	for _, a := range r.Assignments {
+		if err := a.Validate(); err != nil {
+			return err
+		}
+		if seen[a.Name] {
+			return fmt.Errorf("%w: %s is assigned twice", ErrInvalid, a.Name)
+		}
+		seen[a.Name] = true
+		size += len(a.Name) + len(a.Value.S)
+	}
+	if size > MaxSetBytes {
+		return fmt.Errorf("%w: %d bytes of names and values in one set, more than %d: split them into several sets", ErrInvalid, size, MaxSetBytes)
+	}
+	return nil
 }
 
 // SetResponse tells what a set did (or, in ModeTest, would do).

@@ -1,6 +1,30 @@
 package whenlua
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// AlreadyRunningError is the error of starting a daemon when another one
+// holds the home's lock or answers on its socket.
+type AlreadyRunningError struct {
+	PID   int // 0 when the running daemon's pid could not be read
+	Where string
+}
+
+func (e *AlreadyRunningError) Error() string {
+	if e.PID == 0 {
+		return fmt.Sprintf("a daemon is already running for %s", e.Where)
+	}
+	return fmt.Sprintf("a daemon is already running for %s (pid %d)", e.Where, e.PID)
+}
+
+// IsJobFile tells whether a directory entry name is a job file: *.lua, not
+// hidden, not an editor's lock or backup file.
+func IsJobFile(name string) bool {
+	return strings.HasSuffix(name, ".lua") && !strings.HasPrefix(name, ".") && !strings.HasPrefix(name, "#")
+}
 
 // Origins recorded with each version of a variable (SPEC §5).
 const (

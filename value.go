@@ -161,6 +161,9 @@ func ParseValue(t Type, s string) (Value, error) {
 		if err != nil {
 			return Nil, fmt.Errorf("%q is not a float", s)
 		}
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return Nil, fmt.Errorf("%q is not a finite float: NaN and infinities are not stored", s)
+		}
 		return Float(f), nil
 	case TypeBool:
 		switch strings.ToLower(strings.TrimSpace(s)) {
@@ -214,6 +217,9 @@ func ValidateValue(name string, v Value) error {
 	if v.T == TypeString && strings.IndexByte(v.S, 0) >= 0 {
 		return fmt.Errorf("%w: value of %s contains a NUL byte, which a job's environment cannot hold", ErrInvalid, name)
 	}
+	if v.T == TypeFloat && (math.IsNaN(v.F) || math.IsInf(v.F, 0)) {
+		return fmt.Errorf("%w: value of %s is %s: only finite floats are stored", ErrInvalid, name, v)
+	}
 	if v.T > TypeBool {
 		return fmt.Errorf("%w: value of %s has unknown type %d", ErrInvalid, name, v.T)
 	}
@@ -234,19 +240,26 @@ func (a Assignment) Validate() error {
 	return ValidateValue(a.Name, a.Value)
 }
 
-// jsonValue is Value's wire form: {"type":"int","value":5}; nil is {"type":"nil"}.
+// jsonValue is Value's wire form: {"type":"int","value":5}; nil is
+// {"type":"nil"}. A string that is not valid UTF-8, which a JSON string
+// cannot hold byte for byte, is {"type":"string","base64":"//5B"}.
 type jsonValue struct {
-	Type  string          `json:"type"`
-	Value json.RawMessage `json:"value,omitempty"`
+	Type   string          `json:"type"`
+	Value  json.RawMessage `json:"value,omitempty"`
+	Base64 []byte          `json:"base64,omitempty"`
 }
 
-// MarshalJSON encodes v with its type, so 5 and "5" stay distinct.
+// MarshalJSON encodes v with its type, so 5 and "5" stay distinct, and
+// keeps every byte of a string (see jsonValue).
 func (v Value) MarshalJSON() ([]byte, error) {
 	var raw any
 	switch v.T {
 	case TypeNil:
 		return []byte(`{"type":"nil"}`), nil
 	case TypeString:
+		if !utf8.ValidString(v.S) {
+			return json.Marshal(jsonValue{Type: v.T.String(), Base64: []byte(v.S)})
+		}
 		raw = v.S
 	case TypeInt:
 		raw = v.I
@@ -284,6 +297,10 @@ func (v *Value) UnmarshalJSON(b []byte) error {
 	}
 	switch t {
 	case TypeString:
+		if j.Base64 != nil {
+			*v = String(string(j.Base64))
+			break
+		}
 		var s string
 		err = json.Unmarshal(j.Value, &s)
 		*v = String(s)

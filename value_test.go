@@ -1,7 +1,12 @@
 package whenlua
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -37,5 +42,59 @@ func TestLineStringKeepsAValueOnOneLine(t *testing.T) {
 		if got := tc.v.LineString(); got != tc.want {
 			t.Errorf("%#v.LineString() = %s, want %s", tc.v, got, tc.want)
 		}
+	}
+}
+
+func TestAStringThatIsNotUTF8CrossesJSONByteForByte(t *testing.T) {
+	for _, s := range []string{"\xff\xfeA", "a\x80", "", "plain", "é"} {
+		b, err := json.Marshal(String(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Value
+		if err := json.Unmarshal(b, &back); err != nil || back != String(s) {
+			t.Errorf("%q went over as %s and came back as %q (%v)", s, b, back.S, err)
+		}
+	}
+}
+
+func TestNaNAndTheInfinitiesAreRefused(t *testing.T) {
+	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		if err := ValidateValue("f", Float(f)); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "only finite floats") {
+			t.Errorf("ValidateValue(%v) = %v", f, err)
+		}
+		if _, err := ParseValue(TypeFloat, strconv.FormatFloat(f, 'g', -1, 64)); err == nil {
+			t.Errorf("ParseValue(%v) succeeded", f)
+		}
+	}
+}
+
+func TestASetIsValidatedAgainstTheLimitsOfOneTransaction(t *testing.T) {
+	set := func(n, size int) SetRequest {
+		r := SetRequest{Mode: ModeSet}
+		for i := range n {
+			r.Assignments = append(r.Assignments, Assignment{Name: fmt.Sprintf("v%d", i), Value: String(strings.Repeat("a", size))})
+		}
+		return r
+	}
+	for _, c := range []struct {
+		name string
+		req  SetRequest
+		want string
+	}{
+		{"the most assignments", set(MaxAssignments, 1), ""},
+		{"one assignment too many", set(MaxAssignments+1, 1), "more than 1000"},
+		{"the largest values", set(4, MaxValueLen-4), ""},
+		{"too many bytes", set(5, MaxValueLen), "more than 262144"},
+		{"nothing", SetRequest{}, "nothing to set"},
+		{"a name twice", SetRequest{Assignments: []Assignment{{Name: "a", Value: Int(1)}, {Name: "a", Value: Int(2)}}}, "assigned twice"},
+		{"an unknown mode", SetRequest{Mode: "x", Assignments: []Assignment{{Name: "a", Value: Int(1)}}}, "unknown mode"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.req.Validate()
+			if c.want == "" && err != nil || c.want != "" && (!errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want)) {
+				t.Errorf("Validate = %v, want %q", err, c.want)
+			}
+		})
 	}
 }

@@ -3,7 +3,14 @@
 // by `whenlua check` in the tests.
 package examples
 
-import "embed"
+import (
+	"embed"
+	"errors"
+	"os"
+	"path/filepath"
+
+	"github.com/whenlua/whenlua"
+)
 
 // Files holds every example job file (*.lua).
 //
@@ -14,3 +21,25 @@ var Files embed.FS
 //
 //go:embed sample.lua
 var Sample []byte
+
+// InstallSample writes Sample as jobs/sample.lua when the home's jobs
+// directory does not exist yet, so that a first daemon has something to
+// show. A jobs directory the user emptied stays empty.
+func InstallSample(p whenlua.Paths) error {
+	if _, err := os.Stat(p.JobsDir); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err := p.Ensure(); err != nil {
+		return err
+	}
+	path := filepath.Join(p.JobsDir, "sample.lua")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(Sample); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -24,14 +24,21 @@ const catchUpRecords = 100
 // after a long downtime).
 const maxCatchUpSteps = 1 << 20
 
+// pendingFiring is a scheduled job's next firing, carried from a retired
+// version of its file to the one that replaces it.
+type pendingFiring struct {
+	next time.Time
+	slot slot
+}
+
 // scheduleJob puts a newly loaded every- or cron-job in the schedule. A job
 // carried over from the previous version of its file (same name, schedule
 // and zone) keeps its pending firing. A catch_up job that missed a
 // scheduled time since the last one it ran for (the daemon was down, or the
 // job not loaded) fires now, once, for the latest time it missed.
-func (st *state) scheduleJob(j *job, old *job) {
-	if old != nil {
-		st.sched.add(j, old.nextRun, old.slot)
+func (st *state) scheduleJob(j *job, old pendingFiring) {
+	if !old.next.IsZero() {
+		st.sched.add(j, old.next, old.slot)
 		return
 	}
 	if j.lj.CatchUp {

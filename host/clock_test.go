@@ -6,11 +6,14 @@ import (
 	"time"
 )
 
-// FakeClock is a Clock that moves only when Advance or Set is called. It is
-// safe for concurrent use.
+// FakeClock is a Clock that moves only when Advance, Set or Jump is called.
+// Its timers run on a monotonic clock of their own, as real timers do:
+// Jump steps the wall clock alone (a clock step, a suspend), and timers do
+// not see it. It is safe for concurrent use.
 type FakeClock struct {
 	mu     sync.Mutex
 	now    time.Time
+	mono   time.Duration // the monotonic clock, from the start
 	timers []*fakeTimer
 }
 
@@ -28,7 +31,7 @@ func (c *FakeClock) Now() time.Time {
 func (c *FakeClock) NewTimer(d time.Duration) Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := &fakeTimer{c: c, at: c.now.Add(d), ch: make(chan time.Time, 1)}
+	t := &fakeTimer{c: c, at: c.mono + d, ch: make(chan time.Time, 1)}
 	if d <= 0 {
 		t.ch <- c.now
 		return t
@@ -37,18 +40,19 @@ func (c *FakeClock) NewTimer(d time.Duration) Timer {
 	return t
 }
 
-// Set moves the fake time to t (forward only) and fires due timers in
-// deadline order.
+// Set moves the fake time to t (forward only), the monotonic clock with it,
+// and fires due timers in deadline order.
 func (c *FakeClock) Set(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if t.After(c.now) {
+		c.mono += t.Sub(c.now)
 		c.now = t
 	}
-	sort.Slice(c.timers, func(i, j int) bool { return c.timers[i].at.Before(c.timers[j].at) })
+	sort.Slice(c.timers, func(i, j int) bool { return c.timers[i].at < c.timers[j].at })
 	kept := c.timers[:0]
 	for _, tm := range c.timers {
-		if !tm.at.After(c.now) {
+		if tm.at <= c.mono {
 			select {
 			case tm.ch <- c.now:
 			default:
@@ -58,6 +62,14 @@ func (c *FakeClock) Set(t time.Time) {
 		kept = append(kept, tm)
 	}
 	c.timers = kept
+}
+
+// Jump steps the wall clock by d, either way, and leaves the monotonic
+// clock and the timers as they are.
+func (c *FakeClock) Jump(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
 
 // Advance moves the fake time forward by d.
@@ -73,7 +85,7 @@ func (c *FakeClock) Timers() int {
 
 type fakeTimer struct {
 	c  *FakeClock
-	at time.Time
+	at time.Duration // on the monotonic clock
 	ch chan time.Time
 }
 

@@ -38,17 +38,7 @@ type DaemonOptions struct {
 
 // AlreadyRunningError is RunDaemon's error when another daemon holds the
 // home's lock.
-type AlreadyRunningError struct {
-	PID   int // 0 when the running daemon's pid could not be read
-	Where string
-}
-
-func (e *AlreadyRunningError) Error() string {
-	if e.PID == 0 {
-		return fmt.Sprintf("a daemon is already running for %s", e.Where)
-	}
-	return fmt.Sprintf("a daemon is already running for %s (pid %d)", e.Where, e.PID)
-}
+type AlreadyRunningError = whenlua.AlreadyRunningError
 
 // RunDaemon runs the daemon of one home until ctx is done, SIGTERM or
 // SIGINT arrives, or a client asks for /v1/shutdown; SIGHUP rescans the

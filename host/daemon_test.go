@@ -42,14 +42,24 @@ type runningDaemon struct {
 // stopped at the end of the test.
 func startDaemon(tb testing.TB, p whenlua.Paths) *runningDaemon {
 	tb.Helper()
+	return startDaemonWith(tb, p, EngineOptions{PollEvery: -1, Grace: 200 * time.Millisecond}, nil)
+}
+
+// startDaemonWith is startDaemon with the engine options eo and a logger
+// (nil: none).
+func startDaemonWith(tb testing.TB, p whenlua.Paths, eo EngineOptions, log *slog.Logger) *runningDaemon {
+	tb.Helper()
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &runningDaemon{cancel: cancel, done: make(chan error, 1)}
 	ready := make(chan whenlua.Ping, 1)
 	go func() {
 		d.done <- RunDaemon(ctx, DaemonOptions{
 			Paths:  p,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Engine: EngineOptions{PollEvery: -1, Grace: 200 * time.Millisecond},
+			Logger: log,
+			Engine: eo,
 			Ready:  func(pg whenlua.Ping) { ready <- pg },
 		})
 	}()

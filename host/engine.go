@@ -69,7 +69,7 @@ type Engine struct {
 	sets     chan *setReq
 	mail     sync.WaitGroup // mails being handed to sendmail
 	finished chan runner.Result
-	rescan   chan chan struct{}
+	loader   *loader
 
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -123,7 +123,6 @@ func NewEngine(opts EngineOptions) *Engine {
 		reqs:     make(chan func(), 1024),
 		sets:     make(chan *setReq, 1024),
 		finished: make(chan runner.Result, 64),
-		rescan:   make(chan chan struct{}, 1),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -148,7 +147,14 @@ func (e *Engine) Open(ctx context.Context) error {
 	if err := st.recoverLostRuns(); err != nil {
 		return err
 	}
-	st.handle(st.scan) // the first load of every job file
+	// The first load of every job file, here, before the engine goroutine
+	// starts: this goroutine owns the state until then.
+	e.loader = newLoader(e)
+	b := e.loader.scan(loaderHooks{
+		get:      func(name string) whenlua.Value { return st.vars[name] },
+		requires: st.requiresByFile,
+	}, forceSet{})
+	st.handle(func() { st.applyLoad(b) })
 	// Loading leaves the garbage of parsing and compiling every file behind;
 	// give it back now rather than keep the daemon's footprint at its peak.
 	debug.FreeOSMemory()
@@ -253,9 +259,6 @@ func (e *Engine) run() {
 			})
 		case <-timerC:
 			st.handle(st.fireDue)
-		case ack := <-e.rescan:
-			st.handle(st.scan)
-			close(ack)
 		case <-stop:
 			stop = nil // handled once; a closed channel would spin the loop
 			st.stopping = true
@@ -333,17 +336,4 @@ func (e *Engine) drainSets(first *setReq) (batch []*setReq, next *setReq) {
 // to the engine goroutine without ever blocking the runner for long.
 func (e *Engine) runnerDone(res runner.Result) {
 	e.finished <- res
-}
-
-// requestRescan asks the engine goroutine to rescan the jobs directory and
-// returns a channel closed when the scan is done.
-func (e *Engine) requestRescan() chan struct{} {
-	ack := make(chan struct{})
-	select {
-	case e.rescan <- ack:
-	default:
-		// A rescan is already queued; it will see the current disk state.
-		close(ack)
-	}
-	return ack
 }

@@ -113,7 +113,8 @@ func (te *testEngine) close() {
 func (te *testEngine) restart() *testEngine {
 	te.t.Helper()
 	te.close()
-	return openTestEngineWith(te.t, te.paths, te.clock, te.opts.PollEvery)
+	timeout := te.opts.LuaTimeout
+	return openTestEngineOpts(te.t, te.paths, te.clock, te.opts.PollEvery, func(o *EngineOptions) { o.LuaTimeout = timeout })
 }
 
 func writeFile(t *testing.T, path, src string) {

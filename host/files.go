@@ -3,12 +3,9 @@ package host
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
-	"strings"
 	"syscall"
 	"time"
 
@@ -20,8 +17,8 @@ import (
 type fileEntry struct {
 	path     string
 	cur      *generation   // the active version; nil when none ever loaded
+	pending  *generation   // a loaded version waiting for its job names to be free
 	old      []*generation // replaced versions whose runs are still going
-	seen     fileStat      // the disk state of the content last examined
 	hash     string        // hash of the content last examined (loaded or not)
 	err      string        // load error of that content, "" when it is active
 	errAt    time.Time
@@ -30,6 +27,10 @@ type fileEntry struct {
 	compiles uint64
 	gens     uint64
 	requires []string // lib modules the last load attempt required
+	// carried are the every- and cron-jobs of the version retired last, by
+	// name, schedule and zone, whose pending firing (next run and scheduled
+	// time) the version that replaces it takes over.
+	carried map[string]pendingFiring
 }
 
 // generation is one loaded version of one job file: its Lua state, its jobs
@@ -43,6 +44,7 @@ type generation struct {
 	loadedAt time.Time
 	jobs     []*job
 	runs     int
+	fresh    int // observed when-jobs not stale (state.mayHaveChanged)
 	retired  bool
 	closed   bool
 }
@@ -68,181 +70,162 @@ func hashOf(b []byte) string {
 
 // IsJobFile tells whether a directory entry name is a job file: *.lua, not
 // hidden, not an editor's lock or backup file.
-func IsJobFile(name string) bool {
-	return strings.HasSuffix(name, ".lua") && !strings.HasPrefix(name, ".") && !strings.HasPrefix(name, "#")
-}
+func IsJobFile(name string) bool { return whenlua.IsJobFile(name) }
 
-// scan compares the jobs directory with what is loaded and loads, reloads or
-// unloads what differs. A file whose content did not change (a touch) is
-// left alone; a change in a lib module reloads the files that required it.
-func (st *state) scan() {
-	dir := st.e.opts.Paths.JobsDir
-	libChanged := st.scanLib()
-	entries, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		st.e.log.Error("read jobs directory", "dir", dir, "err", err)
-		return
-	}
-	present := map[string]os.FileInfo{}
-	var paths []string
-	for _, de := range entries {
-		if !IsJobFile(de.Name()) {
+// applyLoad takes what a scan found (loader.scan) and makes it the live
+// set, as Prometheus' rules manager does: every changed file was loaded
+// first; now the job names of the whole new set are checked; then the
+// versions that pass are swapped in, all at once. A new version whose names
+// clash waits, with the error shown, while its previous version stays
+// active; it is checked again at every scan, so that names swapped between
+// two files load once both edits are there. A when-job keeps its snapshot
+// and edge state across files of one scan when its name and condition are
+// unchanged (a file renamed, a job moved to another file).
+func (st *state) applyLoad(b *loadBatch) {
+	for _, r := range b.results {
+		ent := st.files[r.path]
+		if ent == nil {
+			ent = &fileEntry{path: r.path}
+			st.files[r.path] = ent
+		}
+		ent.compiles++
+		st.compiles++
+		ent.hash, ent.requires = r.hash, r.requires
+		st.dropPending(ent)
+		if r.err != nil {
+			ent.err, ent.errAt = r.err.Error(), st.e.clock.Now()
+			st.e.log.Error("job file not loaded", "file", ent.path, "err", r.err, "active", ent.cur != nil)
 			continue
 		}
-		path := filepath.Join(dir, de.Name())
-		if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
-			present[path] = fi
-			paths = append(paths, path)
+		ent.gens++
+		ent.pending = &generation{id: ent.gens, path: r.path, file: r.file, host: r.host, hash: r.hash}
+		r.host.st = st
+	}
+	var gone []*fileEntry
+	for path, ent := range st.files {
+		if !b.present[path] {
+			gone = append(gone, ent)
 		}
 	}
-	sort.Strings(paths)
-	// Removals first, so that a new file may take the job names of one
-	// that went away in the same scan.
-	namesFreed := false
-	for path, ent := range st.files {
-		if _, ok := present[path]; !ok && (ent.cur != nil || ent.err != "") {
-			namesFreed = namesFreed || ent.cur != nil
-			st.unloadFile(ent)
+	accepted := st.checkNames(b.present)
+	if len(gone) == 0 && len(accepted) == 0 {
+		return
+	}
+	// Jobs entering in this scan keep their state if their condition is
+	// the same, whichever file they come from.
+	keep := map[string]bool{}
+	for _, ent := range accepted {
+		for _, lj := range ent.pending.file.Jobs {
+			keep[lj.Name] = true
 		}
 	}
+	sort.Slice(gone, func(a, b int) bool { return gone[a].path < gone[b].path })
+	for _, ent := range gone {
+		st.unloadFile(ent, keep)
+	}
+	for _, ent := range accepted {
+		ent.hookErr, ent.hookAt = "", time.Time{} // this swap's hooks report anew
+		if ent.cur != nil {
+			st.retire(ent, ent.cur, keep)
+		}
+	}
+	for _, ent := range accepted {
+		g := ent.pending
+		ent.pending = nil
+		g.loadedAt = st.e.clock.Now()
+		st.step.loaded = append(st.step.loaded, ent)
+		st.swap(ent, g)
+		ent.err, ent.errAt = "", time.Time{}
+		st.e.log.Info("job file loaded", "file", ent.path, "generation", g.id, "jobs", len(g.jobs))
+	}
 	for path, ent := range st.files {
-		if _, ok := present[path]; !ok && ent.cur == nil && len(ent.old) == 0 {
+		if !b.present[path] && ent.cur == nil && len(ent.old) == 0 {
 			delete(st.files, path)
 		}
 	}
-	tried := map[string]bool{}
-	for _, path := range paths {
-		ent := st.files[path]
-		if ent == nil {
-			ent = &fileEntry{path: path}
-			st.files[path] = ent
-		}
-		force := ent.err != "" && len(libChanged) > 0 || requiresAny(ent.requires, libChanged) || st.force.has(path)
-		if st.examine(ent, present[path], force) {
-			tried[path] = true
-			namesFreed = namesFreed || ent.err == ""
+}
+
+// checkNames checks the job names of the new whole set of files: each
+// present file's waiting version, or else its active one. A waiting version
+// whose names clash with another file's candidate is refused (of two new
+// ones, that of the later path), which puts the older version back in the
+// set, so the check repeats until the set is consistent; it ends, at worst,
+// with the versions active now, which are. It returns the waiting versions
+// that passed, in path order.
+func (st *state) checkNames(present map[string]bool) []*fileEntry {
+	var ents []*fileEntry
+	for path, ent := range st.files {
+		if present[path] {
+			ents = append(ents, ent)
 		}
 	}
-	// A file refused for a job name another file used may load now that
-	// the other file is gone or changed.
-	if namesFreed {
-		for _, path := range paths {
-			if ent := st.files[path]; !tried[path] && ent.err != "" {
-				st.examine(ent, present[path], true)
+	sort.Slice(ents, func(a, b int) bool { return ents[a].path < ents[b].path })
+	refused := map[*fileEntry]string{}
+	candidate := func(ent *fileEntry) *generation {
+		if ent.pending != nil {
+			if _, no := refused[ent]; !no {
+				return ent.pending
 			}
 		}
+		return ent.cur
 	}
-}
-
-// examine loads ent's file when its content changed since it was last
-// examined, or when force is set, and reports whether it tried to load it.
-// A touch (same content) costs a stat and, at most, a hash.
-func (st *state) examine(ent *fileEntry, fi os.FileInfo, force bool) bool {
-	s := statOf(fi)
-	if s == ent.seen && !force {
-		return false
-	}
-	src, err := os.ReadFile(ent.path)
-	if err != nil {
-		st.e.log.Error("read job file", "file", ent.path, "err", err)
-		return false
-	}
-	ent.seen = s
-	h := hashOf(src)
-	if h == ent.hash && !force {
-		return false
-	}
-	ent.hash = h
-	st.load(ent, src)
-	return true
-}
-
-func requiresAny(reqs []string, changed map[string]bool) bool {
-	for _, r := range reqs {
-		if changed[r] {
-			return true
+check:
+	for {
+		type use struct {
+			ent *fileEntry
+			job *luaapi.Job
 		}
+		owner := map[string]use{}
+		for _, ent := range ents {
+			g := candidate(ent)
+			if g == nil {
+				continue
+			}
+			for _, lj := range g.file.Jobs {
+				other, taken := owner[lj.Name]
+				if !taken {
+					owner[lj.Name] = use{ent, lj}
+					continue
+				}
+				// The later file's new version gives way; an active
+				// version never does.
+				loser, job, with, withEnt := ent, lj, other.job, other.ent
+				if ent.pending == nil || candidate(ent) != ent.pending {
+					loser, job, with, withEnt = other.ent, other.job, lj, ent
+				}
+				if loser.pending != nil && candidate(loser) == loser.pending {
+					refused[loser] = (&luaapi.LoadError{Path: loser.path, Line: job.Line,
+						Msg: fmt.Sprintf("job name %q is already used by %s:%d", job.Name, withEnt.path, with.Line)}).Error()
+					continue check // the set changed: check it again
+				}
+			}
+		}
+		break
 	}
-	return false
-}
-
-// scanLib hashes the modules of jobs/lib and returns the paths whose
-// content changed (appeared, changed or vanished) since the last scan.
-func (st *state) scanLib() map[string]bool {
-	dir := st.e.opts.Paths.LibDir
-	changed := map[string]bool{}
-	now := map[string]string{}
-	entries, _ := os.ReadDir(dir)
-	for _, de := range entries {
-		if !strings.HasSuffix(de.Name(), ".lua") {
+	var accepted []*fileEntry
+	for _, ent := range ents {
+		if ent.pending == nil {
 			continue
 		}
-		path := filepath.Join(dir, de.Name())
-		src, err := os.ReadFile(path)
-		if err != nil {
+		if msg, no := refused[ent]; no {
+			if ent.err != msg {
+				ent.err, ent.errAt = msg, st.e.clock.Now()
+				st.e.log.Error("job file not loaded", "file", ent.path, "err", msg, "active", ent.cur != nil)
+			}
 			continue
 		}
-		now[path] = hashOf(src)
+		accepted = append(accepted, ent)
 	}
-	if st.lib != nil {
-		for p, h := range now {
-			if st.lib[p] != h {
-				changed[p] = true
-			}
-		}
-		for p := range st.lib {
-			if _, ok := now[p]; !ok {
-				changed[p] = true
-			}
-		}
-	}
-	st.lib = now
-	return changed
+	return accepted
 }
 
-// load compiles src and runs it in a fresh state; only if all of that
-// succeeds does the new version replace the active one (load first, swap
-// last). On failure the previous version stays active and the error is kept.
-func (st *state) load(ent *fileEntry, src []byte) {
-	ent.compiles++
-	st.compiles++
-	fail := func(err error) {
-		ent.err, ent.errAt = err.Error(), st.e.clock.Now()
-		st.e.log.Error("job file not loaded", "file", ent.path, "err", err, "active", ent.cur != nil)
+// dropPending closes a version that waited for its names and was
+// superseded by newer content.
+func (st *state) dropPending(ent *fileEntry) {
+	if ent.pending != nil {
+		ent.pending.file.Close()
+		ent.pending = nil
 	}
-	proto, err := luaapi.Compile(ent.path, src)
-	if err != nil {
-		fail(err)
-		return
-	}
-	host := &fileHost{st: st, path: ent.path, loading: true}
-	f, err := luaapi.Load(ent.path, src, proto, luaapi.Options{
-		LibDir:      st.e.opts.Paths.LibDir,
-		Timeout:     st.e.opts.LuaTimeout,
-		MemoryLimit: st.e.opts.LuaMemoryLimit,
-		Host:        host,
-	})
-	if f != nil {
-		ent.requires = f.Requires
-	}
-	if err != nil {
-		fail(err)
-		return
-	}
-	for _, lj := range f.Jobs {
-		if other := st.jobs[lj.Name]; other != nil && other.gen.path != ent.path {
-			f.Close()
-			fail(&luaapi.LoadError{Path: ent.path, Line: lj.Line,
-				Msg: fmt.Sprintf("job name %q is already used by %s:%d", lj.Name, other.gen.path, other.lj.Line)})
-			return
-		}
-	}
-	ent.gens++
-	st.step.loaded = append(st.step.loaded, ent)
-	g := &generation{id: ent.gens, path: ent.path, file: f, host: host, hash: ent.hash, loadedAt: st.e.clock.Now()}
-	st.swap(ent, g)
-	ent.err, ent.errAt = "", time.Time{}
-	st.e.log.Info("job file loaded", "file", ent.path, "generation", g.id, "jobs", len(f.Jobs))
 }
 
 // swap makes g the active version of ent's file: the old version's
@@ -250,22 +233,10 @@ func (st *state) load(ent *fileEntry, src []byte) {
 // same-named jobs whose condition did not change; g's on_load runs; its
 // when-jobs are evaluated with reloaded() true.
 func (st *state) swap(ent *fileEntry, g *generation) {
-	newNames := map[string]bool{}
-	for _, lj := range g.file.Jobs {
-		newNames[lj.Name] = true
-	}
-	ent.hookErr, ent.hookAt = "", time.Time{} // this swap's hooks report anew
 	// An every-job that keeps its name and period keeps its next run, so a
 	// reload at a boundary neither skips nor repeats it.
-	carried := map[string]*job{}
-	if old := ent.cur; old != nil {
-		for _, j := range old.jobs {
-			if !j.isWhen() && !j.nextRun.IsZero() {
-				carried[j.name+"\x00"+j.lj.Schedule()+"\x00"+j.lj.ZoneName()] = j
-			}
-		}
-		st.retire(ent, old, newNames)
-	}
+	carried := ent.carried
+	ent.carried = nil
 	var whens []*job
 	for _, lj := range g.file.Jobs {
 		j := &job{lj: lj, gen: g, name: lj.Name, heapIdx: -1}
@@ -288,7 +259,9 @@ func (st *state) swap(ent *fileEntry, g *generation) {
 	}
 	ent.cur = g
 	g.host.release()
-	if err := g.file.CallOnLoad(); err != nil {
+	err := g.file.CallOnLoad()
+	st.mayHaveChanged(g)
+	if err != nil {
 		st.hookFailed(ent, "on_load", err)
 	}
 	if len(whens) > 0 {
@@ -297,8 +270,17 @@ func (st *state) swap(ent *fileEntry, g *generation) {
 }
 
 // retire takes a version's jobs out of service; its state closes once its
-// last run has ended. Jobs not in keep lose their evaluation state.
+// last run has ended. Jobs not in keep lose their evaluation state. The
+// next runs of its every-jobs are kept for the version that replaces it.
 func (st *state) retire(ent *fileEntry, g *generation, keep map[string]bool) {
+	for _, j := range g.jobs {
+		if !j.isWhen() && !j.nextRun.IsZero() {
+			if ent.carried == nil {
+				ent.carried = map[string]pendingFiring{}
+			}
+			ent.carried[j.name+"\x00"+j.lj.Schedule()+"\x00"+j.lj.ZoneName()] = pendingFiring{j.nextRun, j.slot}
+		}
+	}
 	if err := g.file.CallOnUnload(); err != nil {
 		st.hookFailed(ent, "on_unload", err)
 	}
@@ -351,13 +333,15 @@ func (st *state) closeGeneration(g *generation) {
 	st.e.log.Debug("job file version closed", "file", g.path, "generation", g.id)
 }
 
-// unloadFile retires a removed file's active version.
-func (st *state) unloadFile(ent *fileEntry) {
+// unloadFile retires a removed file's active version; the jobs in keep
+// (entering from another file) keep their evaluation state.
+func (st *state) unloadFile(ent *fileEntry, keep map[string]bool) {
+	st.dropPending(ent)
 	if ent.cur != nil {
-		st.retire(ent, ent.cur, nil)
+		st.retire(ent, ent.cur, keep)
 		st.e.log.Info("job file unloaded", "file", ent.path)
 	}
-	ent.err, ent.hash, ent.seen = "", "", fileStat{}
+	ent.err, ent.hash, ent.carried = "", "", nil
 }
 
 // shutdown runs every active version's on_unload and closes every state.
@@ -371,7 +355,7 @@ func (st *state) shutdown() {
 	}
 	st.flush()
 	for _, ent := range st.files {
-		for _, g := range append(ent.old, ent.cur) {
+		for _, g := range append(ent.old, ent.cur, ent.pending) {
 			if g != nil && !g.closed {
 				g.closed = true
 				g.file.Close()
@@ -388,7 +372,7 @@ func (st *state) fileStatus() []whenlua.FileStatus {
 			continue // removed; kept only while runs of its old versions go on
 		}
 		fs := whenlua.FileStatus{Path: ent.path, Error: ent.err, ErrorAt: ent.errAt, HookError: ent.hookErr, HookErrorAt: ent.hookAt,
-			Compiles: ent.compiles, Requires: ent.requires}
+			Compiles: ent.compiles, Requires: ent.allRequires()}
 		if g := ent.cur; g != nil {
 			fs.LoadedAt, fs.Hash, fs.Generation, fs.Jobs = g.loadedAt, g.hash, g.id, len(g.jobs)
 		}

@@ -62,6 +62,7 @@ func (st *state) startRun(j *job, trigger string) whenlua.Run {
 		rec.State, rec.Error = whenlua.RunRefused, "the daemon is stopping"
 	case j.lj.HasPre:
 		ok, reason, err := j.lj.CallPre(luaapi.PreInfo{Serial: rec.Serial, Vars: maps.Clone(st.vars), Running: st.preRunning()})
+		st.mayHaveChanged(j.gen)
 		switch {
 		case err != nil:
 			st.e.log.Error("pre failed", "job", j.name, "serial", rec.Serial, "err", err)
@@ -264,7 +265,9 @@ func (st *state) finish(res runner.Result) {
 	}
 	st.maybeRetry(r.job, rec, res.TimedOut, res.Cancelled)
 	if r.job.lj.HasPost && !r.job.gen.closed {
-		if err := r.job.lj.CallPost(*rec, res.Dir); err != nil {
+		err := r.job.lj.CallPost(*rec, res.Dir)
+		st.mayHaveChanged(r.job.gen)
+		if err != nil {
 			st.e.log.Error("post failed", "job", rec.Job, "serial", rec.Serial, "err", err)
 			rec.Error = strings.TrimPrefix(rec.Error+"; post: "+err.Error(), "; ")
 		}
@@ -325,13 +328,15 @@ func (st *state) recoverLostRuns() error {
 	return nil
 }
 
-// fileHost is what the Lua state of one generation calls back into. It is
-// used on the engine goroutine only. While the file loads, sets are held
-// back and applied only if the load succeeds.
+// fileHost is what the Lua state of one generation calls back into. While
+// the file loads, it is used on the loader's goroutine: values are read
+// through get, sets are held back and applied only once the version is
+// swapped in (release). From then on it is used on the engine goroutine.
 type fileHost struct {
 	st      *state
 	path    string
 	loading bool
+	get     func(name string) whenlua.Value // while loading
 	held    []heldSet
 }
 
@@ -349,6 +354,9 @@ func (h *fileHost) Get(name string) whenlua.Value {
 			}
 		}
 	}
+	if h.loading {
+		return h.get(name)
+	}
 	return h.st.vars[name]
 }
 
@@ -363,7 +371,12 @@ func (h *fileHost) Set(origin string, as []whenlua.Assignment, trigger bool) err
 
 func (h *fileHost) Log(file, msg string) { h.st.e.log.Info(msg, "file", file) }
 
-func (h *fileHost) Running() []whenlua.Run { return h.st.runningList() }
+func (h *fileHost) Running() []whenlua.Run {
+	if h.loading {
+		return nil // top-level code starts no run
+	}
+	return h.st.runningList()
+}
 
 func (h *fileHost) SendMail(to string, msg []byte) {
 	e := h.st.e

@@ -9,6 +9,13 @@ import (
 // for the earliest. Owned by the engine goroutine. Times are time.Time, not
 // Unix nanoseconds, which end in 2262: a period of centuries has its next
 // run beyond that.
+//
+// Next runs are wall-clock times, but a timer runs on the monotonic clock,
+// which does not see a clock step and stops while the machine sleeps. So
+// the timer never waits longer than maxTimerWait, and each time it fires
+// the schedule is compared with the wall clock again: what a jump forward
+// (a suspend) made due runs, and a next run that a step back left more
+// than a period away is computed again from now.
 type schedule struct {
 	clock   Clock
 	h       jobHeap
@@ -16,7 +23,23 @@ type schedule struct {
 	holds   []hold   // when-jobs' hold deadlines, earliest first
 	timer   Timer
 	armed   time.Time // what the timer is armed for; zero = none
+	seen    time.Time // the latest wall-clock time the schedule looked at
+	stepped bool      // the wall clock went back since due last ran
 }
+
+// wentBack reports whether the wall clock reads earlier than when the
+// schedule last looked at it (a clock step back), and remembers now. It
+// compares wall-clock readings: monotonic ones never go back.
+func (s *schedule) wentBack(now time.Time) bool {
+	now = now.Round(0)
+	s.stepped = s.stepped || now.Before(s.seen)
+	s.seen = now
+	return s.stepped
+}
+
+// maxTimerWait bounds how late an every-job runs after the wall clock
+// jumped forward (a resume from suspend) or stepped back.
+const maxTimerWait = time.Minute
 
 func newSchedule(c Clock) *schedule { return &schedule{clock: c} }
 
@@ -51,6 +74,7 @@ func (s *schedule) timerC() <-chan time.Time {
 		}
 		return nil
 	}
+	s.wentBack(s.clock.Now())
 	var first time.Time
 	if len(s.h) > 0 {
 		first = s.h[0].nextRun
@@ -65,9 +89,8 @@ func (s *schedule) timerC() <-chan time.Time {
 		if s.timer != nil {
 			s.timer.Stop()
 		}
-		// Sub saturates at 292 years; a timer that fires before its job is
-		// due is re-armed by due.
-		s.timer = s.clock.NewTimer(first.Sub(s.clock.Now()))
+		// A timer that fires before its job is due is re-armed by due.
+		s.timer = s.clock.NewTimer(min(first.Sub(s.clock.Now()), maxTimerWait))
 		s.armed = first
 	}
 	return s.timer.C()
@@ -77,10 +100,21 @@ func (s *schedule) timerC() <-chan time.Time {
 // now: missed times are not run again. Each popped job's fired says which
 // scheduled time its run stands for; a catch_up job's run that comes late
 // (the machine slept, the clock jumped) stands for the latest time it
-// missed and counts as a catch-up.
+// missed and counts as a catch-up. When the wall clock went back since the
+// schedule last looked at it, a scheduled time later than the job's first
+// time after now is computed again: only a step back makes one.
 func (s *schedule) due() []*job {
 	s.timer, s.armed = nil, time.Time{}
 	now := s.clock.Now()
+	if s.wentBack(now) {
+		s.stepped = false
+		for _, j := range s.h {
+			if next := j.lj.Next(now); !next.IsZero() && j.slot.at.After(next) {
+				j.slot, j.nextRun = slot{at: next}, next.Add(jitter(j))
+			}
+		}
+		heap.Init(&s.h)
+	}
 	var out []*job
 	for len(s.h) > 0 && !s.h[0].nextRun.After(now) {
 		j := heap.Pop(&s.h).(*job)

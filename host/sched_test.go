@@ -101,3 +101,42 @@ func TestAnEveryJobDueAfter2262WaitsForIt(t *testing.T) {
 		t.Fatalf("%d runs, want none", n)
 	}
 }
+
+func TestEveryJobsFollowTheWallClockAfterItJumps(t *testing.T) {
+	t.Run("forward, as after a suspend: the missed run happens within maxTimerWait", func(t *testing.T) {
+		p := testPaths(t, t.TempDir())
+		writeFile(t, p.JobsDir+"/e.lua", `every("10 minutes", "true", {name="e"})`)
+		clock := NewFakeClock(testEpoch)
+		te := openTestEngine(t, p, clock)
+		te.waitFor("the timer", func() bool { return clock.Timers() > 0 })
+		clock.Jump(time.Hour) // the timers did not see the hour go by
+		clock.Advance(maxTimerWait)
+		te.waitFor("the run missed while asleep", func() bool { return len(te.runs("e")) == 1 })
+		if got, want := te.runs("e")[0].Start, testEpoch.Add(time.Hour+maxTimerWait); !got.Equal(want) {
+			t.Fatalf("run at %v, want %v", got, want)
+		}
+		if s := te.status(); !s.Next[0].Next.Equal(testEpoch.Add(70 * time.Minute)) {
+			t.Fatalf("next run %v, want the boundary after the wall clock's now", s.Next[0].Next)
+		}
+	})
+	t.Run("back: the next run is the first boundary after the new now", func(t *testing.T) {
+		p := testPaths(t, t.TempDir())
+		writeFile(t, p.JobsDir+"/e.lua", `every("10 minutes", "true", {name="e"})`)
+		clock := NewFakeClock(testEpoch.Add(5 * time.Minute))
+		te := openTestEngine(t, p, clock)
+		te.waitFor("the timer", func() bool { return clock.Timers() > 0 })
+		clock.Jump(-time.Hour)
+		clock.Advance(maxTimerWait)
+		back := testEpoch.Add(-50 * time.Minute) // 23:10 the day before
+		te.waitFor("the next run moved back", func() bool {
+			s := te.status()
+			return len(s.Next) == 1 && s.Next[0].Next.Equal(back)
+		})
+		te.waitFor("the timer", func() bool { return clock.Timers() > 0 })
+		clock.Set(back)
+		te.waitFor("the run at the wall clock's boundary", func() bool { return len(te.runs("e")) == 1 })
+		if got := te.runs("e")[0].Start; !got.Equal(back) {
+			t.Fatalf("run at %v, want %v", got, back)
+		}
+	})
+}

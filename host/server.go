@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/whenlua/whenlua"
-	"github.com/whenlua/whenlua/internal/rawconn"
+	"github.com/whenlua/whenlua/internal/peercred"
 )
 
 // ServerOptions configures a Server.
@@ -36,7 +36,8 @@ type ServerOptions struct {
 
 // Server serves a whenlua.Service over HTTP+JSON on a unix socket (the
 // protocol is described in the root package, next to Client). It refuses
-// peers of another uid, read with SO_PEERCRED on each accepted connection.
+// peers of another uid, read from the kernel on each accepted connection
+// (SO_PEERCRED on Linux, LOCAL_PEERCRED on macOS and FreeBSD).
 type Server struct {
 	svc  whenlua.Service
 	opts ServerOptions
@@ -51,6 +52,20 @@ type Server struct {
 }
 
 type peerKey struct{}
+
+// peerCred is who is at the other end of an accepted connection.
+type peerCred struct {
+	UID uint32
+	PID int32
+	Err error // non-nil when the credentials could not be read
+}
+
+// peerCredOf reads the credentials the kernel recorded for the peer of a
+// unix socket connection (internal/peercred).
+func peerCredOf(c net.Conn) peerCred {
+	cred, err := peercred.Of(c)
+	return peerCred{UID: cred.UID, PID: cred.PID, Err: err}
+}
 
 // NewServer returns a server of svc. It starts nothing: Serve does.
 func NewServer(svc whenlua.Service, opts ServerOptions) *Server {
@@ -81,10 +96,8 @@ func NewServer(svc whenlua.Service, opts ServerOptions) *Server {
 }
 
 // Serve accepts connections on l until Close. It returns nil after Close.
-// Unix socket connections are read and written with raw system calls
-// (internal/rawconn).
 func (s *Server) Serve(l net.Listener) error {
-	err := s.hs.Serve(rawconn.Listener{Listener: l})
+	err := s.hs.Serve(l)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -232,6 +245,10 @@ func serialParam(r *http.Request) (uint64, error) {
 func (s *Server) handleSet(w http.ResponseWriter, r *http.Request) {
 	var req whenlua.SetRequest
 	if err := decode(w, r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := req.Validate(); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -97,12 +97,18 @@ func (st *state) applySets(batch []*setReq) {
 			r.reply <- setReply{err: err}
 			continue
 		}
-		before := len(st.step.triggered)
+		before, looped := len(st.step.triggered), st.step.loop
 		st.settle()
 		resp.Triggered = append(resp.Triggered, st.step.triggered[before:]...)
+		var loop error
+		if st.step.loop != looped {
+			loop = st.step.loop // this set's evaluations were stopped
+		}
 		st.afterCommit(func(err error) {
 			if err != nil {
 				err = fmt.Errorf("not stored: %w", err)
+			} else {
+				err = loop
 			}
 			r.reply <- setReply{resp: resp, err: err}
 		})
@@ -395,13 +401,15 @@ func (e *Engine) Reload(ctx context.Context, req whenlua.ReloadRequest) (whenlua
 		force[path] = true
 	}
 	var s whenlua.Status
+	var fs forceSet
+	if req.Force {
+		fs = forceSet{all: len(force) == 0, files: force}
+	}
+	if err := e.loadFiles(ctx, fs); err != nil {
+		return s, err
+	}
 	err := e.do(ctx, func() {
-		if req.Force {
-			e.st.force = forceSet{all: len(force) == 0, files: force}
-			defer func() { e.st.force = forceSet{} }()
-		}
-		e.st.scan()
-		e.st.flush()
+		e.st.resumeSuspended()
 		s = e.st.status()
 	})
 	return s, err

@@ -1,9 +1,11 @@
 package host
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/whenlua/whenlua"
@@ -27,18 +29,20 @@ type state struct {
 
 	lib map[string]string // lib module path -> content hash
 	// unrecorded are records of ended runs whose commit failed; the next
-	// step commits them.
+	// step commits them. carry names the job states a split commit could
+	// not store: the next step stores their current state.
 	unrecorded []whenlua.Run
+	carry      map[string]bool
 	condErrs   map[string]string // job -> last condition error
 	compiles   uint64
 	stopping   bool
-	dryRun     bool     // evaluating for `test`: leave condition errors and reloaded() alone
-	force      forceSet // while a forced reload scans: the files to load even if unchanged
+	dryRun     bool // evaluating for `test`: leave condition errors and reloaded() alone
 
 	step step
 }
 
-// forceSet names the job files a forced reload loads again; all: every one.
+// forceSet names the job files a forced reload (`whenlua reload --force`)
+// loads again; all: every one.
 type forceSet struct {
 	all   bool
 	files map[string]bool
@@ -63,6 +67,11 @@ type step struct {
 	// that fails does not lose them, they go into the next step.
 	finished []whenlua.Run
 	loaded   []*fileEntry // files loaded in this step: retried if it fails
+	// dueCount counts how often each when-job was made due in this settle;
+	// loop is set once one was made due too often and the step's further
+	// evaluations were dropped (see maxDuePerStep).
+	dueCount map[*job]int
+	loop     error
 }
 
 // job is one active job of one generation.
@@ -71,9 +80,18 @@ type job struct {
 	gen  *generation
 	name string
 
-	deps          map[string]struct{} // static and observed dependencies (when-jobs)
-	all           bool                // may read any variable
-	reloadPending bool                // the evaluations of the next fixpoint see reloaded() true
+	deps map[string]struct{} // static and observed dependencies (when-jobs)
+	all  bool                // may read any variable
+	// observe: the names read stand for all that the condition may read,
+	// until one of their values changes (luaapi.Job.DepsByReads). stale:
+	// no evaluation has read them since the job entered or since its file's
+	// Lua state may have changed: it is evaluated on every set until then.
+	observe, stale bool
+	// overLimit counts the evaluations in a row that ran out of time or
+	// memory; at maxOverLimit the job is suspended (state.overLimit).
+	overLimit     int
+	suspended     bool
+	reloadPending bool // the evaluations of the next fixpoint see reloaded() true
 	running       int
 
 	nextRun time.Time // every- and cron-jobs: the next run; zero = unscheduled
@@ -128,6 +146,10 @@ func (st *state) resetStep() {
 			st.addFinished(r)
 		}
 		st.unrecorded = nil
+	}
+	for name := range st.carry {
+		st.step.batch.JobStates[name] = st.states[name]
+		st.step.dirty = true
 	}
 }
 
@@ -216,8 +238,9 @@ func (st *state) rollback() {
 func (st *state) flush() {
 	st.settle()
 	var err error
+	var notStarted map[uint64]bool
 	if st.step.dirty {
-		err = st.e.store.Commit(&st.step.batch)
+		notStarted, err = st.commit(&st.step.batch)
 		if err != nil {
 			st.e.log.Error("commit", "err", err)
 			st.rollback()
@@ -228,7 +251,7 @@ func (st *state) flush() {
 			for _, ent := range st.step.loaded {
 				// What the load set or evaluated is undone: load it again
 				// at the next scan.
-				ent.hash, ent.seen = "", fileStat{}
+				st.e.loader.markStale(ent.path)
 			}
 		}
 	}
@@ -239,6 +262,15 @@ func (st *state) flush() {
 	}
 	if err == nil {
 		for _, r := range toStart {
+			if notStarted[r.rec.Serial] {
+				// A run from the queue goes back to it; a new one failed.
+				if !r.queued {
+					r.rec.State, r.rec.Error, r.rec.End = whenlua.RunFailed, "not started: its record could not be stored", st.e.clock.Now()
+					st.addFinished(r.rec)
+				}
+				st.dropRun(r)
+				continue
+			}
 			st.launch(r)
 		}
 		// Launch records are committed in a step of their own.
@@ -288,17 +320,57 @@ func (st *state) queueEval(names []string) {
 	}
 }
 
+// maxDuePerStep bounds how often one when-job may be made due in one step.
+// Only sets made by the step's own hooks (a pre that sets what its own
+// condition reads) can make a job due again; past the bound the step stops
+// evaluating, keeps what it did, and says which jobs looped.
+const maxDuePerStep = 8
+
 // settle runs queued evaluations until none is left, starting the jobs they
-// make due. Hooks that set variables queue further evaluations.
+// make due. Hooks that set variables queue further evaluations, up to the
+// bound of maxDuePerStep, counted from each settle: the sets of one group
+// commit each settle in turn.
 func (st *state) settle() {
+	st.step.dueCount = nil
 	for len(st.step.evalQueue) > 0 {
 		cands := st.step.evalQueue[0]
 		st.step.evalQueue = st.step.evalQueue[1:]
 		for _, j := range st.fixpoint(cands) {
+			if st.step.dueCount == nil {
+				st.step.dueCount = map[*job]int{}
+			}
+			if st.step.dueCount[j]++; st.step.dueCount[j] > maxDuePerStep {
+				st.stopLoop()
+				return
+			}
 			st.step.triggered = append(st.step.triggered, j.name)
 			st.startRun(j, "when")
 		}
 	}
+}
+
+// stopLoop drops the step's remaining evaluations once a job was made due
+// more than maxDuePerStep times, and reports the jobs that were, in the log
+// and in status; the step is committed as far as it went.
+func (st *state) stopLoop() {
+	st.step.evalQueue = nil
+	var looped []*job
+	for j, n := range st.step.dueCount {
+		if n >= maxDuePerStep {
+			looped = append(looped, j)
+		}
+	}
+	sort.Slice(looped, func(a, b int) bool { return looped[a].name < looped[b].name })
+	var names []string
+	for _, j := range looped {
+		msg := fmt.Sprintf("%s:%d: made due %d times in one step by sets of its own step (a pre or post that sets what its condition reads?); the step was stopped there",
+			j.gen.path, j.lj.Line, maxDuePerStep)
+		st.condErrs[j.name] = msg
+		names = append(names, fmt.Sprintf("%s (%s:%d)", j.name, j.gen.path, j.lj.Line))
+	}
+	st.step.loop = fmt.Errorf("%w: the set was stored, but its step was stopped: %s kept making itself due (%d times); check its pre/post hooks",
+		whenlua.ErrConflict, strings.Join(names, ", "), maxDuePerStep)
+	st.e.log.Error("evaluation loop stopped", "jobs", strings.Join(names, ", "))
 }
 
 // fixpoint evaluates cands repeatedly until the set of due jobs stops
@@ -319,7 +391,7 @@ func (st *state) fixpoint(cands []*job) []*job {
 	for {
 		grew := false
 		for _, j := range cands {
-			if j.gen.retired {
+			if j.gen.retired || j.suspended {
 				continue
 			}
 			if st.evalJob(j) {
@@ -351,6 +423,9 @@ func (st *state) evalJob(j *job) bool {
 	}
 	ev := j.lj.Evaluate(luaapi.EvalInput{Evaluated: prev.Evaluated, Prev: prev.Snapshot, Reloaded: j.reloadPending}) // false on an error
 	ok, read, err := ev.OK, ev.Read, ev.Err
+	if st.overLimit(j, err) {
+		return false
+	}
 	if !st.dryRun {
 		if err != nil {
 			if st.condErrs[j.name] != err.Error() {
@@ -366,6 +441,15 @@ func (st *state) evalJob(j *job) bool {
 			j.deps[name] = struct{}{}
 			st.indexAdd(name, j)
 		}
+	}
+	// A test's values are not the real ones: its reads only add names.
+	if j.stale && !st.dryRun {
+		j.stale = false
+		j.gen.fresh++
+		delete(st.depsAll, j)
+	}
+	if j.lj.Impure {
+		st.mayHaveChanged(j.gen)
 	}
 	if err != nil {
 		// As in whenjobs, a condition that raises leaves the previous
@@ -389,6 +473,47 @@ func (st *state) evalJob(j *job) bool {
 		return ok
 	}
 	return ok && !prev.Result
+}
+
+// maxOverLimit is how many evaluations in a row may run out of time or
+// memory before the condition is suspended: each costs the whole limit, on
+// the engine goroutine, at every set of what it reads.
+const maxOverLimit = 2
+
+// overLimit counts an evaluation of j that ran out of time or memory and,
+// at the maxOverLimit-th in a row, suspends j: it leaves the index and is
+// evaluated again only once its file changes or at `whenlua reload`. It
+// reports whether j was suspended now.
+func (st *state) overLimit(j *job, err error) bool {
+	if st.dryRun {
+		return false // a test changes nothing
+	}
+	var ce *luaapi.CallError
+	if !errors.As(err, &ce) || !ce.Timeout && !ce.Memory {
+		j.overLimit = 0
+		return false
+	}
+	if j.overLimit++; j.overLimit < maxOverLimit {
+		return false
+	}
+	j.suspended = true
+	st.unindexJob(j)
+	msg := err.Error() + fmt.Sprintf("; suspended after %d evaluations in a row over the limit, until its file changes or `whenlua reload`", maxOverLimit)
+	st.condErrs[j.name] = msg
+	st.e.log.Error("condition suspended", "job", j.name, "err", msg)
+	return true
+}
+
+// resumeSuspended puts the suspended when-jobs back in the index
+// (`whenlua reload`).
+func (st *state) resumeSuspended() {
+	for _, j := range st.jobs {
+		if j.suspended && !j.gen.retired {
+			j.suspended, j.overLimit = false, 0
+			st.indexJob(j)
+			delete(st.condErrs, j.name)
+		}
+	}
 }
 
 // snapshot takes the current values of the names j may read.
@@ -432,7 +557,8 @@ func (st *state) indexAdd(name string, j *job) {
 // indexJob enters a when-job into the dependency index.
 func (st *state) indexJob(j *job) {
 	j.deps = map[string]struct{}{}
-	j.all = j.lj.DepsAll
+	j.observe = j.lj.DepsAll && j.lj.DepsByReads
+	j.all = j.lj.DepsAll && !j.observe
 	if j.all {
 		st.depsAll[j] = struct{}{}
 		return
@@ -449,6 +575,27 @@ func (st *state) indexJob(j *job) {
 	for name := range j.deps {
 		st.indexAdd(name, j)
 	}
+	if j.observe {
+		j.stale = true
+		st.depsAll[j] = struct{}{}
+	}
+}
+
+// mayHaveChanged is called after Lua code of g other than a side-effect
+// free condition ran (a hook, a condition the analysis cannot see into):
+// the names g's observed jobs compute may differ now, so each is evaluated
+// on every set again until its next evaluation reads them anew.
+func (st *state) mayHaveChanged(g *generation) {
+	if g.fresh == 0 {
+		return
+	}
+	for _, j := range g.jobs {
+		if j.observe && !j.stale && !j.suspended {
+			j.stale = true
+			st.depsAll[j] = struct{}{}
+		}
+	}
+	g.fresh = 0
 }
 
 // unindexJob removes a when-job from the dependency index.

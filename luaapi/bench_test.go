@@ -2,6 +2,7 @@ package luaapi
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/whenlua/whenlua"
@@ -65,4 +66,37 @@ func BenchmarkLoad(b *testing.B) {
 			f.Close()
 		}
 	})
+}
+
+// BenchmarkCompileWorst compiles a source of the largest size allowed in
+// the shapes that cost the compiler most, each within the limits: chains
+// and nestings of MaxNesting levels, and MaxFunctions function literals.
+func BenchmarkCompileWorst(b *testing.B) {
+	fill := func(line string, size int) []byte {
+		return []byte(strings.Repeat(line+"\n", size/(len(line)+1)))
+	}
+	depth := MaxNesting - 2
+	shapes := []struct {
+		name string
+		src  []byte
+	}{
+		{"arithmetic chains", fill("x = x"+strings.Repeat("+x", depth), MaxSourceLen)},
+		{"unary minus", fill("x = "+strings.Repeat("- ", depth)+"x", MaxSourceLen)},
+		{"calls on calls", fill("x = f"+strings.Repeat("()", depth), MaxSourceLen)},
+		{"elseif chains", fill("if x then"+strings.Repeat(" elseif x then", depth-1)+" end", MaxSourceLen)},
+		{"functions", []byte(strings.Repeat("x = function() return 1 end\n", MaxFunctions) +
+			strings.Repeat("x = 1\n", (MaxSourceLen-MaxFunctions*28)/6))},
+		{"string conditions", fill(`when("x + x + x + x + x + x + x + x > 1", "")`, MaxSourceLen)},
+	}
+	for _, sh := range shapes {
+		b.Run(sh.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(sh.src)))
+			for b.Loop() {
+				if _, err := Compile("worst.lua", sh.src); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -1,7 +1,6 @@
 package luaapi
 
 import (
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -17,7 +16,7 @@ import (
 // Errors are *LoadError (or *CallError from on_load); a file that cannot be
 // read gives the os error.
 func Check(path string) error {
-	src, err := os.ReadFile(path)
+	src, err := ReadSource(path)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package luaapi
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"runtime"
 	"slices"
@@ -17,17 +18,18 @@ import (
 // Compile parses and compiles a job file (or a lib module). The proto is
 // read-only and may be loaded into any number of states, from any goroutine.
 // A first line starting with "#" (a shebang) is ignored, as lua does.
-// Errors are *LoadError. Compile is safe to call from any goroutine.
+// A source longer than MaxSourceLen, nested deeper than MaxNesting or with
+// more than MaxFunctions function literals is refused (source.go).
+// Errors are *LoadError. Compile is safe to call from any goroutine: it
+// shares no mutable state with other calls or with loaded files.
 func Compile(path string, src []byte) (*lua.FunctionProto, error) {
-	chunk, err := parse.Parse(bytes.NewReader(skipShebang(src)), path)
+	if len(src) > MaxSourceLen {
+		return nil, syntaxError(path, tooLong(int64(len(src)), MaxSourceLen), 0)
+	}
+	proto, chunk, err := compileChunk(context.Background(), path, skipShebang(src))
 	if err != nil {
 		return nil, syntaxError(path, err, lastLine(src))
 	}
-	proto, err := lua.Compile(chunk, path)
-	if err != nil {
-		return nil, syntaxError(path, err, lastLine(src))
-	}
-	trimProto(proto)
 	remember(proto, newFileAST(path, src, chunk))
 	return proto, nil
 }
@@ -81,8 +83,10 @@ type condInfo struct {
 	text  string             // function conditions: the literal's source
 	deps  []string
 	all   bool
-	err   error
-	slips []Warning // string conditions: helpers given a bare name
+	// byReads and impure: see analyzer.byReads and analyzer.impure.
+	byReads, impure bool
+	err             error
+	slips           []Warning // string conditions: helpers given a bare name
 }
 
 func newFileAST(path string, src []byte, chunk []ast.Stmt) *fileAST {
@@ -127,6 +131,9 @@ func (f *fileAST) stringCond(line int, expr string) *condInfo {
 }
 
 func compileStringCond(path string, line int, expr string) *condInfo {
+	if len(expr) > MaxSourceLen {
+		return &condInfo{err: errors.New(tooLong(int64(len(expr)), MaxSourceLen).msg)}
+	}
 	src := strings.Repeat("\n", max(line-1, 0)) + "return " + expr + "\n"
 	chunk, err := parse.Parse(strings.NewReader(src), path)
 	if err != nil {
@@ -135,6 +142,9 @@ func compileStringCond(path string, line int, expr string) *condInfo {
 	ret, ok := chunk[0].(*ast.ReturnStmt)
 	if len(chunk) != 1 || !ok || len(ret.Exprs) != 1 {
 		return &condInfo{err: errors.New("want exactly one expression")}
+	}
+	if chunk, err = shape(chunk); err != nil {
+		return &condInfo{err: errors.New(syntaxError(path, err, 0).Msg)}
 	}
 	proto, err := lua.Compile(chunk, path)
 	if err != nil {
@@ -146,7 +156,7 @@ func compileStringCond(path string, line int, expr string) *condInfo {
 	proto.IsVarArg &^= lua.VarArgNeedsArg
 	a := &analyzer{mode: stringCond}
 	a.stmts(chunk)
-	ci := &condInfo{proto: proto, slips: a.slips}
+	ci := &condInfo{proto: proto, slips: a.slips, byReads: a.byReads(), impure: a.impure || a.opaque}
 	ci.deps, ci.all = a.deps()
 	return ci
 }
@@ -168,8 +178,9 @@ func (f *fileAST) funcCond(line, last int) *condInfo {
 			a.function(fe, false)
 		}
 		ci.deps, ci.all = a.deps()
+		ci.byReads, ci.impure = a.byReads(), a.impure || a.opaque
 	} else {
-		ci.all = true
+		ci.all, ci.impure = true, true
 	}
 	f.conds[key] = ci
 	return ci
@@ -192,7 +203,7 @@ func astOf(proto *lua.FunctionProto, src []byte) *fileAST {
 	if f, ok := asts.Load(weak.Make(proto)); ok {
 		return f.(*fileAST)
 	}
-	chunk, _ := parse.Parse(bytes.NewReader(skipShebang(src)), proto.SourceName)
+	_, chunk, _ := compileChunk(context.Background(), proto.SourceName, skipShebang(src))
 	return remember(proto, newFileAST(proto.SourceName, src, chunk))
 }
 

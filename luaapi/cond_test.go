@@ -183,6 +183,8 @@ func TestDeps(t *testing.T) {
 		{"string: a helper with a computed name reads anything", `"changes(n)"`, []string{"n"}, true},
 		{"string: locals of an inner function are not variables", `"(function(q) return q + z end)(1)"`, []string{"z"}, false},
 		{"function: vars fields are dependencies", `function() return vars.a and vars["b"] end`, []string{"a", "b"}, false},
+		{"string: concatenations read their operands", `"a .. 'x' .. (b .. vars.c) == '1'"`, []string{"a", "b", "c"}, false},
+		{"function: concatenations read their operands", `function() return vars.a .. "x" .. (vars.b .. get("c")) == "1" end`, []string{"a", "b", "c"}, false},
 		{"function: get and helpers with literals are dependencies", `function() return get("g") and changes("c") and increases("i") end`, []string{"c", "g", "i"}, false},
 		{"function: globals are not dependencies", `function() return threshold and load end`, nil, false},
 		{"function: library calls are fine", `function() return tonumber(vars.a) and string.find(vars.s, "x") and math.max(1, 2) and os.time() end`, []string{"a", "s"}, false},
@@ -283,5 +285,37 @@ func TestAConditionsTypeErrorNamesTheVariablesBehindIt(t *testing.T) {
 		if err == nil || !strings.HasSuffix(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want one ending in %q", tc.cond, err, tc.want)
 		}
+	}
+}
+
+func TestDepsByReads(t *testing.T) {
+	cases := []struct {
+		name            string
+		cond            string
+		byReads, impure bool
+	}{
+		{"a computed vars key with an upvalue", `function() return vars[n] == 1 end`, true, false},
+		{"get with a computed name", `function() return get(n) == 1 end`, true, false},
+		{"a string condition indexing vars with a variable", `"vars[k] == 1"`, true, false},
+		{"literal names only: not all", `function() return vars.a == 1 end`, false, false},
+		{"a helper next to a computed key", `function() return changes("a") and vars[n] end`, false, false},
+		{"reloaded next to a computed key", `function() return reloaded() or vars[n] end`, false, false},
+		{"a helper with a computed name", `function() return changes(n) end`, false, true},
+		{"a call to a function of the file", `function() return check(vars[n]) end`, false, true},
+		{"an assignment to an upvalue", `function() n = n .. "x" return vars[n] end`, false, true},
+		{"an assignment to a field of a global", `function() t.k = 1 return vars[n] end`, false, true},
+		{"an assignment to a local is fine", `function() local m = n m = m .. "" return vars[m] end`, true, false},
+		{"time is an input", `function() return vars[n .. os.time()] end`, false, true},
+		{"randomness is an input", `function() return vars[n .. math.random(3)] end`, false, true},
+		{"table functions may change state", `function() table.insert(t, 1) return vars[n] end`, false, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := mustLoad(t, "n, t = 'a', {}\nwhen("+tc.cond+", 'true', {name = 'j'})", newFakeHost(nil))
+			j := f.Jobs[0]
+			if j.DepsByReads != tc.byReads || j.Impure != tc.impure {
+				t.Fatalf("DepsByReads = %v, Impure = %v; want %v, %v", j.DepsByReads, j.Impure, tc.byReads, tc.impure)
+			}
+		})
 	}
 }

@@ -17,6 +17,15 @@ import (
 // to anything but a library function (a global or local function of the
 // file, a method other than a string method, load...). Function literals
 // inside a condition are analysed with it, so calling one is fine.
+//
+// The analysis also tells (byReads) when the only thing it cannot see is
+// which names are read: vars[k] or get(k) with a computed k, in a condition
+// that calls no helper nor reloaded() and has no input but the values it
+// reads (no call it cannot see into, no os or table function, no
+// math.random, no assignment to anything but its own locals). Such a
+// condition's read set changes only when a value it read changes, so the
+// names an evaluation read are its dependencies until then
+// (docs/internals.md, "The dependency index").
 
 type condMode int
 
@@ -59,10 +68,15 @@ type analyzer struct {
 	mode   condMode
 	names  map[string]bool
 	all    bool
-	scopes []map[string]bool
-	onFunc func(*ast.FunctionExpr) // called for every function literal met
-	onCall func(*ast.FuncCallExpr) // called for every call met
-	slips  []Warning               // helpers given a bare name (see slip)
+	opaque bool // all for a reason other than a computed name
+	impure bool // may change Lua state, or read time or randomness
+	// helpers: calls changes, increases, decreases, prev or reloaded,
+	// whose results depend on more than the current values.
+	helpers bool
+	scopes  []map[string]bool
+	onFunc  func(*ast.FunctionExpr) // called for every function literal met
+	onCall  func(*ast.FuncCallExpr) // called for every call met
+	slips   []Warning               // helpers given a bare name (see slip)
 }
 
 // Warning is something a job file does that loads but is most likely a
@@ -105,6 +119,32 @@ func (a *analyzer) deps() ([]string, bool) {
 	}
 	sort.Strings(out)
 	return out, a.all
+}
+
+// byReads reports whether the dependencies may be taken from the names
+// each evaluation reads (see the comment at the top).
+func (a *analyzer) byReads() bool { return a.all && !a.opaque && !a.impure && !a.helpers }
+
+// hidden marks the condition as doing what the analysis cannot see into.
+func (a *analyzer) hidden() { a.all, a.opaque = true, true }
+
+// assigned marks an assignment to target: one to anything but a local of
+// the condition changes state that outlives the call.
+func (a *analyzer) assigned(target ast.Expr) {
+	for {
+		switch t := target.(type) {
+		case *ast.IdentExpr:
+			if !a.isLocal(t.Value) {
+				a.impure = true
+			}
+			return
+		case *ast.AttrGetExpr:
+			target = t.Object
+		default:
+			a.impure = true
+			return
+		}
+	}
 }
 
 func (a *analyzer) read(name string) {
@@ -163,6 +203,9 @@ func (a *analyzer) stmts(ss []ast.Stmt) {
 func (a *analyzer) stmt(s ast.Stmt) {
 	switch s := s.(type) {
 	case *ast.AssignStmt:
+		for _, l := range s.Lhs {
+			a.assigned(l)
+		}
 		a.exprs(s.Lhs)
 		a.exprs(s.Rhs)
 	case *ast.LocalAssignStmt:
@@ -200,6 +243,7 @@ func (a *analyzer) stmt(s ast.Stmt) {
 		a.block(s.Stmts, s.Names...)
 	case *ast.FuncDefStmt:
 		if s.Name != nil {
+			a.assigned(s.Name.Func)
 			a.expr(s.Name.Func)
 			a.expr(s.Name.Receiver)
 		}
@@ -236,7 +280,7 @@ func (a *analyzer) expr(e ast.Expr) {
 	switch e := e.(type) {
 	case nil:
 	case *ast.IdentExpr:
-		if a.isLocal(e.Value) {
+		if a.isLocal(e.Value) || e.Value == concatName {
 			return
 		}
 		if e.Value == "vars" {
@@ -293,10 +337,13 @@ func (a *analyzer) call(e *ast.FuncCallExpr) {
 		a.onCall(e)
 	}
 	a.exprs(e.Args)
+	if id, ok := e.Func.(*ast.IdentExpr); ok && id.Value == concatName {
+		return // a .. b, which shape made a call
+	}
 	if e.Receiver != nil { // r:method(...)
 		a.expr(e.Receiver)
 		if a.mode == funcCond && !stringMethods[e.Method] {
-			a.all = true
+			a.hidden()
 		}
 		return
 	}
@@ -305,9 +352,12 @@ func (a *analyzer) call(e *ast.FuncCallExpr) {
 		name := f.Value
 		if a.isLocal(name) {
 			if a.mode == funcCond {
-				a.all = true
+				a.hidden()
 			}
 			return
+		}
+		if helperNames[name] || name == "reloaded" {
+			a.helpers = true
 		}
 		if helperNames[name] {
 			a.slip(e, name)
@@ -319,7 +369,10 @@ func (a *analyzer) call(e *ast.FuncCallExpr) {
 					return
 				}
 			}
-			a.all = true
+			a.all = true // a computed name
+			if name != "get" {
+				a.opaque = true // and the helper compares it with a snapshot
+			}
 			return
 		}
 		if a.mode == stringCond {
@@ -327,24 +380,27 @@ func (a *analyzer) call(e *ast.FuncCallExpr) {
 			return
 		}
 		if !funcLibrary[name] {
-			a.all = true
+			a.hidden()
 		}
 	case *ast.AttrGetExpr:
 		if obj, ok := f.Object.(*ast.IdentExpr); ok && libTables[a.mode][obj.Value] && !a.isLocal(obj.Value) {
-			if _, ok := f.Key.(*ast.StringExpr); ok {
+			if k, ok := f.Key.(*ast.StringExpr); ok {
+				if obj.Value == "os" || obj.Value == "table" || obj.Value == "math" && (k.Value == "random" || k.Value == "randomseed") {
+					a.impure = true
+				}
 				return
 			}
 		}
 		a.expr(f)
 		if a.mode == funcCond {
-			a.all = true
+			a.hidden()
 		}
 	case *ast.FunctionExpr:
 		a.function(f, false)
 	default:
 		a.expr(f)
 		if a.mode == funcCond {
-			a.all = true
+			a.hidden()
 		}
 	}
 }

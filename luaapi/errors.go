@@ -98,7 +98,10 @@ func errorText(err error) string {
 func syntaxError(path string, err error, lastLine int) *LoadError {
 	var pe *parse.Error
 	var ce *lua.CompileError
+	var le *limitError
 	switch {
+	case errors.As(err, &le):
+		return &LoadError{Path: path, Line: le.line, Msg: le.msg}
 	case errors.As(err, &pe):
 		msg := strings.TrimSpace(pe.Message)
 		if pe.Pos.Line == parse.EOF {

@@ -26,6 +26,7 @@ func (s *state) stringCond(j *Job, expr string) error {
 	fn.Env = s.stringCondEnv()
 	j.cond, j.Cond = fn, expr
 	j.Deps, j.DepsAll = ci.deps, ci.all
+	j.DepsByReads, j.Impure = ci.byReads, ci.impure
 	j.slips = ci.slips
 	return nil
 }
@@ -79,11 +80,12 @@ func (s *state) funcCond(j *Job, fn *lua.LFunction) {
 	p := fn.Proto
 	if p == nil || p.SourceName != s.path {
 		j.Cond = fmt.Sprintf("function at %s", s.describe(fn))
-		j.DepsAll = true
+		j.DepsAll, j.Impure = true, true
 		return
 	}
 	ci := s.fileAST().funcCond(p.LineDefined, p.LastLineDefined)
 	j.Cond, j.Deps, j.DepsAll = ci.text, ci.deps, ci.all
+	j.DepsByReads, j.Impure = ci.byReads, ci.impure
 }
 
 func (s *state) fileAST() *fileAST {

@@ -5,7 +5,13 @@
 //
 // A File owns one *lua.LState. It is not safe for concurrent use: one
 // goroutine at a time (in the daemon, the engine's) calls into it, and the
-// Host is called back on that goroutine. Compile alone is goroutine-safe.
+// Host is called back on that goroutine. ReadSource, Compile and Load of a
+// fresh state may run on any goroutine, several at once and beside calls
+// into other Files: the package keeps no mutable state shared between
+// states but the caches of compiled files and of its own library, which
+// are guarded. Load calls its Host on the goroutine that calls it. The
+// memory limit measures the whole process's heap, so an allocation made by
+// a Load running beside a call is charged to both (watch.go).
 package luaapi
 
 import (
@@ -13,6 +19,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -107,6 +114,15 @@ type Job struct {
 	// DepsAll says it may read names the analysis cannot see.
 	Deps    []string
 	DepsAll bool
+	// DepsByReads says that DepsAll is only because names are computed
+	// (vars[k]) in a condition whose only inputs are the values it reads:
+	// the names an evaluation read may stand for all until one of their
+	// values changes.
+	DepsByReads bool
+	// Impure says the condition may change the file's Lua state or read
+	// inputs other than variables (a call the analysis cannot see into,
+	// os, table, math.random, an assignment outside its locals).
+	Impure  bool
 	HasPre  bool
 	HasPost bool
 	Timeout time.Duration // the run's time limit (0: none)
@@ -216,6 +232,11 @@ func (f *File) CallOnUnload() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Required lists the lib module paths required so far by this version of
+// the file: while it loaded and since (a require inside a condition or a
+// hook). It is called on the goroutine that owns the file.
+func (f *File) Required() []string { return slices.Clone(f.s.requires) }
 
 // Close releases the Lua state; later calls into the file return ErrClosed.
 func (f *File) Close() { f.s.close() }

@@ -1,6 +1,7 @@
 package luaapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -152,6 +153,7 @@ func NewRepl(opts ReplOptions) (*Repl, error) {
 		env.RawSetString(name, L.NewFunction(fn))
 	}
 	env.RawSetString("_G", L.G.Global)
+	env.RawSetString(concatName, L.GetGlobal(concatName))
 	mt := L.NewTable()
 	mt.RawSetString("__index", s.varIndex)
 	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
@@ -184,6 +186,10 @@ func (r *Repl) Vars() map[string]whenlua.Value { return r.cur }
 // *LoadError (syntax) or a *CallError (raised), positioned as "stdin:LINE".
 func (r *Repl) Eval(chunk string) (incomplete bool, err error) {
 	fn, err := r.compile("return " + chunk)
+	var refused *limitError
+	if errors.As(err, &refused) { // an expression past the source limits
+		return false, syntaxError(ReplChunkName, err, 0)
+	}
 	if err != nil {
 		fn, err = r.compile(chunk)
 		if err != nil {
@@ -209,11 +215,7 @@ func (r *Repl) Eval(chunk string) (incomplete bool, err error) {
 }
 
 func (r *Repl) compile(src string) (*lua.LFunction, error) {
-	chunk, err := parse.Parse(strings.NewReader(src), ReplChunkName)
-	if err != nil {
-		return nil, err
-	}
-	proto, err := lua.Compile(chunk, ReplChunkName)
+	proto, _, err := compileChunk(context.Background(), ReplChunkName, []byte(src))
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"sort"
 	"time"
@@ -66,7 +65,7 @@ func OpenLocal(paths []string, timeout time.Duration) (*Local, []error) {
 	var errs []error
 	taken := map[string]*Job{}
 	for _, path := range paths {
-		src, err := os.ReadFile(path)
+		src, err := ReadSource(path)
 		if err != nil {
 			errs = append(errs, err)
 			continue

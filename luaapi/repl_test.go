@@ -103,6 +103,8 @@ func TestReplErrorsArePositionedAndTheSessionGoesOn(t *testing.T) {
 		{"test{x = {}}", "a table cannot be stored"},
 		{"test{['1x'] = 1}", "variable name"},
 		{"test(1)", "want test(name, value)"},
+		{strings.Repeat("not ", 300) + "true", "stdin:1: nesting too deep (limit 200"},
+		{"x = " + strings.Repeat("- ", 300) + "1", "stdin:1: nesting too deep (limit 200"},
 	} {
 		inc, err := r.Eval(c.in)
 		if inc || err == nil || !strings.Contains(err.Error(), c.want) {

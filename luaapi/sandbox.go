@@ -1,30 +1,29 @@
 package luaapi
 
 import (
+	"context"
+	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 
 	lua "github.com/yuin/gopher-lua"
-
-	"github.com/whenlua/whenlua/luaapi/internal/lpm"
 )
 
 // Sandbox limits. A job file runs inside the daemon, so nothing it calls may
 // stop, stall or reconfigure the process (SPEC §3).
 const (
-	// PatternBudget bounds the work of one string.find, match, gmatch, gfind
-	// or gsub call. Each call is first run on a copy of gopher-lua's matcher
-	// that counts its steps; past the budget the call raises "pattern too
-	// complex" instead of running (gopher-lua issue #521: a backtracking
-	// pattern is one VM instruction, which the time limit cannot interrupt).
-	// Ten million steps take some tens of milliseconds; ordinary patterns on
+	// PatternBudget bounds the work of one string.find, match, gsub call or
+	// one call of a gmatch iterator. The pattern functions are the
+	// sandbox's own matcher (pattern.go), which counts its steps; past the
+	// budget the call raises "pattern too complex" (a backtracking pattern
+	// is one VM instruction, which the time limit cannot interrupt). Ten
+	// million steps take some tens of milliseconds; ordinary patterns on
 	// values up to whenlua.MaxValueLen stay far below it. A simple pattern
-	// takes 2 to 6 steps per byte of its subject, so a gsub over the whole
-	// of a string stops at about 2 MiB.
+	// takes 1 to 3 steps per byte of its subject, so a gsub over the whole
+	// of a string stops at a few MiB.
 	PatternBudget = 10_000_000
 	// MaxRepLen bounds the result of string.rep.
 	MaxRepLen = 4 << 20
@@ -35,6 +34,8 @@ const (
 	// field for each of many arguments, a long separator between many
 	// elements).
 	MaxBuildLen = 64 << 20
+	// MaxDateFormatLen bounds the format of os.date.
+	MaxDateFormatLen = 4096
 )
 
 // baseRemoved are base functions that read files, run a process-wide GC or
@@ -82,6 +83,9 @@ func (s *state) newLState() *lua.LState {
 		L.SetGlobal(name, lua.LNil)
 	}
 	L.SetGlobal("print", L.NewFunction(s.print))
+	L.SetGlobal(concatName, L.NewFunction(concat))
+	L.SetGlobal("loadstring", L.NewFunction(s.loadstring))
+	L.SetGlobal("load", L.NewFunction(s.load))
 
 	pkg := L.GetGlobal("package").(*lua.LTable)
 	// package.loaders is also the registry's _LOADERS, which require reads:
@@ -106,12 +110,22 @@ func (s *state) newLState() *lua.LState {
 		osT.RawSetString(k, lua.LNil)
 	}
 
+	// os.date expands each directive of its format (up to some 30 bytes
+	// for two): a long format would build a long string in one call.
+	date := osT.RawGetString("date")
+	osT.RawSetString("date", L.NewFunction(func(L *lua.LState) int {
+		if f, ok := L.Get(1).(lua.LString); ok && len(f) > MaxDateFormatLen {
+			L.RaiseError("os.date: a format of %d bytes is longer than %d", len(f), MaxDateFormatLen)
+		}
+		return callOriginal(L, date)
+	}))
+
 	strT := L.GetGlobal("string").(*lua.LTable)
-	guardPattern(L, strT, "find", findArgs)
-	guardPattern(L, strT, "match", matchArgs)
-	guardPattern(L, strT, "gmatch", allArgs)
-	guardPattern(L, strT, "gfind", allArgs)
-	strT.RawSetString("gsub", L.NewFunction(gsub))
+	strT.RawSetString("find", L.NewFunction(strFind(true)))
+	strT.RawSetString("match", L.NewFunction(strFind(false)))
+	strT.RawSetString("gmatch", L.NewFunction(strGmatch))
+	strT.RawSetString("gfind", L.NewFunction(strGmatch))
+	strT.RawSetString("gsub", L.NewFunction(strGsub))
 	rep := strT.RawGetString("rep")
 	strT.RawSetString("rep", L.NewFunction(func(L *lua.LState) int {
 		str := L.CheckString(1)
@@ -288,152 +302,6 @@ func callOriginal(L *lua.LState, fn lua.LValue) int {
 	return L.GetTop() - top
 }
 
-// patternArgs extracts what a pattern function would match: the pattern's
-// offset into the subject and the number of matches wanted (-1: all), and
-// whether to match at all (string.find with plain=true does not).
-type patternArgs func(L *lua.LState, subject string) (offset, limit int, match bool)
-
-func findArgs(L *lua.LState, subject string) (int, int, bool) {
-	if L.GetTop() >= 4 && lua.LVAsBool(L.Get(4)) {
-		return 0, 0, false // plain: no pattern
-	}
-	return matchArgs(L, subject)
-}
-
-// matchArgs reads string.match's init; match has no plain argument.
-func matchArgs(L *lua.LState, subject string) (int, int, bool) {
-	init := 1
-	if n, ok := L.Get(3).(lua.LNumber); ok {
-		init = int(n)
-	}
-	if init < 0 {
-		init = len(subject) + init + 1
-	}
-	return min(max(init-1, 0), len(subject)), 1, true
-}
-
-func allArgs(*lua.LState, string) (int, int, bool) { return 0, -1, true }
-
-// gsub is string.gsub on the budgeted matcher, building its result in one
-// pass (gopher-lua's copies the string once per match: quadratic). It
-// follows Lua 5.1: in a replacement string %0 is the whole match, %1-%9 the
-// captures, %% a percent sign; a table or function replacement gets the
-// first capture (or the whole match), and false or nil keeps the match.
-func gsub(L *lua.LState) int {
-	str := L.CheckString(1)
-	pat := L.CheckString(2)
-	L.CheckTypes(3, lua.LTString, lua.LTNumber, lua.LTTable, lua.LTFunction)
-	repl := L.Get(3)
-	limit := L.OptInt(4, -1)
-	mds, err := lpm.Find(pat, []byte(str), 0, limit, PatternBudget)
-	if err == lpm.ErrTooComplex {
-		L.RaiseError("string.gsub: pattern %q is too complex for a subject of %d bytes (more than %d matching steps in one call)", clip(pat, 40), len(str), PatternBudget)
-	} else if err != nil {
-		L.RaiseError("%s", err.Error())
-	}
-	capture := func(m *lpm.MatchData, i int) lua.LValue { // i from 1; 0 or past the last: the whole match
-		if i == 0 || (i == 1 && m.CaptureLength() == 2) {
-			return lua.LString(str[m.Capture(0):m.Capture(1)])
-		}
-		if 2*i >= m.CaptureLength() {
-			L.RaiseError("invalid capture index %%%d", i)
-		}
-		if m.IsPosCapture(2 * i) {
-			return lua.LNumber(m.Capture(2 * i))
-		}
-		return lua.LString(str[m.Capture(2*i):m.Capture(2*i+1)])
-	}
-	var b strings.Builder
-	last := 0
-	for _, m := range mds {
-		if b.Len() > MaxBuildLen {
-			L.RaiseError("string.gsub: a result of more than %d bytes", MaxBuildLen)
-		}
-		start, end := m.Capture(0), m.Capture(1)
-		b.WriteString(str[last:start])
-		last = end
-		var v lua.LValue
-		switch r := repl.(type) {
-		case *lua.LTable:
-			v = L.GetTable(r, capture(m, 1))
-		case *lua.LFunction:
-			n := max(m.CaptureLength()/2-1, 1)
-			L.Push(r)
-			for i := 1; i <= n; i++ {
-				L.Push(capture(m, i))
-			}
-			L.Call(n, 1)
-			v = L.Get(-1)
-			L.Pop(1)
-		default:
-			rs := lua.LVAsString(r)
-			for i := 0; i < len(rs); i++ {
-				c := rs[i]
-				if c != '%' || i+1 == len(rs) {
-					b.WriteByte(c)
-					continue
-				}
-				i++
-				if d := rs[i]; d >= '0' && d <= '9' {
-					c := lua.LVAsString(capture(m, int(d-'0')))
-					if b.Len()+len(c) > MaxBuildLen {
-						L.RaiseError("string.gsub: a result of more than %d bytes", MaxBuildLen)
-					}
-					b.WriteString(c)
-				} else {
-					b.WriteByte(d)
-				}
-			}
-			continue
-		}
-		switch v := v.(type) {
-		case lua.LString, lua.LNumber:
-			b.WriteString(lua.LVAsString(v))
-		case *lua.LNilType, lua.LBool:
-			if v == lua.LNil || v == lua.LFalse {
-				b.WriteString(str[start:end])
-			} else {
-				L.RaiseError("invalid replacement value (a boolean)")
-			}
-		default:
-			L.RaiseError("invalid replacement value (a %s)", v.Type())
-		}
-	}
-	b.WriteString(str[last:])
-	L.Push(lua.LString(b.String()))
-	L.Push(lua.LNumber(len(mds)))
-	return 2
-}
-
-// guardPattern replaces string[name] with a function that first runs the
-// match on the budgeted matcher and raises when it needs more than
-// PatternBudget steps; otherwise it calls the original.
-func guardPattern(L *lua.LState, strT *lua.LTable, name string, args patternArgs) {
-	orig := strT.RawGetString(name)
-	strT.RawSetString(name, L.NewFunction(func(L *lua.LState) int {
-		subject, ok1 := stringArg(L.Get(1))
-		pattern, ok2 := stringArg(L.Get(2))
-		if ok1 && ok2 {
-			if offset, limit, match := args(L, subject); match {
-				if _, err := lpm.Find(pattern, []byte(subject), offset, limit, PatternBudget); err == lpm.ErrTooComplex {
-					L.RaiseError("string.%s: pattern %q is too complex for a subject of %d bytes (more than %d matching steps in one call)", name, clip(pattern, 40), len(subject), PatternBudget)
-				}
-			}
-		}
-		return callOriginal(L, orig)
-	}))
-}
-
-func stringArg(v lua.LValue) (string, bool) {
-	switch v := v.(type) {
-	case lua.LString:
-		return string(v), true
-	case lua.LNumber:
-		return v.String(), true
-	}
-	return "", false
-}
-
 // clip cuts s to about n bytes, with no broken character at the cut, and
 // marks the cut.
 func clip(s string, n int) string {
@@ -478,7 +346,11 @@ func (s *state) loadModule(L *lua.LState) int {
 	if !slices.Contains(s.requires, path) {
 		s.requires = append(s.requires, path)
 	}
-	src, err := os.ReadFile(path)
+	src, err := ReadSource(path)
+	var le *LoadError
+	if errors.As(err, &le) {
+		L.RaiseError("error loading module %s: %v", name, err)
+	}
 	if err != nil {
 		L.Push(lua.LString("no file " + path))
 		return 1
@@ -486,6 +358,68 @@ func (s *state) loadModule(L *lua.LState) int {
 	proto, err := Compile(path, src)
 	if err != nil {
 		L.RaiseError("error loading module %s: %v", name, err)
+	}
+	L.Push(L.NewFunctionFromProto(proto))
+	return 1
+}
+
+// loadstring(s [, chunkname]) compiles s as load and loadstring of Lua 5.1
+// do, through compileChunk: at most MaxSourceLen bytes, nesting and function
+// literals bounded, .. bounded, and a parse that stops when the call into
+// Lua runs out of time. It returns the function, or nil and the message.
+func (s *state) loadstring(L *lua.LState) int {
+	return s.loadChunk(L, L.CheckString(1), L.OptString(2, "<string>"))
+}
+
+// load(fn [, chunkname]) calls fn for the pieces of the chunk until it
+// returns nil or an empty string; pieces past MaxSourceLen are refused.
+func (s *state) load(L *lua.LState) int {
+	fn := L.CheckFunction(1)
+	name := L.OptString(2, "=(load)")
+	var b strings.Builder
+	for {
+		L.Push(fn)
+		L.Call(0, 1)
+		piece := L.Get(-1)
+		L.Pop(1)
+		if piece == lua.LNil {
+			break
+		}
+		if !isStringy(piece) {
+			L.Push(lua.LNil)
+			L.Push(lua.LString("reader function must return a string"))
+			return 2
+		}
+		p := lua.LVAsString(piece)
+		if p == "" {
+			break
+		}
+		if b.Len()+len(p) > MaxSourceLen {
+			L.Push(lua.LNil)
+			L.Push(lua.LString(fmt.Sprintf("%s: %s", name, tooLong(int64(b.Len()+len(p)), MaxSourceLen).msg)))
+			return 2
+		}
+		b.WriteString(p)
+	}
+	return s.loadChunk(L, b.String(), name)
+}
+
+func (s *state) loadChunk(L *lua.LState, src, name string) int {
+	name = strings.TrimPrefix(name, "=") // Lua's "=name": name as it is
+	ctx := L.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	proto, _, err := compileChunk(ctx, name, []byte(src))
+	if err != nil {
+		if ctx.Err() != nil {
+			// The call's limit ended the parse: raise, as the limit would
+			// at the next instruction.
+			L.RaiseError("%v", context.Cause(ctx))
+		}
+		L.Push(lua.LNil)
+		L.Push(lua.LString(syntaxError(name, err, lastLine([]byte(src))).Error()))
+		return 2
 	}
 	L.Push(L.NewFunctionFromProto(proto))
 	return 1

@@ -117,7 +117,7 @@ func newState(path string, src []byte, proto *lua.FunctionProto, opts Options) (
 		L.SetGlobal(name, f)
 		s.condEnv[name] = f
 	}
-	for _, name := range []string{"vars", "tonumber", "tostring", "string", "math"} {
+	for _, name := range []string{"vars", "tonumber", "tostring", "string", "math", concatName} {
 		s.condEnv[name] = L.GetGlobal(name)
 	}
 	s.varIndex = L.NewFunction(lualib.VarIndex(s.Get))
@@ -220,8 +220,12 @@ func (s *state) Set(as []whenlua.Assignment, trigger bool) error {
 	return s.opts.Host.Set(origin, as, trigger)
 }
 
+// MaxLogLen bounds one message of log or print; the rest is cut, so that
+// a loop of long messages cannot fill the daemon's log at memory speed.
+const MaxLogLen = 4 << 10
+
 // Log implements lualib.Env.
-func (s *state) Log(msg string) { s.opts.Host.Log(s.path, msg) }
+func (s *state) Log(msg string) { s.opts.Host.Log(s.path, clip(msg, MaxLogLen)) }
 
 // SendMail implements lualib.Env.
 func (s *state) SendMail(to string, msg []byte) { s.opts.Host.SendMail(to, msg) }

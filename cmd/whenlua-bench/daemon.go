@@ -42,7 +42,7 @@ func newBench(ctx context.Context, bin, dir string) (*bench, error) {
 	if bin == "" {
 		b.bin = filepath.Join(root, "whenlua")
 		b.logf("building whenlua")
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", b.bin, "github.com/whenlua/whenlua/cmd/whenlua")
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", root, "github.com/whenlua/whenlua/cmd/whenlua")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			os.RemoveAll(root)

@@ -253,7 +253,7 @@ func benchIdle(ctx context.Context, b *bench, cfg config) ([]row, error) {
 		ok:       verdict(cpuI <= 50*time.Millisecond),
 		note:     fmt.Sprintf("utime+stime count in %s ticks: +-%d ms/min over this window", clockTick, perMin(clockTick).Milliseconds()),
 	}, {
-		key:      "P8",
+		key:      "P9",
 		name:     fmt.Sprintf("schedule cost: %s cron jobs loaded (in %s) beside the every-second job, CPU and lateness p99", thousands(cronJobs), cronLoad),
 		figure:   fmt.Sprintf("%d ms/min, %s", perMin(cpuC1-cpuC0).Milliseconds(), ms(percentile(cronLate, 99))),
 		baseline: fmt.Sprintf("%d ms/min, %s P6 daemon", perMin(cpuS1-cpuS0).Milliseconds(), ms(p99)),

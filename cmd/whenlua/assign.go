@@ -95,7 +95,10 @@ func assignCommand(e *env, name, usage string, mode whenlua.Mode, done func(*cli
 		Description: "Values are strings unless --type says otherwise; a --type applies to the\n" +
 			"pairs after it until the next --type. An int is decimal, or 0x hex, 0o octal,\n" +
 			"0b binary; a bool is true or false (also yes/no, on/off, 1/0). All pairs are\n" +
-			"applied atomically; if any name or value is bad, nothing is sent.",
+			"applied atomically; if any name or value is bad, nothing is sent. A value is\n" +
+			"stored byte for byte, also bytes that are not UTF-8, and jobs get it so. A\n" +
+			"float must be finite (not NaN or an infinity). One set takes at most 1000\n" +
+			"pairs and 256 KiB of names and values; split a larger one.",
 		Action: func(c *cli.Context) error {
 			as, err := parseAssignments(c.Args().Slice())
 			if err == errHelp {

@@ -14,7 +14,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/whenlua/whenlua"
-	"github.com/whenlua/whenlua/host"
 	"github.com/whenlua/whenlua/luaapi"
 )
 
@@ -59,7 +58,7 @@ func checkCommand(e *env) *cli.Command {
 			var inDir, rest []string
 			p, perr := e.Paths()
 			for _, path := range paths {
-				if perr == nil && host.IsJobFile(filepath.Base(path)) && samePath(filepath.Dir(path), p.JobsDir) {
+				if perr == nil && whenlua.IsJobFile(filepath.Base(path)) && samePath(filepath.Dir(path), p.JobsDir) {
 					inDir = append(inDir, path)
 				} else {
 					rest = append(rest, path)
@@ -187,7 +186,7 @@ func problemLine(err error) string {
 // (luaapi.Warning) of a file that loads. A file that loads without a clash
 // adds its job names to taken.
 func checkFile(path, libDir string, taken map[string]string) []error {
-	src, err := os.ReadFile(path)
+	src, err := luaapi.ReadSource(path)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {

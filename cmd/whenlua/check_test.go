@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -156,4 +157,41 @@ func TestCheckOfAJobsDirectoryFileRefusesANameAnotherFileUses(t *testing.T) {
 	aNew := filepath.Join(jobs, "a-new.lua")
 	expect("with a daemon", []string{aNew}, 1, clash(aNew)+mine+":1")
 	expect("with a daemon", []string{mine}, 0, "")
+}
+
+// A 4 MB file of `x = not not ... true` crashed check with a Go stack
+// overflow; a sparse 64 GiB file, a FIFO or /dev/zero was read (or waited
+// on) without end. Each is now one line naming the file.
+func TestCheckRefusesHostileFilesInOneLine(t *testing.T) {
+	dir := t.TempDir()
+	nest := filepath.Join(dir, "nest.lua")
+	if err := os.WriteFile(nest, []byte("x = "+strings.Repeat("not ", 1<<20)+"true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	huge := filepath.Join(dir, "huge.lua")
+	if err := os.WriteFile(huge, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(huge, 64<<30); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo.lua")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	zero := filepath.Join(dir, "zero.lua")
+	if err := os.Symlink("/dev/zero", zero); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		nest: "source of 4194313 bytes is larger than the limit of 256 KiB",
+		huge: "source of 68719476736 bytes is larger than the limit of 256 KiB",
+		fifo: "not a regular file (a named pipe)",
+		zero: "not a regular file (a character device)",
+	} {
+		r := checkRun(t, path)
+		if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, path+": ") || !strings.Contains(r.stderr, want) {
+			t.Errorf("check %s: %v, want exit 1 and one line %q", path, r, want)
+		}
+	}
 }

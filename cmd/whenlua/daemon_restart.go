@@ -21,7 +21,7 @@ func daemonRestartCommand(e *env) *cli.Command {
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			if _, err := retentionOptions(c); err != nil {
+			if err := checkRetention(c); err != nil {
 				return err
 			}
 			if err := checkMaxRuns(c); err != nil {

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"errors"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -12,14 +10,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/whenlua/whenlua"
 	"github.com/whenlua/whenlua/examples"
 	"github.com/whenlua/whenlua/host"
 )
-
-// sampleJobs is installed as jobs/sample.lua on a fresh home, so that a
-// first `whenlua daemon run` has something to show.
-var sampleJobs = examples.Sample
 
 // daemonRunCommand is `whenlua daemon run`: the daemon in the foreground,
 // logging (slog text) to stderr, until SIGTERM, SIGINT or `daemon stop`.
@@ -42,8 +35,7 @@ func daemonRunCommand(e *env) *cli.Command {
 			if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 				return usageErrorf("--log-level: %v", err)
 			}
-			retention, err := retentionOptions(c)
-			if err != nil {
+			if err := checkRetention(c); err != nil {
 				return err
 			}
 			if err := checkMaxRuns(c); err != nil {
@@ -55,9 +47,8 @@ func daemonRunCommand(e *env) *cli.Command {
 			}
 			// One engine goroutine owns all live state, so the daemon's work
 			// is serial; with one P, handing a request from the socket to the
-			// engine and to the store's writer costs no thread wake-ups, which
-			// roughly halves a set's latency on a small machine (see
-			// docs/benchmarks.md). GOMAXPROCS in the environment overrides it.
+			// engine costs no thread wake-ups (docs/benchmarks.md).
+			// GOMAXPROCS in the environment overrides it.
 			if os.Getenv("GOMAXPROCS") == "" {
 				runtime.GOMAXPROCS(1)
 			}
@@ -68,10 +59,10 @@ func daemonRunCommand(e *env) *cli.Command {
 				debug.SetGCPercent(50)
 			}
 			log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-			if err := installSample(p); err != nil {
+			if err := examples.InstallSample(p); err != nil {
 				log.Warn("install sample job file", "err", err)
 			}
-			return host.RunDaemon(c.Context, host.DaemonOptions{Paths: p, Logger: log, Store: retention,
+			return host.RunDaemon(c.Context, host.DaemonOptions{Paths: p, Logger: log, Store: retentionOptions(c),
 				Engine: host.EngineOptions{MaxRuns: c.Int("max-runs")}})
 		},
 	}
@@ -91,8 +82,8 @@ func checkMaxRuns(c *cli.Context) error {
 	return nil
 }
 
-// maxRunsArgs is --max-runs as given to c, for the `daemon run` that
-// `daemon start` starts.
+// maxRunsArgs is --max-runs as given to c, for the daemon `daemon start`
+// runs.
 func maxRunsArgs(c *cli.Context) []string {
 	if !c.IsSet("max-runs") {
 		return nil
@@ -100,25 +91,10 @@ func maxRunsArgs(c *cli.Context) []string {
 	return []string{"--max-runs=" + strconv.Itoa(c.Int("max-runs"))}
 }
 
-// installSample writes the sample job file when the jobs directory does not
-// exist yet. A jobs directory the user emptied stays empty.
-func installSample(p whenlua.Paths) error {
-	if _, err := os.Stat(p.JobsDir); !errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err := p.Ensure(); err != nil {
-		return err
-	}
-	path := filepath.Join(p.JobsDir, "sample.lua")
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(sampleJobs); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+// daemonArgs are the arguments of the daemon process that `daemon start`
+// runs: this program's `daemon run` for the same home.
+func daemonArgs(e *env, runArgs []string) []string {
+	return append(append(e.homeArgs(), "daemon", "run"), runArgs...)
 }
 
 // lastErrorLine returns the last "whenlua: " line of a daemon's output,

@@ -14,7 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/whenlua/whenlua"
-	"github.com/whenlua/whenlua/host"
+	"github.com/whenlua/whenlua/examples"
 )
 
 // startTimeout bounds how long `daemon start` waits for the new daemon's
@@ -32,7 +32,7 @@ func daemonStartCommand(e *env) *cli.Command {
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			if _, err := retentionOptions(c); err != nil {
+			if err := checkRetention(c); err != nil {
 				return err
 			}
 			if err := checkMaxRuns(c); err != nil {
@@ -59,8 +59,7 @@ func (e *env) ping(ctx context.Context) (whenlua.Ping, error) {
 	return cl.Ping(ctx)
 }
 
-// startDaemon re-executes this program as `daemon run` with runArgs in a
-// new session, its output appended to the log file, and waits until it
+// startDaemon runs `whenlua daemon run` with runArgs in a new session, its output appended to the log file, and waits until it
 // answers on the socket. A daemon that already runs is an
 // AlreadyRunningError.
 func startDaemon(ctx context.Context, e *env, runArgs []string) (int, error) {
@@ -70,22 +69,22 @@ func startDaemon(ctx context.Context, e *env, runArgs []string) (int, error) {
 	}
 	ping, err := e.ping(ctx)
 	if err == nil {
-		return 0, &host.AlreadyRunningError{PID: ping.PID, Where: p.Where()}
+		return 0, &whenlua.AlreadyRunningError{PID: ping.PID, Where: p.Where()}
 	}
-	if errors.Is(err, fs.ErrPermission) || errors.Is(err, whenlua.ErrProtocol) {
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, whenlua.ErrProtocol) || errors.Is(err, whenlua.ErrNotOurDaemon) {
 		return 0, fmt.Errorf("check for a running daemon: %w", err)
 	}
 	// Any other failure (nobody listens, a dying daemon resets the
 	// connection) leaves the decision to the new daemon's lock.
-	if err := installSample(p); err != nil {
+	if err := examples.InstallSample(p); err != nil {
 		fmt.Fprintf(e.stderr, "whenlua: install sample job file: %v\n", err)
 	}
 	if err := p.Ensure(); err != nil {
 		return 0, err
 	}
-	exe, err := os.Executable()
+	prog, err := os.Executable()
 	if err != nil {
-		return 0, fmt.Errorf("find this program: %w", err)
+		return 0, fmt.Errorf("find this program to run the daemon: %w", err)
 	}
 	logf, err := os.OpenFile(p.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
@@ -94,8 +93,7 @@ func startDaemon(ctx context.Context, e *env, runArgs []string) (int, error) {
 	defer logf.Close()
 	offset, _ := logf.Seek(0, io.SeekEnd)
 
-	args := append(append(e.homeArgs(), "daemon", "run"), runArgs...)
-	cmd := exec.Command(exe, args...)
+	cmd := exec.Command(prog, daemonArgs(e, runArgs)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -120,7 +118,7 @@ func startDaemon(ctx context.Context, e *env, runArgs []string) (int, error) {
 			return 0, fmt.Errorf("the daemon (pid %d) did not answer within %s; see %s", pid, startTimeout, p.LogFile)
 		case <-exited:
 			if ping, err := e.ping(ctx); err == nil {
-				return 0, &host.AlreadyRunningError{PID: ping.PID, Where: p.Where()}
+				return 0, &whenlua.AlreadyRunningError{PID: ping.PID, Where: p.Where()}
 			}
 			return 0, fmt.Errorf("the daemon exited at once: %s (log: %s)", lastErrorLine(readFrom(p.LogFile, offset)), p.LogFile)
 		case <-tick.C:
@@ -129,7 +127,7 @@ func startDaemon(ctx context.Context, e *env, runArgs []string) (int, error) {
 				continue
 			}
 			if ping.PID != pid {
-				return 0, &host.AlreadyRunningError{PID: ping.PID, Where: p.Where()}
+				return 0, &whenlua.AlreadyRunningError{PID: ping.PID, Where: p.Where()}
 			}
 			return pid, nil
 		}

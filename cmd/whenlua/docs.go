@@ -122,6 +122,13 @@ $XDG_RUNTIME_DIR/whenlua.sock.
 **Arguments.** Flags may stand before or after the arguments (whenlua history n -n 5).
 Listing commands accept --json. For set, whisper and test, values are strings unless
 --type says otherwise; a --type applies to the pairs after it until the next --type.
+Values are stored byte for byte: a string that is not UTF-8 stays as given, and **--json**
+output carries it in base64 ({"type":"string","base64":"//5B"}).
+
+**Trust.** A command talks only to a daemon of its own user: the socket must be a socket
+(not a symbolic link) owned by the user, and the process listening on it must run as the
+user; otherwise the command sends nothing and says so. The daemon likewise serves only
+its own user.
 
 **Exit status.** 0 on success, 1 on failure (get: the variable is unset; a bad name or
 value, and nothing was changed), 2 on a usage error (an unknown command or flag, a

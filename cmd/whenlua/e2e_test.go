@@ -24,6 +24,9 @@ import (
 var bin string
 
 func TestMain(m *testing.M) {
+	if mode := os.Getenv(helperEnv); mode != "" {
+		os.Exit(runHelper(mode, os.Args[len(os.Args)-1]))
+	}
 	os.Exit(buildAndRun(m))
 }
 
@@ -39,8 +42,12 @@ func buildAndRun(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	if err := copyHelper(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "copy the test binary:", err)
+		return 1
+	}
 	bin = filepath.Join(dir, "whenlua")
-	build := exec.Command("go", "build", "-o", bin, ".")
+	build := exec.Command("go", "build", "-o", dir, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build whenlua:", err)

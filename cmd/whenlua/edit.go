@@ -17,7 +17,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/whenlua/whenlua"
-	"github.com/whenlua/whenlua/host"
 )
 
 const editDescription = `FILE is a job file of the jobs directory, named with or without ".lua"; it
@@ -69,7 +68,7 @@ func jobFileNames(dir string) ([]string, error) {
 	var names []string
 	for _, de := range entries {
 		n := de.Name()
-		if host.IsJobFile(n) && de.Type().IsRegular() {
+		if whenlua.IsJobFile(n) && de.Type().IsRegular() {
 			names = append(names, n)
 		}
 	}
@@ -100,7 +99,7 @@ func editTarget(dir, arg string) (string, error) {
 	if !strings.HasSuffix(name, ".lua") {
 		name += ".lua"
 	}
-	if !host.IsJobFile(name) {
+	if !whenlua.IsJobFile(name) {
 		return "", usageErrorf("%q: the daemon ignores job files whose name starts with . or #", arg)
 	}
 	return name, nil

@@ -9,7 +9,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/whenlua/whenlua"
-	"github.com/whenlua/whenlua/host"
 )
 
 // reloadCommand is `whenlua reload [--force [FILE...]]`: rescan the jobs
@@ -26,7 +25,9 @@ func reloadCommand(e *env) *cli.Command {
 			"content did not change is left as it is (touch changes nothing), unless\n" +
 			"--force: then each FILE given (a file name in the jobs directory, or a path\n" +
 			"to one of its files), or every job file, is loaded again, for example after a\n" +
-			"change of the daemon's environment that a module reads.",
+			"change of the daemon's environment that a module reads. Conditions suspended\n" +
+			"for running out of their time or memory limit again and again are evaluated\n" +
+			"again.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "force", Usage: "load the FILEs given, or every job file, again even if unchanged"},
 			jsonFlag(),
@@ -86,7 +87,7 @@ func jobFilePath(p whenlua.Paths, arg string) (string, error) {
 	if !strings.Contains(arg, "/") {
 		path = filepath.Join(p.JobsDir, arg)
 	}
-	if !samePath(filepath.Dir(path), p.JobsDir) || !host.IsJobFile(filepath.Base(path)) {
+	if !samePath(filepath.Dir(path), p.JobsDir) || !whenlua.IsJobFile(filepath.Base(path)) {
 		return "", fmt.Errorf("%w: %s is not a job file of %s", whenlua.ErrInvalid, arg, p.JobsDir)
 	}
 	path = filepath.Join(p.JobsDir, filepath.Base(path))

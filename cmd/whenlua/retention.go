@@ -20,27 +20,32 @@ func retentionFlags() []cli.Flag {
 	}
 }
 
-// retentionOptions reads retentionFlags into store options.
-func retentionOptions(c *cli.Context) (persist.Options, error) {
-	o := persist.Options{
+// checkRetention checks the retention flags before the daemon gets them.
+func checkRetention(c *cli.Context) error {
+	switch {
+	case c.Int("history-keep") < 1:
+		return usageErrorf("--history-keep: want at least 1, not %d", c.Int("history-keep"))
+	case c.Duration("history-max-age") < 0:
+		return usageErrorf("--history-max-age: want 0 or more, not %s", c.Duration("history-max-age"))
+	case c.Int("runs-keep") < 1:
+		return usageErrorf("--runs-keep: want at least 1, not %d", c.Int("runs-keep"))
+	}
+	return nil
+}
+
+// retentionOptions are the store's options from the flags (checked by
+// checkRetention).
+func retentionOptions(c *cli.Context) persist.Options {
+	return persist.Options{
 		HistoryKeep:   c.Int("history-keep"),
 		HistoryMaxAge: c.Duration("history-max-age"),
 		RunsKeep:      c.Int("runs-keep"),
 		Recover:       c.Bool("recover"),
 	}
-	switch {
-	case o.HistoryKeep < 1:
-		return o, usageErrorf("--history-keep: want at least 1, not %d", o.HistoryKeep)
-	case o.HistoryMaxAge < 0:
-		return o, usageErrorf("--history-max-age: want 0 or more, not %s", o.HistoryMaxAge)
-	case o.RunsKeep < 1:
-		return o, usageErrorf("--runs-keep: want at least 1, not %d", o.RunsKeep)
-	}
-	return o, nil
 }
 
-// retentionArgs are the retention flags given to c, for the `daemon run`
-// that `daemon start` starts.
+// retentionArgs are the retention flags given to c, for the daemon that
+// `daemon start` runs.
 func retentionArgs(c *cli.Context) []string {
 	var args []string
 	for _, name := range []string{"history-keep", "runs-keep"} {
