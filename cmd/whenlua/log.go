@@ -11,11 +11,12 @@ import (
 
 // logCommand is `whenlua log [NAME] [-n N]`: finished runs, newest first:
 // serial, name, start, duration, exit code (or what happened instead), and
-// for a catch-up run the scheduled time it stands for.
+// for a catch-up run the scheduled time it stands for, for a retry its
+// attempt number and the serial of the first attempt.
 func logCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "log",
-		Usage:     "print finished runs, newest first: serial, name, start, duration, code (and what a catch-up run stands for)",
+		Usage:     "print finished runs, newest first: serial, name, start, duration, code (and what a catch-up run stands for, a retry's attempt)",
 		ArgsUsage: "[NAME]",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "n", Value: 20, Usage: "print at most `N` runs (0: all kept)"},
@@ -66,6 +67,9 @@ func logLine(r whenlua.Run) string {
 	line := fmt.Sprintf("%d\t%s\t%s\t%s\t%s", r.Serial, r.Job, fmtTime(r.Start), fmtDuration(r.Duration()), outcome(r))
 	if r.CatchUp {
 		line += "\tcatch-up for " + r.Scheduled.Format(time.RFC3339)
+	}
+	if r.Attempt > 1 {
+		line += fmt.Sprintf("\tattempt %d of the run %d", r.Attempt, r.FirstSerial)
 	}
 	return line
 }

@@ -167,7 +167,7 @@ when("x == 1", "true", { name = "w" })
 	})
 }
 
-func TestLogSaysWhatACatchUpRunStandsFor(t *testing.T) {
+func TestLogSaysWhatACatchUpRunStandsForAndWhichAttemptARetryIs(t *testing.T) {
 	start := time.Date(2026, 12, 4, 1, 40, 0, 0, time.UTC)
 	r := whenlua.Run{Serial: 7, Job: "backup", State: whenlua.RunDone, Start: start, End: start.Add(2 * time.Second),
 		Scheduled: time.Date(2026, 12, 4, 2, 30, 0, 0, time.FixedZone("CET", 3600)), CatchUp: true}
@@ -177,6 +177,10 @@ func TestLogSaysWhatACatchUpRunStandsFor(t *testing.T) {
 	r.CatchUp = false
 	if got := logLine(r); !strings.HasSuffix(got, "\t0") {
 		t.Errorf("on-time run: %q", got)
+	}
+	r.Attempt, r.FirstSerial, r.Code = 3, 5, 2
+	if got := logLine(r); !strings.HasSuffix(got, "\t2\tattempt 3 of the run 5") {
+		t.Errorf("a retry: %q", got)
 	}
 }
 
