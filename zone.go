@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -34,6 +35,11 @@ func ZoneName(loc *time.Location) string {
 	if loc != time.Local {
 		return loc.String()
 	}
+	return localZoneName()
+}
+
+// localZoneName is the name of time.Local, which Go sets once per process.
+var localZoneName = sync.OnceValue(func() string {
 	if tz := strings.TrimPrefix(os.Getenv("TZ"), ":"); tz != "" && !strings.HasPrefix(tz, "/") {
 		return tz
 	}
@@ -42,8 +48,8 @@ func ZoneName(loc *time.Location) string {
 			return name
 		}
 	}
-	return loc.String()
-}
+	return time.Local.String()
+})
 
 // wallInstants returns the instants, earliest first, at which the wall
 // clock of loc reads naive (seconds since 1970-01-01 00:00 of the wall
