@@ -123,6 +123,7 @@ func newState(path string, src []byte, proto *lua.FunctionProto, opts Options) (
 	s.varIndex = L.NewFunction(lualib.VarIndex(s.Get))
 	L.SetGlobal("when", L.NewFunction(s.declare(When)))
 	L.SetGlobal("every", L.NewFunction(s.declare(Every)))
+	L.SetGlobal("cron", L.NewFunction(s.declare(Cron)))
 	return s, nil
 }
 
