@@ -260,6 +260,12 @@ func (st *state) flush() {
 	for _, f := range after {
 		f(err)
 	}
+	if err != nil {
+		// Runs put back in the queue claim the free slots again (after
+		// the callbacks, which take the step's own queued runs out); the
+		// retry of the step starts them.
+		st.dequeue()
+	}
 	if err == nil {
 		for _, r := range toStart {
 			if notStarted[r.rec.Serial] {
@@ -272,6 +278,9 @@ func (st *state) flush() {
 				continue
 			}
 			st.launch(r)
+		}
+		if len(notStarted) > 0 {
+			st.dequeue() // the runs that went back to the queue
 		}
 		// Launch records are committed in a step of their own.
 		if st.step.dirty {
