@@ -10,8 +10,13 @@
 // into other Files: the package keeps no mutable state shared between
 // states but the caches of compiled files and of its own library, which
 // are guarded. Load calls its Host on the goroutine that calls it. The
-// memory limit measures the whole process's heap, so an allocation made by
-// a Load running beside a call is charged to both (watch.go).
+// memory limit measures the whole process's heap, which Go cannot split by
+// goroutine: while a Load runs, all growth is charged to it, and the calls
+// beside it skip their memory checks, then start them again from the heap
+// as it is once no Load runs (watch.go). So a hostile file cannot escape
+// its limit by loading beside other calls, and a condition is not failed
+// for what a file loading beside it built; several Loads at once are each
+// charged with the growth of all (the daemon loads one file at a time).
 package luaapi
 
 import (

@@ -140,7 +140,8 @@ func (s *state) call(f *frame, fn *lua.LFunction, nret int, args ...lua.LValue) 
 	if outer != nil {
 		outer.pause()
 	}
-	w := startWatch(s.opts.Timeout, s.opts.MemoryLimit)
+	// A call nested in a load is part of it.
+	w := startWatch(s.opts.Timeout, s.opts.MemoryLimit, f.phase == phaseLoad || outer != nil && outer.load)
 	s.watch = w
 	L.SetContext(w.ctx)
 	top := L.GetTop()
