@@ -160,6 +160,9 @@ func Open(opts Options) (*Store, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	if err := checkOldCommitLog(opts.Dir); err != nil {
+		return nil, err
+	}
 	f := &faults{dir: opts.Dir}
 	bo := badgerOptions(opts.Dir, opts.Logger, f)
 	if opts.memTableSize > 0 {
