@@ -117,6 +117,9 @@ type Store struct {
 	writeMu sync.Mutex
 	seqs    map[string]seqRange
 	runs    runCount
+	// failed is set, for good, when badger failed a commit after it may
+	// have stored it (commitTxn): every later write is refused with it.
+	failed error
 
 	// release returns memory to the system after a large read (read.go).
 	releaseMu sync.Mutex
