@@ -128,15 +128,15 @@ func checkOldCommitLog(dir string) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return err
 	}
 	defer f.Close()
 	has, err := oldLogHasRecord(f)
 	if err != nil {
-		return fmt.Errorf("open store: read %s: %w", path, err)
+		return fmt.Errorf("read %s: %w", path, err)
 	}
 	if has {
-		return fmt.Errorf("open store: %s holds commits an earlier whenlua version has not yet written into its database "+
+		return fmt.Errorf("%s holds commits an earlier whenlua version has not yet written into its database "+
 			"(it was not stopped cleanly); start that version once, stop it with \"whenlua daemon stop\", then start this one", path)
 	}
 	return nil
