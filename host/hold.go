@@ -70,15 +70,7 @@ func (st *state) fireHolds() {
 		st.putState(h.job, &cp)
 		names = append(names, h.job)
 	}
-	slices.SortFunc(names, func(a, b string) int {
-		switch {
-		case whenlua.JobNameLess(a, b):
-			return -1
-		case whenlua.JobNameLess(b, a):
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(names, whenlua.CompareJobNames)
 	for _, name := range slices.Compact(names) {
 		st.startRun(st.jobs[name], "when")
 	}

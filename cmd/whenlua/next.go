@@ -168,22 +168,12 @@ func (e *env) nextJobs(c *cli.Context, name string, from time.Time) error {
 		if c := a.at.Compare(b.at); c != 0 {
 			return c
 		}
-		return cmpJobNames(a.name, b.name)
+		return whenlua.CompareJobNames(a.name, b.name)
 	})
 	for _, l := range lines {
 		fmt.Fprintf(e.stdout, "%s\t%s\t%s\n", l.text, l.name, l.spec)
 	}
 	return nil
-}
-
-func cmpJobNames(a, b string) int {
-	switch {
-	case whenlua.JobNameLess(a, b):
-		return -1
-	case whenlua.JobNameLess(b, a):
-		return 1
-	}
-	return 0
 }
 
 // jobSchedule rebuilds a listed job's next-time function from its period
