@@ -163,10 +163,11 @@ func (h *home) fails(code int, args []string, want ...string) result {
 	return r
 }
 
-// start starts the home's daemon with `daemon start` and returns its pid.
-func (h *home) start() int {
+// start starts the home's daemon with `daemon start` and flags, and
+// returns its pid.
+func (h *home) start(flags ...string) int {
 	h.t.Helper()
-	out := h.ok("daemon", "start")
+	out := h.ok(append([]string{"daemon", "start"}, flags...)...)
 	pid, err := strconv.Atoi(strings.TrimSpace(out))
 	if err != nil {
 		h.t.Fatalf("daemon start printed %q, want a pid", out)
