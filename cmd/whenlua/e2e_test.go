@@ -234,6 +234,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestSetGetVarsHistoryAndUnsetSurviveADaemonRestart(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.start()
 	h.ok("set", "s=hello world")
@@ -293,6 +294,7 @@ func TestSetGetVarsHistoryAndUnsetSurviveADaemonRestart(t *testing.T) {
 }
 
 func TestBadInputIsOneLineOnStderrExit1AndStoresNothing(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.start()
 	long := strings.Repeat("n", whenlua.MaxNameLen+1)
@@ -338,6 +340,7 @@ func TestBadInputIsOneLineOnStderrExit1AndStoresNothing(t *testing.T) {
 }
 
 func TestUsageErrorsExit2(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	for _, args := range [][]string{
 		{"frobnicate"},
@@ -368,6 +371,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 }
 
 func TestACommandWithoutADaemonSaysHowToStartOne(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	want := "whenlua: no daemon is running for " + h.dir + "; start one with: whenlua daemon start\n"
 	for _, args := range [][]string{{"vars"}, {"set", "a=1"}, {"get", "a"}, {"status"}, {"log"}} {
@@ -393,6 +397,7 @@ func TestACommandWithoutADaemonSaysHowToStartOne(t *testing.T) {
 }
 
 func TestFlagsMayFollowTheArguments(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.start()
 	for i := range 6 {
@@ -422,6 +427,7 @@ func TestFlagsMayFollowTheArguments(t *testing.T) {
 }
 
 func TestJobCommandsRunTailCancelAndShowOutput(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.writeJob("demo.lua", `
 when("x == 1", [[ echo "x is $x" ]], { name = "hello" })
@@ -509,6 +515,7 @@ every("1 year", [[ echo begin; sleep 60; echo never ]], { name = "slow" })
 // newline (or another control character), or starting with a double quote,
 // is double-quoted with escapes; get prints it as it is.
 func TestListingsKeepAValueWithANewlineOnOneLine(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.start()
 	h.ok("set", "ml=line1\nline2", `q="x"`, "tab=a\tb", "plain=a \"b\"", "u=(unset)")

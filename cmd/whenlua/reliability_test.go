@@ -183,6 +183,7 @@ func (l *setLoad) finish() {
 // kill -9; every acknowledged set is there after each restart, atomic sets
 // stay atomic, and the runs in flight are recorded as lost.
 func TestRepeatedSIGKILLUnderConcurrentSetsLosesNothingAcknowledgedAndRecordsRunsInFlightAsLost(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.writeJob("load.lua", `
 when("false", "sleep 1000", {name="sleeper"})
@@ -298,6 +299,7 @@ func (h *home) answers(after string) {
 // time limit of its own (--lua-timeout), passed on by `daemon start`, so
 // that the test does not wait out the default limit six times.
 func TestRunawayLuaInEachPlaceLeavesTheDaemonAnsweringAndTheErrorVisible(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.writeJob("top.lua", "when('x', 'true')\nwhile true do end\n")
 	h.writeJob("onload.lua", "when('false', 'true', {name='ol'})\non_load(function()\n  while true do end\nend)\n")
@@ -372,6 +374,7 @@ when("false", "true", {name="post", post=function() while true do end end})
 // back. The time limit is long, so that the memory limit is what stops the
 // calls however busy the machine is.
 func TestRunawayAllocationsLeaveTheDaemonAnsweringAndSmall(t *testing.T) {
+	t.Parallel()
 	// At 2 GiB, eight times the limit, the hoard raises an error of its
 	// own: a memory limit that does not stop it fails the test at once.
 	const hoard = "local t, i = {}, 0 while true do i = i + 1; t[i] = string.rep('x', 65536) .. i; if i == 32768 then error('2 GiB hoarded') end end"
@@ -401,6 +404,7 @@ func TestRunawayAllocationsLeaveTheDaemonAnsweringAndSmall(t *testing.T) {
 // memory stays flat, the stored output is capped, the output size is
 // counted, and the run's directory is removed.
 func TestAJobFloodingItsOutputKeepsTheDaemonsMemoryFlat(t *testing.T) {
+	t.Parallel()
 	size := byVariant[int64](200_000_000, 1<<30)
 	h := newHome(t)
 	h.writeJob("flood.lua", `
