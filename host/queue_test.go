@@ -47,6 +47,7 @@ func countStates(runs []whenlua.Run) map[whenlua.RunState]int {
 // Many more runs due at once than --max-runs: 200 runs for a bound of 16 are as
 // telling as a thousand for the default bound of 64, in a fraction of the time.
 func TestManyMoreDueRunsThanMaxRunsRunAtMostMaxRunsAtOnceAndTheRestQueueInSerialOrder(t *testing.T) {
+	t.Parallel()
 	const jobs, maxRuns = 200, 16
 	gate, open := lockedGate(t)
 	p := testPaths(t, t.TempDir())

@@ -48,6 +48,7 @@ func (te *testEngine) quiet() {
 }
 
 func TestEditsOfAWatchedDirectoryReloadOnceWithTheFinalContent(t *testing.T) {
+	t.Parallel()
 	const v1 = `when("false", "true", {name="v1"})`
 	const v2 = `when("false", "true", {name="v2"})`
 	for _, tc := range []struct {

@@ -8,6 +8,7 @@ import (
 )
 
 func TestRunawayLuaIsStoppedAtTheLimitAndOtherJobsKeepTheirSchedule(t *testing.T) {
+	t.Parallel()
 	p := testPaths(t, t.TempDir())
 	writeFile(t, p.JobsDir+"/top.lua", "when('x', 'true')\nwhile true do end\n")
 	writeFile(t, p.JobsDir+"/hooks.lua", `
@@ -74,6 +75,9 @@ func TestAFailingOnLoadOrOnUnloadIsShownInStatus(t *testing.T) {
 // rather than at the long time limit or when the machine's memory runs out.
 const hoard = "local t, i = {}, 0 while true do i = i + 1; t[i] = string.rep('x', 65536) .. i; if i == 8192 then error('512 MiB hoarded') end end"
 
+// Not parallel: the memory limit measures the whole process's heap, and
+// the tests marked parallel run only after this one has ended. Those keep
+// their heap far below the default limit while they run together.
 func TestRunawayAllocationsAreStoppedAtTheMemoryLimitAndTheDaemonGoesOn(t *testing.T) {
 	p := testPaths(t, t.TempDir())
 	writeFile(t, p.JobsDir+"/top.lua", "when('x', 'true')\n"+hoard+"\n")
