@@ -22,6 +22,18 @@ func JobNameLess(a, b string) bool {
 	return a < b
 }
 
+// CompareJobNames is JobNameLess as a three-way comparison, for
+// slices.SortFunc: -1 when a sorts first, 1 when b does, 0 when equal.
+func CompareJobNames(a, b string) int {
+	switch {
+	case JobNameLess(a, b):
+		return -1
+	case JobNameLess(b, a):
+		return 1
+	}
+	return 0
+}
+
 // splitJobNumber splits "prefix.N" into prefix and N; a name without such
 // a suffix is its own prefix, with -1.
 func splitJobNumber(name string) (string, int64) {

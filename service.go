@@ -143,14 +143,47 @@ type SetResponse struct {
 
 // JobInfo describes one loaded job.
 type JobInfo struct {
-	Name    string    `json:"name"`
-	File    string    `json:"file"`
-	Line    int       `json:"line"`
-	Kind    string    `json:"kind"`             // "when" or "every"
-	Cond    string    `json:"cond,omitempty"`   // a when-job's condition source
-	Period  string    `json:"period,omitempty"` // an every-job's period
-	Next    time.Time `json:"next,omitzero"`    // an every-job's next run
-	Running int       `json:"running"`          // runs of it now running
+	Name   string `json:"name"`
+	File   string `json:"file"`
+	Line   int    `json:"line"`
+	Kind   string `json:"kind"`             // "when", "every" or "cron"
+	Cond   string `json:"cond,omitempty"`   // a when-job's condition source
+	Period string `json:"period,omitempty"` // an every-job's period
+	Cron   string `json:"cron,omitempty"`   // a cron-job's expression
+	// Zone names the zone an every- or cron-job's times are read in (an
+	// IANA name; "UTC" for an every-job aligned to the epoch).
+	Zone    string    `json:"zone,omitempty"`
+	Next    time.Time `json:"next,omitzero"` // an every- or cron-job's next run
+	Running int       `json:"running"`       // runs of it now running
+}
+
+// Spec is what decides when the job runs: a when-job's condition, an
+// every-job's period or a cron-job's expression.
+func (j JobInfo) Spec() string {
+	switch j.Kind {
+	case "every":
+		return j.Period
+	case "cron":
+		return j.Cron
+	}
+	return j.Cond
+}
+
+// Pending is a when-job waiting for its condition to hold: true since
+// Since, due at Due unless it turns false before.
+type Pending struct {
+	Job   string    `json:"job"`
+	Since time.Time `json:"since"`
+	Due   time.Time `json:"due"`
+}
+
+// PendingRetry is a retry of a failed run: attempt Attempt of Job, due
+// at At; FirstSerial is the serial of the job's first attempt.
+type PendingRetry struct {
+	Job         string    `json:"job"`
+	Attempt     int       `json:"attempt"`
+	FirstSerial uint64    `json:"first_serial"`
+	At          time.Time `json:"at"`
 }
 
 // FileStatus is the load state of one job file, as a module reloader shows it.
@@ -183,9 +216,14 @@ type Status struct {
 	StateDir string       `json:"state_dir"`
 	Socket   string       `json:"socket"`
 	Files    []FileStatus `json:"files"`
-	Next     []JobInfo    `json:"next"`    // every-jobs by next run time
-	Running  int          `json:"running"` // runs now running
-	Compiles uint64       `json:"compiles"`
+	Next     []JobInfo    `json:"next"` // every-jobs by next run time
+	// Pending lists the when-jobs whose condition is true and waiting to
+	// have held for their hold option.
+	Pending []Pending `json:"pending,omitempty"`
+	// Retries lists the retries of failed runs waiting for their time.
+	Retries  []PendingRetry `json:"retries,omitempty"`
+	Running  int            `json:"running"` // runs now running
+	Compiles uint64         `json:"compiles"`
 	// CondErrors lists the last error of each when-job whose condition
 	// raised one (job: file:line: message).
 	CondErrors []string `json:"cond_errors,omitempty"`

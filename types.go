@@ -67,18 +67,29 @@ const (
 
 // Run is the record of one run attempt of a job.
 type Run struct {
-	Serial  uint64    `json:"serial"`
-	Job     string    `json:"job"`
-	File    string    `json:"file"`
-	Trigger string    `json:"trigger"` // "when", "every", "start"
-	State   RunState  `json:"state"`
-	Start   time.Time `json:"start"`
-	End     time.Time `json:"end,omitzero"`
-	PID     int       `json:"pid,omitempty"`
-	Dir     string    `json:"dir,omitempty"`
-	Code    int       `json:"code"`             // exit code; -1 when killed by a signal or not run
-	Signal  string    `json:"signal,omitempty"` // e.g. "terminated", "killed"
-	Error   string    `json:"error,omitempty"`  // why it was refused, failed, timed out or lost
+	Serial  uint64 `json:"serial"`
+	Job     string `json:"job"`
+	File    string `json:"file"`
+	Trigger string `json:"trigger"` // "when", "every", "cron", "start"
+	// Scheduled is the time an every- or cron-run stands for: its scheduled
+	// time or, for a catch-up run (CatchUp), the latest time it missed.
+	Scheduled time.Time `json:"scheduled,omitzero"`
+	CatchUp   bool      `json:"catch_up,omitempty"`
+	// Attempt counts the attempts of a job with the retry option, from 1;
+	// FirstSerial is the serial of attempt 1 (set from attempt 2 on);
+	// RetryAt, on a failed attempt, is when the next one is due (zero: this
+	// attempt is final).
+	Attempt     int       `json:"attempt,omitempty"`
+	FirstSerial uint64    `json:"first_serial,omitempty"`
+	RetryAt     time.Time `json:"retry_at,omitzero"`
+	State       RunState  `json:"state"`
+	Start       time.Time `json:"start"`
+	End         time.Time `json:"end,omitzero"`
+	PID         int       `json:"pid,omitempty"`
+	Dir         string    `json:"dir,omitempty"`
+	Code        int       `json:"code"`             // exit code; -1 when killed by a signal or not run
+	Signal      string    `json:"signal,omitempty"` // e.g. "terminated", "killed"
+	Error       string    `json:"error,omitempty"`  // why it was refused, failed, timed out or lost
 	// Output is the stored output: its head and tail when it was longer than
 	// the cap, with a marker line between them saying how much was left out.
 	Output     []byte `json:"output,omitempty"`
@@ -99,4 +110,7 @@ type JobState struct {
 	Result    bool             `json:"result"`    // previous result
 	Evaluated bool             `json:"evaluated"` // false before the first evaluation: prev() is nil
 	Snapshot  map[string]Value `json:"snapshot"`  // values at the last evaluation, of the names the job may read
+	// PendingSince, for a job with the hold option, is when its condition
+	// became true, while it waits to have held that long; zero otherwise.
+	PendingSince time.Time `json:"pending_since,omitzero"`
 }

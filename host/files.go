@@ -27,9 +27,10 @@ type fileEntry struct {
 	compiles uint64
 	gens     uint64
 	requires []string // lib modules the last load attempt required
-	// nextRuns are the next runs of the every-jobs of the version retired
-	// last, by name and period, for the version that replaces it.
-	nextRuns map[string]time.Time
+	// carried are the every- and cron-jobs of the version retired last, by
+	// name, schedule and zone, whose pending firing (next run and scheduled
+	// time) the version that replaces it takes over.
+	carried map[string]pendingFiring
 }
 
 // generation is one loaded version of one job file: its Lua state, its jobs
@@ -234,8 +235,8 @@ func (st *state) dropPending(ent *fileEntry) {
 func (st *state) swap(ent *fileEntry, g *generation) {
 	// An every-job that keeps its name and period keeps its next run, so a
 	// reload at a boundary neither skips nor repeats it.
-	nextRuns := ent.nextRuns
-	ent.nextRuns = nil
+	carried := ent.carried
+	ent.carried = nil
 	var whens []*job
 	for _, lj := range g.file.Jobs {
 		j := &job{lj: lj, gen: g, name: lj.Name, heapIdx: -1}
@@ -247,12 +248,13 @@ func (st *state) swap(ent *fileEntry, g *generation) {
 			}
 			j.reloadPending = true
 			st.indexJob(j)
+			st.armHold(j)
 			whens = append(whens, j)
 		} else {
 			if s := st.states[j.name]; s != nil {
 				st.putState(j.name, nil)
 			}
-			st.sched.add(j, nextRuns[j.name+"\x00"+lj.Period.String()])
+			st.scheduleJob(j, carried[j.name+"\x00"+lj.Schedule()+"\x00"+lj.ZoneName()])
 		}
 	}
 	ent.cur = g
@@ -273,10 +275,10 @@ func (st *state) swap(ent *fileEntry, g *generation) {
 func (st *state) retire(ent *fileEntry, g *generation, keep map[string]bool) {
 	for _, j := range g.jobs {
 		if !j.isWhen() && !j.nextRun.IsZero() {
-			if ent.nextRuns == nil {
-				ent.nextRuns = map[string]time.Time{}
+			if ent.carried == nil {
+				ent.carried = map[string]pendingFiring{}
 			}
-			ent.nextRuns[j.name+"\x00"+j.lj.Period.String()] = j.nextRun
+			ent.carried[j.name+"\x00"+j.lj.Schedule()+"\x00"+j.lj.ZoneName()] = pendingFiring{j.nextRun, j.slot}
 		}
 	}
 	if err := g.file.CallOnUnload(); err != nil {
@@ -339,7 +341,7 @@ func (st *state) unloadFile(ent *fileEntry, keep map[string]bool) {
 		st.retire(ent, ent.cur, keep)
 		st.e.log.Info("job file unloaded", "file", ent.path)
 	}
-	ent.err, ent.hash, ent.nextRuns = "", "", nil
+	ent.err, ent.hash, ent.carried = "", "", nil
 }
 
 // shutdown runs every active version's on_unload and closes every state.

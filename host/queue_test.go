@@ -142,3 +142,30 @@ func TestStoppingTheDaemonRecordsQueuedRunsAsCancelled(t *testing.T) {
 		}
 	}
 }
+
+// A run that a failed commit puts back in the queue starts once the store
+// takes commits again: the slot its step freed is not left idle.
+func TestAQueuedRunStartsAfterAFailedCommitOfTheStepThatClaimedIt(t *testing.T) {
+	gate, open := lockedGate(t)
+	p := testPaths(t, t.TempDir())
+	writeFile(t, p.JobsDir+"/q.lua", queueFile(2, gate))
+	var fs *failingStore
+	te := openTestEngineOpts(t, p, NewFakeClock(testEpoch), -1, func(o *EngineOptions) {
+		o.MaxRuns = 1
+		fs = &failingStore{Store: o.Store}
+		o.Store = fs
+	})
+	ctx := context.Background()
+	if due := te.set("go", 1); len(due) != 2 {
+		t.Fatalf("due %v, want q0001 and q0002", due)
+	}
+	fs.fail.Store(true)
+	open() // q0001 ends; the step that records it and claims q0002 fails, and so does its retry
+	te.waitFor("two failed commits: the step and its retry", func() bool { return fs.failed.Load() > 1 })
+	fs.fail.Store(false)
+	te.set("other", 1) // a step that commits
+	te.waitFor("q0002 to run and the queue to drain", func() bool {
+		runs, err := te.Jobs(ctx)
+		return err == nil && len(runs) == 0 && len(te.runs("q0002")) == 1
+	})
+}

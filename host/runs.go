@@ -47,11 +47,21 @@ func (q *runQueue) unqueue(r *run) bool {
 func (st *state) startRun(j *job, trigger string) whenlua.Run {
 	now := st.e.clock.Now()
 	rec := whenlua.Run{Serial: st.nextSerial(), Job: j.name, File: j.gen.path, Trigger: trigger, Start: now, Code: -1}
+	if trigger == luaapi.Every.String() || trigger == luaapi.Cron.String() {
+		rec.Scheduled, rec.CatchUp = j.fired.at, j.fired.catchUp
+	}
+	if j.lj.Retry != nil {
+		rec.Attempt = 1
+		if a := j.attempt; a.attempt > 1 {
+			rec.Attempt, rec.FirstSerial = a.attempt, a.first
+		}
+	}
+	j.attempt = retry{}
 	switch {
 	case st.stopping:
 		rec.State, rec.Error = whenlua.RunRefused, "the daemon is stopping"
 	case j.lj.HasPre:
-		ok, reason, err := j.lj.CallPre(luaapi.PreInfo{Serial: rec.Serial, Vars: maps.Clone(st.vars), Running: st.runningList()})
+		ok, reason, err := j.lj.CallPre(luaapi.PreInfo{Serial: rec.Serial, Vars: maps.Clone(st.vars), Running: st.preRunning()})
 		st.mayHaveChanged(j.gen)
 		switch {
 		case err != nil:
@@ -253,6 +263,7 @@ func (st *state) finish(res runner.Result) {
 	case res.Cancelled:
 		rec.Error = "cancelled"
 	}
+	st.maybeRetry(r.job, rec, res.TimedOut, res.Cancelled)
 	if r.job.lj.HasPost && !r.job.gen.closed {
 		err := r.job.lj.CallPost(*rec, res.Dir)
 		st.mayHaveChanged(r.job.gen)

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// schedule keeps every every-job's next run time in a heap and one timer
+// schedule keeps every every- and cron-job's next run time in a heap and one timer
 // for the earliest. Owned by the engine goroutine. Times are time.Time, not
 // Unix nanoseconds, which end in 2262: a period of centuries has its next
 // run beyond that.
@@ -17,10 +17,24 @@ import (
 // (a suspend) made due runs, and a next run that a step back left more
 // than a period away is computed again from now.
 type schedule struct {
-	clock Clock
-	h     jobHeap
-	timer Timer
-	armed time.Time // what the timer is armed for; zero = none
+	clock   Clock
+	h       jobHeap
+	retries []*retry // pending retries, earliest first
+	holds   []hold   // when-jobs' hold deadlines, earliest first
+	timer   Timer
+	armed   time.Time // what the timer is armed for; zero = none
+	seen    time.Time // the latest wall-clock time the schedule looked at
+	stepped bool      // the wall clock went back since due last ran
+}
+
+// wentBack reports whether the wall clock reads earlier than when the
+// schedule last looked at it (a clock step back), and remembers now. It
+// compares wall-clock readings: monotonic ones never go back.
+func (s *schedule) wentBack(now time.Time) bool {
+	now = now.Round(0)
+	s.stepped = s.stepped || now.Before(s.seen)
+	s.seen = now
+	return s.stepped
 }
 
 // maxTimerWait bounds how late an every-job runs after the wall clock
@@ -29,14 +43,18 @@ const maxTimerWait = time.Minute
 
 func newSchedule(c Clock) *schedule { return &schedule{clock: c} }
 
-// add schedules j at next, or at its next period boundary after now when
-// next is zero.
-func (s *schedule) add(j *job, next time.Time) {
+// add schedules j to fire at next for the scheduled time sl, or, when next
+// is zero, at its next time after now; a job with no next time is left out.
+func (s *schedule) add(j *job, next time.Time, sl slot) {
 	if next.IsZero() {
-		next = j.lj.Period.Next(s.clock.Now())
+		next = j.lj.Next(s.clock.Now())
+		sl = slot{at: next}
+		next = next.Add(jitter(j))
 	}
-	j.nextRun = next
-	heap.Push(&s.h, j)
+	j.nextRun, j.slot = next, sl
+	if !next.IsZero() {
+		heap.Push(&s.h, j)
+	}
 }
 
 func (s *schedule) remove(j *job) {
@@ -49,14 +67,24 @@ func (s *schedule) remove(j *job) {
 // timerC returns the channel of a timer armed for the earliest job, or nil
 // when nothing is scheduled.
 func (s *schedule) timerC() <-chan time.Time {
-	if len(s.h) == 0 {
+	if len(s.h) == 0 && len(s.retries) == 0 && len(s.holds) == 0 {
 		if s.timer != nil {
 			s.timer.Stop()
 			s.timer, s.armed = nil, time.Time{}
 		}
 		return nil
 	}
-	first := s.h[0].nextRun
+	s.wentBack(s.clock.Now())
+	var first time.Time
+	if len(s.h) > 0 {
+		first = s.h[0].nextRun
+	}
+	if len(s.retries) > 0 && (first.IsZero() || s.retries[0].at.Before(first)) {
+		first = s.retries[0].at
+	}
+	if len(s.holds) > 0 && (first.IsZero() || s.holds[0].at.Before(first)) {
+		first = s.holds[0].at
+	}
 	if s.timer == nil || !s.armed.Equal(first) {
 		if s.timer != nil {
 			s.timer.Stop()
@@ -69,19 +97,22 @@ func (s *schedule) timerC() <-chan time.Time {
 }
 
 // due pops the jobs whose time has come and schedules their next run after
-// now (missed boundaries are skipped, not caught up). A next run later than
-// the first boundary after now can only come from the wall clock stepping
-// back: it is computed again.
+// now: missed times are not run again. Each popped job's fired says which
+// scheduled time its run stands for; a catch_up job's run that comes late
+// (the machine slept, the clock jumped) stands for the latest time it
+// missed and counts as a catch-up. When the wall clock went back since the
+// schedule last looked at it, a scheduled time later than the job's first
+// time after now is computed again: only a step back makes one.
 func (s *schedule) due() []*job {
 	s.timer, s.armed = nil, time.Time{}
 	now := s.clock.Now()
-	stepped := false
-	for _, j := range s.h {
-		if next := j.lj.Period.Next(now); j.nextRun.After(next) {
-			j.nextRun, stepped = next, true
+	if s.wentBack(now) {
+		s.stepped = false
+		for _, j := range s.h {
+			if next := j.lj.Next(now); !next.IsZero() && j.slot.at.After(next) {
+				j.slot, j.nextRun = slot{at: next}, next.Add(jitter(j))
+			}
 		}
-	}
-	if stepped {
 		heap.Init(&s.h)
 	}
 	var out []*job
@@ -90,17 +121,31 @@ func (s *schedule) due() []*job {
 		out = append(out, j)
 	}
 	for _, j := range out {
-		j.nextRun = j.lj.Period.Next(now)
-		heap.Push(&s.h, j)
+		j.fired = j.slot
+		if j.lj.CatchUp && !j.slot.catchUp {
+			if latest := latestSlot(j, j.slot.at, now); !latest.Equal(j.slot.at) || now.Sub(j.nextRun) > lateAfter {
+				j.fired = slot{at: latest, catchUp: true}
+			}
+		}
+		next := j.lj.Next(now)
+		j.slot = slot{at: next}
+		j.nextRun = next
+		if !next.IsZero() {
+			j.nextRun = next.Add(jitter(j))
+			heap.Push(&s.h, j)
+		}
 	}
 	return out
 }
 
-// fireDue starts the every-jobs whose time has come.
+// fireDue starts the every- and cron-jobs whose time has come, then the
+// retries that are due.
 func (st *state) fireDue() {
 	for _, j := range st.sched.due() {
-		st.startRun(j, "every")
+		st.startRun(j, j.lj.Kind.String())
 	}
+	st.fireRetries()
+	st.fireHolds()
 }
 
 type jobHeap []*job

@@ -205,8 +205,12 @@ func jobInfo(j *job) whenlua.JobInfo {
 	if j.isWhen() {
 		ji.Kind, ji.Cond = "when", j.lj.Cond
 	} else {
-		ji.Kind, ji.Period = "every", j.lj.Period.String()
-		ji.Next = j.nextRun
+		ji.Kind, ji.Zone, ji.Next = j.lj.Kind.String(), j.lj.ZoneName(), j.nextRun
+		if j.lj.Cron != nil {
+			ji.Cron = j.lj.Cron.String()
+		} else {
+			ji.Period = j.lj.Period.String()
+		}
 	}
 	return ji
 }
@@ -358,6 +362,10 @@ func (st *state) status() whenlua.Status {
 	}
 	for _, j := range st.sched.h {
 		s.Next = append(s.Next, jobInfo(j))
+	}
+	s.Pending = st.pendingHolds()
+	for _, r := range st.sched.retries {
+		s.Retries = append(s.Retries, whenlua.PendingRetry{Job: r.job, Attempt: r.attempt, FirstSerial: r.first, At: r.at})
 	}
 	sort.Slice(s.Next, func(a, b int) bool {
 		if !s.Next[a].Next.Equal(s.Next[b].Next) {

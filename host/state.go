@@ -94,7 +94,10 @@ type job struct {
 	reloadPending bool // the evaluations of the next fixpoint see reloaded() true
 	running       int
 
-	nextRun time.Time // every-jobs: the next run; zero = unscheduled
+	nextRun time.Time // every- and cron-jobs: the next run; zero = unscheduled
+	slot    slot      // the scheduled time nextRun stands for
+	fired   slot      // that of the firing being started
+	attempt retry     // the retry being started, if any (attempt 0: none)
 	heapIdx int
 }
 
@@ -257,6 +260,12 @@ func (st *state) flush() {
 	for _, f := range after {
 		f(err)
 	}
+	if err != nil {
+		// Runs put back in the queue claim the free slots again (after
+		// the callbacks, which take the step's own queued runs out); the
+		// retry of the step starts them.
+		st.dequeue()
+	}
 	if err == nil {
 		for _, r := range toStart {
 			if notStarted[r.rec.Serial] {
@@ -269,6 +278,9 @@ func (st *state) flush() {
 				continue
 			}
 			st.launch(r)
+		}
+		if len(notStarted) > 0 {
+			st.dequeue() // the runs that went back to the queue
 		}
 		// Launch records are committed in a step of their own.
 		if st.step.dirty {
@@ -453,9 +465,14 @@ func (st *state) evalJob(j *job) bool {
 		// snapshot and result as they were, and is not due.
 		return false
 	}
+	pending := st.holdPending(j, prev, ok)
 	// prev has j's condition: a state of another one was replaced above.
-	if !prev.Evaluated || prev.Result != ok || !st.snapshotIs(j, prev.Snapshot) {
-		st.putState(j.name, &whenlua.JobState{Cond: j.lj.Cond, Result: ok, Evaluated: true, Snapshot: st.snapshot(j)})
+	if !prev.Evaluated || prev.Result != ok || !st.snapshotIs(j, prev.Snapshot) || !pending.Equal(prev.PendingSince) {
+		st.putState(j.name, &whenlua.JobState{Cond: j.lj.Cond, Result: ok, Evaluated: true, Snapshot: st.snapshot(j), PendingSince: pending})
+	}
+	if j.lj.Hold > 0 {
+		// Due only when the hold is over: fireHolds.
+		return false
 	}
 	// After a load, a job that asks reloaded() counts its previous result
 	// as false, so that `reloaded()` fires at every load and start although

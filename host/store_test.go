@@ -14,13 +14,15 @@ import (
 // injected through the store interface.
 type failingStore struct {
 	whenlua.Store
-	fail atomic.Bool
+	fail   atomic.Bool
+	failed atomic.Int64 // commits refused so far
 }
 
 var errInjected = errors.New("injected commit failure")
 
 func (s *failingStore) Commit(b *whenlua.Batch) error {
 	if s.fail.Load() {
+		s.failed.Add(1)
 		return errInjected
 	}
 	return s.Store.Commit(b)

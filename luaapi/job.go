@@ -313,7 +313,7 @@ func (j *Job) CallPre(info PreInfo) (ok bool, reason string, err error) {
 // CallPost calls the job's post function with the run's result: a
 // lualib.Result, handed to Lua by gopher-luar as a read-only object with
 // the fields job_name, serial, code, signal, error, tmpdir, start_time,
-// end_time, duration, output_size (times in Unix seconds, duration in
+// end_time, duration, output_size, attempt, final (times in Unix seconds, duration in
 // seconds, signal and error nil when none) and the method r:output(), the
 // output as stored. It does nothing when the job has no post.
 func (j *Job) CallPost(r whenlua.Run, tmpdir string) error {

@@ -10,8 +10,13 @@
 // into other Files: the package keeps no mutable state shared between
 // states but the caches of compiled files and of its own library, which
 // are guarded. Load calls its Host on the goroutine that calls it. The
-// memory limit measures the whole process's heap, so an allocation made by
-// a Load running beside a call is charged to both (watch.go).
+// memory limit measures the whole process's heap, which Go cannot split by
+// goroutine: while a Load runs, all growth is charged to it, and the calls
+// beside it skip their memory checks, then start them again from the heap
+// as it is once no Load runs (watch.go). So a hostile file cannot escape
+// its limit by loading beside other calls, and a condition is not failed
+// for what a file loading beside it built; several Loads at once are each
+// charged with the growth of all (the daemon loads one file at a time).
 package luaapi
 
 import (
@@ -63,18 +68,22 @@ type Host interface {
 	SendMail(to string, msg []byte)
 }
 
-// Kind tells when-jobs from every-jobs.
+// Kind tells when-jobs from every-jobs and cron-jobs.
 type Kind int
 
 // The kinds of job.
 const (
 	When Kind = iota
 	Every
+	Cron
 )
 
 func (k Kind) String() string {
-	if k == Every {
+	switch k {
+	case Every:
 		return "every"
+	case Cron:
+		return "cron"
 	}
 	return "when"
 }
@@ -90,14 +99,18 @@ type File struct {
 	slips    []Warning // helper calls given a bare name, in the file's code
 }
 
-// Job is a job declared by when or every.
+// Job is a job declared by when, every or cron.
 type Job struct {
 	Name   string
 	Kind   Kind
 	File   *File
-	Line   int // of the when/every call
+	Line   int // of the when/every/cron call
 	Script string
 	Period whenlua.Period // every-jobs
+	Cron   *whenlua.Cron  // cron-jobs
+	// Zone is the tz option of an every-job (nil: epoch-aligned in UTC) or
+	// the zone of a cron-job (the daemon's local zone without tz).
+	Zone *time.Location
 	// Cond is a when-job's condition source: the expression string, or the
 	// lines of the function in the file; it tells whether the condition
 	// changed across a reload.
@@ -118,6 +131,17 @@ type Job struct {
 	HasPre  bool
 	HasPost bool
 	Timeout time.Duration // the run's time limit (0: none)
+	// CatchUp (every and cron): a scheduled time missed while the daemon was
+	// down or the machine asleep is run once when the daemon notices.
+	CatchUp bool
+	// Jitter (every and cron): each run starts after a random delay in
+	// [0, Jitter) from its scheduled time (0: none).
+	Jitter time.Duration
+	// Retry: a failed run is started again (nil: never).
+	Retry *Retry
+	// Hold (when): the job is due once its condition has been true
+	// continuously this long (0: at once).
+	Hold time.Duration
 
 	cond      *lua.LFunction
 	pre, post *lua.LFunction
@@ -225,7 +249,8 @@ func (f *File) Close() { f.s.close() }
 // Closed reports whether Close has been called: the state is released.
 func (f *File) Closed() bool { return f.s.L == nil }
 
-// declare builds when(cond, script [, opts]) and every(period, script [, opts]).
+// declare builds when(cond, script [, opts]), every(period, script [, opts])
+// and cron(expr, script [, opts]).
 func (s *state) declare(kind Kind) lua.LGFunction {
 	fname := kind.String()
 	return func(L *lua.LState) int {
@@ -261,6 +286,10 @@ func (s *state) declare(kind Kind) lua.LGFunction {
 				L.RaiseError("every: %s", strings.TrimPrefix(err.Error(), whenlua.ErrInvalid.Error()+": "))
 			}
 			j.Period = p
+		case Cron:
+			if _, ok := L.Get(1).(lua.LString); !ok {
+				L.RaiseError("cron: the expression must be a string such as \"30 2 * * 1-5\", not a %s", L.Get(1).Type())
+			}
 		}
 		script, ok := L.Get(2).(lua.LString)
 		if !ok {
@@ -277,7 +306,17 @@ func (s *state) declare(kind Kind) lua.LGFunction {
 			L.RaiseError("%s: the options (argument 3) must be a table, not a %s", fname, o.Type())
 		}
 		if L.GetTop() > 3 {
-			L.RaiseError("%s: too many arguments (want %s(%s, script [, options]))", fname, fname, map[Kind]string{When: "condition", Every: "period"}[kind])
+			L.RaiseError("%s: too many arguments (want %s(%s, script [, options]))", fname, fname, map[Kind]string{When: "condition", Every: "period", Cron: "expression"}[kind])
+		}
+		if kind == Cron {
+			if j.Zone == nil {
+				j.Zone = time.Local
+			}
+			c, err := whenlua.ParseCron(string(L.Get(1).(lua.LString)), j.Zone)
+			if err != nil {
+				L.RaiseError("%s", strings.TrimPrefix(err.Error(), whenlua.ErrInvalid.Error()+": "))
+			}
+			j.Cron = c
 		}
 		if j.Name != "" {
 			if first, dup := s.names[j.Name]; dup {
@@ -290,7 +329,9 @@ func (s *state) declare(kind Kind) lua.LGFunction {
 	}
 }
 
-// jobOptions reads opts: name, pre, post, timeout. Anything else is an error.
+// jobOptions reads opts: name, pre, post, timeout, retry, hold for when,
+// and tz, catch_up and jitter for every and cron. Anything else is an
+// error.
 func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 	var err error
 	opts.ForEach(func(k, v lua.LValue) {
@@ -323,9 +364,38 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 				j.post, j.HasPost = fn, true
 			}
 		case "timeout":
-			j.Timeout, err = parseTimeout(v)
+			j.Timeout, err = parseDuration("timeout", v)
+		case "tz":
+			j.Zone, err = zoneOption(j.Kind, v)
+		case "catch_up":
+			b, ok := v.(lua.LBool)
+			switch {
+			case j.Kind == When:
+				err = errors.New("option catch_up is for every and cron jobs")
+			case !ok:
+				err = fmt.Errorf("option catch_up must be true or false, not a %s", v.Type())
+			}
+			j.CatchUp = bool(b)
+		case "retry":
+			j.Retry, err = retryOption(v)
+		case "hold":
+			if j.Kind != When {
+				err = errors.New("option hold is for when jobs")
+				return
+			}
+			j.Hold, err = parseDuration("hold", v)
+		case "jitter":
+			if j.Kind == When {
+				err = errors.New("option jitter is for every and cron jobs")
+				return
+			}
+			j.Jitter, err = parseDuration("jitter", v)
 		default:
-			err = fmt.Errorf("unknown option %q (want name, pre, post or timeout)", string(key))
+			want := "name, pre, post, timeout, retry or hold"
+			if j.Kind != When {
+				want = "name, pre, post, timeout, retry, tz, catch_up or jitter"
+			}
+			err = fmt.Errorf("unknown option %q (want %s)", string(key), want)
 		}
 	})
 	return err
@@ -347,30 +417,88 @@ func validJobName(name string) error {
 	return nil
 }
 
-// parseTimeout reads a duration ("90s", "30m", "1h30m") or a number of seconds.
-func parseTimeout(v lua.LValue) (time.Duration, error) {
+// parseDuration reads option key: a duration ("90s", "30m", "1h30m") or a
+// number of seconds, positive.
+func parseDuration(key string, v lua.LValue) (time.Duration, error) {
 	var d time.Duration
 	switch v := v.(type) {
 	case lua.LString:
 		var err error
 		d, err = time.ParseDuration(strings.TrimSpace(string(v)))
 		if err != nil {
-			return 0, fmt.Errorf("option timeout %q is not a duration (want e.g. \"90s\", \"30m\", \"2h\")", string(v))
+			return 0, fmt.Errorf("option %s %q is not a duration (want e.g. \"90s\", \"30m\", \"2h\")", key, string(v))
 		}
 	case lua.LNumber:
 		secs := float64(v)
 		if !(secs > 0) {
-			return 0, fmt.Errorf("option timeout must be positive, not %v", v)
+			return 0, fmt.Errorf("option %s must be positive, not %v", key, v)
 		}
 		if secs >= float64(math.MaxInt64)/float64(time.Second) {
-			return 0, fmt.Errorf("option timeout of %v seconds is too long (at most %v)", v, time.Duration(math.MaxInt64).Truncate(time.Second))
+			return 0, fmt.Errorf("option %s of %v seconds is too long (at most %v)", key, v, time.Duration(math.MaxInt64).Truncate(time.Second))
 		}
 		d = time.Duration(secs * float64(time.Second))
 	default:
-		return 0, fmt.Errorf("option timeout must be a duration such as \"30m\", not a %s", v.Type())
+		return 0, fmt.Errorf("option %s must be a duration such as \"30m\", not a %s", key, v.Type())
 	}
 	if d <= 0 {
-		return 0, fmt.Errorf("option timeout must be positive, not %v", d)
+		return 0, fmt.Errorf("option %s must be positive, not %v", key, d)
 	}
 	return d, nil
+}
+
+// zoneOption reads the tz option: an IANA zone name, for every and cron.
+func zoneOption(kind Kind, v lua.LValue) (*time.Location, error) {
+	if kind == When {
+		return nil, errors.New("option tz is for every and cron jobs (a when-job has no times)")
+	}
+	name, ok := v.(lua.LString)
+	if !ok {
+		return nil, fmt.Errorf("option tz must be a zone name such as \"Europe/Berlin\", not a %s", v.Type())
+	}
+	if name == "" {
+		return nil, errors.New("option tz is empty (leave it out for the local zone)")
+	}
+	loc, err := whenlua.LoadZone(string(name))
+	if err != nil {
+		return nil, fmt.Errorf("option tz: %s", strings.TrimPrefix(err.Error(), whenlua.ErrInvalid.Error()+": "))
+	}
+	return loc, nil
+}
+
+// Next returns the first time after `after` an every- or cron-job is due:
+// cron times in its zone, every periods from the epoch or, with tz, from
+// local midnights (SPEC §8). Zero for a when-job, or a cron expression
+// with no more times.
+func (j *Job) Next(after time.Time) time.Time {
+	switch j.Kind {
+	case Every:
+		return j.Period.NextIn(after, j.Zone)
+	case Cron:
+		return j.Cron.Next(after)
+	}
+	return time.Time{}
+}
+
+// Schedule describes when an every- or cron-job runs, as listings show
+// it: "every 10 minutes", "cron 30 2 * * 1-5"; "" for a when-job.
+func (j *Job) Schedule() string {
+	switch j.Kind {
+	case Every:
+		return "every " + j.Period.String()
+	case Cron:
+		return "cron " + j.Cron.String()
+	}
+	return ""
+}
+
+// ZoneName names the zone an every- or cron-job's times are read in:
+// "UTC" for an every-job without tz; "" for a when-job.
+func (j *Job) ZoneName() string {
+	if j.Kind == When {
+		return ""
+	}
+	if j.Zone == nil {
+		return "UTC"
+	}
+	return whenlua.ZoneName(j.Zone)
 }

@@ -387,19 +387,15 @@ func (r *Repl) refresh(L *lua.LState) int {
 	return 0
 }
 
-// jobs prints the loaded jobs as `whenlua names` does: name, kind,
-// condition or period, file:line.
+// jobs prints the loaded jobs as `whenlua names` does, without the zone:
+// name, kind, condition, period or cron expression, file:line.
 func (r *Repl) jobs(L *lua.LState) int {
 	infos, err := r.opts.Backend.Names()
 	if err != nil {
 		L.RaiseError("jobs: %v", err)
 	}
 	for _, j := range infos {
-		spec := j.Cond
-		if j.Kind == "every" {
-			spec = j.Period
-		}
-		fmt.Fprintf(r.opts.Out, "%s\t%s\t%s\t%s:%d\n", j.Name, j.Kind, strings.Join(strings.Fields(spec), " "), j.File, j.Line)
+		fmt.Fprintf(r.opts.Out, "%s\t%s\t%s\t%s:%d\n", j.Name, j.Kind, strings.Join(strings.Fields(j.Spec()), " "), j.File, j.Line)
 	}
 	return 0
 }

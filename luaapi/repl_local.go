@@ -141,10 +141,13 @@ func (l *Local) Names() ([]whenlua.JobInfo, error) {
 	for _, f := range l.files {
 		for _, j := range f.Jobs {
 			ji := whenlua.JobInfo{Name: j.Name, File: f.Path, Line: j.Line, Kind: j.Kind.String()}
-			if j.Kind == When {
+			switch j.Kind {
+			case When:
 				ji.Cond = j.Cond
-			} else {
-				ji.Period = j.Period.String()
+			case Cron:
+				ji.Cron, ji.Zone = j.Cron.String(), j.ZoneName()
+			default:
+				ji.Period, ji.Zone = j.Period.String(), j.ZoneName()
 			}
 			out = append(out, ji)
 		}

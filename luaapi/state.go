@@ -123,6 +123,7 @@ func newState(path string, src []byte, proto *lua.FunctionProto, opts Options) (
 	s.varIndex = L.NewFunction(lualib.VarIndex(s.Get))
 	L.SetGlobal("when", L.NewFunction(s.declare(When)))
 	L.SetGlobal("every", L.NewFunction(s.declare(Every)))
+	L.SetGlobal("cron", L.NewFunction(s.declare(Cron)))
 	return s, nil
 }
 
@@ -139,7 +140,8 @@ func (s *state) call(f *frame, fn *lua.LFunction, nret int, args ...lua.LValue) 
 	if outer != nil {
 		outer.pause()
 	}
-	w := startWatch(s.opts.Timeout, s.opts.MemoryLimit)
+	// A call nested in a load is part of it.
+	w := startWatch(s.opts.Timeout, s.opts.MemoryLimit, f.phase == phaseLoad || outer != nil && outer.load)
 	s.watch = w
 	L.SetContext(w.ctx)
 	top := L.GetTop()

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -44,17 +45,31 @@ var (
 // could build a huge string in one call bound their results themselves
 // (sandbox.go).
 //
-// The heap is the whole process's: the calls into Lua of one engine run one
-// at a time, so growth while a call runs is that call's. A call nested in
-// another (through a Host callback) pauses its caller's watch, which takes
-// a new baseline when it resumes: a caller whose nested calls come often
-// enough escapes its own limit. The daemon's Host queues evaluations
-// instead of nesting them.
+// The heap is the whole process's, and Go cannot tell which goroutine
+// grew it. The calls of one engine run one at a time, on its goroutine, but
+// a job file's top level (a load) runs on the loader's goroutine beside
+// them; loads run one at a time. While a load is in flight growth cannot be
+// told apart, and it is charged to the load alone: the load runs code new
+// to the daemon, and its watch still stops a hostile file, so running beside
+// engine calls does not let it escape its limit. Other calls skip their
+// memory checks while a load is in flight, and take a new baseline from a
+// first look once none is, so that what a load built or kept is not charged
+// to a condition, pre or post that ran beside it. The heap stays bounded: a
+// load is charged with everything, and an engine call skips checks only
+// while a load (itself under both limits) runs. The cost is the other way
+// round: an engine call that grows the heap past the limit beside a load
+// fails that load, and is stopped by its own watch only after the load.
+//
+// A call nested in another (through a Host callback) pauses its caller's
+// watch, which takes a new baseline when it resumes: a caller whose nested
+// calls come often enough escapes its own limit. The daemon's Host queues
+// evaluations instead of nesting them.
 type watch struct {
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
 	deadline time.Time
 	limit    uint64                       // 0: no memory limit
+	load     bool                         // a file's top level: charged with all growth
 	read     func() (live, cycles uint64) // readHeap; tests script it
 
 	mu      sync.Mutex
@@ -65,15 +80,30 @@ type watch struct {
 	cycles  uint64 // garbage collections completed at the first look
 	base    uint64 // the live heap of the first collection after it; 0: none yet
 	overAt  uint64 // the collection that first found the growth over the limit; 0: none
+	loadGen uint64 // loads.gen when the current baseline's first look was taken
+}
+
+// loads tracks the loads in flight in the process: running counts them,
+// and gen changes as each starts and ends, so that a watch can tell that a
+// load ran between two of its looks.
+var loads struct {
+	running atomic.Int64
+	gen     atomic.Uint64
 }
 
 // startWatch returns the context for one call, limited to timeout and to
-// memory bytes of heap growth (none when memory < 0), and its watch.
-func startWatch(timeout time.Duration, memory int64) *watch {
-	w := &watch{deadline: time.Now().Add(timeout), read: readHeap}
+// memory bytes of heap growth (none when memory < 0), and its watch; load
+// tells that the call runs a file's top level.
+func startWatch(timeout time.Duration, memory int64, load bool) *watch {
+	w := &watch{deadline: time.Now().Add(timeout), read: readHeap, load: load}
 	if memory > 0 {
 		w.limit = uint64(memory)
 	}
+	if load {
+		loads.running.Add(1)
+		loads.gen.Add(1)
+	}
+	w.loadGen = loads.gen.Load()
 	w.ctx, w.cancel = context.WithCancelCause(context.Background())
 	w.mu.Lock()
 	w.t = time.AfterFunc(min(watchEvery, timeout), w.look)
@@ -102,7 +132,17 @@ func (w *watch) look() {
 // memoryExceeded reports whether the call has grown the live heap past its
 // limit; w.mu is held.
 func (w *watch) memoryExceeded() bool {
+	gen := loads.gen.Load()
+	if !w.load && (loads.running.Load() > 0 || gen != w.loadGen) {
+		// A load runs or ran since the first look: start again once none does.
+		w.looked, w.loadGen = false, gen
+		return false
+	}
 	live, cycles := w.read()
+	if !w.load && loads.gen.Load() != gen {
+		w.looked = false // a load started while the heap was read
+		return false
+	}
 	switch {
 	case !w.looked:
 		w.looked, w.cycles, w.base, w.overAt = true, cycles, 0, 0
@@ -146,6 +186,10 @@ func (w *watch) stop() error {
 	w.stopped = true
 	w.t.Stop()
 	w.mu.Unlock()
+	if w.load {
+		loads.running.Add(-1)
+		loads.gen.Add(1)
+	}
 	cause := context.Cause(w.ctx)
 	w.cancel(nil)
 	if cause == errMemoryLimit {

@@ -190,7 +190,7 @@ end, "true", {name = "keep"})`, Options{Host: newFakeHost(nil), Timeout: 10 * ti
 // scripted returns a watch with the given limit whose heap readings are
 // *live and *cycles, and no timer running.
 func scripted(limit uint64, live, cycles *uint64) *watch {
-	w := &watch{limit: limit, read: func() (uint64, uint64) { return *live, *cycles }}
+	w := &watch{limit: limit, read: func() (uint64, uint64) { return *live, *cycles }, loadGen: loads.gen.Load()}
 	w.ctx, w.cancel = context.WithCancelCause(context.Background())
 	w.t = time.NewTimer(time.Hour)
 	return w
@@ -263,5 +263,35 @@ func TestAStoppedWatchLooksNoMore(t *testing.T) {
 	w.look()
 	if reads != 0 || w.t.Stop() {
 		t.Fatalf("a look after stop read the heap %d times or re-armed the timer", reads)
+	}
+}
+
+func TestACallSkipsItsChecksWhileALoadRunsAndStartsAgainAfter(t *testing.T) {
+	var live, cycles uint64 = 100, 1
+	w := scripted(32, &live, &cycles)
+	w.memoryExceeded()
+	cycles = 2
+	w.memoryExceeded() // baseline 100
+	load := startWatch(time.Hour, -1, true)
+	for _, c := range []uint64{3, 4, 5} {
+		live, cycles = 300, c
+		if w.memoryExceeded() {
+			t.Fatal("growth while a load runs was charged to a call beside it")
+		}
+	}
+	if err := load.stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []uint64{6, 7, 8} { // a first look, the baseline 300, a look
+		live, cycles = 300, c
+		if w.memoryExceeded() {
+			t.Fatal("what a load kept was charged to a call beside it")
+		}
+	}
+	live, cycles = 400, 9
+	w.memoryExceeded()
+	live, cycles = 400, 10
+	if !w.memoryExceeded() {
+		t.Fatal("the call's own growth after the load was not charged")
 	}
 }

@@ -26,6 +26,10 @@ type Result struct {
 	EndTime    float64    `luar:"end_time"`
 	Duration   float64    `luar:"duration"`
 	OutputSize int64      `luar:"output_size"` // bytes the job wrote in all
+	// Attempt is the attempt's number (1 without the retry option); Final
+	// is false when a failed attempt is to be retried.
+	Attempt int  `luar:"attempt"`
+	Final   bool `luar:"final"`
 
 	output []byte
 }
@@ -43,6 +47,8 @@ func NewResult(r whenlua.Run, tmpdir string) Result {
 		EndTime:    unixSeconds(r.End),
 		Duration:   r.Duration().Seconds(),
 		OutputSize: r.OutputSize,
+		Attempt:    max(r.Attempt, 1),
+		Final:      r.RetryAt.IsZero(),
 		output:     r.Output,
 	}
 	if r.Signal != "" {

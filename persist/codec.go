@@ -23,6 +23,7 @@ const (
 	flagResult    = 1 << 0
 	flagEvaluated = 1 << 1
 	flagSnapshot  = 1 << 2 // Snapshot is a non-nil map
+	flagPending   = 1 << 3 // PendingSince follows the snapshot
 )
 
 var errShort = errors.New("truncated")
@@ -63,7 +64,8 @@ func versionTime(b []byte) (time.Time, bool) {
 }
 
 // encodeJobState is format, flags, condition, then the snapshot's entries
-// sorted by name, each a name and a length-prefixed value.
+// sorted by name, each a name and a length-prefixed value, then, with
+// flagPending, PendingSince (be unix nanoseconds).
 func encodeJobState(st *whenlua.JobState) []byte {
 	var flags byte
 	if st.Result {
@@ -74,6 +76,9 @@ func encodeJobState(st *whenlua.JobState) []byte {
 	}
 	if st.Snapshot != nil {
 		flags |= flagSnapshot
+	}
+	if !st.PendingSince.IsZero() {
+		flags |= flagPending
 	}
 	b := make([]byte, 0, 16+len(st.Cond)+32*len(st.Snapshot))
 	b = append(b, formatJobState, flags)
@@ -90,6 +95,9 @@ func encodeJobState(st *whenlua.JobState) []byte {
 		vb = st.Snapshot[n].AppendBinary(vb[:0])
 		b = binary.AppendUvarint(b, uint64(len(vb)))
 		b = append(b, vb...)
+	}
+	if !st.PendingSince.IsZero() {
+		b = binary.BigEndian.AppendUint64(b, uint64(st.PendingSince.UnixNano()))
 	}
 	return b
 }
@@ -131,6 +139,13 @@ func decodeJobState(b []byte) (whenlua.JobState, error) {
 			st.Snapshot = make(map[string]whenlua.Value, n)
 		}
 		st.Snapshot[name] = v
+	}
+	if flags&flagPending != 0 {
+		if len(rest) < 8 {
+			return st, fmt.Errorf("decode job state: %w", errShort)
+		}
+		st.PendingSince = time.Unix(0, int64(binary.BigEndian.Uint64(rest)))
+		rest = rest[8:]
 	}
 	if len(rest) != 0 {
 		return st, errors.New("decode job state: trailing bytes")

@@ -43,7 +43,9 @@ type runCount struct {
 
 // Commit writes b as one badger transaction, synced to disk before it
 // returns nil (SyncWrites); when it returns an error nothing of b is
-// stored. Retention is part of the transaction: a variable past
+// stored, except for one wrapping ErrFailed: badger failed after it may
+// have stored b, and every later write is refused until the store is
+// opened again. Retention is part of the transaction: a variable past
 // HistoryKeep versions loses its oldest ones, and the run records past
 // RunsKeep their oldest finished ones. Invalid names or values give an
 // error wrapping whenlua.ErrInvalid; a batch badger cannot take in one
@@ -60,6 +62,9 @@ func (s *Store) Commit(b *Batch) error {
 	defer s.mu.RUnlock()
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	if s.failed != nil {
+		return fmt.Errorf("commit: %w", s.failed)
+	}
 	if err := s.checkSpace(batchBytes(b)); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -68,7 +73,7 @@ func (s *Store) Commit(b *Batch) error {
 	w := &writer{s: s, txn: txn, seqs: make(map[string]seqRange, len(b.Vars)), runs: s.runs}
 	err := w.fill(b)
 	if err == nil {
-		err = txn.Commit()
+		err = s.commitTxn(txn)
 	}
 	switch {
 	case err == nil:
@@ -82,6 +87,27 @@ func (s *Store) Commit(b *Batch) error {
 			ErrTooBig, len(b.Vars), len(b.JobStates), len(b.Runs), w.entries, err)
 	}
 	return fmt.Errorf("commit: %w", err)
+}
+
+// ErrFailed is wrapped by every write after badger failed a commit in a
+// way that may have stored it; the daemon must be restarted.
+var ErrFailed = errors.New("store failed")
+
+// commitTxn commits txn for a writer holding writeMu. Badger refuses some
+// transactions before writing anything (too big, writes blocked, closed);
+// any other error may come after the entries went into the memtable, where
+// they are read and will be flushed, and only the sync of its log failed.
+// What is stored is then unknown, and so is whether the bookkeeping
+// (sequences, run count) still matches it: the store refuses every later
+// write until it is opened again, which reads both from what is stored.
+func (s *Store) commitTxn(txn *badger.Txn) error {
+	err := txn.Commit()
+	if err == nil || errors.Is(err, badger.ErrTxnTooBig) || errors.Is(err, badger.ErrBlockedWrites) || errors.Is(err, badger.ErrDBClosed) {
+		return err
+	}
+	s.failed = fmt.Errorf("%w: %s; restart the daemon", ErrFailed, oneLine(err.Error()))
+	s.log.Error("store failed: a commit may be stored although badger returned an error; refusing writes until a restart", "err", err)
+	return s.failed
 }
 
 // batchBytes is about what b writes, for the free-space check.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -47,7 +48,7 @@ func (e *DamageError) Error() string {
 // every value once, which checks the value log's checksums too. A panic of
 // badger's at open (a truncated file) becomes an error.
 func openChecked(bo badger.Options, f *faults, recover bool, log *slog.Logger) (*badger.DB, error) {
-	if err := checkFiles(bo.Dir, bo.Compression, bo.BlockSize); err != nil {
+	if err := checkFiles(bo); err != nil {
 		return nil, err
 	}
 	db, err := openBadger(bo)
@@ -168,38 +169,55 @@ func openBadger(bo badger.Options) (db *badger.DB, err error) {
 }
 
 // checkFiles refuses a directory whose MANIFEST is missing while it holds
-// badger's data files, and one with a table that fails to open or to pass
-// its checksums.
-func checkFiles(dir string, comp options.CompressionType, blockSize int) error {
+// badger's data files, one whose MANIFEST cannot be read, and one where a
+// table the MANIFEST lists is missing or fails to open or to pass its
+// checksums. Tables the MANIFEST does not list are left alone: badger
+// writes a table under its final name before recording it, so a crash in
+// between leaves a partial one, which badger deletes when it opens.
+func checkFiles(bo badger.Options) error {
+	dir := bo.Dir
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	var data, tables []string
+	var data []string
 	manifest := false
 	for _, e := range entries {
 		name := e.Name()
 		switch {
 		case name == badger.ManifestFilename:
 			manifest = true
-		case strings.HasSuffix(name, ".sst"):
-			tables = append(tables, name)
-			data = append(data, name)
-		case strings.HasSuffix(name, ".vlog"), strings.HasSuffix(name, ".mem"):
+		case strings.HasSuffix(name, ".sst"), strings.HasSuffix(name, ".vlog"), strings.HasSuffix(name, ".mem"):
 			data = append(data, name)
 		}
 	}
-	if !manifest && len(data) > 0 {
-		return &DamageError{
-			File:   filepath.Join(dir, badger.ManifestFilename),
-			Dir:    dir,
-			Reason: fmt.Sprintf("missing, while the directory holds %d data files (%s...), which badger would delete", len(data), data[0]),
+	mpath := filepath.Join(dir, badger.ManifestFilename)
+	if !manifest {
+		if len(data) > 0 {
+			return &DamageError{
+				File:   mpath,
+				Dir:    dir,
+				Reason: fmt.Sprintf("missing, while the directory holds %d data files (%s...), which badger would delete", len(data), data[0]),
+			}
 		}
+		return nil
 	}
-	slices.Sort(tables)
-	for _, name := range tables {
-		path := filepath.Join(dir, name)
-		if err := checkTable(path, comp, blockSize); err != nil {
+	mf, err := os.Open(mpath)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	m, _, err := badger.ReplayManifestFile(mf, bo.ExternalMagicVersion, bo)
+	mf.Close()
+	if err != nil {
+		return &DamageError{File: mpath, Dir: dir, Reason: "unreadable (" + oneLine(err.Error()) + ")"}
+	}
+	ids := slices.Sorted(maps.Keys(m.Tables))
+	for _, id := range ids {
+		path := table.NewFilename(id, dir)
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return &DamageError{File: path, Dir: dir, Reason: "missing, while the MANIFEST lists it"}
+		}
+		if err := checkTable(path, m.Tables[id].Compression, bo.BlockSize); err != nil {
 			return &DamageError{File: path, Dir: dir, Reason: err.Error()}
 		}
 	}

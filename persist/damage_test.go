@@ -88,6 +88,13 @@ func TestADamagedStoreIsRefusedNamingTheFile(t *testing.T) {
 			}
 			return p
 		}},
+		{"a missing table", func(t *testing.T, dir string) string {
+			p := only(t, dir, "*.sst")
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}},
 		{"a flipped byte in a value in the value log", func(t *testing.T, dir string) string {
 			p := only(t, dir, "*.vlog")
 			flip(t, p, 40000)
@@ -196,5 +203,32 @@ func TestRecoverDropsWhatCannotBeReadAndKeepsTheRest(t *testing.T) {
 	s = openTest(t, Options{Dir: dir})
 	if _, err := s.Vars(); err != nil {
 		t.Fatalf("the next open without Recover: %v", err)
+	}
+}
+
+// A table the MANIFEST does not list is what a crash leaves while badger
+// writes a new one (it records a table in the MANIFEST only once it is
+// written): the store opens with everything it held, and badger deletes
+// the partial table.
+func TestAPartialTableTheManifestDoesNotListIsLeftToBadger(t *testing.T) {
+	dir := damagedStore(t)
+	orphan := filepath.Join(dir, "000099.sst")
+	if _, err := os.Stat(orphan); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s exists already: %v", orphan, err)
+	}
+	if err := os.WriteFile(orphan, make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(Options{Dir: dir, Logger: quietLogger, MaintainEvery: -1})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer s.Close()
+	vars, err := s.Vars()
+	if err != nil || len(vars) != 254 {
+		t.Fatalf("%d variables (want 254), %v", len(vars), err)
+	}
+	if _, err := os.Stat(orphan); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the partial table is still there after the open: %v", err)
 	}
 }

@@ -14,8 +14,9 @@ import (
 // disk is not an error badger can return: the kernel kills the process with
 // SIGBUS. So before each commit the store makes sure the filesystem has
 // room for the batch, a margin, and, when space is short, every hole of
-// those files; a commit that does not fit is refused with ErrDiskFull and
-// the daemon goes on serving.
+// those files, and a table that a flush or compaction writes (badger
+// creates a table sparse too and copies it into a mapping); a commit that
+// does not fit is refused with ErrDiskFull and the daemon goes on serving.
 const (
 	// spaceMargin is kept free beyond the batch and the holes: the first
 	// writes into a file badger may rotate to.
@@ -36,7 +37,10 @@ func (s *Store) checkSpace(n int) error {
 	if free >= spaceComfort {
 		return nil
 	}
-	need := int64(n) + spaceMargin + mappedHoles(s.opts.Dir)
+	// A flush writes a table of about a memtable's size, a compaction
+	// tables of BaseTableSize.
+	bo := s.db.Opts()
+	need := int64(n) + spaceMargin + mappedHoles(s.opts.Dir) + bo.MemTableSize + bo.BaseTableSize
 	if free < need {
 		return fmt.Errorf("%w: %s has %d KiB free, the database needs %d KiB to write safely", ErrDiskFull, s.opts.Dir, free>>10, need>>10)
 	}

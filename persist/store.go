@@ -117,6 +117,9 @@ type Store struct {
 	writeMu sync.Mutex
 	seqs    map[string]seqRange
 	runs    runCount
+	// failed is set, for good, when badger failed a commit after it may
+	// have stored it (commitTxn): every later write is refused with it.
+	failed error
 
 	// release returns memory to the system after a large read (read.go).
 	releaseMu sync.Mutex
@@ -159,6 +162,9 @@ func Open(opts Options) (*Store, error) {
 	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err := checkOldCommitLog(opts.Dir); err != nil {
+		return nil, err
 	}
 	f := &faults{dir: opts.Dir}
 	bo := badgerOptions(opts.Dir, opts.Logger, f)

@@ -131,6 +131,9 @@ func (s *Store) ageCut(h histName, cut uint64, cutoff time.Time) (uint64, error)
 func (s *Store) deleteVersions(name string, from, to uint64) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	if s.failed != nil {
+		return s.failed
+	}
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
 	for seq := from; seq < to; seq++ {
@@ -138,7 +141,7 @@ func (s *Store) deleteVersions(name string, from, to uint64) error {
 			return err
 		}
 	}
-	if err := txn.Commit(); err != nil {
+	if err := s.commitTxn(txn); err != nil {
 		return err
 	}
 	if r, ok := s.seqs[name]; ok && r.first < to {
@@ -164,6 +167,9 @@ func (s *Store) trimAllRuns() (int, error) {
 func (s *Store) trimRunsOnce() (int, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	if s.failed != nil {
+		return 0, s.failed
+	}
 	excess := s.runs.n - s.opts.RunsKeep
 	if excess <= 0 {
 		return 0, nil
@@ -174,7 +180,7 @@ func (s *Store) trimRunsOnce() (int, error) {
 	if err := w.trimRuns(min(excess, trimChunk/2), trimChunk); err != nil {
 		return 0, err
 	}
-	if err := txn.Commit(); err != nil {
+	if err := s.commitTxn(txn); err != nil {
 		return 0, err
 	}
 	n := s.runs.n - w.runs.n

@@ -68,18 +68,7 @@ func benchCLI(ctx context.Context, b *bench, cfg config) ([]row, error) {
 			got, base = append(got, set), append(base, hi)
 		}
 	}
-	p50, p99 := percentile(got, 50), percentile(got, 99)
-	b50, b99 := percentile(base, 50), percentile(base, 99)
-	r := float64(p50) / float64(b50)
-	return []row{{
-		key:      "P8",
-		name:     fmt.Sprintf("`whenlua set x=N` wall time, p50 (p99), n=%d", len(got)),
-		figure:   fmt.Sprintf("%s (%s)", ms(p50), ms(p99)),
-		baseline: fmt.Sprintf("%s (%s) Go hello", ms(b50), ms(b99)),
-		ratio:    ratio(r),
-		target:   "<= 1.5x",
-		ok:       verdict(r <= 1.5),
-	}}, nil
+	return []row{latencyRow("P8", "`whenlua set x=N` wall time", "Go hello", got, base)}, nil
 }
 
 // buildHello builds the baseline program in dir and returns its path.

@@ -35,6 +35,21 @@ func idleJobFile(k int) string {
 	return s.String()
 }
 
+// cronJobs is how many cron jobs the schedule-cost daemon of P8 loads.
+const cronJobs = 10000
+
+// cronJobFile returns job file k of P8: jobs from..to-1, cron jobs at
+// spread minutes and hours of 29 February in a few zones, so that none is
+// due in the window while the scheduler holds them all.
+func cronJobFile(from, to int) string {
+	return fmt.Sprintf(`local zones = {"UTC", "Europe/Berlin", "America/New_York", "Australia/Sydney", "Asia/Kolkata"}
+for i = %d, %d do
+  cron(string.format("%%d %%d 29 2 *", i %% 60, math.floor(i / 60) %% 24), "true",
+       { name = "c" .. i, tz = zones[i %% #zones + 1] })
+end
+`, from, to-1)
+}
+
 // tickScript appends the time the script runs, in nanoseconds since the
 // epoch, to file.
 func tickScript(file string) string {
@@ -69,6 +84,19 @@ func benchIdle(ctx context.Context, b *bench, cfg config) ([]row, error) {
 	if err := writeJob(ps, "tick.lua", fmt.Sprintf("every(\"second\", %q, {name=\"tick\"})\n", tickScript(ticks))); err != nil {
 		return nil, err
 	}
+	pc, err := b.home("p8")
+	if err != nil {
+		return nil, err
+	}
+	cronTicks := filepath.Join(pc.Home, "ticks")
+	if err := writeJob(pc, "tick.lua", fmt.Sprintf("every(\"second\", %q, {name=\"tick\"})\n", tickScript(cronTicks))); err != nil {
+		return nil, err
+	}
+	for k, from := 0, 0; from < cronJobs; k, from = k+1, from+jobsPerFile {
+		if err := writeJob(pc, fmt.Sprintf("cron%02d.lua", k), cronJobFile(from, min(from+jobsPerFile, cronJobs))); err != nil {
+			return nil, err
+		}
+	}
 	empty, err := b.start(ctx, pe)
 	if err != nil {
 		return nil, err
@@ -87,6 +115,16 @@ func benchIdle(ctx context.Context, b *bench, cfg config) ([]row, error) {
 	if err := waitLoaded(ctx, every, 1, time.Minute); err != nil {
 		return nil, err
 	}
+	t0 := time.Now()
+	crons, err := b.start(ctx, pc)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitLoaded(ctx, crons, cronJobs+1, 5*time.Minute); err != nil {
+		return nil, err
+	}
+	cronLoad := time.Since(t0).Round(time.Millisecond)
+	b.logf("  %d cron jobs loaded in %s", cronJobs, cronLoad)
 	st, err := idle.c.Status(ctx)
 	if err != nil {
 		return nil, err
@@ -101,6 +139,14 @@ func benchIdle(ctx context.Context, b *bench, cfg config) ([]row, error) {
 		return nil, err
 	}
 	cpuI0, err := cpuTime(idle.pid)
+	if err != nil {
+		return nil, err
+	}
+	cpuS0, err := cpuTime(every.pid)
+	if err != nil {
+		return nil, err
+	}
+	cpuC0, err := cpuTime(crons.pid)
 	if err != nil {
 		return nil, err
 	}
@@ -120,6 +166,14 @@ func benchIdle(ctx context.Context, b *bench, cfg config) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
+	cpuS1, err := cpuTime(every.pid)
+	if err != nil {
+		return nil, err
+	}
+	cpuC1, err := cpuTime(crons.pid)
+	if err != nil {
+		return nil, err
+	}
 	rssE, err := rssKB(empty.pid)
 	if err != nil {
 		return nil, err
@@ -131,6 +185,13 @@ func benchIdle(ctx context.Context, b *bench, cfg config) ([]row, error) {
 	late, expected, err := daemonTicks(ticks, ws, we)
 	if err != nil {
 		return nil, err
+	}
+	cronLate, _, err := daemonTicks(cronTicks, ws, we)
+	if err != nil {
+		return nil, err
+	}
+	if len(cronLate) == 0 {
+		return nil, fmt.Errorf("the every-second job beside the cron jobs did not run in the window")
 	}
 	baseLate, err := waitBaseline()
 	if err != nil {
@@ -191,6 +252,16 @@ func benchIdle(ctx context.Context, b *bench, cfg config) ([]row, error) {
 		target:   "<= 50 ms/min",
 		ok:       verdict(cpuI <= 50*time.Millisecond),
 		note:     fmt.Sprintf("utime+stime count in %s ticks: +-%d ms/min over this window", clockTick, perMin(clockTick).Milliseconds()),
+	}, {
+		key:      "P9",
+		name:     fmt.Sprintf("schedule cost: %s cron jobs loaded (in %s) beside the every-second job, CPU and lateness p99", thousands(cronJobs), cronLoad),
+		figure:   fmt.Sprintf("%d ms/min, %s", perMin(cpuC1-cpuC0).Milliseconds(), ms(percentile(cronLate, 99))),
+		baseline: fmt.Sprintf("%d ms/min, %s P6 daemon", perMin(cpuS1-cpuS0).Milliseconds(), ms(p99)),
+		ratio:    ratio(float64(percentile(cronLate, 99))/float64(p99)) + " p99",
+		target:   "p99 <= 20 ms",
+		ok:       verdict(percentile(cronLate, 99) <= 20*time.Millisecond),
+		note: fmt.Sprintf("the same every-second job as P6, in a daemon that also holds %s cron jobs on 29 February in five zones (none due); "+
+			"the CPU is the whole daemon's, its every-second runs included, beside the P6 daemon's", thousands(cronJobs)),
 	}}, nil
 }
 

@@ -89,7 +89,7 @@ var steps = []struct {
 	rows []string
 	f    func(context.Context, *bench, config) ([]row, error)
 }{
-	{"idle daemons: RSS, every-second lateness, idle CPU (P5-P7)", []string{"P5", "P6", "P7"}, benchIdle},
+	{"idle daemons: RSS, every-second lateness, idle CPU, schedule cost (P5-P7, P9)", []string{"P5", "P6", "P7", "P9"}, benchIdle},
 	{"set to job started (P1)", []string{"P1"}, benchStart},
 	{"set with many loaded jobs (P2)", []string{"P2"}, benchLoaded},
 	{"edit to active (P3)", []string{"P3"}, benchEdit},
@@ -112,7 +112,7 @@ func parseOnly(s string) (map[string]bool, error) {
 	for _, k := range strings.Split(s, ",") {
 		k = strings.ToUpper(strings.TrimSpace(k))
 		if !known[k] {
-			return nil, fmt.Errorf("-only: unknown row %q (the rows are P1 to P8)", k)
+			return nil, fmt.Errorf("-only: unknown row %q (the rows are P1 to P9)", k)
 		}
 		want[k] = true
 	}

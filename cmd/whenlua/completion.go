@@ -64,6 +64,7 @@ var completeArgs = map[string]completeArg{
 	"test":    argAssign,
 	"start":   argJob,
 	"log":     argJob,
+	"next":    argJob,
 	"cancel":  argRunning,
 	"tail":    argRunning,
 	"output":  argFinished,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -9,11 +10,13 @@ import (
 )
 
 // logCommand is `whenlua log [NAME] [-n N]`: finished runs, newest first:
-// serial, name, start, duration, exit code (or what happened instead).
+// serial, name, start, duration, exit code (or what happened instead), and
+// for a catch-up run the scheduled time it stands for, for a retry its
+// attempt number and the serial of the first attempt.
 func logCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "log",
-		Usage:     "print finished runs, newest first: serial, name, start, duration, code",
+		Usage:     "print finished runs, newest first: serial, name, start, duration, code (and what a catch-up run stands for, a retry's attempt)",
 		ArgsUsage: "[NAME]",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "n", Value: 20, Usage: "print at most `N` runs (0: all kept)"},
@@ -41,7 +44,7 @@ func logCommand(e *env) *cli.Command {
 				return e.printJSON(runs)
 			}
 			for _, r := range runs {
-				fmt.Fprintf(e.stdout, "%d\t%s\t%s\t%s\t%s\n", r.Serial, r.Job, fmtTime(r.Start), fmtDuration(r.Duration()), outcome(r))
+				fmt.Fprintln(e.stdout, logLine(r))
 			}
 			return nil
 		},
@@ -57,4 +60,16 @@ func outcome(r whenlua.Run) string {
 		return "signal " + r.Signal
 	}
 	return fmt.Sprint(r.Code)
+}
+
+// logLine is one run as log prints it.
+func logLine(r whenlua.Run) string {
+	line := fmt.Sprintf("%d\t%s\t%s\t%s\t%s", r.Serial, r.Job, fmtTime(r.Start), fmtDuration(r.Duration()), outcome(r))
+	if r.CatchUp {
+		line += "\tcatch-up for " + r.Scheduled.Format(time.RFC3339)
+	}
+	if r.Attempt > 1 {
+		line += fmt.Sprintf("\tattempt %d of the run %d", r.Attempt, r.FirstSerial)
+	}
+	return line
 }

@@ -76,6 +76,7 @@ func newApp(e *env) *cli.App {
 			logCommand(e),
 			outputCommand(e),
 			statusCommand(e),
+			nextCommand(e),
 			reloadCommand(e),
 			checkCommand(e),
 			editCommand(e),

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -11,11 +12,12 @@ import (
 )
 
 // namesCommand is `whenlua names`: every loaded job, one per line: name,
-// kind, condition or period, file:line.
+// kind, condition, period or cron expression, file:line, and the zone its
+// times are read in ("-" for a when-job).
 func namesCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "names",
-		Usage: "print every loaded job: name, kind, condition or period, file:line",
+		Usage: "print every loaded job: name, kind, condition, period or cron expression, file:line, zone",
 		Flags: []cli.Flag{jsonFlag()},
 		Action: listAction(e, func(cl *whenlua.Client, ctx context.Context) ([]whenlua.JobInfo, error) {
 			jobs, err := cl.Names(ctx)
@@ -25,11 +27,7 @@ func namesCommand(e *env) *cli.Command {
 			return jobs, err
 		}, func(w io.Writer, jobs []whenlua.JobInfo) {
 			for _, j := range jobs {
-				spec := j.Cond
-				if j.Kind == "every" {
-					spec = j.Period
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s:%d\n", j.Name, j.Kind, oneLine(spec), j.File, j.Line)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s:%d\t%s\n", j.Name, j.Kind, oneLine(j.Spec()), j.File, j.Line, cmp.Or(j.Zone, "-"))
 			}
 		}),
 	}

@@ -56,7 +56,19 @@ func printStatus(w io.Writer, st whenlua.Status) {
 	if len(st.Next) > 0 {
 		fmt.Fprintln(w, "next runs:")
 		for _, j := range st.Next {
-			fmt.Fprintf(w, "  %s\t%s\tevery %s\n", fmtTime(j.Next), j.Name, j.Period)
+			fmt.Fprintf(w, "  %s\t%s\t%s %s\t%s\n", fmtTime(j.Next), j.Name, j.Kind, j.Spec(), j.Zone)
+		}
+	}
+	if len(st.Pending) > 0 {
+		fmt.Fprintln(w, "pending (hold):")
+		for _, p := range st.Pending {
+			fmt.Fprintf(w, "  %s\t%s\ttrue since %s\n", fmtTime(p.Due), p.Job, fmtTime(p.Since))
+		}
+	}
+	if len(st.Retries) > 0 {
+		fmt.Fprintln(w, "retries:")
+		for _, r := range st.Retries {
+			fmt.Fprintf(w, "  %s\t%s\tattempt %d of the run %d\n", fmtTime(r.At), r.Job, r.Attempt, r.FirstSerial)
 		}
 	}
 	if len(st.CondErrors) > 0 {

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bufio"
 	"context"
 	"os"
 	"os/exec"
@@ -193,5 +194,79 @@ func TestStopStrayStopsTheProcessesOfALostRunOnly(t *testing.T) {
 	}
 	if !alive(other.Process.Pid) {
 		t.Error("a process of another run was stopped")
+	}
+}
+
+// A process of the run that appears after kill's sweep read /proc, and is
+// found first by the sweep the run's end makes, is sent SIGKILL, not
+// SIGTERM alone: a process ignoring SIGTERM would otherwise be waited for
+// forever and the run would never end.
+func TestAProcessFoundFirstAfterTheKillIsKilled(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("a process that leaves its group is followed on Linux only")
+	}
+	r := newRunner(t, Options{Grace: 10 * time.Millisecond})
+	killScanned := make(chan struct{})
+	type late struct {
+		cmd   *exec.Cmd
+		lines <-chan string
+	}
+	started := make(chan late, 1)
+	testHookSweep = func(p *Proc, sigs []syscall.Signal, scanned bool) {
+		switch {
+		case sigs[0] == syscall.SIGTERM && !scanned:
+			<-killScanned // the end's sweep reads /proc after kill's
+		case sigs[0] == syscall.SIGTERM && scanned:
+			<-p.killed
+		case sigs[0] == syscall.SIGKILL && scanned:
+			// Between kill's reading of /proc and its signals, a process of
+			// the run appears that reports SIGTERM and ignores it.
+			defer close(killScanned)
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			cmd := exec.Command("/bin/sh", "-c", `trap 'echo TERM' TERM; echo ready; while :; do sleep 1 >/dev/null; done`)
+			cmd.Env = append(testEnv, p.marker)
+			cmd.Stdout = pw
+			err = cmd.Start()
+			pw.Close()
+			if err != nil {
+				pr.Close()
+				t.Error(err)
+				return
+			}
+			lines := make(chan string, 4)
+			go func() {
+				defer pr.Close()
+				defer close(lines)
+				sc := bufio.NewScanner(pr)
+				for sc.Scan() {
+					lines <- sc.Text()
+				}
+			}()
+			if <-lines != "ready" {
+				t.Error("the late process did not start")
+			}
+			started <- late{cmd, lines}
+		}
+	}
+	t.Cleanup(func() { testHookSweep = nil })
+	_, results := start(t, r, Spec{Script: "exit 0"})
+	x := <-started
+	exited := make(chan error, 1)
+	go func() { exited <- x.cmd.Wait() }()
+	// Its output ends when it is killed, or says it got SIGTERM.
+	if line, ok := <-x.lines; ok {
+		t.Errorf("the late process got %s after the run was killed, and no SIGKILL", line)
+		x.cmd.Process.Kill() // so that the run ends
+	}
+	err := <-exited
+	if ws, ok := x.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Errorf("the late process ended with %v, want SIGKILL", err)
+	}
+	if res := wait(t, results); res.Code != 0 {
+		t.Errorf("code %d", res.Code)
 	}
 }

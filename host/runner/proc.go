@@ -150,14 +150,32 @@ func (p *Proc) kill() {
 	close(p.killed)
 }
 
+// testHookSweep, when set by a test, is called by each sweep before and
+// after it reads /proc.
+var testHookSweep func(p *Proc, sigs []syscall.Signal, scanned bool)
+
 // sweep finds the processes of the run, also those that left its process
 // group (setsid), and sends them sigs; they are kept in p.rest to be waited
 // for and killed. It runs without p.mu while it reads /proc: many runs
-// cancelled at once share the reading.
+// cancelled at once share the reading. Once the run is being killed, it
+// sends SIGKILL instead: a process that kill's own sweep did not find (one
+// forked after that sweep read /proc) must not be left with SIGTERM alone
+// and no deadline, to be waited for forever.
 func (p *Proc) sweep(ownGroup bool, sigs ...syscall.Signal) {
+	if testHookSweep != nil {
+		testHookSweep(p, sigs, false)
+	}
 	found := findRun(p.dir, p.pid, ownGroup)
+	if testHookSweep != nil {
+		testHookSweep(p, sigs, true)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	select {
+	case <-p.killed:
+		sigs = []syscall.Signal{syscall.SIGKILL}
+	default:
+	}
 	for _, h := range found {
 		for _, sig := range sigs {
 			if err := h.signal(sig); err != nil {

@@ -1,0 +1,100 @@
+package luaapi
+
+import (
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/whenlua/whenlua"
+)
+
+// hookHost is a fakeHost that calls get, when set, on each variable read,
+// on the reading call's goroutine.
+type hookHost struct {
+	*fakeHost
+	get func()
+}
+
+func (h *hookHost) Get(name string) whenlua.Value {
+	if h.get != nil {
+		h.get()
+	}
+	return h.fakeHost.Get(name)
+}
+
+// collectAndLook has w look after each of three garbage collections, as
+// its timer would during a longer call.
+func collectAndLook(w *watch) {
+	for range 3 {
+		runtime.GC()
+		w.look()
+	}
+}
+
+// A file's top level loads on another goroutine while a condition runs: what
+// the load builds and keeps is not charged to the condition, neither while
+// the load runs nor after it.
+func TestALoadBesideACallIsNotChargedToTheCall(t *testing.T) {
+	runtime.GC()
+	const limit = 48 << 20
+	h := &hookHost{fakeHost: newFakeHost(nil)}
+	cond, err := loadSrc(t, `when(function() return vars.x == 1 end, "true", {name = "c"})`,
+		Options{Host: h, Timeout: time.Minute, MemoryLimit: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var loadErr error
+	h.get = func() {
+		w := cond.s.watch // the condition's, running
+		collectAndLook(w) // its first look and baseline
+		// The load builds 70 MiB and keeps it, under its own larger limit,
+		// and reads a variable while it holds it.
+		lh := &hookHost{fakeHost: newFakeHost(nil), get: func() { collectAndLook(w) }}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, loadErr = loadSrc(t, `big = {}
+for i = 1, 70 do big[i] = string.rep(string.char(64 + i % 26), 1048576) end
+local _ = vars.y`, Options{Host: lh, Timeout: time.Minute, MemoryLimit: 4 * limit})
+		}()
+		<-done
+		collectAndLook(w) // after the load, whose file keeps the 70 MiB
+	}
+	ev := job(t, cond, "c").Evaluate(EvalInput{})
+	if loadErr != nil {
+		t.Fatalf("load: %v", loadErr)
+	}
+	if ev.Err != nil {
+		t.Fatalf("the condition, which allocates nothing, failed: %v", ev.Err)
+	}
+}
+
+// A hostile file loading beside a running condition is still stopped at its
+// memory limit, and the condition is not.
+func TestAHostileLoadBesideACallStopsAtItsLimit(t *testing.T) {
+	runtime.GC()
+	const limit = 32 << 20
+	h := &hookHost{fakeHost: newFakeHost(nil)}
+	cond, err := loadSrc(t, `when(function() return vars.x == 1 end, "true", {name = "c"})`,
+		Options{Host: h, Timeout: time.Minute, MemoryLimit: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var loadErr error
+	h.get = func() {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			// The time limit is far enough for the memory limit to stop the
+			// load before it, and near enough to stop it, with a failure,
+			// if the memory limit does not.
+			_, loadErr = loadSrc(t, "local n = 0\n"+hoard, Options{Host: newFakeHost(nil), Timeout: 10 * time.Second, MemoryLimit: limit})
+		}()
+		<-done
+	}
+	ev := job(t, cond, "c").Evaluate(EvalInput{})
+	wantErr(t, loadErr, "test.lua:2: memory limit of 32 MiB exceeded")
+	if ev.Err != nil {
+		t.Fatalf("the condition, which allocates nothing, failed: %v", ev.Err)
+	}
+}
