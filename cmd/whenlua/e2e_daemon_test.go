@@ -210,6 +210,8 @@ func TestRetentionGivenAtARestartTrimsTheHistory(t *testing.T) {
 		t.Fatalf("history before: %q", v)
 	}
 	h.fails(2, []string{"daemon", "restart", "--history-keep", "0"}, "--history-keep: want at least 1")
+	h.fails(2, []string{"daemon", "restart", "--max-runs", "0"}, "--max-runs: want at least 1")
+	h.fails(2, []string{"daemon", "restart", "--lua-timeout", "0s"}, "--lua-timeout: want a positive duration")
 	h.ok("daemon", "restart", "--history-keep", "2", "--runs-keep", "10", "--history-max-age", "720h")
 	// The daemon applies retention as it starts, in the background.
 	deadline := time.Now().Add(20 * time.Second)
