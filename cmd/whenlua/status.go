@@ -29,6 +29,9 @@ func printStatus(w io.Writer, st whenlua.Status) {
 	fmt.Fprintf(w, "jobs:     %s\n", st.JobsDir)
 	fmt.Fprintf(w, "socket:   %s\n", st.Socket)
 	fmt.Fprintf(w, "running:  %d\n", st.Running)
+	if st.Queued > 0 {
+		fmt.Fprintf(w, "queued:   %d\n", st.Queued)
+	}
 	fmt.Fprintf(w, "files:    %d\n", len(st.Files))
 	for _, f := range st.Files {
 		state := "ok"
