@@ -156,6 +156,7 @@ func TestADaemonReplacesAStaleSocketAndStopsOnAShutdownRequest(t *testing.T) {
 }
 
 func TestADaemonDoesNotTakeASocketSomeoneAnswersOn(t *testing.T) {
+	t.Parallel()
 	p := daemonHome(t)
 	if err := p.Ensure(); err != nil {
 		t.Fatal(err)

@@ -27,6 +27,7 @@ func smallDisk(t *testing.T, size string) string {
 }
 
 func TestARunEndingWhileTheDiskIsFullIsRecordedOnceThereIsRoom(t *testing.T) {
+	t.Parallel()
 	disk := smallDisk(t, "128m")
 	p := testPaths(t, filepath.Join(disk, "h"))
 	gate := filepath.Join(t.TempDir(), "gate")

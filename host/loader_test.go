@@ -194,6 +194,7 @@ func TestEditsOfASymlinkedJobFilesTargetAreSeenByEvents(t *testing.T) {
 }
 
 func TestOtherFilesWrittenInTheJobsDirectoryDoNotHoldOffAReload(t *testing.T) {
+	t.Parallel()
 	p := testPaths(t, t.TempDir())
 	path := filepath.Join(p.JobsDir, "j.lua")
 	writeFile(t, path, `when("false", "true", {name="v1"})`)
@@ -227,6 +228,7 @@ func TestOtherFilesWrittenInTheJobsDirectoryDoNotHoldOffAReload(t *testing.T) {
 }
 
 func TestADaemonServesSetsWhileRunawayFilesLoad(t *testing.T) {
+	t.Parallel()
 	p := daemonHome(t)
 	if err := p.Ensure(); err != nil {
 		t.Fatal(err)

@@ -27,6 +27,7 @@ func longReliability() bool {
 // writes, a test-mode set changes nothing, and at the end each client's
 // last acknowledged value is its variable's value.
 func TestSixtyFourConcurrentClientsAllSucceedAndEachKeepsItsLastValue(t *testing.T) {
+	t.Parallel()
 	const clients = 64
 	rounds := 12
 	if longReliability() {

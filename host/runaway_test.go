@@ -8,6 +8,7 @@ import (
 )
 
 func TestRunawayLuaIsStoppedAtTheLimitAndOtherJobsKeepTheirSchedule(t *testing.T) {
+	t.Parallel()
 	p := testPaths(t, t.TempDir())
 	writeFile(t, p.JobsDir+"/top.lua", "when('x', 'true')\nwhile true do end\n")
 	writeFile(t, p.JobsDir+"/hooks.lua", `
@@ -68,9 +69,15 @@ func TestAFailingOnLoadOrOnUnloadIsShownInStatus(t *testing.T) {
 	}
 }
 
-// hoard keeps every 64 KiB string it builds, until it is stopped.
-const hoard = "local t, i = {}, 0 while true do i = i + 1; t[i] = string.rep('x', 65536) .. i end"
+// hoard keeps every 64 KiB string it builds, until it is stopped. At 512
+// MiB, sixteen times the test's memory limit, it raises an error of its
+// own, so that a memory limit that does not stop it fails the test at once
+// rather than at the long time limit or when the machine's memory runs out.
+const hoard = "local t, i = {}, 0 while true do i = i + 1; t[i] = string.rep('x', 65536) .. i; if i == 8192 then error('512 MiB hoarded') end end"
 
+// Not parallel: the memory limit measures the whole process's heap, and
+// the tests marked parallel run only after this one has ended. Those keep
+// their heap far below the default limit while they run together.
 func TestRunawayAllocationsAreStoppedAtTheMemoryLimitAndTheDaemonGoesOn(t *testing.T) {
 	p := testPaths(t, t.TempDir())
 	writeFile(t, p.JobsDir+"/top.lua", "when('x', 'true')\n"+hoard+"\n")
@@ -79,10 +86,10 @@ when(function() if vars.grow then `+hoard+` end return false end, "true", {name=
 when("false", "true", {name="pre", pre=function() `+hoard+` end})
 when("changes('go')", "true", {name="after"})
 `)
-	// The time limit is far enough for the memory limit to stop these
-	// calls first, and near enough to stop them if it does not.
+	// The time limit is long, so that the memory limit is what stops these
+	// calls however busy the machine is.
 	te := openTestEngineOpts(t, p, NewFakeClock(testEpoch), -1, func(o *EngineOptions) {
-		o.LuaTimeout = 2 * time.Second
+		o.LuaTimeout = time.Minute
 		o.LuaMemoryLimit = 32 << 20
 	})
 	ctx := context.Background()

@@ -184,6 +184,7 @@ func (h countingHandler) Handle(_ context.Context, r slog.Record) error {
 }
 
 func TestAConditionThatKeepsRunningOutOfTimeIsSuspendedUntilReload(t *testing.T) {
+	t.Parallel()
 	p := testPaths(t, t.TempDir())
 	writeFile(t, p.JobsDir+"/slow.lua", `
 when(function() log("evaluating") if vars.spin then while true do end end return false end, "true", {name="slow"})

@@ -9,9 +9,16 @@ import (
 	"github.com/whenlua/whenlua"
 )
 
-// hoard keeps every 64 KiB string it builds: the live heap grows without
-// bound until the call is stopped.
-const hoard = "local t, i = {}, 0 while true do i = i + 1; t[i] = string.rep('x', 65536) .. i end"
+// hoard keeps every 64 KiB string it builds: the live heap grows until the
+// call is stopped. At 512 MiB, sixteen times the memory limit of these
+// tests, it raises an error of its own, so that a memory limit that does
+// not stop it fails the test at once, without the long time limit the
+// tests give it or the machine's memory running out.
+const hoard = "local t, i = {}, 0 while true do i = i + 1; t[i] = string.rep('x', 65536) .. i; if i == 8192 then error('512 MiB hoarded') end end"
+
+// memoryTimeout is the time limit of the calls that hoard: long enough for
+// the memory limit to stop them first, however busy the machine is.
+const memoryTimeout = time.Minute
 
 func TestRunawayAllocationsStopAtTheMemoryLimit(t *testing.T) {
 	const limit = 32 << 20
@@ -34,10 +41,7 @@ func TestRunawayAllocationsStopAtTheMemoryLimit(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			runtime.GC() // what earlier tests left does not delay the first collection
-			// The time limit is far enough for the memory limit to stop
-			// these calls before it, and near enough to stop them, with
-			// a failure, if the memory limit does not.
-			f, err := loadSrc(t, tc.src, Options{Host: newFakeHost(nil), Timeout: 2 * time.Second, MemoryLimit: limit})
+			f, err := loadSrc(t, tc.src, Options{Host: newFakeHost(nil), Timeout: memoryTimeout, MemoryLimit: limit})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -55,7 +59,7 @@ func TestRunawayAllocationsStopAtTheMemoryLimit(t *testing.T) {
 	}
 	t.Run("at the top level", func(t *testing.T) {
 		runtime.GC()
-		_, err := loadSrc(t, "local n = 0\n"+hoard, Options{Host: newFakeHost(nil), Timeout: 2 * time.Second, MemoryLimit: limit})
+		_, err := loadSrc(t, "local n = 0\n"+hoard, Options{Host: newFakeHost(nil), Timeout: memoryTimeout, MemoryLimit: limit})
 		wantErr(t, err, "test.lua:2: memory limit of 32 MiB exceeded")
 	})
 }
@@ -71,7 +75,8 @@ func TestGarbageDoesNotCountAgainstTheMemoryLimit(t *testing.T) {
 }
 
 func TestANegativeMemoryLimitIsNone(t *testing.T) {
-	// Only the time limit stops the hoard.
+	// Only the time limit stops a hoard without a bound of its own.
+	const hoard = "local t, i = {}, 0 while true do i = i + 1; t[i] = string.rep('x', 65536) .. i end"
 	_, err := loadSrc(t, "local n = 0\n"+hoard, Options{Host: newFakeHost(nil), Timeout: 300 * time.Millisecond, MemoryLimit: -1})
 	wantErr(t, err, "test.lua:2: time limit of 300ms exceeded")
 }
@@ -85,7 +90,7 @@ func TestACallNestedInAnotherIsChargedItsOwnMemory(t *testing.T) {
 	f, err := loadSrc(t, `
 when(function() if vars.grow then `+hoard+` end return false end, "true", {name = "cond"})
 every("hour", "true", {name = "j", post = function() set("grow", true) set("after", 1) end})`,
-		Options{Host: h, Timeout: 2 * time.Second, MemoryLimit: 32 << 20})
+		Options{Host: h, Timeout: memoryTimeout, MemoryLimit: 32 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 )
 
 func TestReorderArgs(t *testing.T) {
+	t.Parallel()
 	app := newApp(&env{stdout: io.Discard, stderr: io.Discard})
 	cases := []struct{ name, in, want string }{
 		{"a flag after the argument moves in front of it", "history n -n 5", "history -n 5 n"},
@@ -37,6 +38,7 @@ func TestReorderArgs(t *testing.T) {
 }
 
 func TestParseAssignments(t *testing.T) {
+	t.Parallel()
 	got, err := parseAssignments([]string{"s=a=b", "--type", "int", "i=-3", "j=0x10", "--type=float", "f=1e3", "-t", "bool", "b=no", "--type", "string", "e="})
 	if err != nil {
 		t.Fatal(err)

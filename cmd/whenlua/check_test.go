@@ -19,6 +19,7 @@ func checkRun(t *testing.T, args ...string) result {
 // check prints one line on stderr starting with the path given and the
 // line, containing MSG, and exits 1.
 func TestCheckPrintsFileAndLineOfEachBadFixture(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join("..", "..", "testdata", "lua", "bad")
 	paths, err := filepath.Glob(filepath.Join(dir, "*.lua"))
 	if err != nil || len(paths) == 0 {
@@ -52,6 +53,7 @@ func TestCheckPrintsFileAndLineOfEachBadFixture(t *testing.T) {
 }
 
 func TestCheckPassesEveryExample(t *testing.T) {
+	t.Parallel()
 	paths, err := filepath.Glob(filepath.Join("..", "..", "examples", "*.lua"))
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("no examples: %v", err)
@@ -72,12 +74,14 @@ func TestCheckPassesEveryExample(t *testing.T) {
 }
 
 func TestCheckRequiresFromTheLibNextToTheFile(t *testing.T) {
+	t.Parallel()
 	if r := checkRun(t, filepath.Join("..", "..", "testdata", "lua", "jobs.lua")); r.code != 0 || r.stderr != "" {
 		t.Errorf("check of a file requiring lib/helpers.lua: %v", r)
 	}
 }
 
 func TestCheckRefusesAJobNameUsedInTwoFiles(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	a, b, c := filepath.Join(dir, "a.lua"), filepath.Join(dir, "b.lua"), filepath.Join(dir, "c.lua")
 	os.WriteFile(a, []byte(`when("x", "true", { name = "same" })`+"\n"), 0o600)
@@ -105,6 +109,7 @@ func TestCheckRefusesAJobNameUsedInTwoFiles(t *testing.T) {
 }
 
 func TestCheckWithoutFilesIsAUsageError(t *testing.T) {
+	t.Parallel()
 	if r := checkRun(t); r.code != 2 || !strings.Contains(r.stderr, "FILE...") {
 		t.Errorf("check: %v, want exit 2", r)
 	}
@@ -116,6 +121,7 @@ func TestCheckWithoutFilesIsAUsageError(t *testing.T) {
 // has loaded. Paths through a symbolic link are the same files. A file
 // elsewhere is checked alone.
 func TestCheckOfAJobsDirectoryFileRefusesANameAnotherFileUses(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	jobs := filepath.Join(h.dir, "jobs")
 	link := filepath.Join(t.TempDir(), "jobs-link")
@@ -163,6 +169,7 @@ func TestCheckOfAJobsDirectoryFileRefusesANameAnotherFileUses(t *testing.T) {
 // overflow; a sparse 64 GiB file, a FIFO or /dev/zero was read (or waited
 // on) without end. Each is now one line naming the file.
 func TestCheckRefusesHostileFilesInOneLine(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	nest := filepath.Join(dir, "nest.lua")
 	if err := os.WriteFile(nest, []byte("x = "+strings.Repeat("not ", 1<<20)+"true\n"), 0o600); err != nil {

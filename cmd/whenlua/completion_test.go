@@ -30,6 +30,7 @@ func hasAll(got []string, want ...string) bool {
 }
 
 func TestCompletionOffersTheDaemonsVariablesJobsAndSerials(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.writeJob("demo.lua", `
 when("changes('greeting')", [[ echo "hello, $greeting" ]], { name = "greet" })
@@ -79,6 +80,7 @@ every("1 year", [[ sleep 60 ]], { name = "slow" })
 }
 
 func TestCompletionWithoutADaemonOffersNothingAndSaysNothing(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	for _, words := range [][]string{{"get"}, {"set"}, {"start"}, {"log"}, {"tail"}, {"output"}} {
 		if got := h.complete(words...); len(got) != 0 {
@@ -88,6 +90,7 @@ func TestCompletionWithoutADaemonOffersNothingAndSaysNothing(t *testing.T) {
 }
 
 func TestCompletionOffersCommandsFlagsAndFlagValues(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	top := h.complete()
 	if !hasAll(top, "daemon", "set", "get", "history", "log", "completion") || slices.Contains(top, "docs") {
@@ -120,6 +123,7 @@ func TestCompletionOffersCommandsFlagsAndFlagValues(t *testing.T) {
 }
 
 func TestCompletionScriptsAreValidForTheirShells(t *testing.T) {
+	t.Parallel()
 	for _, shell := range []string{"bash", "zsh", "fish"} {
 		t.Run(shell, func(t *testing.T) {
 			r := runCmd(t, execBin("completion", shell))
@@ -147,6 +151,7 @@ func TestCompletionScriptsAreValidForTheirShells(t *testing.T) {
 // TestBashCompletionCompletesThroughTheScript sources the bash script and
 // calls its function as bash would on a tab.
 func TestBashCompletionCompletesThroughTheScript(t *testing.T) {
+	t.Parallel()
 	bash, err := exec.LookPath("bash")
 	if err != nil {
 		t.Skip("bash is not installed")

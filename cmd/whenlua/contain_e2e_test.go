@@ -18,6 +18,7 @@ import (
 // and ends it, SIGTERM then SIGKILL after the grace, and one() then lets a
 // new copy start alone.
 func TestARunLeftByAKilledDaemonIsEndedAtRestartEvenWhenItIgnoresSIGTERM(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.writeJob("s.lua", `when("false", "trap '' TERM; sleep 1000 & wait", {name="stubborn", pre=one()})`)
 	h.start()
@@ -44,6 +45,7 @@ func TestARunLeftByAKilledDaemonIsEndedAtRestartEvenWhenItIgnoresSIGTERM(t *test
 // A job's child that leaves the process group (setsid) and ignores SIGTERM
 // is gone once the cancelled run is recorded.
 func TestACancelledRunLeavesNoProcessThatLeftItsGroup(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.writeJob("e.lua", `when("false", [[
 setsid sh -c 'trap "" TERM; echo $$ > "$WHENLUA_HOME/escaped"; exec sleep 1000' >/dev/null 2>&1 &
@@ -74,6 +76,7 @@ sleep 1000]], {name="escape"})`)
 // `daemon start --max-runs 2`: the third due run is listed as queued, can
 // be cancelled, and is recorded as cancelled.
 func TestRunsBeyondMaxRunsAreListedAsQueuedAndCanBeCancelled(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.writeJob("q.lua", `for i = 1, 3 do when("go == 1", "sleep 1000", {name = "q" .. i}) end`)
 	h.ok("daemon", "start", "--max-runs", "2")
@@ -149,6 +152,7 @@ func readInt(t *testing.T, path string) int {
 // failed runs that say why, and the daemon goes on; it once spent a thread
 // per running job and aborted when the runtime could not create one.
 func TestUnderATaskLimitRunsThatCannotForkFailAndTheDaemonGoesOn(t *testing.T) {
+	t.Parallel()
 	cg := pidsCgroup(t)
 	h := newHome(t)
 	h.writeJob("many.lua", `for i = 1, 40 do when("go == 1", "sleep 1000", {name = string.format("m%02d", i)}) end`)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/whenlua/whenlua/examples"
 	"github.com/whenlua/whenlua/host"
+	"github.com/whenlua/whenlua/luaapi"
 )
 
 // daemonRunCommand is `whenlua daemon run`: the daemon in the foreground,
@@ -25,8 +26,7 @@ func daemonRunCommand(e *env) *cli.Command {
 			"rescans the jobs directory.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn or error"},
-			maxRunsFlag(),
-		}, retentionFlags()...),
+		}, append(engineFlags(), retentionFlags()...)...),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
@@ -38,7 +38,7 @@ func daemonRunCommand(e *env) *cli.Command {
 			if err := checkRetention(c); err != nil {
 				return err
 			}
-			if err := checkMaxRuns(c); err != nil {
+			if err := checkEngineFlags(c); err != nil {
 				return err
 			}
 			p, err := e.Paths()
@@ -63,32 +63,44 @@ func daemonRunCommand(e *env) *cli.Command {
 				log.Warn("install sample job file", "err", err)
 			}
 			return host.RunDaemon(c.Context, host.DaemonOptions{Paths: p, Logger: log, Store: retentionOptions(c),
-				Engine: host.EngineOptions{MaxRuns: c.Int("max-runs")}})
+				Engine: host.EngineOptions{MaxRuns: c.Int("max-runs"), LuaTimeout: c.Duration("lua-timeout")}})
 		},
 	}
 }
 
-// maxRunsFlag bounds how many jobs have a process at once; `daemon start`
-// and `daemon restart` pass it on to the daemon they start.
-func maxRunsFlag() cli.Flag {
-	return &cli.IntFlag{Name: "max-runs", Value: host.DefaultMaxRuns,
-		Usage: "run at most `N` jobs at once; the runs due beyond them wait in a queue, in serial order"}
+// engineFlags bound how many jobs have a process at once and how long a
+// call into Lua may take; `daemon start` and `daemon restart` pass them on
+// to the daemon they start.
+func engineFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "max-runs", Value: host.DefaultMaxRuns,
+			Usage: "run at most `N` jobs at once; the runs due beyond them wait in a queue, in serial order"},
+		&cli.DurationFlag{Name: "lua-timeout", Value: luaapi.DefaultTimeout,
+			Usage: "stop top-level code, a condition, pre, post, on_load or on_unload after `DURATION` (a runaway loop)"},
+	}
 }
 
-func checkMaxRuns(c *cli.Context) error {
+func checkEngineFlags(c *cli.Context) error {
 	if n := c.Int("max-runs"); n < 1 {
 		return usageErrorf("--max-runs: want at least 1, not %d", n)
+	}
+	if d := c.Duration("lua-timeout"); d <= 0 {
+		return usageErrorf("--lua-timeout: want a positive duration, not %v", d)
 	}
 	return nil
 }
 
-// maxRunsArgs is --max-runs as given to c, for the daemon `daemon start`
-// runs.
-func maxRunsArgs(c *cli.Context) []string {
-	if !c.IsSet("max-runs") {
-		return nil
+// engineArgs are the engine flags given to c, for the daemon `daemon
+// start` runs.
+func engineArgs(c *cli.Context) []string {
+	var args []string
+	if c.IsSet("max-runs") {
+		args = append(args, "--max-runs="+strconv.Itoa(c.Int("max-runs")))
 	}
-	return []string{"--max-runs=" + strconv.Itoa(c.Int("max-runs"))}
+	if c.IsSet("lua-timeout") {
+		args = append(args, "--lua-timeout="+c.Duration("lua-timeout").String())
+	}
+	return args
 }
 
 // daemonArgs are the arguments of the daemon process that `daemon start`

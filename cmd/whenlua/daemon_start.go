@@ -27,7 +27,7 @@ func daemonStartCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "start",
 		Usage: "start the daemon in the background and print its pid",
-		Flags: append([]cli.Flag{maxRunsFlag()}, retentionFlags()...),
+		Flags: append(engineFlags(), retentionFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
@@ -35,10 +35,10 @@ func daemonStartCommand(e *env) *cli.Command {
 			if err := checkRetention(c); err != nil {
 				return err
 			}
-			if err := checkMaxRuns(c); err != nil {
+			if err := checkEngineFlags(c); err != nil {
 				return err
 			}
-			pid, err := startDaemon(c.Context, e, append(retentionArgs(c), maxRunsArgs(c)...))
+			pid, err := startDaemon(c.Context, e, append(retentionArgs(c), engineArgs(c)...))
 			if err != nil {
 				return err
 			}

@@ -79,6 +79,7 @@ func fillDisk(t *testing.T, path string) int64 {
 // reads; once space is freed, sets work again; and after a restart every
 // acknowledged value is there.
 func TestAFullDiskFailsSetsClearlyAndLosesNothingAcknowledged(t *testing.T) {
+	t.Parallel()
 	// The store keeps room for the holes of badger's mapped logs (some
 	// 50 MiB with its options): a smaller disk is full from the start.
 	h := newTmpfsHome(t, "96m")

@@ -32,6 +32,7 @@ func luaBlocks(md string) []string {
 // line is "-- jobs/lib/NAME.lua" is a module, installed in jobs/lib first.
 // Examples of what not to do are in ```text blocks or comments.
 func TestEveryLuaExampleOfTheJobFileGuideLoads(t *testing.T) {
+	t.Parallel()
 	md, err := os.ReadFile(filepath.Join("..", "..", "docs", "jobs.md"))
 	if err != nil {
 		t.Fatal(err)

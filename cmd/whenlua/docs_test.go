@@ -9,6 +9,7 @@ import (
 )
 
 func TestTheCommittedCLIReferenceMatchesTheCommandDefinitions(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		file string
 		gen  func() (string, error)
@@ -33,6 +34,7 @@ func TestTheCommittedCLIReferenceMatchesTheCommandDefinitions(t *testing.T) {
 }
 
 func TestTheCLIReferenceDocumentsEveryVisibleCommandButNotTheHiddenOnes(t *testing.T) {
+	t.Parallel()
 	md, err := referenceMarkdown()
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +78,7 @@ func TestTheCLIReferenceDocumentsEveryVisibleCommandButNotTheHiddenOnes(t *testi
 }
 
 func TestDocsCommandPrintsOrWritesEachFormat(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, format := range []string{"markdown", "man"} {
 		out := filepath.Join(dir, format)

@@ -18,6 +18,7 @@ import (
 )
 
 func TestEveryAcknowledgedSetSurvivesSIGKILLOfTheDaemon(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.start()
 	const cycles = 4
@@ -86,6 +87,7 @@ func TestEveryAcknowledgedSetSurvivesSIGKILLOfTheDaemon(t *testing.T) {
 }
 
 func TestASecondDaemonOnTheSameHomeIsRefusedNamingThePid(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	pid := h.start()
 	h.fails(1, []string{"daemon", "start"}, "already running", fmt.Sprintf("pid %d", pid))
@@ -100,6 +102,7 @@ func TestASecondDaemonOnTheSameHomeIsRefusedNamingThePid(t *testing.T) {
 }
 
 func TestARestartAfterKill9Works(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	pid := h.start()
 	h.ok("set", "k=v")
@@ -128,6 +131,7 @@ func TestARestartAfterKill9Works(t *testing.T) {
 }
 
 func TestAFreshHomeIsPrivateAndGetsTheSampleJobFile(t *testing.T) {
+	t.Parallel()
 	h := newBareHome(t)
 	h.start()
 	for _, d := range []string{"", "jobs", "jobs/lib", "state"} {
@@ -150,6 +154,7 @@ func TestAFreshHomeIsPrivateAndGetsTheSampleJobFile(t *testing.T) {
 }
 
 func TestAPeerOfAnotherUserIsRefused(t *testing.T) {
+	t.Parallel()
 	if os.Getuid() != 0 {
 		t.Skip("needs root to run a client as another user")
 	}
@@ -194,6 +199,7 @@ func TestAPeerOfAnotherUserIsRefused(t *testing.T) {
 }
 
 func TestRetentionGivenAtARestartTrimsTheHistory(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.start()
 	for i := 1; i <= 5; i++ {
@@ -204,6 +210,8 @@ func TestRetentionGivenAtARestartTrimsTheHistory(t *testing.T) {
 		t.Fatalf("history before: %q", v)
 	}
 	h.fails(2, []string{"daemon", "restart", "--history-keep", "0"}, "--history-keep: want at least 1")
+	h.fails(2, []string{"daemon", "restart", "--max-runs", "0"}, "--max-runs: want at least 1")
+	h.fails(2, []string{"daemon", "restart", "--lua-timeout", "0s"}, "--lua-timeout: want a positive duration")
 	h.ok("daemon", "restart", "--history-keep", "2", "--runs-keep", "10", "--history-max-age", "720h")
 	// The daemon applies retention as it starts, in the background.
 	deadline := time.Now().Add(20 * time.Second)
@@ -221,6 +229,7 @@ func TestRetentionGivenAtARestartTrimsTheHistory(t *testing.T) {
 // SIGHUP rescans the jobs directory and says so in the log; the daemon
 // goes on.
 func TestSIGHUPRescansTheJobsDirectoryAndLogsIt(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.writeJob("good.lua", `every("hour", "true", { name = "good" })`+"\n")
 	h.writeJob("bad.lua", "when(\n")

@@ -12,6 +12,7 @@ import (
 // naming the file and what to do, instead of starting with what badger
 // could read.
 func TestADamagedStoreIsRefusedByDaemonStartAndRun(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.start()
 	args := []string{"set", "--type", "int"}
@@ -50,6 +51,7 @@ func TestADamagedStoreIsRefusedByDaemonStartAndRun(t *testing.T) {
 // A value log cut short: `daemon start` refuses and offers --recover, which
 // starts the daemon without what cannot be read, logged, and keeps the rest.
 func TestDaemonStartRecoverDropsWhatCannotBeRead(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.start()
 	h.ok("set", "small=1", "big="+strings.Repeat("b", 2048))

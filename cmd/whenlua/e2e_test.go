@@ -163,10 +163,11 @@ func (h *home) fails(code int, args []string, want ...string) result {
 	return r
 }
 
-// start starts the home's daemon with `daemon start` and returns its pid.
-func (h *home) start() int {
+// start starts the home's daemon with `daemon start` and flags, and
+// returns its pid.
+func (h *home) start(flags ...string) int {
 	h.t.Helper()
-	out := h.ok("daemon", "start")
+	out := h.ok(append([]string{"daemon", "start"}, flags...)...)
 	pid, err := strconv.Atoi(strings.TrimSpace(out))
 	if err != nil {
 		h.t.Fatalf("daemon start printed %q, want a pid", out)
@@ -233,6 +234,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestSetGetVarsHistoryAndUnsetSurviveADaemonRestart(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.start()
 	h.ok("set", "s=hello world")
@@ -292,6 +294,7 @@ func TestSetGetVarsHistoryAndUnsetSurviveADaemonRestart(t *testing.T) {
 }
 
 func TestBadInputIsOneLineOnStderrExit1AndStoresNothing(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.start()
 	long := strings.Repeat("n", whenlua.MaxNameLen+1)
@@ -337,6 +340,7 @@ func TestBadInputIsOneLineOnStderrExit1AndStoresNothing(t *testing.T) {
 }
 
 func TestUsageErrorsExit2(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	for _, args := range [][]string{
 		{"frobnicate"},
@@ -367,6 +371,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 }
 
 func TestACommandWithoutADaemonSaysHowToStartOne(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	want := "whenlua: no daemon is running for " + h.dir + "; start one with: whenlua daemon start\n"
 	for _, args := range [][]string{{"vars"}, {"set", "a=1"}, {"get", "a"}, {"status"}, {"log"}} {
@@ -392,6 +397,7 @@ func TestACommandWithoutADaemonSaysHowToStartOne(t *testing.T) {
 }
 
 func TestFlagsMayFollowTheArguments(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.start()
 	for i := range 6 {
@@ -421,6 +427,7 @@ func TestFlagsMayFollowTheArguments(t *testing.T) {
 }
 
 func TestJobCommandsRunTailCancelAndShowOutput(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.writeJob("demo.lua", `
 when("x == 1", [[ echo "x is $x" ]], { name = "hello" })
@@ -508,6 +515,7 @@ every("1 year", [[ echo begin; sleep 60; echo never ]], { name = "slow" })
 // newline (or another control character), or starting with a double quote,
 // is double-quoted with escapes; get prints it as it is.
 func TestListingsKeepAValueWithANewlineOnOneLine(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.start()
 	h.ok("set", "ml=line1\nline2", `q="x"`, "tab=a\tb", "plain=a \"b\"", "u=(unset)")

@@ -14,6 +14,7 @@ import (
 // On a terminal, an edit that does not load asks whether to edit again;
 // the second attempt is installed.
 func TestEditOnATerminalAsksToEditAgain(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.writeJob("demo.lua", helloJob)
 	h.start()

@@ -51,6 +51,7 @@ const helloJob = `when("x == 1", [[ echo "x is $x" ]], { name = "hello" })
 `
 
 func TestEditInstallsAValidEditAndTheDaemonActivatesIt(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.writeJob("demo.lua", helloJob)
 	h.start()
@@ -83,6 +84,7 @@ func TestEditInstallsAValidEditAndTheDaemonActivatesIt(t *testing.T) {
 }
 
 func TestEditRefusesAnEditThatDoesNotLoad(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.writeJob("demo.lua", helloJob)
 	h.start()
@@ -115,6 +117,7 @@ func TestEditRefusesAnEditThatDoesNotLoad(t *testing.T) {
 }
 
 func TestEditRefusesAJobNameOfAnotherFile(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.writeJob("demo.lua", helloJob)
 	h.writeJob("other.lua", "\nevery('hour', 'true', { name = 'taken' })\n")
@@ -133,6 +136,7 @@ func TestEditRefusesAJobNameOfAnotherFile(t *testing.T) {
 }
 
 func TestEditCreatesANewFile(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.writeJob("demo.lua", helloJob)
 	h.start()
@@ -147,6 +151,7 @@ func TestEditCreatesANewFile(t *testing.T) {
 }
 
 func TestEditWithoutChangesInstallsNothing(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.writeJob("demo.lua", helloJob)
 	target := filepath.Join(h.dir, "jobs", "demo.lua")
@@ -167,6 +172,7 @@ func TestEditWithoutChangesInstallsNothing(t *testing.T) {
 }
 
 func TestEditWithoutADaemonInstallsForTheNextStart(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.writeJob("demo.lua", helloJob)
 	r := h.edit(editor(t, `sed -i 's/hello/howdy/' "$1"`), "demo")
@@ -180,6 +186,7 @@ func TestEditWithoutADaemonInstallsForTheNextStart(t *testing.T) {
 }
 
 func TestEditNamesItsFile(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	ed := editor(t, "true")
 	if r := h.edit(ed); r.code != 2 || !strings.Contains(r.stderr, "holds no job file") {

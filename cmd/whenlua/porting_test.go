@@ -13,6 +13,7 @@ import (
 )
 
 func TestVariablesNamedHAndHelpAreReadLikeAnyOtherEvenAfterDashDash(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.start()
 	h.ok("set", "h=one", "help=two")
@@ -48,6 +49,7 @@ func TestVariablesNamedHAndHelpAreReadLikeAnyOtherEvenAfterDashDash(t *testing.T
 }
 
 func TestCheckWarnsOfAHelperGivenABareNameAndStillPasses(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ld.lua")
 	if err := os.WriteFile(path, []byte("local n = 'x'\nwhen(\"changes(ld)\", \"true\", {name = 'ld'})\nwhen(function() return changes(n) end, 'true')\n"), 0o600); err != nil {
@@ -73,6 +75,7 @@ func (h *home) waitRuns(job string, n int) []whenlua.Run {
 }
 
 func TestAVariableNamedSHELLChoosesTheShellOfJobs(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	dir := t.TempDir()
 	shell, marker := filepath.Join(dir, "myshell"), filepath.Join(dir, "marker")
@@ -92,6 +95,7 @@ func TestAVariableNamedSHELLChoosesTheShellOfJobs(t *testing.T) {
 }
 
 func TestJOBSERIALReadsAsTheLastSerialAndCannotBeSet(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.writeJob("s.lua", `when("go == '1'", "true", { name = "s" })`)
 	h.start()
@@ -130,6 +134,7 @@ func generations(t *testing.T, out string) map[string]string {
 }
 
 func TestReloadForceLoadsAnUnchangedFileAgainAndPlainReloadDoesNot(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.writeJob("a.lua", `when("reloaded()", "true", { name = "a" })`)
 	h.writeJob("b.lua", `when("reloaded()", "true", { name = "b" })`)

@@ -183,6 +183,7 @@ func (l *setLoad) finish() {
 // kill -9; every acknowledged set is there after each restart, atomic sets
 // stay atomic, and the runs in flight are recorded as lost.
 func TestRepeatedSIGKILLUnderConcurrentSetsLosesNothingAcknowledgedAndRecordsRunsInFlightAsLost(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.writeJob("load.lua", `
 when("false", "sleep 1000", {name="sleeper"})
@@ -291,11 +292,14 @@ func (h *home) answers(after string) {
 
 // R3 (host's TestRunawayLuaIsStoppedAtTheLimitAndOtherJobsKeepTheirSchedule
 // covers top level, condition, pre and post in an engine): a runaway loop in
-// each place a job file runs Lua, through the real daemon and its default
+// each place a job file runs Lua, through the real daemon and its
 // time limit. The daemon answers right after each, and the error, with
 // file:line, is in `whenlua status`, `whenlua log`, the start command's
-// message, or (on_load, on_unload) the daemon log.
+// message, or (on_load, on_unload) the daemon log. The daemon runs with a
+// time limit of its own (--lua-timeout), passed on by `daemon start`, so
+// that the test does not wait out the default limit six times.
 func TestRunawayLuaInEachPlaceLeavesTheDaemonAnsweringAndTheErrorVisible(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.writeJob("top.lua", "when('x', 'true')\nwhile true do end\n")
 	h.writeJob("onload.lua", "when('false', 'true', {name='ol'})\non_load(function()\n  while true do end\nend)\n")
@@ -305,13 +309,13 @@ when(function() if vars.spin then while true do end end return false end, "true"
 when("false", "true", {name="pre", pre=function() while true do end end})
 when("false", "true", {name="post", post=function() while true do end end})
 `)
-	h.start()
+	h.start("--lua-timeout", "500ms")
 	h.answers("loading top.lua and onload.lua")
 	jobs := h.dir + "/jobs/"
 
 	st := h.ok("status")
-	if !strings.Contains(st, jobs+"top.lua:2:") {
-		t.Errorf("top level: status does not show top.lua:2:\n%s", st)
+	if want := jobs + "top.lua:2: time limit of 500ms exceeded"; !strings.Contains(st, want) {
+		t.Errorf("top level: status does not show %s:\n%s", want, st)
 	}
 	if names := h.ok("names"); strings.Contains(names, "top.") || !strings.Contains(names, "ol\t") {
 		t.Errorf("names after the runaway top level and on_load:\n%s", names)
@@ -367,13 +371,17 @@ when("false", "true", {name="post", post=function() while true do end end})
 // condition, through the real daemon and its default memory limit (256 MiB
 // of heap growth per call into Lua): each is stopped with a clear error at
 // its file:line, the daemon answers right after, and it gives the memory
-// back.
+// back. The time limit is long, so that the memory limit is what stops the
+// calls however busy the machine is.
 func TestRunawayAllocationsLeaveTheDaemonAnsweringAndSmall(t *testing.T) {
-	const hoard = "local t, i = {}, 0 while true do i = i + 1; t[i] = string.rep('x', 65536) .. i end"
+	t.Parallel()
+	// At 2 GiB, eight times the limit, the hoard raises an error of its
+	// own: a memory limit that does not stop it fails the test at once.
+	const hoard = "local t, i = {}, 0 while true do i = i + 1; t[i] = string.rep('x', 65536) .. i; if i == 32768 then error('2 GiB hoarded') end end"
 	h := newHome(t)
 	h.writeJob("hoard.lua", "when('x', 'true')\n"+hoard+"\n")
 	h.writeJob("cond.lua", "when(function() if vars.grow then "+hoard+" end return false end, 'true', {name='grow'})\n")
-	pid := h.start()
+	pid := h.start("--lua-timeout", "60s")
 	h.answers("loading hoard.lua")
 	jobs := h.dir + "/jobs/"
 	want := "memory limit of 256 MiB exceeded (a runaway allocation?)"
@@ -396,6 +404,7 @@ func TestRunawayAllocationsLeaveTheDaemonAnsweringAndSmall(t *testing.T) {
 // memory stays flat, the stored output is capped, the output size is
 // counted, and the run's directory is removed.
 func TestAJobFloodingItsOutputKeepsTheDaemonsMemoryFlat(t *testing.T) {
+	t.Parallel()
 	size := byVariant[int64](200_000_000, 1<<30)
 	h := newHome(t)
 	h.writeJob("flood.lua", `

@@ -119,6 +119,7 @@ func (p *pty) expect(want string) {
 const keyUp = "\x1b[A"
 
 func TestReplOnATerminalEditsRecallsAndKeepsHistory(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.writeJob("demo.lua", `when("x == 1", "true", { name = "hello" })`+"\n")
 	h.start()

@@ -26,6 +26,7 @@ every("1 year", "true", { name = "slow" })
 `
 
 func TestReplPipedAgainstADaemon(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.writeJob("demo.lua", replJobs)
 	h.start()
@@ -99,6 +100,7 @@ func TestReplPipedAgainstADaemon(t *testing.T) {
 }
 
 func TestReplWithoutADaemonSaysHowToStartOne(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	r := h.replPiped("1\n")
 	if r.code != 1 || !strings.Contains(r.stderr, "no daemon is running") || r.stdout != "" {
@@ -107,6 +109,7 @@ func TestReplWithoutADaemonSaysHowToStartOne(t *testing.T) {
 }
 
 func TestReplWithAFileEvaluatesItsJobsLocally(t *testing.T) {
+	t.Parallel()
 	h := newHome(t) // no daemon
 	dir := t.TempDir()
 	path := filepath.Join(dir, "f.lua")
@@ -173,6 +176,7 @@ on_load(function() set("load", 1) end)
 }
 
 func TestReplHelpIsDocumented(t *testing.T) {
+	t.Parallel()
 	r := runCmd(t, exec.Command(bin, "repl", "--help"))
 	for _, want := range []string{"--file", "_G.pairs", "refresh()", "repl_history"} {
 		if !strings.Contains(r.stdout, want) {

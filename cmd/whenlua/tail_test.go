@@ -7,6 +7,7 @@ import (
 )
 
 func TestRunEndingSaysHowARunFailed(t *testing.T) {
+	t.Parallel()
 	done := whenlua.RunDone
 	for _, tc := range []struct {
 		run    whenlua.Run

@@ -46,6 +46,7 @@ func tourScript(readme string) (string, int) {
 // as written, `set -euo pipefail`, the freshly built binary first on PATH
 // as whenlua: any failing command fails the test.
 func TestTheREADMETourRunsAsWritten(t *testing.T) {
+	t.Parallel()
 	bash, err := exec.LookPath("bash")
 	if err != nil {
 		t.Skip("bash is not installed")
@@ -118,6 +119,7 @@ func killDaemonsUnder(t *testing.T, dir string) {
 }
 
 func TestTourScriptTakesTheShellBlocksOfTheTourSectionOnly(t *testing.T) {
+	t.Parallel()
 	readme := "# x\n\n```sh\nbefore\n```\n\n" + tourHeading + "\n\ntext\n\n```sh\none\n```\n\n```lua\nnot sh\n```\n\n```sh\ntwo\nthree\n```\n\n## Next\n\n```sh\nafter\n```\n"
 	script, n := tourScript(readme)
 	if n != 2 || script != "one\ntwo\nthree\n" {

@@ -178,6 +178,7 @@ func startImpostor(t *testing.T, path string) func() string {
 // where the client looks for its daemon: the client must send it nothing
 // and say why.
 func TestTheClientSendsNothingToAListenerOfAnotherUser(t *testing.T) {
+	t.Parallel()
 	if os.Getuid() != 0 {
 		t.Skip("needs root to listen as another user")
 	}

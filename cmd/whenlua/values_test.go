@@ -17,6 +17,7 @@ import (
 // A string value that is not valid UTF-8 is stored and handed on byte for
 // byte: to `get`, to a job's environment, and across a restart.
 func TestAValueIsStoredAndHandedToJobsByteForByte(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	fifo := filepath.Join(h.dir, "fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
@@ -75,6 +76,7 @@ func rawSet(t *testing.T, h *home, body string) (int, string) {
 }
 
 func TestTheDaemonSetsTheOriginOfAClientsSet(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.start()
 	code, body := rawSet(t, h, `{"mode":"set","origin":"job evil post","assignments":[{"name":"x","value":{"type":"int","value":1}}]}`)
@@ -96,6 +98,7 @@ func TestTheDaemonSetsTheOriginOfAClientsSet(t *testing.T) {
 // boundary as invalid, with a message saying what to do; NaN and the
 // infinities are refused as well. Nothing is stored.
 func TestOversizedSetsAndNonFiniteFloatsAreInvalid(t *testing.T) {
+	t.Parallel()
 	h := newHome(t)
 	h.start()
 	many := []string{"set"}
