@@ -212,7 +212,7 @@ func TestAProcessFoundFirstAfterTheKillIsKilled(t *testing.T) {
 		lines <-chan string
 	}
 	started := make(chan late, 1)
-	testHookSweep = func(p *Proc, sigs []syscall.Signal, scanned bool) {
+	hook := func(p *Proc, sigs []syscall.Signal, scanned bool) {
 		switch {
 		case sigs[0] == syscall.SIGTERM && !scanned:
 			<-killScanned // the end's sweep reads /proc after kill's
@@ -252,7 +252,8 @@ func TestAProcessFoundFirstAfterTheKillIsKilled(t *testing.T) {
 			started <- late{cmd, lines}
 		}
 	}
-	t.Cleanup(func() { testHookSweep = nil })
+	testHookSweep.Store(&hook)
+	t.Cleanup(func() { testHookSweep.Store(nil) })
 	_, results := start(t, r, Spec{Script: "exit 0"})
 	x := <-started
 	exited := make(chan error, 1)

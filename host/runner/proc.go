@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -151,8 +152,9 @@ func (p *Proc) kill() {
 }
 
 // testHookSweep, when set by a test, is called by each sweep before and
-// after it reads /proc.
-var testHookSweep func(p *Proc, sigs []syscall.Signal, scanned bool)
+// after it reads /proc. Atomic: sweeps of runs that a test left behind may
+// still read it while the next test sets it.
+var testHookSweep atomic.Pointer[func(p *Proc, sigs []syscall.Signal, scanned bool)]
 
 // sweep finds the processes of the run, also those that left its process
 // group (setsid), and sends them sigs; they are kept in p.rest to be waited
@@ -162,12 +164,13 @@ var testHookSweep func(p *Proc, sigs []syscall.Signal, scanned bool)
 // forked after that sweep read /proc) must not be left with SIGTERM alone
 // and no deadline, to be waited for forever.
 func (p *Proc) sweep(ownGroup bool, sigs ...syscall.Signal) {
-	if testHookSweep != nil {
-		testHookSweep(p, sigs, false)
+	hook := testHookSweep.Load()
+	if hook != nil {
+		(*hook)(p, sigs, false)
 	}
 	found := findRun(p.dir, p.pid, ownGroup)
-	if testHookSweep != nil {
-		testHookSweep(p, sigs, true)
+	if hook != nil {
+		(*hook)(p, sigs, true)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
