@@ -9,8 +9,10 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -63,6 +65,7 @@ func RunDaemon(ctx context.Context, opts DaemonOptions) (err error) {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	reserveThreads(threadReserve)
 	if err := p.Ensure(); err != nil {
 		return err
 	}
@@ -268,4 +271,34 @@ func listenSocket(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
 	return l, nil
+}
+
+// threadReserve is how many OS threads the daemon creates at start and
+// keeps for the Go runtime.
+const threadReserve = 16
+
+// reserveThreads makes the Go runtime create n OS threads now, which it
+// then keeps idle and reuses. The runtime aborts the process when it cannot
+// create a thread it needs (a system call that blocks, the collector);
+// jobs that use up a limit on tasks (RLIMIT_NPROC, a pids cgroup) would
+// otherwise leave the daemon none. Each goroutine locked to its thread
+// holds that thread until all are locked; unlocked, the threads go back to
+// the runtime's idle list.
+func reserveThreads(n int) {
+	var locked, done sync.WaitGroup
+	release := make(chan struct{})
+	locked.Add(n)
+	done.Add(n)
+	for range n {
+		go func() {
+			defer done.Done()
+			runtime.LockOSThread()
+			locked.Done()
+			<-release
+			runtime.UnlockOSThread()
+		}()
+	}
+	locked.Wait()
+	close(release)
+	done.Wait()
 }
