@@ -355,11 +355,11 @@ func (s *state) loadModule(L *lua.LState) int {
 		L.Push(lua.LString("no file " + path))
 		return 1
 	}
-	proto, err := Compile(path, src)
+	c, err := Compile(path, src)
 	if err != nil {
 		L.RaiseError("error loading module %s: %v", name, err)
 	}
-	L.Push(L.NewFunctionFromProto(proto))
+	L.Push(L.NewFunctionFromProto(c.Proto))
 	return 1
 }
 
