@@ -8,8 +8,8 @@
 // Host is called back on that goroutine. ReadSource, Compile and Load of a
 // fresh state may run on any goroutine, several at once and beside calls
 // into other Files: the package keeps no mutable state shared between
-// states but the caches of compiled files and of its own library, which
-// are guarded. Load calls its Host on the goroutine that calls it. The
+// states but what a Compiled caches of its conditions and the memory
+// watch (watch.go), which are guarded. Load calls its Host on the goroutine that calls it. The
 // memory limit measures the whole process's heap, which Go cannot split by
 // goroutine: while a Load runs, all growth is charged to it, and the calls
 // beside it skip their memory checks, then start them again from the heap

@@ -5,6 +5,7 @@
 // The library reaches the daemon only through an Env, which the binding
 // (package luaapi) implements for each Lua state. Every function here runs on
 // the goroutine that called into the state, which owns it for that call.
+// The package owns only the compiled lib.lua, built once and read-only.
 package lualib
 
 import (
