@@ -222,7 +222,8 @@ type Status struct {
 	Pending []Pending `json:"pending,omitempty"`
 	// Retries lists the retries of failed runs waiting for their time.
 	Retries  []PendingRetry `json:"retries,omitempty"`
-	Running  int            `json:"running"` // runs now running
+	Running  int            `json:"running"` // runs with a process now
+	Queued   int            `json:"queued"`  // runs waiting for a free slot (--max-runs)
 	Compiles uint64         `json:"compiles"`
 	// CondErrors lists the last error of each when-job whose condition
 	// raised one (job: file:line: message).

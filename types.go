@@ -83,13 +83,17 @@ type Run struct {
 	FirstSerial uint64    `json:"first_serial,omitempty"`
 	RetryAt     time.Time `json:"retry_at,omitzero"`
 	State       RunState  `json:"state"`
-	Start       time.Time `json:"start"`
-	End         time.Time `json:"end,omitzero"`
-	PID         int       `json:"pid,omitempty"`
-	Dir         string    `json:"dir,omitempty"`
-	Code        int       `json:"code"`             // exit code; -1 when killed by a signal or not run
-	Signal      string    `json:"signal,omitempty"` // e.g. "terminated", "killed"
-	Error       string    `json:"error,omitempty"`  // why it was refused, failed, timed out or lost
+	// Start is when the run left the queue to start its process (when it
+	// was made due, for a run that never waited); Queued, for a run that
+	// waited for a free slot (--max-runs), is when it was made due.
+	Start  time.Time `json:"start"`
+	Queued time.Time `json:"queued,omitzero"`
+	End    time.Time `json:"end,omitzero"`
+	PID    int       `json:"pid,omitempty"`
+	Dir    string    `json:"dir,omitempty"`
+	Code   int       `json:"code"`             // exit code; -1 when killed by a signal or not run
+	Signal string    `json:"signal,omitempty"` // e.g. "terminated", "killed"
+	Error  string    `json:"error,omitempty"`  // why it was refused, failed, timed out or lost
 	// Output is the stored output: its head and tail when it was longer than
 	// the cap, with a marker line between them saying how much was left out.
 	Output     []byte `json:"output,omitempty"`

@@ -166,3 +166,33 @@ func TestAQueuedRunStartsAfterAFailedCommitOfTheStepThatClaimedIt(t *testing.T) 
 		return err == nil && len(runs) == 0 && len(te.runs("q0002")) == 1
 	})
 }
+
+// A run that waited in the queue starts when it leaves it: its record's
+// start (what log, jobs and post show) is that time, its duration is its
+// process's, and the time it was made due is kept as queued.
+func TestAQueuedRunStartsWhenItLeavesTheQueue(t *testing.T) {
+	gate, open := lockedGate(t)
+	p := testPaths(t, t.TempDir())
+	writeFile(t, p.JobsDir+"/q.lua", queueFile(2, gate))
+	clock := NewFakeClock(testEpoch)
+	te := openTestEngineOpts(t, p, clock, -1, func(o *EngineOptions) { o.MaxRuns = 1 })
+	if due := te.set("go", 1); len(due) != 2 {
+		t.Fatalf("due %v, want q0001 and q0002", due)
+	}
+	if s := te.status(); s.Running != 1 || s.Queued != 1 {
+		t.Errorf("status: %d running, %d queued; want 1 and 1", s.Running, s.Queued)
+	}
+	clock.Set(testEpoch.Add(time.Hour)) // q0002 waits an hour for q0001
+	open()
+	te.waitFor("both runs to end", func() bool { return len(te.runs("q0001")) == 1 && len(te.runs("q0002")) == 1 })
+	first, second := te.runs("q0001")[0], te.runs("q0002")[0]
+	if !first.Start.Equal(testEpoch) || !first.Queued.IsZero() {
+		t.Errorf("q0001 started at %v (queued %v), want %v and never queued", first.Start, first.Queued, testEpoch)
+	}
+	if !second.Start.Equal(testEpoch.Add(time.Hour)) || !second.Queued.Equal(testEpoch) {
+		t.Errorf("q0002 started at %v, queued at %v; want %v and %v", second.Start, second.Queued, testEpoch.Add(time.Hour), testEpoch)
+	}
+	if d := second.Duration(); d < 0 || d >= time.Hour {
+		t.Errorf("q0002 lasted %v, want its process's time, not its wait", d)
+	}
+}

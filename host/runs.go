@@ -86,7 +86,7 @@ func (st *state) startRun(j *job, trigger string) whenlua.Run {
 	if st.runq.slots >= st.e.opts.MaxRuns {
 		// Every slot is taken: the run waits for one, in serial order.
 		r.queued = true
-		r.rec.State = whenlua.RunQueued
+		r.rec.State, r.rec.Queued = whenlua.RunQueued, now
 		st.runq.waiting = append(st.runq.waiting, r)
 		st.addRun(r.rec)
 		st.afterCommit(func(err error) {
@@ -107,6 +107,9 @@ func (st *state) startRun(j *job, trigger string) whenlua.Run {
 func (st *state) claim(r *run) {
 	st.runq.slots++
 	r.rec.State = whenlua.RunRunning
+	if r.queued {
+		r.rec.Start = st.e.clock.Now() // it starts now, not when it was made due
+	}
 	st.addRun(r.rec)
 	st.step.toStart = append(st.step.toStart, r)
 }

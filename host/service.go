@@ -343,7 +343,8 @@ func (st *state) status() whenlua.Status {
 		JobsDir:  st.e.opts.Paths.JobsDir,
 		StateDir: st.e.opts.Paths.StateDir,
 		Files:    st.fileStatus(),
-		Running:  len(st.running),
+		Running:  len(st.running) - len(st.runq.waiting),
+		Queued:   len(st.runq.waiting),
 		Compiles: st.compiles,
 	}
 	for _, j := range st.sched.h {

@@ -64,7 +64,11 @@ func outcome(r whenlua.Run) string {
 
 // logLine is one run as log prints it.
 func logLine(r whenlua.Run) string {
-	line := fmt.Sprintf("%d\t%s\t%s\t%s\t%s", r.Serial, r.Job, fmtTime(r.Start), fmtDuration(r.Duration()), outcome(r))
+	took := fmtDuration(r.Duration())
+	if r.State == whenlua.RunCancelled {
+		took = "-" // cancelled in the queue: it never ran
+	}
+	line := fmt.Sprintf("%d\t%s\t%s\t%s\t%s", r.Serial, r.Job, fmtTime(r.Start), took, outcome(r))
 	if r.CatchUp {
 		line += "\tcatch-up for " + r.Scheduled.Format(time.RFC3339)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -98,8 +99,13 @@ when("x == 1", "true", { name = "w" })
 			t.Errorf("names does not show %q:\n%s", want, names)
 		}
 	}
-	if st := h.ok("status"); !strings.Contains(st, "backup\tcron 30 2 * * 1-5\tEurope/Berlin") {
+	st := h.ok("status")
+	if !strings.Contains(st, "backup\tcron 30 2 * * 1-5\tEurope/Berlin") {
 		t.Errorf("status does not show the cron job's zone:\n%s", st)
+	}
+	// Its next time reads in that zone, with the offset, as next writes it.
+	if !regexp.MustCompile(`T02:30:00\+0[12]:00\tbackup\t`).MatchString(st) {
+		t.Errorf("status does not give the cron job's next run as 02:30 in its zone:\n%s", st)
 	}
 
 	t.Run("from a given time the DST change shows", func(t *testing.T) {

@@ -150,10 +150,14 @@ func TestReloadForceLoadsAnUnchangedFileAgainAndPlainReloadDoesNot(t *testing.T)
 	if g := generations(t, h.ok("reload", filepath.Join(h.dir, "jobs", "a.lua"), "--force")); g["a.lua"] != "generation 3" {
 		t.Fatalf("reload PATH --force: %v, want a at 3", g)
 	}
-	h.waitRuns("a", 3) // reloaded() is true at each load
+	// A name without .lua is taken as edit takes it.
+	if g := generations(t, h.ok("reload", "--force", "a")); g["a.lua"] != "generation 4" {
+		t.Fatalf("reload --force a: %v, want a at 4", g)
+	}
+	h.waitRuns("a", 4) // reloaded() is true at each load
 	// --force alone loads every job file again.
-	if g := generations(t, h.ok("reload", "--force")); g["a.lua"] != "generation 4" || g["b.lua"] != "generation 2" {
-		t.Fatalf("reload --force: %v, want a at 4, b at 2", g)
+	if g := generations(t, h.ok("reload", "--force")); g["a.lua"] != "generation 5" || g["b.lua"] != "generation 2" {
+		t.Fatalf("reload --force: %v, want a at 5, b at 2", g)
 	}
 	h.fails(2, []string{"reload", "a.lua"}, "only with --force")
 	h.fails(1, []string{"reload", "--force", "none.lua"}, "no job file")

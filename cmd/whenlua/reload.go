@@ -81,11 +81,16 @@ func reloadCommand(e *env) *cli.Command {
 }
 
 // jobFilePath returns the path the daemon knows a job file by: arg is a
-// file name (no slash) in the jobs directory, or a path to one of its files.
+// file name (no slash) in the jobs directory, with or without its .lua as
+// edit takes it, or a path to one of its files.
 func jobFilePath(p whenlua.Paths, arg string) (string, error) {
 	path := arg
 	if !strings.Contains(arg, "/") {
-		path = filepath.Join(p.JobsDir, arg)
+		name := arg
+		if !whenlua.IsJobFile(name) && whenlua.IsJobFile(name+".lua") {
+			name += ".lua"
+		}
+		path = filepath.Join(p.JobsDir, name)
 	}
 	if !samePath(filepath.Dir(path), p.JobsDir) || !whenlua.IsJobFile(filepath.Base(path)) {
 		return "", fmt.Errorf("%w: %s is not a job file of %s", whenlua.ErrInvalid, arg, p.JobsDir)

@@ -29,6 +29,9 @@ func printStatus(w io.Writer, st whenlua.Status) {
 	fmt.Fprintf(w, "jobs:     %s\n", st.JobsDir)
 	fmt.Fprintf(w, "socket:   %s\n", st.Socket)
 	fmt.Fprintf(w, "running:  %d\n", st.Running)
+	if st.Queued > 0 {
+		fmt.Fprintf(w, "queued:   %d\n", st.Queued)
+	}
 	fmt.Fprintf(w, "files:    %d\n", len(st.Files))
 	for _, f := range st.Files {
 		state := "ok"
@@ -56,7 +59,7 @@ func printStatus(w io.Writer, st whenlua.Status) {
 	if len(st.Next) > 0 {
 		fmt.Fprintln(w, "next runs:")
 		for _, j := range st.Next {
-			fmt.Fprintf(w, "  %s\t%s\t%s %s\t%s\n", fmtTime(j.Next), j.Name, j.Kind, j.Spec(), j.Zone)
+			fmt.Fprintf(w, "  %s\t%s\t%s %s\t%s\n", fmtInZone(j.Next, j.Zone), j.Name, j.Kind, j.Spec(), j.Zone)
 		}
 	}
 	if len(st.Pending) > 0 {
@@ -77,4 +80,15 @@ func printStatus(w io.Writer, st whenlua.Status) {
 			fmt.Fprintf(w, "  %s\n", oneLine(ce))
 		}
 	}
+}
+
+// fmtInZone writes t as RFC 3339 in the named zone (the local one when the
+// name is empty or unknown here), as `whenlua next` does, so that a job's
+// time reads in the zone printed beside it.
+func fmtInZone(t time.Time, zone string) string {
+	loc, err := whenlua.LoadZone(zone)
+	if err != nil {
+		loc = time.Local
+	}
+	return t.In(loc).Format(time.RFC3339)
 }
