@@ -1,6 +1,7 @@
 // Package whenlua holds the domain types shared by every part of the scheduler:
 // typed variable values, names and their limits, run records, and the
-// request/response types spoken over the daemon's socket.
+// request/response types spoken over the daemon's socket. It owns no state:
+// its values are plain data and its functions are safe on any goroutine.
 package whenlua
 
 import (

@@ -1,6 +1,7 @@
 // Package examples holds realistic job files. The sample one is embedded in
 // the whenlua binary and installed on a fresh home; all of them are loaded
-// by `whenlua check` in the tests.
+// by `whenlua check` in the tests. It owns only the embedded files, which
+// are read-only and may be read from any goroutine.
 package examples
 
 import (

@@ -1,6 +1,9 @@
 // Package host is the daemon: the engine that owns the live state, the
 // scheduler of every-jobs, the watcher of the jobs directory, and the socket
-// server in front of them.
+// server in front of them. The engine goroutine (Engine.run) alone touches
+// the variables, the jobs and every Lua state; the server's handlers, the
+// watcher and the runner's callbacks hand it work through Engine.do and
+// its channels, from any goroutine.
 package host
 
 import (

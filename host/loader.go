@@ -179,13 +179,13 @@ func (l *loader) examine(path string, fi os.FileInfo, force bool, h loaderHooks)
 // load compiles src and runs its top level in a fresh state.
 func (l *loader) load(path, hash string, src []byte, h loaderHooks) *loadResult {
 	r := &loadResult{path: path, hash: hash}
-	proto, err := luaapi.Compile(path, src)
+	compiled, err := luaapi.Compile(path, src)
 	if err != nil {
 		r.err = err
 		return r
 	}
 	r.host = &fileHost{st: l.e.st, path: path, loading: true, get: h.get}
-	f, err := luaapi.Load(path, src, proto, luaapi.Options{
+	f, err := luaapi.Load(path, src, compiled, luaapi.Options{
 		LibDir:      l.e.opts.Paths.LibDir,
 		Timeout:     l.e.opts.LuaTimeout,
 		MemoryLimit: l.e.opts.LuaMemoryLimit,

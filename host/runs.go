@@ -365,7 +365,7 @@ func (h *fileHost) Get(name string) whenlua.Value {
 
 func (h *fileHost) Set(origin string, as []whenlua.Assignment, trigger bool) error {
 	if h.loading {
-		// lualib's set validated them, and applySet does at release.
+		// lualib's set validated them; applySet applies them at release.
 		h.held = append(h.held, heldSet{origin, as, trigger})
 		return nil
 	}

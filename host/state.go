@@ -622,14 +622,11 @@ func (st *state) unindexJob(j *job) {
 
 // ---- host callbacks for Lua (engine goroutine) ----
 
-// applySet validates and applies assignments from origin; with trigger it
-// queues the evaluation of the jobs that may read them.
+// applySet applies assignments from origin; with trigger it queues the
+// evaluation of the jobs that may read them. as has passed
+// whenlua.SetRequest.Validate where it entered (the server, or lualib's set
+// and whisper).
 func (st *state) applySet(origin string, as []whenlua.Assignment, trigger bool) error {
-	for _, a := range as {
-		if err := a.Validate(); err != nil {
-			return err
-		}
-	}
 	names := make([]string, 0, len(as))
 	for _, a := range as {
 		st.setVar(a.Name, a.Value, origin)

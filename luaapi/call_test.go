@@ -155,7 +155,7 @@ func mustCompile(t testing.TB, src string) *lua.FunctionProto {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return p.Proto
 }
 
 func TestPreInfo(t *testing.T) {

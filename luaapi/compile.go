@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"weak"
 
 	lua "github.com/yuin/gopher-lua"
 	"github.com/yuin/gopher-lua/ast"
@@ -22,7 +20,7 @@ import (
 // more than MaxFunctions function literals is refused (source.go).
 // Errors are *LoadError. Compile is safe to call from any goroutine: it
 // shares no mutable state with other calls or with loaded files.
-func Compile(path string, src []byte) (*lua.FunctionProto, error) {
+func Compile(path string, src []byte) (*Compiled, error) {
 	if len(src) > MaxSourceLen {
 		return nil, syntaxError(path, tooLong(int64(len(src)), MaxSourceLen), 0)
 	}
@@ -30,8 +28,17 @@ func Compile(path string, src []byte) (*lua.FunctionProto, error) {
 	if err != nil {
 		return nil, syntaxError(path, err, lastLine(src))
 	}
-	remember(proto, newFileAST(path, src, chunk))
-	return proto, nil
+	return &Compiled{Proto: proto, ast: newFileAST(path, src, chunk)}, nil
+}
+
+// Compiled is what Compile makes of a file and Load runs: the main chunk
+// and the syntax tree Load reads the conditions' deps from. It is read-only
+// and may be passed to any number of Loads, from any goroutine. A Compiled
+// without a syntax tree (one built around a proto from elsewhere) is parsed
+// again by the Load that needs it.
+type Compiled struct {
+	Proto *lua.FunctionProto
+	ast   *fileAST
 }
 
 // lastLine is the number of the last line of src (1 for an empty file).
@@ -186,25 +193,13 @@ func (f *fileAST) funcCond(line, last int) *condInfo {
 	return ci
 }
 
-// asts maps a proto (weakly) to its fileAST; an entry goes when its proto is
-// collected.
-var asts sync.Map // weak.Pointer[lua.FunctionProto] -> *fileAST
-
-func remember(proto *lua.FunctionProto, f *fileAST) *fileAST {
-	key := weak.Make(proto)
-	asts.Store(key, f)
-	runtime.AddCleanup(proto, func(k weak.Pointer[lua.FunctionProto]) { asts.Delete(k) }, key)
-	return f
-}
-
-// astOf returns proto's syntax tree, parsing src again when proto did not
-// come from Compile.
-func astOf(proto *lua.FunctionProto, src []byte) *fileAST {
-	if f, ok := asts.Load(weak.Make(proto)); ok {
-		return f.(*fileAST)
+// astOf returns c's syntax tree, parsing src again when c has none.
+func astOf(c *Compiled, src []byte) *fileAST {
+	if c.ast != nil {
+		return c.ast
 	}
-	_, chunk, _ := compileChunk(context.Background(), proto.SourceName, skipShebang(src))
-	return remember(proto, newFileAST(proto.SourceName, src, chunk))
+	_, chunk, _ := compileChunk(context.Background(), c.Proto.SourceName, skipShebang(src))
+	return newFileAST(c.Proto.SourceName, src, chunk)
 }
 
 // trimProto copies the slices of a compiled proto (and of the functions in

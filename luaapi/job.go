@@ -90,7 +90,7 @@ func (s *state) funcCond(j *Job, fn *lua.LFunction) {
 
 func (s *state) fileAST() *fileAST {
 	if s.ast == nil {
-		s.ast = astOf(s.proto, s.src)
+		s.ast = astOf(s.compiled, s.src)
 	}
 	return s.ast
 }

@@ -290,7 +290,7 @@ x = loadstring("return 'a' .. 'b'")()`)
 					return
 				}
 			}
-			f, err := Load(proto.SourceName, src, proto, Options{LibDir: lib, Host: newFakeHost(map[string]whenlua.Value{"x": whenlua.Int(2), "y": whenlua.Int(1)})})
+			f, err := Load(proto.Proto.SourceName, src, proto, Options{LibDir: lib, Host: newFakeHost(map[string]whenlua.Value{"x": whenlua.Int(2), "y": whenlua.Int(1)})})
 			if err != nil {
 				errs <- err
 				return

@@ -8,8 +8,8 @@
 // Host is called back on that goroutine. ReadSource, Compile and Load of a
 // fresh state may run on any goroutine, several at once and beside calls
 // into other Files: the package keeps no mutable state shared between
-// states but the caches of compiled files and of its own library, which
-// are guarded. Load calls its Host on the goroutine that calls it. The
+// states but what a Compiled caches of its conditions and the memory
+// watch (watch.go), which are guarded. Load calls its Host on the goroutine that calls it. The
 // memory limit measures the whole process's heap, which Go cannot split by
 // goroutine: while a Load runs, all growth is charged to it, and the calls
 // beside it skip their memory checks, then start them again from the heap
@@ -148,21 +148,21 @@ type Job struct {
 	slips     []Warning // of a string condition
 }
 
-// Load runs proto's top-level code in a fresh sandboxed state under the time
+// Load runs c's top-level code in a fresh sandboxed state under the time
 // limit, collects the declared jobs and validates them (options, periods,
 // names unique within the file; a job without a name is "<file stem>.<n>",
 // n its position among the file's jobs from 1). It does not call on_load.
 // On error it returns a *LoadError (file:line of the offending call when
 // known) and closes the state. The returned File belongs to the caller's
 // goroutine.
-func Load(path string, src []byte, proto *lua.FunctionProto, opts Options) (*File, error) {
-	s, err := newState(path, src, proto, opts)
+func Load(path string, src []byte, c *Compiled, opts Options) (*File, error) {
+	s, err := newState(path, src, c, opts)
 	if err != nil {
 		return nil, &LoadError{Path: path, Msg: err.Error()}
 	}
 	f := &File{Path: path, s: s}
 	s.file = f
-	_, err = s.call(&frame{phase: phaseLoad}, s.L.NewFunctionFromProto(proto), 0)
+	_, err = s.call(&frame{phase: phaseLoad}, s.L.NewFunctionFromProto(c.Proto), 0)
 	if err == nil {
 		err = s.finish()
 	}
@@ -175,7 +175,7 @@ func Load(path string, src []byte, proto *lua.FunctionProto, opts Options) (*Fil
 	f.slips = s.fileAST().slips
 	// Jobs are declared only while loading: the source, the main chunk and
 	// its syntax tree are of no more use, and a daemon keeps many files.
-	s.src, s.proto, s.ast = nil, nil, nil
+	s.src, s.compiled, s.ast = nil, nil, nil
 	return f, nil
 }
 

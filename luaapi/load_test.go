@@ -247,7 +247,7 @@ func TestLoadFromAProtoNotMadeByCompileStillAnalyses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	asts.Clear() // as if the proto came from elsewhere
+	proto = &Compiled{Proto: proto.Proto} // as if the proto came from elsewhere
 	f, err := Load("test.lua", src, proto, Options{Host: newFakeHost(nil)})
 	if err != nil {
 		t.Fatal(err)

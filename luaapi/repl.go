@@ -369,10 +369,8 @@ func replAssignments(L *lua.LState, fname string) ([]whenlua.Assignment, error) 
 		return nil, errors.New("no variable given")
 	}
 	sort.Slice(as, func(i, j int) bool { return as[i].Name < as[j].Name })
-	for _, a := range as {
-		if err := a.Validate(); err != nil {
-			return nil, err
-		}
+	if err := (whenlua.SetRequest{Assignments: as}).Validate(); err != nil {
+		return nil, err
 	}
 	return as, nil
 }

@@ -160,16 +160,11 @@ func (l *Local) Names() ([]whenlua.JobInfo, error) {
 // earlier evaluation; a job whose reads cannot be known is always
 // evaluated) until the set of due jobs stops growing. ModeWhisper only
 // stores. ModeTest does what ModeSet would and then restores the
-// variables and every job's state.
+// variables and every job's state. as has passed whenlua.SetRequest.Validate
+// (the REPL's set, whisper and test check it).
 func (l *Local) Set(mode whenlua.Mode, as []whenlua.Assignment) (ReplResult, error) {
-	seen := map[string]bool{}
+	seen := make(map[string]bool, len(as))
 	for _, a := range as {
-		if err := a.Validate(); err != nil {
-			return ReplResult{}, err
-		}
-		if seen[a.Name] {
-			return ReplResult{}, fmt.Errorf("%w: %s is assigned twice", whenlua.ErrInvalid, a.Name)
-		}
 		seen[a.Name] = true
 	}
 	switch mode {

@@ -19,9 +19,10 @@ const (
 	// one call of a gmatch iterator. The pattern functions are the
 	// sandbox's own matcher (pattern.go), which counts its steps; past the
 	// budget the call raises "pattern too complex" (a backtracking pattern
-	// is one VM instruction, which the time limit cannot interrupt). Ten
-	// million steps take some tens of milliseconds; ordinary patterns on
-	// values up to whenlua.MaxValueLen stay far below it. A simple pattern
+	// is one VM instruction, which the time limit cannot interrupt). The
+	// budget keeps one call well inside the time limit (docs/benchmarks.md,
+	// BenchmarkPatternBudget); ordinary patterns on values up to
+	// whenlua.MaxValueLen stay far below it. A simple pattern
 	// takes 1 to 3 steps per byte of its subject, so a gsub over the whole
 	// of a string stops at a few MiB.
 	PatternBudget = 10_000_000
@@ -355,11 +356,11 @@ func (s *state) loadModule(L *lua.LState) int {
 		L.Push(lua.LString("no file " + path))
 		return 1
 	}
-	proto, err := Compile(path, src)
+	c, err := Compile(path, src)
 	if err != nil {
 		L.RaiseError("error loading module %s: %v", name, err)
 	}
-	L.Push(L.NewFunctionFromProto(proto))
+	L.Push(L.NewFunctionFromProto(c.Proto))
 	return 1
 }
 

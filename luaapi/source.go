@@ -19,11 +19,11 @@ import (
 // Limits of the Lua source the daemon compiles: job files, lib modules,
 // chunks given to load and loadstring, and REPL input. gopher-lua's parser
 // keeps its stack on the heap, but its compiler (and the analysis of
-// conditions) recurse on the syntax tree, allocate some 17 KiB per function
+// conditions) recurse on the syntax tree, allocate memory for each function
 // literal, and take time quadratic in the length of an arithmetic chain; a
-// Go stack overflow ends the process. These bounds keep the worst source
-// within a few seconds of compiling and some hundreds of MiB allocated
-// (docs/internals.md, "Source limits", has the figures).
+// Go stack overflow ends the process. These bounds keep the compile of the
+// worst source accepted short and its allocations bounded
+// (docs/benchmarks.md has the figures, BenchmarkCompileWorst measures them).
 const (
 	// MaxSourceLen bounds a job file, a lib module, a chunk given to load
 	// or loadstring, a string condition and a REPL chunk.

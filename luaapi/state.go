@@ -67,7 +67,7 @@ type state struct {
 	L        *lua.LState
 	path     string
 	src      []byte
-	proto    *lua.FunctionProto
+	compiled *Compiled
 	opts     Options
 	cur      *frame
 	watch    *watch // the limits of the call into Lua running, if one is
@@ -87,7 +87,7 @@ type state struct {
 // DefaultTimeout is the time limit of a call into Lua when Options.Timeout is 0.
 const DefaultTimeout = 2 * time.Second
 
-func newState(path string, src []byte, proto *lua.FunctionProto, opts Options) (*state, error) {
+func newState(path string, src []byte, c *Compiled, opts Options) (*state, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
@@ -97,7 +97,7 @@ func newState(path string, src []byte, proto *lua.FunctionProto, opts Options) (
 	if opts.Host == nil {
 		opts.Host = newMemHost()
 	}
-	s := &state{path: path, src: src, proto: proto, opts: opts, names: map[string]int{}, cur: &frame{}}
+	s := &state{path: path, src: src, compiled: c, opts: opts, names: map[string]int{}, cur: &frame{}}
 	s.L = s.newLState()
 	L := s.L
 	if err := lualib.Open(L, s); err != nil {

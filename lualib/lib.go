@@ -5,6 +5,7 @@
 // The library reaches the daemon only through an Env, which the binding
 // (package luaapi) implements for each Lua state. Every function here runs on
 // the goroutine that called into the state, which owns it for that call.
+// The package owns only the compiled lib.lua, built once and read-only.
 package lualib
 
 import (
@@ -114,10 +115,12 @@ func NewVars(L *lua.LState, get func(string) whenlua.Value) *lua.LTable {
 
 // set implements set(name, value), set{name=value, ...} and the same for
 // whisper. The assignments of one call are stored atomically, sorted by name.
+// A call is a request entering the daemon: it is checked as a set from the
+// socket is, by whenlua.SetRequest.Validate, and trusted from then on.
 func (l *lib) set(trigger bool) lua.LGFunction {
-	fname := "set"
+	fname, mode := "set", whenlua.ModeSet
 	if !trigger {
-		fname = "whisper"
+		fname, mode = "whisper", whenlua.ModeWhisper
 	}
 	return func(L *lua.LState) int {
 		var as []whenlua.Assignment
@@ -157,13 +160,11 @@ func (l *lib) set(trigger bool) lua.LGFunction {
 		default:
 			L.RaiseError("%s: want %s(name, value) or %s{name = value, ...}, not a %s", fname, fname, fname, first.Type())
 		}
-		for _, a := range as {
-			if err := a.Validate(); err != nil {
-				L.RaiseError("%s: %v", fname, err)
-			}
-		}
 		if len(as) == 0 {
 			return 0
+		}
+		if err := (whenlua.SetRequest{Mode: mode, Assignments: as}).Validate(); err != nil {
+			L.RaiseError("%s: %v", fname, err)
 		}
 		if err := l.env.Set(as, trigger); err != nil {
 			L.RaiseError("%s: %v", fname, err)

@@ -1,6 +1,9 @@
 // Package persist is whenlua's durable store, whenlua.Store on badger:
 // variables with their version history, when-job evaluation states, run
-// records and the JOBSERIAL counter, kept in one badger database.
+// records and the JOBSERIAL counter, kept in one badger database. A Store
+// owns its database and one maintenance goroutine; its methods are safe for
+// concurrent use (in the daemon, the engine goroutine commits and the
+// server's handlers read).
 //
 // Key layout (all values compact binary unless said otherwise):
 //
@@ -45,8 +48,9 @@ const (
 )
 
 // Badger tuning for a small daemon: badger's defaults are sized for a big
-// database (~86 MiB of heap right after open); these keep it near 11 MiB.
-// The memtable size also fixes the largest transaction badger accepts: 15%
+// database and hold a large heap from the moment it opens; a smaller
+// memtable keeps a resident daemon small (docs/benchmarks.md has the heap
+// before and after, BenchmarkOpen measures it). The memtable size also fixes the largest transaction badger accepts: 15%
 // of it in estimated bytes (1.2 MiB) and about 13,000 entries. Values below
 // valueThreshold bytes live in the LSM tree, so that a commit of small
 // values writes and syncs the memtable's log alone; larger ones live in the

@@ -19,11 +19,12 @@ var errHelp = fmt.Errorf("help requested")
 // does: a --type applies to the pairs after it until the next --type. A
 // missing "=" or an unknown flag is a usage error; a bad name or a value
 // that does not parse as its type is an error wrapping ErrInvalid. Nothing
-// is returned unless every pair is good.
+// is returned unless every pair is good: the pairs are checked with
+// whenlua.SetRequest.Validate, as the daemon checks them, so that a bad set
+// is refused before anything is sent.
 func parseAssignments(args []string) ([]whenlua.Assignment, error) {
 	typ := whenlua.TypeString
 	var out []whenlua.Assignment
-	seen := map[string]bool{}
 	literal := false
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -61,25 +62,17 @@ func parseAssignments(args []string) ([]whenlua.Assignment, error) {
 			return nil, usageErrorf("%q is not NAME=VALUE", a)
 		}
 		name, raw := a[:eq], a[eq+1:]
-		if err := whenlua.ValidateName(name); err != nil {
-			return nil, err
-		}
 		v, err := whenlua.ParseValue(typ, raw)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", whenlua.ErrInvalid, name, err)
 		}
-		if err := whenlua.ValidateValue(name, v); err != nil {
-			return nil, err
-		}
-		as := whenlua.Assignment{Name: name, Value: v}
-		if seen[name] {
-			return nil, fmt.Errorf("%w: %s is assigned twice", whenlua.ErrInvalid, name)
-		}
-		seen[name] = true
-		out = append(out, as)
+		out = append(out, whenlua.Assignment{Name: name, Value: v})
 	}
 	if len(out) == 0 {
 		return nil, usageErrorf("no NAME=VALUE given (want %s)", assignUsage)
+	}
+	if err := (whenlua.SetRequest{Assignments: out}).Validate(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -17,18 +17,18 @@ func unsetCommand(e *env) *cli.Command {
 			if c.NArg() == 0 {
 				return usageErrorf("usage: %s NAME...", c.Command.HelpName)
 			}
-			var as []whenlua.Assignment
+			req := whenlua.SetRequest{Mode: whenlua.ModeSet}
 			for _, name := range c.Args().Slice() {
-				if err := whenlua.ValidateName(name); err != nil {
-					return err
-				}
-				as = append(as, whenlua.Assignment{Name: name, Value: whenlua.Nil})
+				req.Assignments = append(req.Assignments, whenlua.Assignment{Name: name, Value: whenlua.Nil})
+			}
+			if err := req.Validate(); err != nil {
+				return err
 			}
 			cl, err := e.Client()
 			if err != nil {
 				return err
 			}
-			_, err = cl.Set(c.Context, whenlua.SetRequest{Mode: whenlua.ModeSet, Assignments: as})
+			_, err = cl.Set(c.Context, req)
 			return err
 		},
 	}

@@ -2,6 +2,10 @@
 // each run gets a fresh directory as its cwd, its script in a file that
 // starts with `set -e`, its own process group, and its stdout and stderr
 // captured, within caps, to output.txt in that directory.
+//
+// A Runner owns its processes and the goroutines that wait for them; its
+// methods are safe on any goroutine (in the daemon, the engine's calls
+// them), and each run's done callback comes on a goroutine of the runner.
 package runner
 
 import (

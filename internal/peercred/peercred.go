@@ -2,7 +2,7 @@
 // connection, as the kernel recorded it when the connection was made:
 // SO_PEERCRED on Linux, LOCAL_PEERCRED on macOS and FreeBSD. The daemon
 // uses it to serve only its own user; the client, to talk only to a daemon
-// of its own user.
+// of its own user. It owns no state and may be called from any goroutine.
 package peercred
 
 import (
