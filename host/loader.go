@@ -179,6 +179,7 @@ func (l *loader) examine(path string, fi os.FileInfo, force bool, h loaderHooks)
 // load compiles src and runs its top level in a fresh state.
 func (l *loader) load(path, hash string, src []byte, h loaderHooks) *loadResult {
 	r := &loadResult{path: path, hash: hash}
+	defer luaapi.Loading()() // the compile's allocations are the load's too
 	compiled, err := luaapi.Compile(path, src)
 	if err != nil {
 		r.err = err

@@ -235,7 +235,9 @@ func TestADaemonServesSetsWhileRunawayFilesLoad(t *testing.T) {
 	}
 	// Events only; the poll is an hour away.
 	loading := make(chan struct{})
-	startDaemonWith(t, p, EngineOptions{PollEvery: time.Hour, Grace: 200 * time.Millisecond},
+	// No memory limit: beside the parallel tests the process-wide heap it
+	// measures would be charged to these loads.
+	startDaemonWith(t, p, EngineOptions{PollEvery: time.Hour, Grace: 200 * time.Millisecond, LuaMemoryLimit: -1},
 		slog.New(signalHandler{Handler: slog.DiscardHandler, msg: "waiting for go", ch: loading}))
 	c := whenlua.Dial(p.Socket)
 	defer c.Close()

@@ -149,7 +149,7 @@ func (st *state) cancelAllQueued() {
 func (st *state) dropRun(r *run) {
 	st.runq.slots--
 	if r.queued {
-		r.rec.State = whenlua.RunQueued
+		r.rec.State, r.rec.Start = whenlua.RunQueued, r.rec.Queued // it did not start
 		i := 0
 		for i < len(st.runq.waiting) && st.runq.waiting[i].rec.Serial < r.rec.Serial {
 			i++

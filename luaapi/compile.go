@@ -61,12 +61,11 @@ func skipShebang(src []byte) []byte {
 }
 
 // A fileAST keeps a compiled file's syntax tree, and what Load derives from
-// it, for as long as its proto lives: the conditions of the when() calls
+// it, for as long as its Compiled lives: the conditions of the when() calls
 // written with a literal condition are compiled and analysed once, in
-// Compile, so loading the proto again (a fresh state per version) only looks
-// them up. Conditions built at run time are analysed on first use and
-// cached here too. A fileAST is shared by every Load of its proto: mu guards
-// conds.
+// Compile, so a Load of that Compiled only looks them up. Conditions built
+// at run time are analysed on first use and cached here too. A fileAST is
+// shared by every Load of its Compiled: mu guards conds.
 type fileAST struct {
 	path  string
 	src   []byte

@@ -58,7 +58,8 @@ var (
 // load is charged with everything, and an engine call skips checks only
 // while a load (itself under both limits) runs. The cost is the other way
 // round: an engine call that grows the heap past the limit beside a load
-// fails that load, and is stopped by its own watch only after the load.
+// fails that load, and what it grew then is not charged to it (its watch
+// counts afresh after the load).
 //
 // A call nested in another (through a Host callback) pauses its caller's
 // watch, which takes a new baseline when it resumes: a caller whose nested
@@ -89,6 +90,20 @@ type watch struct {
 var loads struct {
 	running atomic.Int64
 	gen     atomic.Uint64
+}
+
+// Loading marks a load of a file as in flight, from its compile to its end,
+// until the returned function is called: compiling and building its state
+// allocate too, outside the call that runs its top level, and a watch of a
+// call beside it must not be charged with that. The daemon wraps each load
+// in it.
+func Loading() (done func()) {
+	loads.running.Add(1)
+	loads.gen.Add(1)
+	return func() {
+		loads.running.Add(-1)
+		loads.gen.Add(1)
+	}
 }
 
 // startWatch returns the context for one call, limited to timeout and to

@@ -23,11 +23,11 @@ func reloadCommand(e *env) *cli.Command {
 		ArgsUsage: "[FILE...] (with --force)",
 		Description: "Files whose content changed are loaded again, as on a save. A file whose\n" +
 			"content did not change is left as it is (touch changes nothing), unless\n" +
-			"--force: then each FILE given (a file name in the jobs directory, or a path\n" +
-			"to one of its files), or every job file, is loaded again, for example after a\n" +
-			"change of the daemon's environment that a module reads. Conditions suspended\n" +
-			"for running out of their time or memory limit again and again are evaluated\n" +
-			"again.",
+			"--force: then each FILE given (a file name in the jobs directory, with or\n" +
+			"without .lua, or a path to one of its files), or every job file, is loaded\n" +
+			"again, for example after a change of the daemon's environment that a module\n" +
+			"reads. Conditions suspended for running out of their time or memory limit\n" +
+			"again and again are evaluated again.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "force", Usage: "load the FILEs given, or every job file, again even if unchanged"},
 			jsonFlag(),
