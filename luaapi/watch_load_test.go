@@ -31,18 +31,26 @@ func collectAndLook(w *watch) {
 	}
 }
 
-// A file's top level loads on another goroutine while a condition runs: what
-// the load builds and keeps is not charged to the condition, neither while
-// the load runs nor after it.
-func TestALoadBesideACallIsNotChargedToTheCall(t *testing.T) {
-	runtime.GC()
-	const limit = 48 << 20
+// watchedCondition loads a file whose one condition, c, reads x under a
+// memory limit; h.get runs while it evaluates.
+func watchedCondition(t *testing.T, limit int64) (*hookHost, *File) {
+	t.Helper()
 	h := &hookHost{fakeHost: newFakeHost(nil)}
 	cond, err := loadSrc(t, `when(function() return vars.x == 1 end, "true", {name = "c"})`,
 		Options{Host: h, Timeout: time.Minute, MemoryLimit: limit})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return h, cond
+}
+
+// A file's top level loads on another goroutine while a condition runs: what
+// the load builds and keeps is not charged to the condition, neither while
+// the load runs nor after it.
+func TestALoadBesideACallIsNotChargedToTheCall(t *testing.T) {
+	runtime.GC()
+	const limit = 48 << 20
+	h, cond := watchedCondition(t, limit)
 	var loadErr error
 	h.get = func() {
 		w := cond.s.watch // the condition's, running
@@ -74,12 +82,7 @@ local _ = vars.y`, Options{Host: lh, Timeout: time.Minute, MemoryLimit: 4 * limi
 func TestAHostileLoadBesideACallStopsAtItsLimit(t *testing.T) {
 	runtime.GC()
 	const limit = 32 << 20
-	h := &hookHost{fakeHost: newFakeHost(nil)}
-	cond, err := loadSrc(t, `when(function() return vars.x == 1 end, "true", {name = "c"})`,
-		Options{Host: h, Timeout: time.Minute, MemoryLimit: limit})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, cond := watchedCondition(t, limit)
 	var loadErr error
 	h.get = func() {
 		done := make(chan struct{})
