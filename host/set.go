@@ -148,8 +148,8 @@ func (st *state) test(as []whenlua.Assignment) []string {
 	return due
 }
 
-// applyAndSettle applies one set and, with trigger, settles the evaluations
-// it queued. It returns the jobs the set made due and, if the loop bound
+// applyAndSettle applies one set and settles the evaluations it queued
+// (none without trigger: a whisper). It returns the jobs the set made due and, if the loop bound
 // stopped its evaluations, why.
 func (st *state) applyAndSettle(origin string, as []whenlua.Assignment, trigger bool) (triggered []string, loop error) {
 	st.applySet(origin, as, trigger)
@@ -186,7 +186,7 @@ func (st *state) applySet(origin string, as []whenlua.Assignment, trigger bool) 
 const maxDuePerStep = 8
 
 // settle runs queued evaluations until none is left, starting the jobs they
-// make due. Hooks that set variables queue further evaluations, up to the
+// make due (in a dry run it only names them). Hooks that set variables queue further evaluations, up to the
 // bound of maxDuePerStep, counted from each settle: the sets of one group
 // commit each settle in turn.
 func (st *state) settle() {
