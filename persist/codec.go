@@ -153,6 +153,18 @@ func decodeJobState(b []byte) (whenlua.JobState, error) {
 	return st, nil
 }
 
+// encodeEval is an evaluation kept for `whenlua why`, as JSON: it is read
+// only by people, ten at a time.
+func encodeEval(e whenlua.Evaluation) ([]byte, error) { return json.Marshal(e) }
+
+func decodeEval(b []byte) (whenlua.Evaluation, error) {
+	var e whenlua.Evaluation
+	if err := json.Unmarshal(b, &e); err != nil {
+		return e, fmt.Errorf("decode evaluation: %w", err)
+	}
+	return e, nil
+}
+
 // encodeRun is the run record as JSON, without its output (stored apart).
 func encodeRun(r whenlua.Run) ([]byte, error) {
 	r.Output = nil

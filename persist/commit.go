@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -125,6 +126,12 @@ func batchBytes(b *Batch) int {
 	for _, r := range b.Runs {
 		n += len(r.Output) + 512
 	}
+	for _, e := range b.Evals {
+		n += len(e.Job) + 256
+		for _, v := range e.Values {
+			n += len(v.Name) + 2*len(v.Value.S) + 64
+		}
+	}
 	return n
 }
 
@@ -210,6 +217,20 @@ func (w *writer) fill(b *Batch) error {
 	}
 	if err := w.putRuns(b.Runs); err != nil {
 		return err
+	}
+	for _, e := range b.Evals {
+		enc, err := encodeEval(e)
+		if err != nil {
+			return fmt.Errorf("evaluation of %s: %w", e.Job, err)
+		}
+		if err := w.set(evalKey(e.Job, e.Seq), enc); err != nil {
+			return err
+		}
+		if e.Seq > whenlua.EvalKeep {
+			if err := w.del(evalKey(e.Job, e.Seq-whenlua.EvalKeep)); err != nil {
+				return err
+			}
+		}
 	}
 	if b.Serial != 0 {
 		if err := w.set(keySerial, binary.BigEndian.AppendUint64(nil, b.Serial)); err != nil {
@@ -355,6 +376,11 @@ func validateBatch(b *Batch) error {
 	for j := range b.JobStates {
 		if j == "" || len(j) > maxJobNameLen {
 			return fmt.Errorf("%w: job name of %d bytes", whenlua.ErrInvalid, len(j))
+		}
+	}
+	for _, e := range b.Evals {
+		if e.Job == "" || len(e.Job) > maxJobNameLen || strings.Contains(e.Job, "/") || e.Seq == 0 {
+			return fmt.Errorf("%w: evaluation of job %q with sequence %d", whenlua.ErrInvalid, e.Job, e.Seq)
 		}
 	}
 	for _, r := range b.Runs {

@@ -14,7 +14,22 @@ var (
 	prefixRun     = []byte("r/")
 	prefixOutput  = []byte("o/")
 	keySerial     = []byte("m/serial")
+	prefixEval    = []byte("e/")
 )
+
+// evalPrefix is e/<job>/: the kept evaluations of job. Job names hold no
+// slash.
+func evalPrefix(job string) []byte {
+	b := make([]byte, 0, len(prefixEval)+len(job)+2)
+	b = append(b, prefixEval...)
+	b = append(b, job...)
+	return append(b, '/')
+}
+
+// evalKey is e/<job>/<be seq>: one kept evaluation of job.
+func evalKey(job string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(evalPrefix(job), seq)
+}
 
 func varKey(name string) []byte {
 	return append(append(make([]byte, 0, len(prefixVar)+len(name)), prefixVar...), name...)
@@ -80,6 +95,8 @@ func describeKey(k []byte) string {
 		return fmt.Sprintf("the output of run %d", binary.BigEndian.Uint64(k[len(prefixOutput):]))
 	case bytes.Equal(k, keySerial):
 		return "the JOBSERIAL counter"
+	case bytes.HasPrefix(k, prefixEval) && len(k) >= len(prefixEval)+10:
+		return fmt.Sprintf("evaluation %d of job %s", binary.BigEndian.Uint64(k[len(k)-8:]), k[len(prefixEval):len(k)-9])
 	}
 	return fmt.Sprintf("key %q", k)
 }

@@ -50,6 +50,55 @@ func (s *Store) Vars() (map[string]whenlua.Value, error) {
 	return vars, nil
 }
 
+// Evaluations returns the kept evaluations of job, newest first: the
+// EvalKeep newest.
+func (s *Store) Evaluations(job string) ([]whenlua.Evaluation, error) {
+	var out []whenlua.Evaluation
+	prefix := evalPrefix(job)
+	err := s.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: prefix, PrefetchValues: true, PrefetchSize: whenlua.EvalKeep})
+		defer it.Close()
+		for it.Seek(seekLast(prefix, 8)); it.Valid() && len(out) < whenlua.EvalKeep; it.Next() {
+			err := s.faults.value(it.Item(), func(b []byte) error {
+				e, err := decodeEval(b)
+				out = append(out, e)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read evaluations of %s: %w", job, err)
+	}
+	return out, nil
+}
+
+// EvalSeqs returns the sequence of each job's newest kept evaluation, from
+// the keys alone.
+func (s *Store) EvalSeqs() (map[string]uint64, error) {
+	seqs := map[string]uint64{}
+	err := s.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixEval})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) < len(prefixEval)+2+8 {
+				continue
+			}
+			job := string(k[len(prefixEval) : len(k)-9])
+			seqs[job] = max(seqs[job], binary.BigEndian.Uint64(k[len(k)-8:]))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read evaluation sequences: %w", err)
+	}
+	return seqs, nil
+}
+
 // History returns the kept versions of name, newest first, at most n of
 // them (n <= 0: all). A name without versions gives an empty list.
 func (s *Store) History(name string, n int) ([]whenlua.Version, error) {
