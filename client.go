@@ -360,6 +360,13 @@ func (c *Client) History(ctx context.Context, name string, n int) ([]Version, er
 	return out, err
 }
 
+// Why implements Service.
+func (c *Client) Why(ctx context.Context, job string) (WhyReport, error) {
+	var out WhyReport
+	err := c.call(ctx, http.MethodGet, "/why", url.Values{"job": {job}}, nil, &out)
+	return out, err
+}
+
 // Names implements Service.
 func (c *Client) Names(ctx context.Context) ([]JobInfo, error) {
 	var out []JobInfo

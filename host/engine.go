@@ -50,6 +50,9 @@ type EngineOptions struct {
 	Debounce time.Duration
 	// Env is the base environment of jobs (default os.Environ()).
 	Env []string
+	// NoEvalTrace keeps no evaluations for `whenlua why`: only for
+	// benchmarks, to measure what keeping them costs.
+	NoEvalTrace bool
 }
 
 // DefaultMaxRuns is how many runs have a process at once unless
@@ -157,7 +160,11 @@ func (e *Engine) Open(ctx context.Context) error {
 		get:      func(name string) whenlua.Value { return st.vars[name] },
 		requires: st.requiresByFile,
 	}, forceSet{})
-	st.handle(func() { st.applyLoad(b) })
+	st.handle(func() {
+		st.loadCause = whenlua.TriggerStart
+		defer func() { st.loadCause = "" }()
+		st.applyLoad(b)
+	})
 	// Loading leaves the garbage of parsing and compiling every file behind;
 	// give it back now rather than keep the daemon's footprint at its peak.
 	debug.FreeOSMemory()

@@ -72,7 +72,8 @@ func (st *state) fireHolds() {
 	}
 	slices.SortFunc(names, whenlua.CompareJobNames)
 	for _, name := range slices.Compact(names) {
-		st.startRun(st.jobs[name], "when")
+		j := st.jobs[name]
+		st.traceRun(j, whenlua.Trigger{Kind: whenlua.TriggerHold}, st.startRun(j, "when"))
 	}
 }
 

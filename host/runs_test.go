@@ -115,7 +115,7 @@ when("false", "` + blockingScript(gate) + `", {name="double", pre=max(2)})`})
 	}
 	// The refusal says why: the serial of the run already running.
 	jobs, _ := te.Jobs(ctx)
-	if want := fmt.Sprintf("pre refused: one(): already running: %d", jobs[0].Serial); len(jobs) != 1 || !strings.Contains(err.Error(), want) {
+	if want := fmt.Sprintf("pre refused: one(): serial %d still running", jobs[0].Serial); len(jobs) != 1 || !strings.Contains(err.Error(), want) {
 		t.Errorf("second single: %v, want %q", err, want)
 	}
 	for i := range 2 {

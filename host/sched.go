@@ -142,7 +142,7 @@ func (s *schedule) due() []*job {
 // retries that are due.
 func (st *state) fireDue() {
 	for _, j := range st.sched.due() {
-		st.startRun(j, j.lj.Kind.String())
+		st.traceRun(j, runTrigger(j.lj.Kind.String()), st.startRun(j, j.lj.Kind.String()))
 	}
 	st.fireRetries()
 	st.fireHolds()

@@ -128,6 +128,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/tail", s.handleTail)
 	mux.HandleFunc("GET /v1/log", s.handleLog)
 	mux.HandleFunc("GET /v1/run", s.handleRun)
+	mux.HandleFunc("GET /v1/why", s.handleWhy)
 	mux.HandleFunc("GET /v1/status", s.handleStatus)
 	mux.HandleFunc("POST /v1/reload", s.handleReload)
 	mux.HandleFunc("GET /v1/ping", s.handlePing)
@@ -299,6 +300,15 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		vs = []whenlua.Version{}
 	}
 	s.reply(w, vs)
+}
+
+func (s *Server) handleWhy(w http.ResponseWriter, r *http.Request) {
+	rep, err := s.svc.Why(r.Context(), r.URL.Query().Get("job"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.reply(w, rep)
 }
 
 func (s *Server) handleNames(w http.ResponseWriter, r *http.Request) {

@@ -33,6 +33,11 @@ type state struct {
 	compiles   uint64
 	stopping   bool
 	dryRun     bool // settling for `test`: start no run, leave condition errors, holds and reloaded() alone
+	// evalSeqs is each job's newest stored evaluation sequence (Batch.Evals);
+	// loadCause, while a load is applied, is the trigger kind of the
+	// evaluations it makes (TriggerStart, TriggerReload; empty: TriggerLoad).
+	evalSeqs  map[string]uint64
+	loadCause string
 
 	step step
 }
@@ -54,7 +59,8 @@ type step struct {
 	undoStates  map[string]*whenlua.JobState
 	undoSerial  uint64
 	dirty       bool
-	evalQueue   [][]*job // candidate sets waiting for their fixpoint
+	evalQueue   []evalBatch           // candidate sets waiting for their fixpoint
+	evals       []*whenlua.Evaluation // evaluations and firings to keep for why
 	toStart     []*run
 	triggered   []string // when-jobs made due in this step, in start order
 	afterCommit []func(error)
@@ -122,6 +128,9 @@ func newState(e *Engine) (*state, error) {
 	for name, s := range states {
 		s := s
 		st.states[name] = &s
+	}
+	if st.evalSeqs, err = e.store.EvalSeqs(); err != nil {
+		return nil, fmt.Errorf("load evaluation sequences: %w", err)
 	}
 	if st.serial, err = e.store.Serial(); err != nil {
 		return nil, fmt.Errorf("load serial: %w", err)
