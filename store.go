@@ -77,7 +77,7 @@ type Batch struct {
 	// Serial, when nonzero, becomes the stored JOBSERIAL counter.
 	Serial uint64
 	// Evals are evaluations to keep for `whenlua why`. Each job's Seq
-	// counts up by one from its newest stored one; storing Seq deletes
-	// Seq-EvalKeep, so each job keeps its EvalKeep newest.
+	// counts up by one from its newest stored one; each replaces the one
+	// EvalKeep before it, so each job keeps its EvalKeep newest.
 	Evals []Evaluation
 }

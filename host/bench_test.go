@@ -17,8 +17,9 @@ import (
 	"github.com/whenlua/whenlua/persist"
 )
 
-// benchEngine opens an engine on a temp home holding one job file.
-func benchEngine(b *testing.B, src string) *Engine {
+// benchEngine opens an engine on a temp home holding one job file; adjust
+// changes its options.
+func benchEngine(b *testing.B, src string, adjust ...func(*EngineOptions)) *Engine {
 	b.Helper()
 	home := b.TempDir()
 	p, err := whenlua.ResolvePaths(home)
@@ -35,8 +36,12 @@ func benchEngine(b *testing.B, src string) *Engine {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e := NewEngine(EngineOptions{Store: store, Paths: p, PollEvery: -1, LuaTimeout: time.Minute, Shell: "/bin/sh",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	opts := EngineOptions{Store: store, Paths: p, PollEvery: -1, LuaTimeout: time.Minute, Shell: "/bin/sh",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, f := range adjust {
+		f(&opts)
+	}
+	e := NewEngine(opts)
 	if err := e.Open(context.Background()); err != nil {
 		b.Fatal(err)
 	}
@@ -65,6 +70,28 @@ for i = 1, %d do when("v" .. i .. " == 1", "true") end`, n-1)
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkSetTracing measures what keeping evaluations for `whenlua why`
+// costs a durable set: P2's set (one dependent when-job among 1,000) and a
+// set that 100 when-jobs read, with the evaluations kept and without.
+func BenchmarkSetTracing(b *testing.B) {
+	for _, deps := range []int{1, 100} {
+		for _, trace := range []bool{true, false} {
+			b.Run(fmt.Sprintf("dependents=%d/trace=%t", deps, trace), func(b *testing.B) {
+				src := fmt.Sprintf(`
+for i = 1, %d do when("x == -" .. i, "true") end
+for i = 1, %d do when("v" .. i .. " == 1", "true") end`, deps, 1000-deps)
+				e := benchEngine(b, src, func(o *EngineOptions) { o.NoEvalTrace = !trace })
+				ctx := context.Background()
+				for i := 0; b.Loop(); i++ {
+					if _, err := e.Set(ctx, whenlua.SetRequest{Assignments: []whenlua.Assignment{{Name: "x", Value: whenlua.Int(int64(i))}}}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
 

@@ -70,7 +70,7 @@ func (st *state) commit(b *whenlua.Batch) (notStarted map[uint64]bool, lost []wh
 // or parts of it that each are: the first holds every variable change and
 // the serial.
 func splitBatch(b *whenlua.Batch) []*whenlua.Batch {
-	keys := 3*len(b.Vars) + len(b.JobStates) + 3*len(b.Runs) + 2*len(b.Evals)
+	keys := 3*len(b.Vars) + len(b.JobStates) + 3*len(b.Runs) + len(b.Evals)
 	if keys <= maxPartKeys && batchBytes(b) <= maxPartBytes {
 		return []*whenlua.Batch{b}
 	}
@@ -108,7 +108,7 @@ func splitBatch(b *whenlua.Batch) []*whenlua.Batch {
 	// A job's evaluations stay in order: a part that fails loses a tail
 	// of them (state.keepSeqs).
 	for _, e := range b.Evals {
-		add(2, entryBytes(len(e.Job), evalBytes(e)))
+		add(1, entryBytes(len(e.Job), evalBytes(e)))
 		cur.Evals = append(cur.Evals, e)
 	}
 	return parts

@@ -135,7 +135,7 @@ func (st *state) stampEvals() map[string]uint64 {
 // stored ones; lost, from a later part of a split commit that failed, are
 // the records not stored: each of their jobs goes back to the one before
 // its first lost record, so that each job's sequences stay contiguous
-// (storing one deletes the one EvalKeep before).
+// (one takes the slot of the one EvalKeep before it).
 func (st *state) keepSeqs(seqs map[string]uint64, lost []whenlua.Evaluation) {
 	for _, rec := range lost {
 		if s := rec.Seq - 1; s < seqs[rec.Job] {

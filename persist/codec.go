@@ -153,13 +153,23 @@ func decodeJobState(b []byte) (whenlua.JobState, error) {
 	return st, nil
 }
 
-// encodeEval is an evaluation kept for `whenlua why`, as JSON: it is read
-// only by people, ten at a time.
-func encodeEval(e whenlua.Evaluation) ([]byte, error) { return json.Marshal(e) }
+// encodeEval is an evaluation kept for `whenlua why`: its sequence (be
+// uint64), so that Open finds each job's newest without decoding more,
+// then the evaluation as JSON, which only people read, ten at a time.
+func encodeEval(e whenlua.Evaluation) ([]byte, error) {
+	j, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(j)), e.Seq), j...), nil
+}
 
 func decodeEval(b []byte) (whenlua.Evaluation, error) {
 	var e whenlua.Evaluation
-	if err := json.Unmarshal(b, &e); err != nil {
+	if len(b) < 8 {
+		return e, fmt.Errorf("decode evaluation: %w", errShort)
+	}
+	if err := json.Unmarshal(b[8:], &e); err != nil {
 		return e, fmt.Errorf("decode evaluation: %w", err)
 	}
 	return e, nil

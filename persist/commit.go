@@ -226,11 +226,6 @@ func (w *writer) fill(b *Batch) error {
 		if err := w.set(evalKey(e.Job, e.Seq), enc); err != nil {
 			return err
 		}
-		if e.Seq > whenlua.EvalKeep {
-			if err := w.del(evalKey(e.Job, e.Seq-whenlua.EvalKeep)); err != nil {
-				return err
-			}
-		}
 	}
 	if b.Serial != 0 {
 		if err := w.set(keySerial, binary.BigEndian.AppendUint64(nil, b.Serial)); err != nil {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+
+	"github.com/whenlua/whenlua"
 )
 
 // Key prefixes (see the package comment).
@@ -26,9 +28,10 @@ func evalPrefix(job string) []byte {
 	return append(b, '/')
 }
 
-// evalKey is e/<job>/<be seq>: one kept evaluation of job.
+// evalKey is e/<job>/<slot>: the slot (one byte) an evaluation of that
+// sequence takes in job's ring of whenlua.EvalKeep, which it overwrites.
 func evalKey(job string, seq uint64) []byte {
-	return binary.BigEndian.AppendUint64(evalPrefix(job), seq)
+	return append(evalPrefix(job), byte(seq%whenlua.EvalKeep))
 }
 
 func varKey(name string) []byte {
@@ -95,8 +98,8 @@ func describeKey(k []byte) string {
 		return fmt.Sprintf("the output of run %d", binary.BigEndian.Uint64(k[len(prefixOutput):]))
 	case bytes.Equal(k, keySerial):
 		return "the JOBSERIAL counter"
-	case bytes.HasPrefix(k, prefixEval) && len(k) >= len(prefixEval)+10:
-		return fmt.Sprintf("evaluation %d of job %s", binary.BigEndian.Uint64(k[len(k)-8:]), k[len(prefixEval):len(k)-9])
+	case bytes.HasPrefix(k, prefixEval) && len(k) >= len(prefixEval)+3:
+		return fmt.Sprintf("evaluation slot %d of job %s", k[len(k)-1], k[len(prefixEval):len(k)-2])
 	}
 	return fmt.Sprintf("key %q", k)
 }

@@ -1,10 +1,12 @@
 package persist
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -50,15 +52,13 @@ func (s *Store) Vars() (map[string]whenlua.Value, error) {
 	return vars, nil
 }
 
-// Evaluations returns the kept evaluations of job, newest first: the
-// EvalKeep newest.
+// Evaluations returns the kept evaluations of job, newest first.
 func (s *Store) Evaluations(job string) ([]whenlua.Evaluation, error) {
 	var out []whenlua.Evaluation
-	prefix := evalPrefix(job)
 	err := s.view(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: prefix, PrefetchValues: true, PrefetchSize: whenlua.EvalKeep})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: evalPrefix(job), PrefetchValues: true, PrefetchSize: whenlua.EvalKeep})
 		defer it.Close()
-		for it.Seek(seekLast(prefix, 8)); it.Valid() && len(out) < whenlua.EvalKeep; it.Next() {
+		for it.Rewind(); it.Valid(); it.Next() {
 			err := s.faults.value(it.Item(), func(b []byte) error {
 				e, err := decodeEval(b)
 				out = append(out, e)
@@ -73,23 +73,33 @@ func (s *Store) Evaluations(job string) ([]whenlua.Evaluation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read evaluations of %s: %w", job, err)
 	}
+	slices.SortFunc(out, func(a, b whenlua.Evaluation) int { return cmp.Compare(b.Seq, a.Seq) })
 	return out, nil
 }
 
 // EvalSeqs returns the sequence of each job's newest kept evaluation, from
-// the keys alone.
+// the head of each stored one.
 func (s *Store) EvalSeqs() (map[string]uint64, error) {
 	seqs := map[string]uint64{}
 	err := s.view(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixEval})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixEval, PrefetchValues: true, PrefetchSize: 100})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			k := it.Item().Key()
-			if len(k) < len(prefixEval)+2+8 {
+			if len(k) < len(prefixEval)+3 {
 				continue
 			}
-			job := string(k[len(prefixEval) : len(k)-9])
-			seqs[job] = max(seqs[job], binary.BigEndian.Uint64(k[len(k)-8:]))
+			job := string(k[len(prefixEval) : len(k)-2])
+			err := s.faults.value(it.Item(), func(b []byte) error {
+				if len(b) < 8 {
+					return fmt.Errorf("evaluation of %s: %w", job, errShort)
+				}
+				seqs[job] = max(seqs[job], binary.BigEndian.Uint64(b))
+				return nil
+			})
+			if err != nil {
+				return err
+			}
 		}
 		return nil
 	})
