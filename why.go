@@ -123,11 +123,15 @@ type WhyReport struct {
 	Evaluations []Evaluation `json:"evaluations"`
 }
 
+// whyTime is how why prints times: RFC 3339 with milliseconds and the
+// local zone's offset.
+const whyTime = "2006-01-02T15:04:05.000Z07:00"
+
 // Lines renders r for people, as `whenlua why` and the REPL's why() print
 // it: a heading, the job's state, then one block per evaluation, newest
 // first. Times are RFC 3339 in the local zone.
 func (r WhyReport) Lines() []string {
-	ts := func(t time.Time) string { return t.Local().Format(time.RFC3339Nano) }
+	ts := func(t time.Time) string { return t.Local().Format(whyTime) }
 	var out []string
 	head := r.Job
 	if r.Loaded {
@@ -175,7 +179,7 @@ func (r WhyReport) Lines() []string {
 // Lines renders one evaluation: its time, trigger and outcome, then the
 // values the condition read.
 func (e Evaluation) Lines() []string {
-	ts := func(t time.Time) string { return t.Local().Format(time.RFC3339Nano) }
+	ts := func(t time.Time) string { return t.Local().Format(whyTime) }
 	line := fmt.Sprintf("%s  %s: %s", ts(e.Time), e.Trigger.describe(), e.describe())
 	out := []string{line}
 	if e.Cond {
@@ -189,8 +193,8 @@ func (e Evaluation) Lines() []string {
 		s := "    scheduled " + ts(e.Scheduled)
 		if e.CatchUp {
 			s += " (catch-up for a missed time)"
-		} else if late := e.Time.Sub(e.Scheduled); late > 0 {
-			s += fmt.Sprintf(" (fired %s later: jitter or a busy daemon)", late.Round(time.Millisecond))
+		} else if late := e.Time.Sub(e.Scheduled).Round(time.Millisecond); late > 0 {
+			s += fmt.Sprintf(" (fired %s later: jitter or a busy daemon)", late)
 		}
 		out = append(out, s)
 	}

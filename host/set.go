@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/whenlua/whenlua"
 	"github.com/whenlua/whenlua/luaapi"
@@ -305,8 +306,11 @@ func (st *state) evalJob(j *job, trig whenlua.Trigger, recs map[*job]*whenlua.Ev
 		return st.evalOnce(j, nil)
 	}
 	var rec *whenlua.Evaluation
-	due := st.evalOnce(j, func(prev *whenlua.JobState, ev luaapi.Evaluation, outcome whenlua.Outcome) {
+	due := st.evalOnce(j, func(prev *whenlua.JobState, ev luaapi.Evaluation, outcome whenlua.Outcome, pending time.Time) {
 		rec = st.traceEval(j, trig, prev, ev, outcome)
+		if outcome == whenlua.OutcomeHold {
+			rec.Reason = fmt.Sprintf("true since %s, due at %s", pending.Format(time.RFC3339), pending.Add(j.lj.Hold).Format(time.RFC3339))
+		}
 	})
 	if old := recs[j]; old == nil || due && old.Outcome != whenlua.OutcomeDue {
 		recs[j] = rec
@@ -316,7 +320,7 @@ func (st *state) evalJob(j *job, trig whenlua.Trigger, recs map[*job]*whenlua.Ev
 
 // evalOnce is evalJob's evaluation; trace, when given, is told what it
 // found and what that means.
-func (st *state) evalOnce(j *job, trace func(prev *whenlua.JobState, ev luaapi.Evaluation, outcome whenlua.Outcome)) bool {
+func (st *state) evalOnce(j *job, trace func(prev *whenlua.JobState, ev luaapi.Evaluation, outcome whenlua.Outcome, pending time.Time)) bool {
 	prev := st.states[j.name]
 	if prev == nil || prev.Cond != j.lj.Cond {
 		prev = &whenlua.JobState{Cond: j.lj.Cond}
@@ -325,7 +329,7 @@ func (st *state) evalOnce(j *job, trace func(prev *whenlua.JobState, ev luaapi.E
 	ok, read, err := ev.OK, ev.Read, ev.Err
 	if st.overLimit(j, err) {
 		if trace != nil {
-			trace(prev, ev, whenlua.OutcomeSuspended)
+			trace(prev, ev, whenlua.OutcomeSuspended, time.Time{})
 		}
 		return false
 	}
@@ -358,7 +362,7 @@ func (st *state) evalOnce(j *job, trace func(prev *whenlua.JobState, ev luaapi.E
 		// As in whenjobs, a condition that raises leaves the previous
 		// snapshot and result as they were, and is not due.
 		if trace != nil {
-			trace(prev, ev, whenlua.OutcomeError)
+			trace(prev, ev, whenlua.OutcomeError, time.Time{})
 		}
 		return false
 	}
@@ -378,7 +382,7 @@ func (st *state) evalOnce(j *job, trace func(prev *whenlua.JobState, ev luaapi.E
 		if !due {
 			outcome = evalOutcome(j, ok, pending)
 		}
-		trace(prev, ev, outcome)
+		trace(prev, ev, outcome, pending)
 	}
 	return due
 }
