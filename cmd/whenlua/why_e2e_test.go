@@ -66,6 +66,10 @@ when("load.avg > 1", "true", { name = "broken" })
 		t.Errorf("why low -n 1 does not say %q once:\n%s", want, out)
 	}
 	h.ok("cancel", fmt.Sprint(serial))
+	// The REPL's why() prints what whenlua why prints.
+	if r, want := h.replPiped(`why("low")`+"\n"), h.ok("why", "low"); r.code != 0 || r.stdout != want {
+		t.Errorf("why(\"low\") in the REPL: %v, want stdout %q", r, want)
+	}
 
 	h.ok("set", "load=high")
 	out = h.ok("why", "broken")
