@@ -25,8 +25,27 @@ time, a retry, whenlua start), and what came of it:
 then the condition's result and the previous result it was compared with,
 and each variable it read with its value and its value at the previous
 evaluation. For an every- or cron-job: the scheduled time each firing stood
-for (a catch-up, or how much later it fired: jitter). --json prints the
-report as documented in docs/cli.md.`
+for (a catch-up, or how much later it fired: jitter). A dry run (whenlua
+test) is not kept.
+
+--json prints one object (fields marked ~ are left out when empty):
+  job, loaded (false: not loaded now, its kept evaluations remain), kind,
+  spec, file, line; result (a when-job's edge state now), cond_error~,
+  hold_due~, suspended~; next_scheduled~ and next_fire~ (an every- or
+  cron-job's next time, and when it fires after its jitter);
+  evaluations: newest first, each with
+    job, seq (counts the job's evaluations from 1), time,
+    trigger: {kind: set|load|reload|daemon start|hold|schedule|retry|start,
+              origin~ (a set's origin, a load's file), names~ (the
+              variables a set assigned), time~},
+    cond~ (true for a when-job's evaluation: result and prev_result hold),
+    result, prev_result, reloaded~, values~: [{name, value, prev~}] (values
+    as in history --json; prev absent before the first evaluation),
+    outcome: still_true|false|due|started|queued|refused|failed|error|
+             suspended|hold_pending,
+    serial~ (the run started, queued or refused), reason~ (pre's reason,
+    the condition's error, a pending hold's due time), scheduled~ and
+    catch_up~ (the scheduled time a firing stood for).`
 
 // whyCommand is `whenlua why JOB [-n N] [--json]`: why a job ran or did not.
 func whyCommand(e *env) *cli.Command {
