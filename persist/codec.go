@@ -1,6 +1,7 @@
 package persist
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 const (
 	formatVersion  = 2 // 1 kept the time in the key (migrate.go)
 	formatJobState = 1
+	formatEval     = 1
 )
 
 // Job state flags.
@@ -154,23 +156,165 @@ func decodeJobState(b []byte) (whenlua.JobState, error) {
 }
 
 // encodeEval is an evaluation kept for `whenlua why`: its sequence (be
-// uint64), so that Open finds each job's newest without decoding more,
-// then the evaluation as JSON, which only people read, ten at a time.
-func encodeEval(e whenlua.Evaluation) ([]byte, error) {
-	j, err := json.Marshal(e)
-	if err != nil {
-		return nil, err
+// uint64, so that Open finds each job's newest without decoding more),
+// format, flags, time, trigger (kind, origin, names, time), outcome,
+// serial, reason, scheduled time, then the values read, each a name, a
+// length-prefixed value and, with a previous snapshot, the previous value.
+// The job is the key's. Times are be unix nanoseconds, 0 for none.
+func encodeEval(e whenlua.Evaluation) []byte {
+	var flags byte
+	for i, f := range []bool{e.Cond, e.Result, e.PrevResult, e.Reloaded, e.CatchUp} {
+		if f {
+			flags |= 1 << i
+		}
 	}
-	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(j)), e.Seq), j...), nil
+	b := make([]byte, 0, 96+len(e.Trigger.Origin)+len(e.Reason)+32*len(e.Values))
+	b = binary.BigEndian.AppendUint64(b, e.Seq)
+	b = append(b, formatEval, flags)
+	b = appendTime(b, e.Time)
+	b = appendString(b, e.Trigger.Kind)
+	b = appendString(b, e.Trigger.Origin)
+	b = binary.AppendUvarint(b, uint64(len(e.Trigger.Names)))
+	for _, n := range e.Trigger.Names {
+		b = appendString(b, n)
+	}
+	b = appendTime(b, e.Trigger.Time)
+	b = appendString(b, string(e.Outcome))
+	b = binary.AppendUvarint(b, e.Serial)
+	b = appendString(b, e.Reason)
+	b = appendTime(b, e.Scheduled)
+	b = binary.AppendUvarint(b, uint64(len(e.Values)))
+	var vb []byte
+	for _, v := range e.Values {
+		b = appendString(b, v.Name)
+		vb = v.Value.AppendBinary(vb[:0])
+		b = appendString(b, string(vb))
+		if v.Prev == nil {
+			b = append(b, 0)
+			continue
+		}
+		vb = v.Prev.AppendBinary(vb[:0])
+		b = append(b, 1)
+		b = appendString(b, string(vb))
+	}
+	return b
 }
 
-func decodeEval(b []byte) (whenlua.Evaluation, error) {
-	var e whenlua.Evaluation
-	if len(b) < 8 {
-		return e, fmt.Errorf("decode evaluation: %w", errShort)
+func appendTime(b []byte, t time.Time) []byte {
+	var n int64
+	if !t.IsZero() {
+		n = t.UnixNano()
 	}
-	if err := json.Unmarshal(b[8:], &e); err != nil {
-		return e, fmt.Errorf("decode evaluation: %w", err)
+	return binary.BigEndian.AppendUint64(b, uint64(n))
+}
+
+// evalReader reads the fields of an encoded evaluation in order; the first
+// error sticks.
+type evalReader struct {
+	b   []byte
+	err error
+}
+
+func (r *evalReader) str() string {
+	if r.err != nil {
+		return ""
+	}
+	var s string
+	s, r.b, r.err = readString(r.b)
+	return s
+}
+
+func (r *evalReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	n, k := binary.Uvarint(r.b)
+	if k <= 0 {
+		r.err = errShort
+		return 0
+	}
+	r.b = r.b[k:]
+	return n
+}
+
+func (r *evalReader) time() time.Time {
+	if r.err != nil || len(r.b) < 8 {
+		r.err = cmp.Or(r.err, errShort)
+		return time.Time{}
+	}
+	n := int64(binary.BigEndian.Uint64(r.b))
+	r.b = r.b[8:]
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+func (r *evalReader) byte() byte {
+	if r.err != nil || len(r.b) < 1 {
+		r.err = cmp.Or(r.err, errShort)
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *evalReader) value() whenlua.Value {
+	raw := r.str()
+	if r.err != nil {
+		return whenlua.Nil
+	}
+	v, err := whenlua.DecodeValue([]byte(raw))
+	r.err = err
+	return v
+}
+
+// decodeEval decodes an evaluation of job.
+func decodeEval(job string, b []byte) (whenlua.Evaluation, error) {
+	e := whenlua.Evaluation{Job: job}
+	if len(b) < 10 || b[8] != formatEval {
+		return e, errors.New("decode evaluation: unknown format")
+	}
+	e.Seq = binary.BigEndian.Uint64(b)
+	flags := b[9]
+	e.Cond, e.Result, e.PrevResult, e.Reloaded, e.CatchUp = flags&1 != 0, flags&2 != 0, flags&4 != 0, flags&8 != 0, flags&16 != 0
+	r := &evalReader{b: b[10:]}
+	e.Time = r.time()
+	e.Trigger.Kind = r.str()
+	e.Trigger.Origin = r.str()
+	if n := r.uvarint(); n > 0 && n <= uint64(len(r.b)) {
+		e.Trigger.Names = make([]string, n)
+		for i := range e.Trigger.Names {
+			e.Trigger.Names[i] = r.str()
+		}
+	} else if n > 0 {
+		r.err = errShort
+	}
+	e.Trigger.Time = r.time()
+	e.Outcome = whenlua.Outcome(r.str())
+	e.Serial = r.uvarint()
+	e.Reason = r.str()
+	e.Scheduled = r.time()
+	if n := r.uvarint(); n > 0 && n <= uint64(len(r.b)) {
+		e.Values = make([]whenlua.ReadValue, n)
+		for i := range e.Values {
+			v := &e.Values[i]
+			v.Name = r.str()
+			v.Value = r.value()
+			if r.byte() == 1 {
+				p := r.value()
+				v.Prev = &p
+			}
+		}
+	} else if n > 0 {
+		r.err = errShort
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = errors.New("trailing bytes")
+	}
+	if r.err != nil {
+		return e, fmt.Errorf("decode evaluation %d of %s: %w", e.Seq, job, r.err)
 	}
 	return e, nil
 }

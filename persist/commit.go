@@ -219,11 +219,7 @@ func (w *writer) fill(b *Batch) error {
 		return err
 	}
 	for _, e := range b.Evals {
-		enc, err := encodeEval(e)
-		if err != nil {
-			return fmt.Errorf("evaluation of %s: %w", e.Job, err)
-		}
-		if err := w.set(evalKey(e.Job, e.Seq), enc); err != nil {
+		if err := w.set(evalKey(e.Job, e.Seq), encodeEval(e)); err != nil {
 			return err
 		}
 	}

@@ -60,7 +60,7 @@ func (s *Store) Evaluations(job string) ([]whenlua.Evaluation, error) {
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			err := s.faults.value(it.Item(), func(b []byte) error {
-				e, err := decodeEval(b)
+				e, err := decodeEval(job, b)
 				out = append(out, e)
 				return err
 			})

@@ -13,8 +13,8 @@
 //	r/<be serial>            a run record without its output (JSON)
 //	o/<be serial>            that run's stored output
 //	m/serial                 the JOBSERIAL counter (be uint64)
-//	e/<job>/<slot>           one of a job's EvalKeep newest evaluations: its
-//	                         be seq, then JSON; seq takes slot seq mod EvalKeep
+//	e/<job>/<slot>           one of a job's EvalKeep newest evaluations, its be
+//	                         seq first; seq takes slot seq mod EvalKeep
 //
 // A version's sequence counts the versions of its variable from 1, so the
 // history keeps the order of the commits whatever the clock does; its time
