@@ -22,7 +22,6 @@ package luaapi
 import (
 	"errors"
 	"fmt"
-	"math"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -32,6 +31,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/lualib"
 )
 
 // Options configure Load.
@@ -345,17 +345,12 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 		}
 		switch key {
 		case "name":
-			name, ok := v.(lua.LString)
-			if !ok {
-				err = fmt.Errorf("option name must be a string, not a %s", v.Type())
-				return
+			if j.Name, err = lualib.OptString(v, "option name", "a string"); err == nil {
+				err = validJobName(j.Name)
 			}
-			err = validJobName(string(name))
-			j.Name = string(name)
 		case "pre", "post":
-			fn, ok := v.(*lua.LFunction)
-			if !ok {
-				err = fmt.Errorf("option %s must be a function, not a %s", key, v.Type())
+			var fn *lua.LFunction
+			if fn, err = lualib.OptFunction(v, "option "+string(key)); err != nil {
 				return
 			}
 			if key == "pre" {
@@ -364,18 +359,15 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 				j.post, j.HasPost = fn, true
 			}
 		case "timeout":
-			j.Timeout, err = parseDuration("timeout", v)
+			j.Timeout, err = lualib.OptDuration("timeout", v)
 		case "tz":
 			j.Zone, err = zoneOption(j.Kind, v)
 		case "catch_up":
-			b, ok := v.(lua.LBool)
-			switch {
-			case j.Kind == When:
+			if j.Kind == When {
 				err = errors.New("option catch_up is for every and cron jobs")
-			case !ok:
-				err = fmt.Errorf("option catch_up must be true or false, not a %s", v.Type())
+				return
 			}
-			j.CatchUp = bool(b)
+			j.CatchUp, err = lualib.OptBool(v, "option catch_up", "true or false")
 		case "retry":
 			j.Retry, err = retryOption(v)
 		case "hold":
@@ -383,13 +375,13 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 				err = errors.New("option hold is for when jobs")
 				return
 			}
-			j.Hold, err = parseDuration("hold", v)
+			j.Hold, err = lualib.OptDuration("hold", v)
 		case "jitter":
 			if j.Kind == When {
 				err = errors.New("option jitter is for every and cron jobs")
 				return
 			}
-			j.Jitter, err = parseDuration("jitter", v)
+			j.Jitter, err = lualib.OptDuration("jitter", v)
 		default:
 			want := "name, pre, post, timeout, retry or hold"
 			if j.Kind != When {
@@ -417,48 +409,19 @@ func validJobName(name string) error {
 	return nil
 }
 
-// parseDuration reads option key: a duration ("90s", "30m", "1h30m") or a
-// number of seconds, positive.
-func parseDuration(key string, v lua.LValue) (time.Duration, error) {
-	var d time.Duration
-	switch v := v.(type) {
-	case lua.LString:
-		var err error
-		d, err = time.ParseDuration(strings.TrimSpace(string(v)))
-		if err != nil {
-			return 0, fmt.Errorf("option %s %q is not a duration (want e.g. \"90s\", \"30m\", \"2h\")", key, string(v))
-		}
-	case lua.LNumber:
-		secs := float64(v)
-		if !(secs > 0) {
-			return 0, fmt.Errorf("option %s must be positive, not %v", key, v)
-		}
-		if secs >= float64(math.MaxInt64)/float64(time.Second) {
-			return 0, fmt.Errorf("option %s of %v seconds is too long (at most %v)", key, v, time.Duration(math.MaxInt64).Truncate(time.Second))
-		}
-		d = time.Duration(secs * float64(time.Second))
-	default:
-		return 0, fmt.Errorf("option %s must be a duration such as \"30m\", not a %s", key, v.Type())
-	}
-	if d <= 0 {
-		return 0, fmt.Errorf("option %s must be positive, not %v", key, d)
-	}
-	return d, nil
-}
-
 // zoneOption reads the tz option: an IANA zone name, for every and cron.
 func zoneOption(kind Kind, v lua.LValue) (*time.Location, error) {
 	if kind == When {
 		return nil, errors.New("option tz is for every and cron jobs (a when-job has no times)")
 	}
-	name, ok := v.(lua.LString)
-	if !ok {
-		return nil, fmt.Errorf("option tz must be a zone name such as \"Europe/Berlin\", not a %s", v.Type())
+	name, err := lualib.OptString(v, "option tz", `a zone name such as "Europe/Berlin"`)
+	if err != nil {
+		return nil, err
 	}
 	if name == "" {
 		return nil, errors.New("option tz is empty (leave it out for the local zone)")
 	}
-	loc, err := whenlua.LoadZone(string(name))
+	loc, err := whenlua.LoadZone(name)
 	if err != nil {
 		return nil, fmt.Errorf("option tz: %s", strings.TrimPrefix(err.Error(), whenlua.ErrInvalid.Error()+": "))
 	}

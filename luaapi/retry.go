@@ -7,6 +7,8 @@ import (
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/whenlua/whenlua/lualib"
 )
 
 // Retry is a job's retry option: a run that fails (a non-zero exit, a
@@ -38,12 +40,11 @@ func (r *Retry) After(n int) (time.Duration, bool) {
 // attempts 2 to MaxRetryAttempts, delay a duration (default 30s), backoff
 // at least 1 (default 1).
 func retryOption(v lua.LValue) (*Retry, error) {
-	t, ok := v.(*lua.LTable)
-	if !ok {
-		return nil, fmt.Errorf("option retry must be a table such as {attempts = 3, delay = \"30s\", backoff = 2}, not a %s", v.Type())
+	t, err := lualib.OptTable(v, "option retry", `a table such as {attempts = 3, delay = "30s", backoff = 2}`)
+	if err != nil {
+		return nil, err
 	}
 	r := &Retry{Delay: 30 * time.Second, Backoff: 1}
-	var err error
 	t.ForEach(func(k, v lua.LValue) {
 		if err != nil {
 			return
@@ -57,7 +58,7 @@ func retryOption(v lua.LValue) (*Retry, error) {
 			}
 			r.Attempts = int(n)
 		case lua.LString("delay"):
-			r.Delay, err = parseDuration("retry.delay", v)
+			r.Delay, err = lualib.OptDuration("retry.delay", v)
 		case lua.LString("backoff"):
 			n, ok := v.(lua.LNumber)
 			if !ok || !(n >= 1) || math.IsInf(float64(n), 0) {
