@@ -333,16 +333,12 @@ func (s *state) declare(kind Kind) lua.LGFunction {
 // and tz, catch_up and jitter for every and cron. Anything else is an
 // error.
 func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
-	var err error
-	opts.ForEach(func(k, v lua.LValue) {
-		if err != nil {
-			return
-		}
+	return lualib.Fields(opts, func(k, v lua.LValue) error {
 		key, ok := k.(lua.LString)
 		if !ok {
-			err = fmt.Errorf("option keys are names, not a %s", k.Type())
-			return
+			return fmt.Errorf("option keys are names, not a %s", k.Type())
 		}
+		var err error
 		switch key {
 		case "name":
 			if j.Name, err = lualib.OptString(v, "option name", "a string"); err == nil {
@@ -351,7 +347,7 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 		case "pre", "post":
 			var fn *lua.LFunction
 			if fn, err = lualib.OptFunction(v, "option "+string(key)); err != nil {
-				return
+				return err
 			}
 			if key == "pre" {
 				j.pre, j.HasPre = fn, true
@@ -364,22 +360,19 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 			j.Zone, err = zoneOption(j.Kind, v)
 		case "catch_up":
 			if j.Kind == When {
-				err = errors.New("option catch_up is for every and cron jobs")
-				return
+				return errors.New("option catch_up is for every and cron jobs")
 			}
 			j.CatchUp, err = lualib.OptBool(v, "option catch_up", "true or false")
 		case "retry":
 			j.Retry, err = retryOption(v)
 		case "hold":
 			if j.Kind != When {
-				err = errors.New("option hold is for when jobs")
-				return
+				return errors.New("option hold is for when jobs")
 			}
 			j.Hold, err = lualib.OptDuration("hold", v)
 		case "jitter":
 			if j.Kind == When {
-				err = errors.New("option jitter is for every and cron jobs")
-				return
+				return errors.New("option jitter is for every and cron jobs")
 			}
 			j.Jitter, err = lualib.OptDuration("jitter", v)
 		default:
@@ -389,8 +382,8 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 			}
 			err = fmt.Errorf("unknown option %q (want %s)", string(key), want)
 		}
+		return err
 	})
-	return err
 }
 
 // validJobName accepts printable names without spaces, up to MaxNameLen bytes.

@@ -45,16 +45,13 @@ func retryOption(v lua.LValue) (*Retry, error) {
 		return nil, err
 	}
 	r := &Retry{Delay: 30 * time.Second, Backoff: 1}
-	t.ForEach(func(k, v lua.LValue) {
-		if err != nil {
-			return
-		}
+	err = lualib.Fields(t, func(k, v lua.LValue) error {
+		var err error
 		switch k {
 		case lua.LString("attempts"):
 			n, ok := v.(lua.LNumber)
 			if !ok || float64(n) != math.Trunc(float64(n)) || n < 2 || n > MaxRetryAttempts {
-				err = fmt.Errorf("option retry: attempts must be a whole number from 2 to %d (the first run included), not %s", MaxRetryAttempts, v.String())
-				return
+				return fmt.Errorf("option retry: attempts must be a whole number from 2 to %d (the first run included), not %s", MaxRetryAttempts, v.String())
 			}
 			r.Attempts = int(n)
 		case lua.LString("delay"):
@@ -62,13 +59,13 @@ func retryOption(v lua.LValue) (*Retry, error) {
 		case lua.LString("backoff"):
 			n, ok := v.(lua.LNumber)
 			if !ok || !(n >= 1) || math.IsInf(float64(n), 0) {
-				err = fmt.Errorf("option retry: backoff must be a number of at least 1, not %s", v.String())
-				return
+				return fmt.Errorf("option retry: backoff must be a number of at least 1, not %s", v.String())
 			}
 			r.Backoff = float64(n)
 		default:
-			err = fmt.Errorf("option retry: unknown key %s (want attempts, delay or backoff)", k.String())
+			return fmt.Errorf("option retry: unknown key %s (want attempts, delay or backoff)", k.String())
 		}
+		return err
 	})
 	if err == nil && r.Attempts == 0 {
 		err = errors.New("option retry: attempts is missing (e.g. {attempts = 3})")

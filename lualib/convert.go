@@ -89,25 +89,20 @@ func ArgAssignments(L *lua.LState, fname string) ([]whenlua.Assignment, error) {
 		if L.GetTop() > 1 {
 			return nil, usage()
 		}
-		var bad error
-		first.ForEach(func(k, v lua.LValue) {
-			if bad != nil {
-				return
-			}
+		err := Fields(first, func(k, v lua.LValue) error {
 			ks, ok := k.(lua.LString)
 			if !ok {
-				bad = fmt.Errorf("variable names are strings, not %s %s", k.Type(), k.String())
-				return
+				return fmt.Errorf("variable names are strings, not %s %s", k.Type(), k.String())
 			}
 			val, err := FromLua(v)
 			if err != nil {
-				bad = fmt.Errorf("%s: %v", ks, err)
-				return
+				return fmt.Errorf("%s: %v", ks, err)
 			}
 			as = append(as, whenlua.Assignment{Name: string(ks), Value: val})
+			return nil
 		})
-		if bad != nil {
-			return nil, bad
+		if err != nil {
+			return nil, err
 		}
 		sort.Slice(as, func(i, j int) bool { return as[i].Name < as[j].Name })
 	case lua.LString:
@@ -233,6 +228,19 @@ func FromUnixSeconds(f float64) time.Time {
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9))
+}
+
+// Fields calls fn with each key and value of t, in ForEach's order, until
+// fn returns an error; it returns that error. Option tables and set{...}
+// are read with it, so each reports its first bad field.
+func Fields(t *lua.LTable, fn func(k, v lua.LValue) error) error {
+	var err error
+	t.ForEach(func(k, v lua.LValue) {
+		if err == nil {
+			err = fn(k, v)
+		}
+	})
+	return err
 }
 
 // optAs returns v as a T, or the error "what must be want, not a TYPE".

@@ -2,8 +2,9 @@ package lualib
 
 import (
 	"errors"
+	"fmt"
+	"maps"
 	"math"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -111,73 +112,105 @@ func TestValuesTable(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got := map[string]lua.LValue{}
 			ValuesTable(L, tc.in).ForEach(func(k, v lua.LValue) { got[k.String()] = v })
-			if !reflect.DeepEqual(got, tc.want) {
+			if !maps.Equal(got, tc.want) {
 				t.Fatalf("ValuesTable(%v) = %v, want %v", tc.in, got, tc.want)
 			}
 		})
 	}
 }
 
-func TestArgAssignments(t *testing.T) {
-	a := func(name string, v whenlua.Value) whenlua.Assignment { return whenlua.Assignment{Name: name, Value: v} }
-	cases := []struct {
-		name string
-		call string
-		want []whenlua.Assignment
-		err  string
-	}{
-		{"a name and an integral number give an int", `f("x", 3)`, []whenlua.Assignment{a("x", whenlua.Int(3))}, ""},
-		{"an integral float gives an int", `f("x", 2^53)`, []whenlua.Assignment{a("x", whenlua.Int(1<<53))}, ""},
-		{"a fraction gives a float", `f("x", 2.5)`, []whenlua.Assignment{a("x", whenlua.Float(2.5))}, ""},
-		{"a name alone unsets", `f("x")`, []whenlua.Assignment{a("x", whenlua.Nil)}, ""},
-		{"nil unsets", `f("x", nil)`, []whenlua.Assignment{a("x", whenlua.Nil)}, ""},
-		{"a string that is not UTF-8 is kept byte for byte", `f("x", "\255\254")`, []whenlua.Assignment{a("x", whenlua.String("\xff\xfe"))}, ""},
-		{"a table gives its fields sorted by name", `f{b = true, a = "s", c = 1.5}`,
-			[]whenlua.Assignment{a("a", whenlua.String("s")), a("b", whenlua.Bool(true)), a("c", whenlua.Float(1.5))}, ""},
-		{"an empty table gives nothing and no error", `f{}`, nil, ""},
-		{"NaN is refused", `f("x", 0/0)`, nil, "value of x is NaN: only finite floats are stored"},
-		{"infinity is refused", `f{x = -1/0}`, nil, "value of x is -Inf: only finite floats are stored"},
-		{"a table value is refused", `f("x", {})`, nil, "x: invalid: a table cannot be stored in a variable"},
-		{"a nested table is refused", `f{x = {1}}`, nil, "x: invalid: a table cannot be stored in a variable"},
-		{"a function value is refused", `f{x = print}`, nil, "x: invalid: a function cannot be stored"},
-		{"a key that is not a string is refused", `f{[1] = 2}`, nil, "variable names are strings, not number 1"},
-		{"a bad name is refused", `f("9x", 1)`, nil, `variable name "9x": want letters`},
-		{"a reserved name is refused", `f{JOBNAME = "x"}`, nil, "variable name JOBNAME is reserved"},
-		{"a NUL byte is refused", `f("x", "a\0b")`, nil, "value of x contains a NUL byte"},
-		{"a third argument is refused", `f("x", 1, 2)`, nil, "want f(name, value) or f{name = value, ...}"},
-		{"a second argument after a table is refused", `f({x = 1}, 2)`, nil, "want f(name, value) or f{name = value, ...}"},
-		{"a number first is refused with its type", `f(5)`, nil, "want f(name, value) or f{name = value, ...}, not a number"},
-		{"no argument is refused", `f()`, nil, "not a nil"},
+// assignments renders as as "name=type:value ...", for comparing.
+func assignments(as []whenlua.Assignment) string {
+	var b strings.Builder
+	for _, a := range as {
+		fmt.Fprintf(&b, "%s=%s:%s ", a.Name, a.Value.T, a.Value.LineString())
 	}
+	return strings.TrimSpace(b.String())
+}
+
+func TestArgAssignments(t *testing.T) {
+	cases := []struct {
+		name, call, want, err string
+	}{
+		{"a name and an integral number give an int", `f("x", 3)`, "x=int:3", ""},
+		{"an integral float gives an int", `f("x", 2^53)`, "x=int:9007199254740992", ""},
+		{"a fraction gives a float", `f("x", 2.5)`, "x=float:2.5", ""},
+		{"a name alone unsets", `f("x")`, "x=nil:", ""},
+		{"nil unsets", `f("x", nil)`, "x=nil:", ""},
+		{"a string that is not UTF-8 is kept byte for byte", `f("x", "\255\254")`, `x=string:"\xff\xfe"`, ""},
+		{"a table gives its fields sorted by name", `f{b = true, a = "s", c = 1.5}`, "a=string:s b=bool:true c=float:1.5", ""},
+		{"an empty table gives nothing and no error", `f{}`, "", ""},
+		{"NaN is refused", `f("x", 0/0)`, "", "value of x is NaN: only finite floats are stored"},
+		{"infinity is refused", `f{x = -1/0}`, "", "value of x is -Inf: only finite floats are stored"},
+		{"a table value is refused", `f("x", {})`, "", "x: invalid: a table cannot be stored in a variable"},
+		{"a nested table is refused", `f{x = {1}}`, "", "x: invalid: a table cannot be stored in a variable"},
+		{"a function value is refused", `f{x = print}`, "", "x: invalid: a function cannot be stored"},
+		{"a key that is not a string is refused", `f{[1] = 2}`, "", "variable names are strings, not number 1"},
+		{"a bad name is refused", `f("9x", 1)`, "", `variable name "9x": want letters`},
+		{"a reserved name is refused", `f{JOBNAME = "x"}`, "", "variable name JOBNAME is reserved"},
+		{"a NUL byte is refused", `f("x", "a\0b")`, "", "value of x contains a NUL byte"},
+		{"a third argument is refused", `f("x", 1, 2)`, "", "want f(name, value) or f{name = value, ...}"},
+		{"a second argument after a table is refused", `f({x = 1}, 2)`, "", "want f(name, value) or f{name = value, ...}"},
+		{"a number first is refused with its type", `f(5)`, "", "want f(name, value) or f{name = value, ...}, not a number"},
+		{"no argument is refused", `f()`, "", "not a nil"},
+	}
+	L := lua.NewState()
+	defer L.Close()
+	var got []whenlua.Assignment
+	var err error
+	L.SetGlobal("f", L.NewFunction(func(L *lua.LState) int {
+		got, err = ArgAssignments(L, "f")
+		return 0
+	}))
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			L := lua.NewState()
-			defer L.Close()
-			var got []whenlua.Assignment
-			var err error
-			L.SetGlobal("f", L.NewFunction(func(L *lua.LState) int {
-				got, err = ArgAssignments(L, "f")
-				return 0
-			}))
 			if e := L.DoString(tc.call); e != nil {
 				t.Fatal(e)
 			}
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("%s: error %v, want one with %q", tc.call, err, tc.err)
-				}
-				if got != nil {
-					t.Fatalf("%s: gave %v with its error", tc.call, got)
-				}
-				return
+			if tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err) || got != nil) {
+				t.Fatalf("%s = %v, %v; want only an error with %q", tc.call, got, err, tc.err)
 			}
-			if err != nil || len(got) != len(tc.want) {
-				t.Fatalf("%s = %v, %v; want %v", tc.call, got, err, tc.want)
+			if tc.err == "" && (err != nil || assignments(got) != tc.want) {
+				t.Fatalf("%s = %q, %v; want %q", tc.call, assignments(got), err, tc.want)
 			}
-			for i := range got {
-				if got[i].Name != tc.want[i].Name || !got[i].Value.Equal(tc.want[i].Value) || got[i].Value.T != tc.want[i].Value.T {
-					t.Fatalf("%s = %v; want %v", tc.call, got, tc.want)
+		})
+	}
+}
+
+func TestFields(t *testing.T) {
+	L := lua.NewState(lua.Options{SkipOpenLibs: true})
+	defer L.Close()
+	cases := []struct {
+		name   string
+		fields int
+		failAt int // the call that fails, from 1; 0 for none
+		calls  int
+	}{
+		{"an empty table calls nothing", 0, 0, 0},
+		{"each field is called once", 3, 0, 3},
+		{"an error in the first call ends the walk", 3, 1, 1},
+		{"an error in the second call ends the walk", 3, 2, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tbl := L.NewTable()
+			for i := range tc.fields {
+				tbl.RawSetString(fmt.Sprintf("k%d", i), lua.LTrue)
+			}
+			calls := 0
+			err := Fields(tbl, func(k, v lua.LValue) error {
+				calls++
+				if calls == tc.failAt {
+					return fmt.Errorf("call %d", calls)
 				}
+				return nil
+			})
+			want := "<nil>"
+			if tc.failAt > 0 {
+				want = fmt.Sprintf("call %d", tc.failAt)
+			}
+			if calls != tc.calls || fmt.Sprint(err) != want {
+				t.Fatalf("Fields made %d calls and gave %v; want %d calls and %s", calls, err, tc.calls, want)
 			}
 		})
 	}
@@ -239,7 +272,7 @@ func TestNewResultAndResultOf(t *testing.T) {
 				t.Fatalf("Output() = %q, want %q", got.Output(), tc.run.Output)
 			}
 			got.output = nil
-			if !reflect.DeepEqual(got, tc.want) {
+			if fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", tc.want) {
 				t.Fatalf("NewResult = %+v\nwant %+v", got, tc.want)
 			}
 			ud := L.NewUserData()

@@ -28,11 +28,7 @@ func (l *lib) mailto(L *lua.LState) int {
 	var o mailOpts
 	if L.GetTop() >= 2 && L.Get(2) != lua.LNil {
 		t := L.CheckTable(2)
-		var bad string
-		t.ForEach(func(k, v lua.LValue) {
-			if bad != "" {
-				return
-			}
+		err := Fields(t, func(k, v lua.LValue) error {
 			var err error
 			switch lua.LVAsString(k) {
 			case "only_on_failure":
@@ -47,12 +43,10 @@ func (l *lib) mailto(L *lua.LState) int {
 			default:
 				err = fmt.Errorf("unknown option %s (want only_on_failure or from)", k.String())
 			}
-			if err != nil {
-				bad = err.Error()
-			}
+			return err
 		})
-		if bad != "" {
-			L.RaiseError("mailto: %s", bad)
+		if err != nil {
+			L.RaiseError("mailto: %v", err)
 		}
 	}
 	L.Push(L.NewFunction(func(L *lua.LState) int {
