@@ -277,33 +277,33 @@ func (s *state) declare(kind Kind) lua.LGFunction {
 				L.RaiseError("when: the condition must be a string (a Lua expression) or a function, not a %s", c.Type())
 			}
 		case Every:
-			ps, ok := L.Get(1).(lua.LString)
-			if !ok {
-				L.RaiseError("every: the period must be a string such as \"10 minutes\", not a %s", L.Get(1).Type())
+			ps, err := lualib.AsString(L.Get(1), "every: the period", `a string such as "10 minutes"`)
+			if err != nil {
+				L.RaiseError("%v", err)
 			}
-			p, err := whenlua.ParsePeriod(string(ps))
+			p, err := whenlua.ParsePeriod(ps)
 			if err != nil {
 				L.RaiseError("every: %s", strings.TrimPrefix(err.Error(), whenlua.ErrInvalid.Error()+": "))
 			}
 			j.Period = p
 		case Cron:
-			if _, ok := L.Get(1).(lua.LString); !ok {
-				L.RaiseError("cron: the expression must be a string such as \"30 2 * * 1-5\", not a %s", L.Get(1).Type())
+			if _, err := lualib.AsString(L.Get(1), "cron: the expression", `a string such as "30 2 * * 1-5"`); err != nil {
+				L.RaiseError("%v", err)
 			}
 		}
-		script, ok := L.Get(2).(lua.LString)
-		if !ok {
-			L.RaiseError("%s: the script (argument 2) must be a string, not a %s", fname, L.Get(2).Type())
+		script, err := lualib.AsString(L.Get(2), fname+": the script (argument 2)", "a string")
+		if err != nil {
+			L.RaiseError("%v", err)
 		}
-		j.Script = string(script)
-		switch o := L.Get(3).(type) {
-		case *lua.LNilType:
-		case *lua.LTable:
-			if err := s.jobOptions(j, o); err != nil {
+		j.Script = script
+		if o := L.Get(3); o != lua.LNil {
+			opts, err := lualib.AsTable(o, fname+": the options (argument 3)", "a table")
+			if err != nil {
+				L.RaiseError("%v", err)
+			}
+			if err := s.jobOptions(j, opts); err != nil {
 				L.RaiseError("%s: %v", fname, err)
 			}
-		default:
-			L.RaiseError("%s: the options (argument 3) must be a table, not a %s", fname, o.Type())
 		}
 		if L.GetTop() > 3 {
 			L.RaiseError("%s: too many arguments (want %s(%s, script [, options]))", fname, fname, map[Kind]string{When: "condition", Every: "period", Cron: "expression"}[kind])
@@ -341,12 +341,12 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 		var err error
 		switch key {
 		case "name":
-			if j.Name, err = lualib.OptString(v, "option name", "a string"); err == nil {
+			if j.Name, err = lualib.AsString(v, "option name", "a string"); err == nil {
 				err = validJobName(j.Name)
 			}
 		case "pre", "post":
 			var fn *lua.LFunction
-			if fn, err = lualib.OptFunction(v, "option "+string(key)); err != nil {
+			if fn, err = lualib.AsFunction(v, "option "+string(key)); err != nil {
 				return err
 			}
 			if key == "pre" {
@@ -362,7 +362,7 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 			if j.Kind == When {
 				return errors.New("option catch_up is for every and cron jobs")
 			}
-			j.CatchUp, err = lualib.OptBool(v, "option catch_up", "true or false")
+			j.CatchUp, err = lualib.AsBool(v, "option catch_up", "true or false")
 		case "retry":
 			j.Retry, err = retryOption(v)
 		case "hold":
@@ -407,7 +407,7 @@ func zoneOption(kind Kind, v lua.LValue) (*time.Location, error) {
 	if kind == When {
 		return nil, errors.New("option tz is for every and cron jobs (a when-job has no times)")
 	}
-	name, err := lualib.OptString(v, "option tz", `a zone name such as "Europe/Berlin"`)
+	name, err := lualib.AsString(v, "option tz", `a zone name such as "Europe/Berlin"`)
 	if err != nil {
 		return nil, err
 	}

@@ -40,7 +40,7 @@ func (r *Retry) After(n int) (time.Duration, bool) {
 // attempts 2 to MaxRetryAttempts, delay a duration (default 30s), backoff
 // at least 1 (default 1).
 func retryOption(v lua.LValue) (*Retry, error) {
-	t, err := lualib.OptTable(v, "option retry", `a table such as {attempts = 3, delay = "30s", backoff = 2}`)
+	t, err := lualib.AsTable(v, "option retry", `a table such as {attempts = 3, delay = "30s", backoff = 2}`)
 	if err != nil {
 		return nil, err
 	}

@@ -2,8 +2,9 @@ package lualib
 
 // This file is where values cross between Go and Lua, one function for each
 // direction and shape: a variable's value, the arguments of set, the tables
-// and objects the daemon hands to pre and post functions, and the fields of
-// option tables. Everything here runs on the goroutine that owns the state.
+// and objects the daemon hands to pre and post functions, and the arguments
+// and option fields job files give, read with their error messages.
+// Everything here runs on the goroutine that owns the state.
 
 import (
 	"fmt"
@@ -243,8 +244,8 @@ func Fields(t *lua.LTable, fn func(k, v lua.LValue) error) error {
 	return err
 }
 
-// optAs returns v as a T, or the error "what must be want, not a TYPE".
-func optAs[T lua.LValue](v lua.LValue, what, want string) (T, error) {
+// typed returns v as a T, or the error "what must be want, not a TYPE".
+func typed[T lua.LValue](v lua.LValue, what, want string) (T, error) {
 	x, ok := v.(T)
 	if !ok {
 		return x, fmt.Errorf("%s must be %s, not a %s", what, want, v.Type())
@@ -252,28 +253,29 @@ func optAs[T lua.LValue](v lua.LValue, what, want string) (T, error) {
 	return x, nil
 }
 
-// OptString reads an option field that must be a string; what names the
-// field in the error ("option name"), want says what it should be ("a
-// string", "a zone name such as ...").
-func OptString(v lua.LValue, what, want string) (string, error) {
-	s, err := optAs[lua.LString](v, what, want)
+// AsString reads an argument or option field that must be a string; what
+// names it in the error ("option name", "every: the period"), want says
+// what it should be ("a string", "a zone name such as ...").
+func AsString(v lua.LValue, what, want string) (string, error) {
+	s, err := typed[lua.LString](v, what, want)
 	return string(s), err
 }
 
-// OptBool reads an option field that must be a boolean (false on error).
-func OptBool(v lua.LValue, what, want string) (bool, error) {
-	b, err := optAs[lua.LBool](v, what, want)
+// AsBool reads an argument or option field that must be a boolean (false
+// on error).
+func AsBool(v lua.LValue, what, want string) (bool, error) {
+	b, err := typed[lua.LBool](v, what, want)
 	return bool(b), err
 }
 
-// OptFunction reads an option field that must be a function.
-func OptFunction(v lua.LValue, what string) (*lua.LFunction, error) {
-	return optAs[*lua.LFunction](v, what, "a function")
+// AsFunction reads an argument or option field that must be a function.
+func AsFunction(v lua.LValue, what string) (*lua.LFunction, error) {
+	return typed[*lua.LFunction](v, what, "a function")
 }
 
-// OptTable reads an option field that must be a table.
-func OptTable(v lua.LValue, what, want string) (*lua.LTable, error) {
-	return optAs[*lua.LTable](v, what, want)
+// AsTable reads an argument or option field that must be a table.
+func AsTable(v lua.LValue, what, want string) (*lua.LTable, error) {
+	return typed[*lua.LTable](v, what, want)
 }
 
 // OptDuration reads option key: a duration ("90s", "30m", "1h30m") or a

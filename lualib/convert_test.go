@@ -316,7 +316,7 @@ func TestUnixSeconds(t *testing.T) {
 	}
 }
 
-func TestOptionFields(t *testing.T) {
+func TestTypedArgumentsAndFields(t *testing.T) {
 	L := lua.NewState(lua.Options{SkipOpenLibs: true})
 	defer L.Close()
 	fn := L.NewFunction(func(*lua.LState) int { return 0 })
@@ -328,21 +328,24 @@ func TestOptionFields(t *testing.T) {
 		want any
 		err  string
 	}{
-		{"a string field reads a string", func(v lua.LValue) (any, error) { return OptString(v, "option name", "a string") },
+		{"a string field reads a string", func(v lua.LValue) (any, error) { return AsString(v, "option name", "a string") },
 			lua.LString("\xffx"), "\xffx", ""},
-		{"a string field refuses a number", func(v lua.LValue) (any, error) { return OptString(v, "option name", "a string") },
+		{"a string field refuses a number", func(v lua.LValue) (any, error) { return AsString(v, "option name", "a string") },
 			lua.LNumber(1), nil, "option name must be a string, not a number"},
-		{"a bool field reads false", func(v lua.LValue) (any, error) { return OptBool(v, "option catch_up", "true or false") },
+		{"a bool field reads false", func(v lua.LValue) (any, error) { return AsBool(v, "option catch_up", "true or false") },
 			lua.LFalse, false, ""},
-		{"a bool field refuses nil", func(v lua.LValue) (any, error) { return OptBool(v, "only_on_failure", "a boolean") },
+		{"a bool field refuses nil", func(v lua.LValue) (any, error) { return AsBool(v, "only_on_failure", "a boolean") },
 			lua.LNil, nil, "only_on_failure must be a boolean, not a nil"},
-		{"a function field reads a function", func(v lua.LValue) (any, error) { return OptFunction(v, "option pre") },
+		{"a function field reads a function", func(v lua.LValue) (any, error) { return AsFunction(v, "option pre") },
 			fn, fn, ""},
-		{"a function field refuses a string", func(v lua.LValue) (any, error) { return OptFunction(v, "option post") },
+		{"a function field refuses a string", func(v lua.LValue) (any, error) { return AsFunction(v, "option post") },
 			lua.LString("f"), nil, "option post must be a function, not a string"},
-		{"a table field reads a table", func(v lua.LValue) (any, error) { return OptTable(v, "option retry", "a table") },
+		{"a table field reads a table", func(v lua.LValue) (any, error) { return AsTable(v, "option retry", "a table") },
 			tbl, tbl, ""},
-		{"a table field refuses a bool", func(v lua.LValue) (any, error) { return OptTable(v, "option retry", "a table such as {}") },
+		{"an argument names itself in the error", func(v lua.LValue) (any, error) {
+			return AsString(v, "every: the period", `a string such as "10 minutes"`)
+		}, lua.LNumber(10), nil, `every: the period must be a string such as "10 minutes", not a number`},
+		{"a table field refuses a bool", func(v lua.LValue) (any, error) { return AsTable(v, "option retry", "a table such as {}") },
 			lua.LTrue, nil, "option retry must be a table such as {}, not a boolean"},
 	}
 	for _, tc := range cases {

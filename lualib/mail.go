@@ -32,9 +32,9 @@ func (l *lib) mailto(L *lua.LState) int {
 			var err error
 			switch lua.LVAsString(k) {
 			case "only_on_failure":
-				o.onlyOnFailure, err = OptBool(v, "only_on_failure", "a boolean")
+				o.onlyOnFailure, err = AsBool(v, "only_on_failure", "a boolean")
 			case "from":
-				o.from, err = OptString(v, "from", "a string")
+				o.from, err = AsString(v, "from", "a string")
 				if err == nil {
 					if err = checkAddr(o.from); err != nil {
 						err = fmt.Errorf("from: %w", err)
