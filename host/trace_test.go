@@ -151,3 +151,34 @@ func TestWhyUnknownJob(t *testing.T) {
 		t.Fatalf("err %v, want ErrNotFound", err)
 	}
 }
+
+// TestWhyHoldAndStart: a job with a hold says "hold pending" with its due
+// time, then the hold timer's firing; `whenlua start` is recorded too.
+func TestWhyHoldAndStart(t *testing.T) {
+	p := testPaths(t, t.TempDir())
+	writeFile(t, p.JobsDir+"/h.lua", holdJob)
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	clock := NewFakeClock(t0)
+	te := openTestEngine(t, p, clock)
+	te.set("load", 5)
+	rep := te.why("busy")
+	e := rep.Evaluations[0]
+	if e.Outcome != whenlua.OutcomeHold || !strings.Contains(e.Reason, t0.Add(5*time.Minute).Format(time.RFC3339)) || !rep.HoldDue.Equal(t0.Add(5*time.Minute)) {
+		t.Fatalf("hold pending: %+v (report due %s)", e, rep.HoldDue)
+	}
+	stepTo(te, clock, t0.Add(5*time.Minute))
+	te.waitFor("the run after the hold", func() bool { return len(te.runs("busy")) == 1 })
+	e = te.why("busy").Evaluations[0]
+	if e.Trigger.Kind != whenlua.TriggerHold || e.Outcome != whenlua.OutcomeStarted || e.Serial != te.runs("busy")[0].Serial {
+		t.Fatalf("hold firing: %+v", e)
+	}
+	r, err := te.Start(context.Background(), "busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e = te.why("busy").Evaluations[0]
+	if e.Trigger.Kind != whenlua.TriggerManual || e.Outcome != whenlua.OutcomeStarted || e.Serial != r.Serial {
+		t.Fatalf("whenlua start: %+v", e)
+	}
+	te.waitIdle()
+}
