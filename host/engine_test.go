@@ -185,6 +185,16 @@ func (te *testEngine) waitFor(what string, cond func() bool) {
 }
 
 // runs returns the finished runs of job, oldest first.
+// idleRuns waits until no run is going, then fails unless job has run want
+// times; why says what a wrong count means.
+func (te *testEngine) idleRuns(job string, want int, why string) {
+	te.t.Helper()
+	te.waitIdle()
+	if n := len(te.runs(job)); n != want {
+		te.t.Fatalf("%s ran %d times, want %d: %s", job, n, want, why)
+	}
+}
+
 func (te *testEngine) runs(job string) []whenlua.Run {
 	te.t.Helper()
 	rs, err := te.Log(context.Background(), job, 0)

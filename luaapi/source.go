@@ -293,21 +293,6 @@ func (w *shaper) expr(e ast.Expr) ast.Expr {
 		e.Func = w.expr(e.Func)
 		e.Receiver = w.expr(e.Receiver)
 		w.exprs(e.Args)
-	case *ast.LogicalOpExpr:
-		e.Lhs = w.expr(e.Lhs)
-		e.Rhs = w.expr(e.Rhs)
-	case *ast.RelationalOpExpr:
-		e.Lhs = w.expr(e.Lhs)
-		e.Rhs = w.expr(e.Rhs)
-	case *ast.ArithmeticOpExpr:
-		e.Lhs = w.expr(e.Lhs)
-		e.Rhs = w.expr(e.Rhs)
-	case *ast.UnaryMinusOpExpr:
-		e.Expr = w.expr(e.Expr)
-	case *ast.UnaryNotOpExpr:
-		e.Expr = w.expr(e.Expr)
-	case *ast.UnaryLenOpExpr:
-		e.Expr = w.expr(e.Expr)
 	case *ast.FunctionExpr:
 		w.function(e)
 	case *ast.StringConcatOpExpr:
@@ -331,8 +316,35 @@ func (w *shaper) expr(e ast.Expr) ast.Expr {
 		call.Func.SetLine(e.Line())
 		call.Func.SetLastLine(e.LastLine())
 		return call
+	default:
+		for _, op := range operands(e) {
+			*op = w.expr(*op)
+		}
 	}
 	return e
+}
+
+// operands gives the places of the operands of an operator expression, left
+// to right, so that a walk can read or replace them; nil for any other
+// expression.
+func operands(e ast.Expr) []*ast.Expr {
+	switch e := e.(type) {
+	case *ast.LogicalOpExpr:
+		return []*ast.Expr{&e.Lhs, &e.Rhs}
+	case *ast.RelationalOpExpr:
+		return []*ast.Expr{&e.Lhs, &e.Rhs}
+	case *ast.ArithmeticOpExpr:
+		return []*ast.Expr{&e.Lhs, &e.Rhs}
+	case *ast.StringConcatOpExpr:
+		return []*ast.Expr{&e.Lhs, &e.Rhs}
+	case *ast.UnaryMinusOpExpr:
+		return []*ast.Expr{&e.Expr}
+	case *ast.UnaryNotOpExpr:
+		return []*ast.Expr{&e.Expr}
+	case *ast.UnaryLenOpExpr:
+		return []*ast.Expr{&e.Expr}
+	}
+	return nil
 }
 
 // concat is the bounded concat that shape makes a chunk call for a .. b ..
