@@ -198,6 +198,17 @@ func scripted(limit uint64, live, cycles *uint64) *watch {
 	return w
 }
 
+// baselined is a scripted watch with a limit of 32 that has had its first
+// look and taken its baseline of 100.
+func baselined(live, cycles *uint64) *watch {
+	*live, *cycles = 100, 1
+	w := scripted(32, live, cycles)
+	w.memoryExceeded() // the first look
+	*cycles = 2
+	w.memoryExceeded() // the baseline
+	return w
+}
+
 func TestTheWatchCountsGrowthFromACollectionWithinTheCall(t *testing.T) {
 	var live, cycles uint64 = 100, 5
 	w := scripted(32, &live, &cycles)
@@ -223,11 +234,7 @@ func TestTheWatchCountsGrowthFromACollectionWithinTheCall(t *testing.T) {
 		}
 	}
 
-	w = scripted(32, &live, &cycles)
-	live, cycles = 100, 1
-	w.memoryExceeded()
-	cycles = 2
-	w.memoryExceeded()
+	w = baselined(&live, &cycles)
 	live, cycles = 165, 3
 	if !w.memoryExceeded() {
 		t.Fatal("past twice the limit in one collection: not stopped at once")
@@ -235,11 +242,8 @@ func TestTheWatchCountsGrowthFromACollectionWithinTheCall(t *testing.T) {
 }
 
 func TestAResumedWatchTakesANewBaseline(t *testing.T) {
-	var live, cycles uint64 = 100, 1
-	w := scripted(32, &live, &cycles)
-	w.memoryExceeded()
-	cycles = 2
-	w.memoryExceeded() // baseline 100
+	var live, cycles uint64
+	w := baselined(&live, &cycles)
 	w.pause()
 	// The nested call keeps 200; its own watch is charged for it.
 	w.resume()
@@ -269,11 +273,8 @@ func TestAStoppedWatchLooksNoMore(t *testing.T) {
 }
 
 func TestACallSkipsItsChecksWhileALoadRunsAndStartsAgainAfter(t *testing.T) {
-	var live, cycles uint64 = 100, 1
-	w := scripted(32, &live, &cycles)
-	w.memoryExceeded()
-	cycles = 2
-	w.memoryExceeded() // baseline 100
+	var live, cycles uint64
+	w := baselined(&live, &cycles)
 	load := startWatch(time.Hour, -1, true)
 	for _, c := range []uint64{3, 4, 5} {
 		live, cycles = 300, c
