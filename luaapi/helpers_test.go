@@ -18,6 +18,44 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// runawayCase is a file whose body runs away in one place, how to call
+// that place, and the body's line.
+type runawayCase struct {
+	name string
+	src  string
+	call func(f *File) error
+	line int
+}
+
+// runawayCases puts body where a file's code runs: a function condition,
+// pre, post, on_load, and behind pcall in a condition.
+func runawayCases(body string) []runawayCase {
+	return []runawayCase{
+		{"in a function condition", "when(function()\n" + body + "\nend, 't', {name = 'j'})", evalFirst, 2},
+		{"in pre", "every('hour', 't', {name = 'j', pre = function()\n" + body + "\nend})",
+			func(f *File) error { _, _, err := f.Jobs[0].CallPre(PreInfo{}); return err }, 2},
+		{"in post", "every('hour', 't', {name = 'j', post = function()\n" + body + "\nend})",
+			func(f *File) error { return f.Jobs[0].CallPost(whenlua.Run{}, "/tmp") }, 2},
+		{"in on_load", "on_load(function()\n" + body + "\nend)", (*File).CallOnLoad, 2},
+		{"behind pcall", "when(function()\nwhile true do pcall(function() " + body + " end) end\nend, 't', {name = 'j'})", evalFirst, 2},
+	}
+}
+
+// evalFirst evaluates the condition of the file's first job.
+func evalFirst(f *File) error {
+	_, _, err := f.Jobs[0].Eval(EvalInput{})
+	return err
+}
+
+// wantUsable fails unless f's state runs a chunk again after what stopped
+// its last call.
+func wantUsable(t *testing.T, f *File, after string) {
+	t.Helper()
+	if _, err := f.s.call(&frame{phase: phaseLoad}, f.s.L.NewFunctionFromProto(mustCompile(t, "local x = 1")), 0); err != nil {
+		t.Fatalf("state unusable after %s: %v", after, err)
+	}
+}
+
 // fakeHost records what the library asks of the daemon.
 type fakeHost struct {
 	mu      sync.Mutex
