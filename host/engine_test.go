@@ -59,6 +59,16 @@ func newTestEngine(t *testing.T, files map[string]string) *testEngine {
 	return openTestEngine(t, p, NewFakeClock(testEpoch))
 }
 
+// clockedEngine opens an engine on a new home whose one job file, name,
+// holds src, with a fake clock at start.
+func clockedEngine(t *testing.T, name, src string, start time.Time) (*testEngine, *FakeClock) {
+	t.Helper()
+	p := testPaths(t, t.TempDir())
+	writeFile(t, filepath.Join(p.JobsDir, name), src)
+	clock := NewFakeClock(start)
+	return openTestEngine(t, p, clock), clock
+}
+
 func openTestEngine(t *testing.T, p whenlua.Paths, clock *FakeClock) *testEngine {
 	t.Helper()
 	return openTestEngineWith(t, p, clock, -1)

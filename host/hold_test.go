@@ -19,11 +19,9 @@ func stepTo(te *testEngine, clock *FakeClock, at time.Time) {
 // openHoldEngine opens an engine on holdJob with a fake clock at t0.
 func openHoldEngine(t *testing.T) (te *testEngine, clock *FakeClock, t0 time.Time) {
 	t.Helper()
-	p := testPaths(t, t.TempDir())
-	writeFile(t, p.JobsDir+"/h.lua", holdJob)
 	t0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	clock = NewFakeClock(t0)
-	return openTestEngine(t, p, clock), clock, t0
+	te, clock = clockedEngine(t, "h.lua", holdJob, t0)
+	return te, clock, t0
 }
 
 func TestHoldRunsOnceTheConditionHasHeldThatLong(t *testing.T) {

@@ -180,10 +180,7 @@ func TestMailtoDeliversThroughSendmail(t *testing.T) {
 	mbox := filepath.Join(dir, "mbox")
 	writeFile(t, sendmail, "#!/bin/sh\n[ \"$1\" = -t ] || exit 9\ncat > "+mbox+"\n")
 	os.Chmod(sendmail, 0o755)
-	p := testPaths(t, t.TempDir())
-	writeFile(t, p.JobsDir+"/m.lua", `when("go", "echo the output; exit 3", {name="mailer", post=mailto("me@example.com")})`)
-	clock := NewFakeClock(testEpoch)
-	te := openTestEngine(t, p, clock)
+	te, _ := clockedEngine(t, "m.lua", `when("go", "echo the output; exit 3", {name="mailer", post=mailto("me@example.com")})`, testEpoch)
 	te.opts.Sendmail = sendmail
 	te.set("go", true)
 	te.waitIdle()
