@@ -111,7 +111,7 @@ func TestEveryJobsFollowTheWallClockAfterItJumps(t *testing.T) {
 		}
 	})
 	t.Run("back: the next run is the first boundary after the new now", func(t *testing.T) {
-		te, clock := clockedEngine(t, "e.lua", `every("10 minutes", "true", {name="e"})`, testEpoch.Add(5 * time.Minute))
+		te, clock := clockedEngine(t, "e.lua", `every("10 minutes", "true", {name="e"})`, testEpoch.Add(5*time.Minute))
 		te.waitFor("the timer", func() bool { return clock.Timers() > 0 })
 		clock.Jump(-time.Hour)
 		clock.Advance(maxTimerWait)
