@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/whenlua/whenlua/internal/proctest"
 )
 
 // alive reports whether pid names a live process (not a zombie).
@@ -152,21 +154,8 @@ func TestStopStrayStopsTheProcessesOfALostRunOnly(t *testing.T) {
 	}
 	dir := t.TempDir()
 	startStray := func(marker string) *exec.Cmd {
-		cmd := exec.Command("/bin/sh", "-c", "trap '' TERM; echo ready; exec sleep 1000")
-		cmd.Env = append([]string{MarkerVar + "=" + marker}, testEnv...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd := proctest.Stubborn(t, "", append([]string{MarkerVar + "=" + marker}, testEnv...), &syscall.SysProcAttr{Setsid: true})
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		buf := make([]byte, 6)
-		if _, err := out.Read(buf); err != nil {
-			t.Fatal(err)
-		}
 		return cmd
 	}
 	lost := startStray(dir)
