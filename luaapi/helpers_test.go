@@ -99,13 +99,7 @@ func (h *fakeHost) Set(origin string, as []whenlua.Assignment, trigger bool) err
 		return h.setErr
 	}
 	h.sets = append(h.sets, setCall{origin, as, trigger})
-	for _, a := range as {
-		if a.Value.IsNil() {
-			delete(h.vars, a.Name)
-		} else {
-			h.vars[a.Name] = a.Value
-		}
-	}
+	whenlua.ApplyAssignments(h.vars, as)
 	onSet := h.onSet
 	h.mu.Unlock()
 	if onSet != nil {
