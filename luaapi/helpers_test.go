@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -56,10 +55,11 @@ func wantUsable(t *testing.T, f *File, after string) {
 	}
 }
 
-// fakeHost records what the library asks of the daemon.
+// fakeHost records what the library asks of the daemon: check's memHost,
+// with a record of sets, logs and mail, a set error to inject and runs to
+// report as running.
 type fakeHost struct {
-	mu      sync.Mutex
-	vars    map[string]whenlua.Value
+	memHost
 	sets    []setCall
 	logs    []string
 	mails   []mail
@@ -83,13 +83,7 @@ func newFakeHost(vars map[string]whenlua.Value) *fakeHost {
 	if vars == nil {
 		vars = map[string]whenlua.Value{}
 	}
-	return &fakeHost{vars: vars}
-}
-
-func (h *fakeHost) Get(name string) whenlua.Value {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.vars[name]
+	return &fakeHost{memHost: memHost{vars: vars}}
 }
 
 func (h *fakeHost) Set(origin string, as []whenlua.Assignment, trigger bool) error {
