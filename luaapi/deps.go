@@ -313,7 +313,9 @@ func (a *analyzer) expr(e ast.Expr) {
 		a.function(e, false)
 	default:
 		for _, op := range operands(e) {
-			a.expr(*op)
+			if op != nil {
+				a.expr(*op)
+			}
 		}
 	}
 }

@@ -318,33 +318,36 @@ func (w *shaper) expr(e ast.Expr) ast.Expr {
 		return call
 	default:
 		for _, op := range operands(e) {
-			*op = w.expr(*op)
+			if op != nil {
+				*op = w.expr(*op)
+			}
 		}
 	}
 	return e
 }
 
 // operands gives the places of the operands of an operator expression, left
-// to right, so that a walk can read or replace them; nil for any other
-// expression.
-func operands(e ast.Expr) []*ast.Expr {
+// to right, so that a walk can read or replace them; the places it does not
+// use, and all of them for any other expression, are nil. An array, not a
+// slice: the walks call it for every node and it allocates nothing.
+func operands(e ast.Expr) [2]*ast.Expr {
 	switch e := e.(type) {
 	case *ast.LogicalOpExpr:
-		return []*ast.Expr{&e.Lhs, &e.Rhs}
+		return [2]*ast.Expr{&e.Lhs, &e.Rhs}
 	case *ast.RelationalOpExpr:
-		return []*ast.Expr{&e.Lhs, &e.Rhs}
+		return [2]*ast.Expr{&e.Lhs, &e.Rhs}
 	case *ast.ArithmeticOpExpr:
-		return []*ast.Expr{&e.Lhs, &e.Rhs}
+		return [2]*ast.Expr{&e.Lhs, &e.Rhs}
 	case *ast.StringConcatOpExpr:
-		return []*ast.Expr{&e.Lhs, &e.Rhs}
+		return [2]*ast.Expr{&e.Lhs, &e.Rhs}
 	case *ast.UnaryMinusOpExpr:
-		return []*ast.Expr{&e.Expr}
+		return [2]*ast.Expr{&e.Expr}
 	case *ast.UnaryNotOpExpr:
-		return []*ast.Expr{&e.Expr}
+		return [2]*ast.Expr{&e.Expr}
 	case *ast.UnaryLenOpExpr:
-		return []*ast.Expr{&e.Expr}
+		return [2]*ast.Expr{&e.Expr}
 	}
-	return nil
+	return [2]*ast.Expr{}
 }
 
 // concat is the bounded concat that shape makes a chunk call for a .. b ..
