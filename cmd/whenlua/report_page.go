@@ -35,8 +35,8 @@ const (
 	maxShownLen = 200  // bytes of a value shown; longer ones are cut
 )
 
-// page is what the template shows.
-type page struct {
+// reportView is what the template shows.
+type reportView struct {
 	From, To, Zone string
 	Days           int
 	Home, Version  string
@@ -110,8 +110,8 @@ func renderReport(w io.Writer, d reportData) error {
 	return reportPage.Execute(w, buildPage(d))
 }
 
-func buildPage(d reportData) page {
-	p := page{
+func buildPage(d reportData) reportView {
+	p := reportView{
 		From: fmtTime(d.From), To: fmtTime(d.To), Zone: d.To.Local().Format("MST (-07:00)"),
 		Days: d.Days, Home: d.Home, Version: d.GeneratedBy,
 		Width: plotWidth, Left: plotLeft,

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/whenlua/whenlua"
@@ -87,46 +88,77 @@ const readPage = `(() => {
       marks[k] = (marks[k] || 0) + 1;
     }
     return {
-      name: tr.querySelector('th.name').firstChild.textContent,
+      name: tr.querySelector('th.name')?.firstChild?.textContent ?? '',
       marks,
       counts: all(tr, '.summary .count').map(c => c.textContent),
       hidden: all(tr, 'rect.run').filter(r => r.getBoundingClientRect().width < 1).length,
       capped: !!tr.querySelector('.capped'),
-      summary: tr.querySelector('.summary').textContent,
+      summary: tr.querySelector('.summary')?.textContent ?? '',
     };
   });
   const vars = all(document, 'section.var').map(s => ({
-    name: s.querySelector('h3').textContent,
-    kind: s.querySelector('svg.plot').classList.contains('numeric') ? 'numeric' : 'labelled',
+    name: s.querySelector('h3')?.textContent ?? '',
+    kind: s.querySelector('svg.plot')?.classList.contains('numeric') ? 'numeric' : 'labelled',
     steps: all(s, 'g.step').length,
     levels: all(s, 'g.step line.level').map(l => l.y1.baseVal.value),
     labels: all(s, 'g.step > title').map(t => t.textContent),
     values: all(s, 'table.versions tr td:nth-child(3)').map(td => td.textContent),
     before: all(s, 'g.before').length,
     capped: !!s.querySelector('.capped'),
-    current: s.querySelector('p.meta').textContent,
+    current: s.querySelector('p.meta')?.textContent ?? '',
   }));
   const quiet = all(document, 'table.quiet tr td:first-child').map(td => td.textContent);
   return {scripts: document.querySelectorAll('script').length, jobs, vars, quiet};
 })()`
 
-// load opens file in the browser, records every request the page makes,
-// and returns what it shows and the requests' URLs.
-func load(t *testing.T, ctx context.Context, file string) (pageView, []string) {
+// seen is what the browser saw while loading a page: the URLs it
+// requested and the messages of the dialogs that scripts opened (dismissed,
+// so that a script's alert does not hold up the load).
+type seen struct {
+	URLs, Dialogs []string
+}
+
+// load opens file in the browser and returns what it shows and what the
+// browser saw.
+func load(t *testing.T, ctx context.Context, file string) (pageView, seen) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	var mu sync.Mutex
-	var urls []string
+	var s seen
+	dialogs := make(chan struct{}, 16)
 	if err := chromedp.Listen(ctx, func(ev any) {
-		if e, ok := ev.(*network.EventRequestWillBeSent); ok {
-			mu.Lock()
-			urls = append(urls, e.Request.URL)
-			mu.Unlock()
+		mu.Lock()
+		defer mu.Unlock()
+		switch e := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			s.URLs = append(s.URLs, e.Request.URL)
+		case *page.EventJavascriptDialogOpening:
+			s.Dialogs = append(s.Dialogs, e.Message)
+			select {
+			case dialogs <- struct{}{}:
+			default:
+			}
 		}
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// A listener must not send commands: dismiss dialogs from here.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-dialogs:
+				_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
+			}
+		}
+	}()
+	defer wg.Wait()
+	defer cancel()
 	if err := chromedp.Do(ctx, chromedp.Navigate("file://"+file)); err != nil {
 		t.Fatalf("load %s in chromium: %v", file, err)
 	}
@@ -136,7 +168,7 @@ func load(t *testing.T, ctx context.Context, file string) (pageView, []string) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	return v, slices.Clone(urls)
+	return v, seen{URLs: slices.Clone(s.URLs), Dialogs: slices.Clone(s.Dialogs)}
 }
 
 // hostileJob and hostileValue would be markup if the page did not escape
@@ -190,7 +222,7 @@ when("false", "true", { name = "picky", pre = function() return false end })
 	if b, err := os.ReadFile(file); err != nil || !strings.HasPrefix(string(b), "<!DOCTYPE html>") || !strings.HasPrefix(stdout, "<!DOCTYPE html>") {
 		t.Fatalf("report: file %.40q (%v), stdout %.40q", b, err, stdout)
 	}
-	v, urls := load(t, ctx, file)
+	v, saw := load(t, ctx, file)
 
 	t.Run("one timeline row per job with its runs by kind", func(t *testing.T) {
 		want := map[string]map[string]int{
@@ -255,8 +287,8 @@ when("false", "true", { name = "picky", pre = function() return false end })
 	})
 
 	t.Run("a hostile job name and value are shown as text", func(t *testing.T) {
-		if v.Scripts != 0 {
-			t.Errorf("the page holds %d script elements", v.Scripts)
+		if v.Scripts != 0 || len(saw.Dialogs) != 0 {
+			t.Errorf("the page holds %d script elements; scripts opened dialogs %q", v.Scripts, saw.Dialogs)
 		}
 		if len(v.Jobs) == 0 || v.Jobs[0].Name != hostileJob {
 			t.Errorf("the hostile job's row is not named %q: %+v", hostileJob, v.Jobs)
@@ -267,8 +299,8 @@ when("false", "true", { name = "picky", pre = function() return false end })
 	})
 
 	t.Run("the page fetches nothing", func(t *testing.T) {
-		if !slices.Equal(urls, []string{"file://" + file}) {
-			t.Errorf("the page made requests %q, want only its own file", urls)
+		if !slices.Equal(saw.URLs, []string{"file://" + file}) {
+			t.Errorf("the page made requests %q, want only its own file", saw.URLs)
 		}
 		refs, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('*')].flatMap(e =>
 			[...e.attributes].filter(a => /^(src|href|srcset|action|formaction|poster|data|xlink:href|background)$/i.test(a.name) || /url\(/i.test(a.value)).map(a => e.tagName + ' ' + a.name))`))
