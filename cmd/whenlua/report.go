@@ -40,7 +40,8 @@ func reportCommand(e *env) *cli.Command {
 			"not set in the window are listed with their value. The page is bounded:\n" +
 			"at most --runs-per-job runs of each job and --versions-per-var versions of\n" +
 			"each variable (the newest), at most 500 jobs and 500 variables (the first\n" +
-			"by name); the page says where something was left out.",
+			"by name), string values cut after 200 bytes; the page says where something\n" +
+			"was left out. Times are local. A variable unset now is not shown.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "html", Usage: "write the page to `FILE` instead of stdout"},
 			&cli.IntFlag{Name: "days", Value: 7, Usage: "show the last `N` days"},
