@@ -77,6 +77,7 @@ type pageVar struct {
 	Name, Current string
 	Numeric       bool
 	Height        float64
+	AxisBottom    float64 // the baseline of the day labels under the plot
 	SVGWidth      float64
 	Top, Bottom   string // a numeric plot's scale
 	Before        *step
@@ -327,6 +328,7 @@ func buildVar(v reportVar, now time.Time, x func(time.Time) float64) pageVar {
 		prev = &pv.Steps[len(pv.Steps)-1]
 	}
 	pv.Risers = risers.String()
+	pv.AxisBottom = pv.Height + 13
 	return pv
 }
 
