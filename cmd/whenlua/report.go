@@ -14,11 +14,13 @@ import (
 )
 
 // Bounds of one report, so that a report over a long history asks the
-// daemon for a bounded amount: at most reportMaxJobs jobs and
+// daemon for a bounded amount: the newest reportMaxRuns runs of all jobs
+// (one scan of the run records), at most reportMaxJobs jobs and
 // reportMaxVars variables (the first by name), each with at most
 // --runs-per-job runs or --versions-per-var versions. The page says where
 // a bound cut something off.
 const (
+	reportMaxRuns = 20000
 	reportMaxJobs = 500
 	reportMaxVars = 500
 )
@@ -38,10 +40,11 @@ func reportCommand(e *env) *cli.Command {
 			"set in the window has a step plot of its versions (numbers on a scale,\n" +
 			"strings and booleans as labelled steps) and a table of them; variables\n" +
 			"not set in the window are listed with their value. The page is bounded:\n" +
-			"at most --runs-per-job runs of each job and --versions-per-var versions of\n" +
-			"each variable (the newest), at most 500 jobs and 500 variables (the first\n" +
-			"by name), string values cut after 200 bytes; the page says where something\n" +
-			"was left out. Times are local. A variable unset now is not shown.",
+			"it reads the newest 20000 runs of all jobs and shows at most --runs-per-job\n" +
+			"runs of each job and --versions-per-var versions of each variable (the\n" +
+			"newest), at most 500 jobs and 500 variables (the first by name), string\n" +
+			"values cut after 200 bytes; the page says where something was left out.\n" +
+			"Times are local. A variable unset now is not shown.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "html", Usage: "write the page to `FILE` instead of stdout"},
 			&cli.IntFlag{Name: "days", Value: 7, Usage: "show the last `N` days"},
@@ -56,6 +59,7 @@ func reportCommand(e *env) *cli.Command {
 				days:        c.Int("days"),
 				runsPerJob:  c.Int("runs-per-job"),
 				versPerVar:  c.Int("versions-per-var"),
+				maxRuns:     reportMaxRuns,
 				maxJobs:     reportMaxJobs,
 				maxVars:     reportMaxVars,
 				now:         time.Now(),
@@ -95,6 +99,7 @@ func reportCommand(e *env) *cli.Command {
 type reportOptions struct {
 	days                   int
 	runsPerJob, versPerVar int
+	maxRuns                int
 	maxJobs, maxVars       int
 	now                    time.Time
 	generatedBy            string
@@ -150,19 +155,22 @@ type reportData struct {
 	Home        string
 	GeneratedBy string
 	Jobs        []reportJob
-	JobsLeft    int // jobs beyond maxJobs, not shown
+	JobsLeft    int  // jobs beyond maxJobs, not shown
+	RunsCut     bool // maxRuns runs were read and older ones fall in the window
+	MaxRuns     int
 	Vars        []reportVar
 	VarsLeft    int // variables beyond maxVars, not shown
 	RunsPerJob  int
 	VersPerVar  int
 }
 
-// gatherReport reads the window's runs and versions from the daemon, one
-// bounded call per job and per variable.
+// gatherReport reads the window's runs and versions from the daemon: the
+// newest runs of all jobs in one bounded call, then one bounded call per
+// variable.
 func gatherReport(ctx context.Context, src reportSource, o reportOptions) (reportData, error) {
 	d := reportData{
 		To: o.now, From: o.now.AddDate(0, 0, -o.days), Days: o.days, GeneratedBy: o.generatedBy,
-		RunsPerJob: o.runsPerJob, VersPerVar: o.versPerVar,
+		RunsPerJob: o.runsPerJob, VersPerVar: o.versPerVar, MaxRuns: o.maxRuns,
 	}
 	infos, err := src.Names(ctx)
 	if err != nil {
@@ -172,20 +180,40 @@ func gatherReport(ctx context.Context, src reportSource, o reportOptions) (repor
 	if err != nil {
 		return d, err
 	}
-	// Jobs no longer loaded still have runs in the window: the newest runs
-	// of all jobs name them.
-	recent, err := src.Log(ctx, "", o.runsPerJob)
+	// One scan of the run records serves every job: the daemon's Log of
+	// one job scans them all as well when the job seldom runs. One more
+	// than the bound tells whether the bound cut the window.
+	finished, err := src.Log(ctx, "", o.maxRuns+1)
 	if err != nil {
 		return d, err
+	}
+	if len(finished) > o.maxRuns {
+		d.RunsCut = inWindow(finished[o.maxRuns], d.From, d.To)
+		finished = finished[:o.maxRuns]
 	}
 	jobs := map[string]*reportJob{}
 	for _, ji := range infos {
 		jobs[ji.Name] = &reportJob{Name: ji.Name, Kind: ji.Kind, Spec: ji.Spec()}
 	}
-	for _, r := range slices.Concat(running, recent) {
-		if _, ok := jobs[r.Job]; !ok && inWindow(r, d.From, d.To) {
-			jobs[r.Job] = &reportJob{Name: r.Job}
+	kept := map[string]int{} // finished runs kept, by job
+	for _, r := range slices.Concat(running, finished) {
+		if !inWindow(r, d.From, d.To) {
+			continue
 		}
+		j := jobs[r.Job]
+		if j == nil {
+			// A job no longer loaded, with runs in the window.
+			j = &reportJob{Name: r.Job}
+			jobs[r.Job] = j
+		}
+		if r.State != whenlua.RunRunning && r.State != whenlua.RunQueued {
+			if kept[r.Job] == o.runsPerJob {
+				j.Capped = true
+				continue
+			}
+			kept[r.Job]++
+		}
+		j.Runs = append(j.Runs, r)
 	}
 	names := make([]string, 0, len(jobs))
 	for n := range jobs {
@@ -197,30 +225,7 @@ func gatherReport(ctx context.Context, src reportSource, o reportOptions) (repor
 		names = names[:o.maxJobs]
 	}
 	for _, n := range names {
-		j := jobs[n]
-		for _, r := range running {
-			if r.Job == n {
-				j.Runs = append(j.Runs, r)
-			}
-		}
-		// One more than the bound, to tell whether the bound cut the window.
-		runs, err := src.Log(ctx, n, o.runsPerJob+1)
-		if err != nil {
-			return d, err
-		}
-		kept := 0
-		for _, r := range runs {
-			if !inWindow(r, d.From, d.To) {
-				continue
-			}
-			if kept == o.runsPerJob {
-				j.Capped = true
-				break
-			}
-			j.Runs = append(j.Runs, r)
-			kept++
-		}
-		d.Jobs = append(d.Jobs, *j)
+		d.Jobs = append(d.Jobs, *jobs[n])
 	}
 
 	vars, err := src.Vars(ctx)

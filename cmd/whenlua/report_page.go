@@ -44,6 +44,8 @@ type reportView struct {
 	Axis           []tick
 	Jobs           []pageJob
 	JobsLeft       int
+	RunsCut        bool
+	MaxRuns        int
 	Plots          []pageVar
 	Quiet          []quietVar
 	VarsLeft       int
@@ -116,7 +118,7 @@ func buildPage(d reportData) reportView {
 		From: fmtTime(d.From), To: fmtTime(d.To), Zone: d.To.Local().Format("MST (-07:00)"),
 		Days: d.Days, Home: d.Home, Version: d.GeneratedBy,
 		Width: plotWidth, Left: plotLeft,
-		JobsLeft: d.JobsLeft, VarsLeft: d.VarsLeft,
+		JobsLeft: d.JobsLeft, VarsLeft: d.VarsLeft, RunsCut: d.RunsCut, MaxRuns: d.MaxRuns,
 		RunsPerJob: d.RunsPerJob, VersPerVar: d.VersPerVar,
 	}
 	x := func(t time.Time) float64 {

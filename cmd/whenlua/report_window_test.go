@@ -83,7 +83,7 @@ func TestReportTakesWhatFallsInTheWindowAndTheValueBeforeIt(t *testing.T) {
 			"quiet": {{Value: whenlua.String("q"), Time: ago(100)}},
 		},
 	}
-	d, err := gatherReport(context.Background(), src, reportOptions{days: 2, runsPerJob: 10, versPerVar: 10, maxJobs: 10, maxVars: 10, now: now})
+	d, err := gatherReport(context.Background(), src, reportOptions{days: 2, runsPerJob: 10, versPerVar: 10, maxRuns: 100, maxJobs: 10, maxVars: 10, now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,8 +95,8 @@ func TestReportTakesWhatFallsInTheWindowAndTheValueBeforeIt(t *testing.T) {
 		}
 		jobs = append(jobs, j.Name+" "+strings.Join(serials, ","))
 	}
-	if want := []string{"daily 9,10,7,6", "gone 8"}; !slices.Equal(jobs, want) {
-		t.Errorf("runs by job: %q, want %q", jobs, want)
+	if want := []string{"daily 9,10,7,6", "gone 8"}; !slices.Equal(jobs, want) || d.RunsCut {
+		t.Errorf("runs by job: %q, want %q; cut %v", jobs, want, d.RunsCut)
 	}
 	if len(d.Vars) != 2 || d.Vars[1].Name != "t" || d.Vars[0].Name != "quiet" {
 		t.Fatalf("vars: %+v", d.Vars)
@@ -130,7 +130,7 @@ func TestReportTakesWhatFallsInTheWindowAndTheValueBeforeIt(t *testing.T) {
 	}
 }
 
-func TestReportAsksOneBoundedCallPerJobAndVariable(t *testing.T) {
+func TestReportAsksForTheRunsOnceAndForEachVariableWithinBounds(t *testing.T) {
 	now := time.Now()
 	src := &pastSource{vars: map[string]whenlua.Value{}, history: map[string][]whenlua.Version{}}
 	for _, n := range []string{"a", "b", "c", "d"} {
@@ -143,15 +143,15 @@ func TestReportAsksOneBoundedCallPerJobAndVariable(t *testing.T) {
 	for i := range 20 {
 		src.runs = append(src.runs, whenlua.Run{Serial: uint64(20 - i), Job: string(rune('a' + i%4)), State: whenlua.RunDone, Start: now.Add(-time.Duration(i) * time.Minute), End: now})
 	}
-	d, err := gatherReport(context.Background(), src, reportOptions{days: 1, runsPerJob: 2, versPerVar: 3, maxJobs: 3, maxVars: 2, now: now})
+	d, err := gatherReport(context.Background(), src, reportOptions{days: 1, runsPerJob: 2, versPerVar: 3, maxRuns: 12, maxJobs: 3, maxVars: 2, now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"log ", "log a", "log b", "log c", "history a", "history b"}; !slices.Equal(src.asked, want) {
+	if want := []string{"log ", "history a", "history b"}; !slices.Equal(src.asked, want) {
 		t.Errorf("calls: %q, want %q", src.asked, want)
 	}
-	if d.JobsLeft != 1 || d.VarsLeft != 2 || len(d.Jobs) != 3 || len(d.Vars) != 2 {
-		t.Errorf("left out %d jobs and %d vars; shown %d and %d", d.JobsLeft, d.VarsLeft, len(d.Jobs), len(d.Vars))
+	if d.JobsLeft != 1 || d.VarsLeft != 2 || len(d.Jobs) != 3 || len(d.Vars) != 2 || !d.RunsCut {
+		t.Errorf("left out %d jobs and %d vars; shown %d and %d; runs cut %v", d.JobsLeft, d.VarsLeft, len(d.Jobs), len(d.Vars), d.RunsCut)
 	}
 	for _, j := range d.Jobs {
 		if len(j.Runs) != 2 || !j.Capped {
@@ -167,7 +167,7 @@ func TestReportAsksOneBoundedCallPerJobAndVariable(t *testing.T) {
 	if err := renderReport(&page, d); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"1 more job(s) are not shown", "2 more variable(s) are not shown"} {
+	for _, want := range []string{"1 more job(s) are not shown", "2 more variable(s) are not shown", "Only the newest 12 runs of all jobs were read"} {
 		if !strings.Contains(page.String(), want) {
 			t.Errorf("the page does not say %q", want)
 		}
