@@ -317,18 +317,38 @@ func TestReportSaysWhereItsBoundsCutTheWindow(t *testing.T) {
 	t.Parallel()
 	ctx := browser(t)
 	h := newHome(t)
-	h.writeJob("r.lua", `when("false", "true", { name = "count" })`)
-	h.start()
+	h.writeJob("r.lua", `
+when("false", "true", { name = "count" })
+when("false", "sleep 1000", { name = "hold" })
+`)
+	h.start("--max-runs", "1")
 	for _, n := range []string{"1", "2", "3", "4"} {
 		h.ok("set", "--type", "int", "n="+n)
 		h.startJob("count")
 	}
 	h.waitRuns("count", 4)
+	// With one slot, a second run of hold waits in the queue: cancelled
+	// there, it never ran; the first, cancelled while running, failed.
+	first := h.running(h.startJob("hold").Serial)
+	queued := h.startJob("hold")
+	if queued.State != whenlua.RunQueued {
+		t.Fatalf("the second run of hold: %+v, want queued", queued)
+	}
+	h.ok("cancel", strconv.FormatUint(queued.Serial, 10))
+	h.ok("cancel", strconv.FormatUint(first.Serial, 10))
+	h.waitRuns("hold", 2)
+
 	file := filepath.Join(t.TempDir(), "report.html")
 	h.ok("report", "--html", file, "--runs-per-job", "3", "--versions-per-var", "2")
 	v, _ := load(t, ctx, file)
-	if len(v.Jobs) != 1 || v.Jobs[0].Marks["ok"] != 3 || !v.Jobs[0].Capped || !strings.Contains(v.Jobs[0].Summary, "only the newest 3 runs") {
-		t.Errorf("jobs: %+v, want the 3 newest runs of count, said to be cut off", v.Jobs)
+	if len(v.Jobs) != 2 {
+		t.Fatalf("jobs: %+v, want count and hold", v.Jobs)
+	}
+	if c := v.Jobs[0]; c.Name != "count" || !maps.Equal(c.Marks, map[string]int{"ok": 3}) || !c.Capped || !strings.Contains(c.Summary, "only the newest 3 runs") {
+		t.Errorf("count: %+v, want its 3 newest runs, said to be cut off", c)
+	}
+	if hold := v.Jobs[1]; hold.Name != "hold" || !maps.Equal(hold.Marks, map[string]int{"fail": 1, "cancelled": 1}) || hold.Capped {
+		t.Errorf("hold: %+v, want a failure and a cancelled run", hold)
 	}
 	if len(v.Vars) != 1 || v.Vars[0].Steps != 2 || !v.Vars[0].Capped || !slices.Equal(v.Vars[0].Values, []string{"4", "3"}) {
 		t.Errorf("vars: %+v, want the 2 newest versions of n, said to be cut off", v.Vars)
@@ -337,7 +357,7 @@ func TestReportSaysWhereItsBoundsCutTheWindow(t *testing.T) {
 	// Without a cut, nothing says so.
 	h.ok("report", "--html", file, "--runs-per-job", "4", "--versions-per-var", "4")
 	v, _ = load(t, ctx, file)
-	if len(v.Jobs) != 1 || v.Jobs[0].Marks["ok"] != 4 || v.Jobs[0].Capped || len(v.Vars) != 1 || v.Vars[0].Steps != 4 || v.Vars[0].Capped {
+	if len(v.Jobs) != 2 || v.Jobs[0].Marks["ok"] != 4 || v.Jobs[0].Capped || len(v.Vars) != 1 || v.Vars[0].Steps != 4 || v.Vars[0].Capped {
 		t.Errorf("a report within its bounds: %+v", v)
 	}
 }
