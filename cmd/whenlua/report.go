@@ -14,15 +14,17 @@ import (
 )
 
 // Bounds of one report, so that a report over a long history asks the
-// daemon for a bounded amount: the newest reportMaxRuns runs of all jobs
-// (one scan of the run records), at most reportMaxJobs jobs and
-// reportMaxVars variables (the first by name), each with at most
-// --runs-per-job runs or --versions-per-var versions. The page says where
-// a bound cut something off.
+// daemon for a bounded amount and the page stays a few megabytes: the
+// newest reportMaxRuns runs of all jobs (one scan of the run records), at
+// most reportMaxJobs jobs and reportMaxVars variables (the first by name),
+// each with at most --runs-per-job runs or --versions-per-var versions,
+// and reportMaxVersions versions in all. The page says where a bound cut
+// something off.
 const (
-	reportMaxRuns = 20000
-	reportMaxJobs = 500
-	reportMaxVars = 500
+	reportMaxRuns     = 20000
+	reportMaxVersions = 20000
+	reportMaxJobs     = 500
+	reportMaxVars     = 500
 )
 
 // reportCommand is `whenlua report [--html FILE] [--days N]`: a static HTML
@@ -42,14 +44,14 @@ func reportCommand(e *env) *cli.Command {
 			"not set in the window are listed with their value. The page is bounded:\n" +
 			"it reads the newest 20000 runs of all jobs and shows at most --runs-per-job\n" +
 			"runs of each job and --versions-per-var versions of each variable (the\n" +
-			"newest), at most 500 jobs and 500 variables (the first by name), string\n" +
-			"values cut after 200 bytes; the page says where something was left out.\n" +
-			"Times are local. A variable unset now is not shown.",
+			"newest), 20000 versions in all, at most 500 jobs and 500 variables (the\n" +
+			"first by name), string values cut after 200 bytes; the page says where\n" +
+			"something was left out. Times are local. A variable unset now is not shown.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "html", Usage: "write the page to `FILE` instead of stdout"},
 			&cli.IntFlag{Name: "days", Value: 7, Usage: "show the last `N` days"},
-			&cli.IntFlag{Name: "runs-per-job", Value: 500, Usage: "show at most the newest `N` runs of each job"},
-			&cli.IntFlag{Name: "versions-per-var", Value: 500, Usage: "show at most the newest `N` versions of each variable"},
+			&cli.IntFlag{Name: "runs-per-job", Value: 2000, Usage: "show at most the newest `N` runs of each job"},
+			&cli.IntFlag{Name: "versions-per-var", Value: 1000, Usage: "show at most the newest `N` versions of each variable"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -60,6 +62,7 @@ func reportCommand(e *env) *cli.Command {
 				runsPerJob:  c.Int("runs-per-job"),
 				versPerVar:  c.Int("versions-per-var"),
 				maxRuns:     reportMaxRuns,
+				maxVersions: reportMaxVersions,
 				maxJobs:     reportMaxJobs,
 				maxVars:     reportMaxVars,
 				now:         time.Now(),
@@ -99,7 +102,7 @@ func reportCommand(e *env) *cli.Command {
 type reportOptions struct {
 	days                   int
 	runsPerJob, versPerVar int
-	maxRuns                int
+	maxRuns, maxVersions   int
 	maxJobs, maxVars       int
 	now                    time.Time
 	generatedBy            string
@@ -146,6 +149,7 @@ type reportVar struct {
 	Before   *whenlua.Version
 	Versions []whenlua.Version
 	Capped   bool // older versions in the window were left out
+	Limit    int  // the most versions asked for
 }
 
 // reportData is everything a page shows.
@@ -241,14 +245,20 @@ func gatherReport(ctx context.Context, src reportSource, o reportOptions) (repor
 		d.VarsLeft = len(vnames) - o.maxVars
 		vnames = vnames[:o.maxVars]
 	}
-	for _, n := range vnames {
+	budget := o.maxVersions
+	for i, n := range vnames {
+		limit := min(o.versPerVar, budget)
+		if limit == 0 {
+			d.VarsLeft += len(vnames) - i
+			break
+		}
 		// The newest versions, and one more: either the version before the
 		// window, which the plot starts from, or a sign of the bound.
-		vs, err := src.History(ctx, n, o.versPerVar+1)
+		vs, err := src.History(ctx, n, limit+1)
 		if err != nil {
 			return d, err
 		}
-		v := reportVar{Name: n, Current: cutValue(vars[n])}
+		v := reportVar{Name: n, Current: cutValue(vars[n]), Limit: limit}
 		for i := range vs {
 			vs[i].Value = cutValue(vs[i].Value)
 		}
@@ -257,12 +267,13 @@ func gatherReport(ctx context.Context, src reportSource, o reportOptions) (repor
 				v.Before = &vs[i]
 				break
 			}
-			if len(v.Versions) == o.versPerVar {
+			if len(v.Versions) == limit {
 				v.Capped = true
 				break
 			}
 			v.Versions = append(v.Versions, ver)
 		}
+		budget -= len(v.Versions)
 		slices.Reverse(v.Versions)
 		d.Vars = append(d.Vars, v)
 	}

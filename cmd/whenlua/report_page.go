@@ -87,6 +87,7 @@ type pageVar struct {
 	Risers        string // a numeric plot's vertical moves, as path data
 	Rows          []versionRow
 	Capped        bool
+	Limit         int
 }
 
 // step is one version's stretch of a plot, from its time to the next
@@ -260,7 +261,7 @@ func buildVar(v reportVar, now time.Time, x func(time.Time) float64) pageVar {
 	if v.Before != nil {
 		all = append([]whenlua.Version{*v.Before}, v.Versions...)
 	}
-	pv := pageVar{Name: v.Name, Current: shown(v.Current), Numeric: numeric(all), Capped: v.Capped, SVGWidth: plotLeft + plotWidth}
+	pv := pageVar{Name: v.Name, Current: shown(v.Current), Numeric: numeric(all), Capped: v.Capped, Limit: v.Limit, SVGWidth: plotLeft + plotWidth}
 	for _, ver := range slices.Backward(v.Versions) {
 		pv.Rows = append(pv.Rows, versionRow{Time: fmtTime(ver.Time), Origin: ver.Origin, Value: shown(ver.Value)})
 	}

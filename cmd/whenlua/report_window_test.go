@@ -83,7 +83,7 @@ func TestReportTakesWhatFallsInTheWindowAndTheValueBeforeIt(t *testing.T) {
 			"quiet": {{Value: whenlua.String("q"), Time: ago(100)}},
 		},
 	}
-	d, err := gatherReport(context.Background(), src, reportOptions{days: 2, runsPerJob: 10, versPerVar: 10, maxRuns: 100, maxJobs: 10, maxVars: 10, now: now})
+	d, err := gatherReport(context.Background(), src, reportOptions{days: 2, runsPerJob: 10, versPerVar: 10, maxRuns: 100, maxVersions: 100, maxJobs: 10, maxVars: 10, now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestReportAsksForTheRunsOnceAndForEachVariableWithinBounds(t *testing.T) {
 	for i := range 20 {
 		src.runs = append(src.runs, whenlua.Run{Serial: uint64(20 - i), Job: string(rune('a' + i%4)), State: whenlua.RunDone, Start: now.Add(-time.Duration(i) * time.Minute), End: now})
 	}
-	d, err := gatherReport(context.Background(), src, reportOptions{days: 1, runsPerJob: 2, versPerVar: 3, maxRuns: 12, maxJobs: 3, maxVars: 2, now: now})
+	d, err := gatherReport(context.Background(), src, reportOptions{days: 1, runsPerJob: 2, versPerVar: 3, maxRuns: 12, maxVersions: 5, maxJobs: 3, maxVars: 3, now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,16 +158,19 @@ func TestReportAsksForTheRunsOnceAndForEachVariableWithinBounds(t *testing.T) {
 			t.Errorf("job %s: %d runs, capped %v", j.Name, len(j.Runs), j.Capped)
 		}
 	}
-	for _, v := range d.Vars {
-		if len(v.Versions) != 3 || !v.Capped || v.Versions[2].Value != whenlua.Int(0) {
-			t.Errorf("var %s: %+v, capped %v", v.Name, v.Versions, v.Capped)
+	// a takes 3 versions of the 5 in all, b the 2 left, c none: it is
+	// left out with d, beyond the 3 variables.
+	for i, v := range d.Vars {
+		want := 3 - i
+		if len(v.Versions) != want || v.Limit != want || !v.Capped || v.Versions[want-1].Value != whenlua.Int(0) {
+			t.Errorf("var %s: %+v, capped %v, limit %d", v.Name, v.Versions, v.Capped, v.Limit)
 		}
 	}
 	var page bytes.Buffer
 	if err := renderReport(&page, d); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"1 more job(s) are not shown", "2 more variable(s) are not shown", "Only the newest 12 runs of all jobs were read"} {
+	for _, want := range []string{"1 more job(s) are not shown", "2 more variable(s) are not shown", "only the newest 2 are shown", "Only the newest 12 runs of all jobs were read"} {
 		if !strings.Contains(page.String(), want) {
 			t.Errorf("the page does not say %q", want)
 		}
