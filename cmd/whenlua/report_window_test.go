@@ -176,3 +176,45 @@ func TestReportAsksForTheRunsOnceAndForEachVariableWithinBounds(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkReportPageAtItsBounds renders a page holding as much as a
+// report takes: 20,000 runs of 500 jobs and 20,000 versions of 20
+// variables; it reports the page's size.
+func BenchmarkReportPageAtItsBounds(b *testing.B) {
+	now := time.Now()
+	src := &pastSource{vars: map[string]whenlua.Value{}, history: map[string][]whenlua.Version{}}
+	for i := range 500 {
+		src.names = append(src.names, whenlua.JobInfo{Name: "job" + strconv.Itoa(i), Kind: "when", Cond: "x > " + strconv.Itoa(i)})
+	}
+	for i := range reportMaxRuns {
+		start := now.Add(-time.Duration(i) * 30 * time.Second)
+		src.runs = append(src.runs, whenlua.Run{Serial: uint64(reportMaxRuns - i), Job: "job" + strconv.Itoa(i%500),
+			State: whenlua.RunDone, Code: i % 3, Start: start, End: start.Add(time.Second)})
+	}
+	for v := range 20 {
+		name := "v" + strconv.Itoa(v)
+		src.vars[name] = whenlua.Int(1)
+		for i := range 1000 {
+			val := whenlua.Float(float64(i % 17))
+			if v%2 == 1 {
+				val = whenlua.String("state-" + strconv.Itoa(i%5))
+			}
+			src.history[name] = append(src.history[name], whenlua.Version{Value: val, Time: now.Add(-time.Duration(i) * 10 * time.Minute), Origin: "cli"})
+		}
+	}
+	opts := reportOptions{days: 7, runsPerJob: 2000, versPerVar: 1000, maxRuns: reportMaxRuns, maxVersions: reportMaxVersions,
+		maxJobs: reportMaxJobs, maxVars: reportMaxVars, now: now}
+	var size int
+	for range b.N {
+		d, err := gatherReport(context.Background(), src, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var page bytes.Buffer
+		if err := renderReport(&page, d); err != nil {
+			b.Fatal(err)
+		}
+		size = page.Len()
+	}
+	b.ReportMetric(float64(size)/(1<<20), "MiB/page")
+}
