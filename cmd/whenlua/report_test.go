@@ -63,6 +63,7 @@ type pageView struct {
 		Hidden  int            `json:"hidden"` // marks the browser lays out with no width
 		Capped  bool           `json:"capped"`
 		Summary string         `json:"summary"`
+		Label   string         `json:"label"` // the timeline's aria-label
 	} `json:"jobs"`
 	Vars []struct {
 		Name    string    `json:"name"`
@@ -94,6 +95,7 @@ const readPage = `(() => {
       hidden: all(tr, 'rect.run').filter(r => r.getBoundingClientRect().width < 1).length,
       capped: !!tr.querySelector('.capped'),
       summary: tr.querySelector('.summary')?.textContent ?? '',
+      label: tr.querySelector('svg.runs')?.getAttribute('aria-label') ?? '',
     };
   });
   const vars = all(document, 'section.var').map(s => ({
@@ -290,7 +292,7 @@ when("false", "true", { name = "picky", pre = function() return false end })
 		if v.Scripts != 0 || len(saw.Dialogs) != 0 {
 			t.Errorf("the page holds %d script elements; scripts opened dialogs %q", v.Scripts, saw.Dialogs)
 		}
-		if len(v.Jobs) == 0 || v.Jobs[0].Name != hostileJob {
+		if len(v.Jobs) == 0 || v.Jobs[0].Name != hostileJob || v.Jobs[0].Label != "runs of "+hostileJob {
 			t.Errorf("the hostile job's row is not named %q: %+v", hostileJob, v.Jobs)
 		}
 		if len(v.Vars) > 1 && !strings.HasSuffix(v.Vars[1].Labels[0], hostileValue) {
