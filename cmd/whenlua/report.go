@@ -165,7 +165,6 @@ type reportData struct {
 	Vars        []reportVar
 	VarsLeft    int // variables beyond maxVars, not shown
 	RunsPerJob  int
-	VersPerVar  int
 }
 
 // gatherReport reads the window's runs and versions from the daemon: the
@@ -174,7 +173,7 @@ type reportData struct {
 func gatherReport(ctx context.Context, src reportSource, o reportOptions) (reportData, error) {
 	d := reportData{
 		To: o.now, From: o.now.AddDate(0, 0, -o.days), Days: o.days, GeneratedBy: o.generatedBy,
-		RunsPerJob: o.runsPerJob, VersPerVar: o.versPerVar, MaxRuns: o.maxRuns,
+		RunsPerJob: o.runsPerJob, MaxRuns: o.maxRuns,
 	}
 	infos, err := src.Names(ctx)
 	if err != nil {

@@ -50,7 +50,6 @@ type reportView struct {
 	Quiet          []quietVar
 	VarsLeft       int
 	RunsPerJob     int
-	VersPerVar     int
 }
 
 type tick struct {
@@ -120,7 +119,7 @@ func buildPage(d reportData) reportView {
 		Days: d.Days, Home: d.Home, Version: d.GeneratedBy,
 		Width: plotWidth, Left: plotLeft,
 		JobsLeft: d.JobsLeft, VarsLeft: d.VarsLeft, RunsCut: d.RunsCut, MaxRuns: d.MaxRuns,
-		RunsPerJob: d.RunsPerJob, VersPerVar: d.VersPerVar,
+		RunsPerJob: d.RunsPerJob,
 	}
 	x := func(t time.Time) float64 {
 		f := float64(t.Sub(d.From)) / float64(d.To.Sub(d.From)) * plotWidth
