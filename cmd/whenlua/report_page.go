@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -350,20 +351,14 @@ func numberRange(vs []whenlua.Version) (float64, float64) {
 		lo, hi = min(lo, f), max(hi, f)
 	}
 	if lo == hi {
-		pad := max(1, abs(lo)/10)
+		pad := max(1, math.Abs(lo)/10)
 		lo, hi = lo-pad, hi+pad
 	}
 	return lo, hi
 }
 
-func abs(f float64) float64 {
-	if f < 0 {
-		return -f
-	}
-	return f
-}
-
-func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
+// round1 rounds to a tenth of a unit, which keeps the page short.
+func round1(f float64) float64 { return math.Round(f*10) / 10 }
 
 // shown is a value as the page writes it: as vars lists it, "(unset)" for
 // nil. gatherReport has cut long strings already.
