@@ -27,6 +27,9 @@ func browser(t *testing.T) context.Context {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("chromium is not installed: .ci/run installs it, and CI never skips the report's browser tests")
+		}
 		t.Skip("chromium is not installed (apt-get install chromium): the report is checked in a headless browser")
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
