@@ -78,6 +78,7 @@ func newApp(e *env) *cli.App {
 			statusCommand(e),
 			nextCommand(e),
 			whyCommand(e),
+			reportCommand(e),
 			reloadCommand(e),
 			checkCommand(e),
 			editCommand(e),
