@@ -330,6 +330,23 @@ func (j *Job) CallPost(r whenlua.Run, tmpdir string) error {
 	return err
 }
 
+// CallOnSilence calls the job's on_silence hook with a lualib.Silence, a
+// read-only object with the fields job_name, expect (seconds),
+// last_success (Unix seconds, nil when none is known), since and
+// silent_since (Unix seconds). It does nothing when the job has no hook.
+func (j *Job) CallOnSilence(info lualib.Silence) error {
+	if !j.HasOnSilence {
+		return nil
+	}
+	s := j.File.s
+	if s.L == nil {
+		return ErrClosed
+	}
+	info.JobName = j.Name
+	_, err := s.call(&frame{phase: phaseSilence, job: j}, j.onSilence, 0, luar.New(s.L, info))
+	return err
+}
+
 func valuesTable(L *lua.LState, vs map[string]whenlua.Value) *lua.LTable {
 	names := make([]string, 0, len(vs))
 	for n := range vs {

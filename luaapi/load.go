@@ -142,9 +142,15 @@ type Job struct {
 	// Hold (when): the job is due once its condition has been true
 	// continuously this long (0: at once).
 	Hold time.Duration
+	// Expect (any kind): a silence alarm is raised when no run of the job
+	// succeeded for this long (0: never); HasOnSilence says the job has an
+	// on_silence hook, called once per silence (CallOnSilence).
+	Expect       time.Duration
+	HasOnSilence bool
 
 	cond      *lua.LFunction
 	pre, post *lua.LFunction
+	onSilence *lua.LFunction
 	slips     []Warning // of a string condition
 }
 
@@ -329,9 +335,9 @@ func (s *state) declare(kind Kind) lua.LGFunction {
 	}
 }
 
-// jobOptions reads opts: name, pre, post, timeout, retry, hold for when,
-// and tz, catch_up and jitter for every and cron. Anything else is an
-// error.
+// jobOptions reads opts: name, pre, post, timeout, retry, expect,
+// on_silence, hold for when, and tz, catch_up and jitter for every and
+// cron. Anything else is an error.
 func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 	var err error
 	opts.ForEach(func(k, v lua.LValue) {
@@ -352,17 +358,22 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 			}
 			err = validJobName(string(name))
 			j.Name = string(name)
-		case "pre", "post":
+		case "pre", "post", "on_silence":
 			fn, ok := v.(*lua.LFunction)
 			if !ok {
 				err = fmt.Errorf("option %s must be a function, not a %s", key, v.Type())
 				return
 			}
-			if key == "pre" {
+			switch key {
+			case "pre":
 				j.pre, j.HasPre = fn, true
-			} else {
+			case "post":
 				j.post, j.HasPost = fn, true
+			default:
+				j.onSilence, j.HasOnSilence = fn, true
 			}
+		case "expect":
+			j.Expect, err = parseDuration("expect", v)
 		case "timeout":
 			j.Timeout, err = parseDuration("timeout", v)
 		case "tz":
@@ -391,13 +402,17 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 			}
 			j.Jitter, err = parseDuration("jitter", v)
 		default:
-			want := "name, pre, post, timeout, retry or hold"
+			want := "name, pre, post, timeout, retry, expect, on_silence or hold"
 			if j.Kind != When {
-				want = "name, pre, post, timeout, retry, tz, catch_up or jitter"
+				want = "name, pre, post, timeout, retry, expect, on_silence, tz, catch_up or jitter"
 			}
 			err = fmt.Errorf("unknown option %q (want %s)", string(key), want)
 		}
 	})
+	if err == nil && j.HasOnSilence && j.Expect == 0 {
+		// A hook that could never be called is most likely a forgotten expect.
+		err = errors.New("option on_silence needs option expect (how long without a successful run is a silence)")
+	}
 	return err
 }
 

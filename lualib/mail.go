@@ -20,6 +20,8 @@ type mailOpts struct {
 
 // mailto(addr [, {only_on_failure=bool, from=addr}]) returns a post function
 // that mails the run's result and output to addr through Env.SendMail.
+// Given as on_silence, the same function mails the silence alarm (always:
+// a silence is a failure).
 func (l *lib) mailto(L *lua.LState) int {
 	to := L.CheckString(1)
 	if err := checkAddr(to); err != nil {
@@ -57,9 +59,13 @@ func (l *lib) mailto(L *lua.LState) int {
 		}
 	}
 	L.Push(L.NewFunction(func(L *lua.LState) int {
+		if s, ok := SilenceOf(L.Get(1)); ok {
+			l.env.SendMail(to, SilenceMessage(to, o.from, s))
+			return 0
+		}
 		r, ok := ResultOf(L.Get(1))
 		if !ok {
-			L.ArgError(1, "want the result a post function is given")
+			L.ArgError(1, "want the result a post function is given, or the silence an on_silence hook is given")
 		}
 		res := mailResult(r)
 		if o.onlyOnFailure && !res.failed() {
