@@ -244,18 +244,19 @@ func (st *state) swap(ent *fileEntry, g *generation) {
 		st.jobs[j.name] = j
 		if j.isWhen() {
 			if s := st.states[j.name]; s != nil && s.Cond != lj.Cond {
-				st.putState(j.name, nil)
+				st.putState(j.name, s.KeepRuns())
 			}
 			j.reloadPending = true
 			st.indexJob(j)
 			st.armHold(j)
 			whens = append(whens, j)
 		} else {
-			if s := st.states[j.name]; s != nil {
-				st.putState(j.name, nil)
+			if s := st.states[j.name]; s != nil && (s.Cond != "" || s.Evaluated) {
+				st.putState(j.name, s.KeepRuns()) // it was a when-job
 			}
 			st.scheduleJob(j, carried[j.name+"\x00"+lj.Schedule()+"\x00"+lj.ZoneName()])
 		}
+		st.watchSilence(j)
 	}
 	ent.cur = g
 	g.host.release()
@@ -290,11 +291,15 @@ func (st *state) retire(ent *fileEntry, g *generation, keep map[string]bool) {
 		}
 		if j.isWhen() {
 			st.unindexJob(j)
-			if !keep[j.name] && st.states[j.name] != nil {
-				st.putState(j.name, nil)
-			}
 		} else {
 			st.sched.remove(j)
+		}
+		if !keep[j.name] {
+			// The job leaves: its state, alarm and metrics go with it.
+			if st.states[j.name] != nil {
+				st.putState(j.name, nil)
+			}
+			st.unwatchSilence(j.name)
 		}
 		delete(st.condErrs, j.name)
 	}

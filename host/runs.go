@@ -276,6 +276,9 @@ func (st *state) finish(res runner.Result) {
 		}
 	}
 	st.addFinished(*rec)
+	if runSucceeded(*rec) {
+		st.succeeded(rec.Job, rec.End)
+	}
 	proc := r.proc
 	st.afterCommit(func(error) {
 		if err := proc.Cleanup(); err != nil {

@@ -38,6 +38,10 @@ type state struct {
 	stopping   bool
 	dryRun     bool // evaluating for `test`: leave condition errors and reloaded() alone
 
+	// watched is when this daemon began watching each job with expect
+	// (silence.go).
+	watched map[string]time.Time
+
 	step step
 }
 
@@ -112,6 +116,7 @@ func newState(e *Engine) (*state, error) {
 		depsAll:  map[*job]struct{}{},
 		running:  map[uint64]*run{},
 		condErrs: map[string]string{},
+		watched:  map[string]time.Time{},
 	}
 	st.sched = newSchedule(e.clock)
 	var err error
@@ -468,7 +473,11 @@ func (st *state) evalJob(j *job) bool {
 	pending := st.holdPending(j, prev, ok)
 	// prev has j's condition: a state of another one was replaced above.
 	if !prev.Evaluated || prev.Result != ok || !st.snapshotIs(j, prev.Snapshot) || !pending.Equal(prev.PendingSince) {
-		st.putState(j.name, &whenlua.JobState{Cond: j.lj.Cond, Result: ok, Evaluated: true, Snapshot: st.snapshot(j), PendingSince: pending})
+		ns := &whenlua.JobState{Cond: j.lj.Cond, Result: ok, Evaluated: true, Snapshot: st.snapshot(j), PendingSince: pending}
+		if cur := st.states[j.name]; cur != nil {
+			ns.LastSuccess, ns.SilentSince = cur.LastSuccess, cur.SilentSince
+		}
+		st.putState(j.name, ns)
 	}
 	if j.lj.Hold > 0 {
 		// Due only when the hold is over: fireHolds.
