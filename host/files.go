@@ -300,6 +300,7 @@ func (st *state) retire(ent *fileEntry, g *generation, keep map[string]bool) {
 				st.putState(j.name, nil)
 			}
 			st.unwatchSilence(j.name)
+			st.e.metrics.forgetJob(j.name)
 		}
 		delete(st.condErrs, j.name)
 	}

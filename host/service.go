@@ -105,7 +105,7 @@ func (st *state) applySets(batch []*setReq) {
 // test evaluates as a set of as would, reports the jobs that would become
 // due, and undoes every change.
 func (st *state) test(as []whenlua.Assignment) ([]string, error) {
-	if err := st.applySet("test", as, true); err != nil {
+	if err := st.applySet(testOrigin, as, true); err != nil {
 		return nil, err
 	}
 	// A test is a dry run: condition errors and reloaded() stay as they are.

@@ -2,6 +2,8 @@ package host
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -169,5 +171,32 @@ func TestAReloadKeepsTheWindowAndRemovingExpectEndsTheAlarm(t *testing.T) {
 	te.reload()
 	if s := silentJobs(te); len(s) != 0 {
 		t.Fatalf("silent without expect: %+v", s)
+	}
+}
+
+func TestMailtoMailsASilence(t *testing.T) {
+	dir := t.TempDir()
+	sendmail := filepath.Join(dir, "sendmail")
+	mbox := filepath.Join(dir, "mbox")
+	writeFile(t, sendmail, "#!/bin/sh\n[ \"$1\" = -t ] || exit 9\ncat > "+mbox+"\n")
+	os.Chmod(sendmail, 0o755)
+	p := testPaths(t, t.TempDir())
+	// The run at midnight fails: the job is silent once its window ends.
+	writeFile(t, p.JobsDir+"/m.lua", `every("1 day", "exit 1", {name="nightly", expect="26h", on_silence=mailto("me@example.com")})`)
+	t0 := testEpoch.Add(time.Hour)
+	clock := NewFakeClock(t0)
+	te := openTestEngineOpts(t, p, clock, -1, func(o *EngineOptions) { o.Sendmail = sendmail })
+	advanceTo(te, clock, t0.Add(23*time.Hour))
+	te.waitIdle()
+	advanceTo(te, clock, t0.Add(26*time.Hour))
+	te.waitFor("the mail", func() bool { b, _ := os.ReadFile(mbox); return len(b) > 0 })
+	b, _ := os.ReadFile(mbox)
+	for _, want := range []string{"To: me@example.com", "Subject: whenlua: job nightly silent: no successful run for 26h0m0s", "Last success: none known", "Silent since: 2026-01-02T03:00:00Z"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("mail lacks %q:\n%s", want, b)
+		}
+	}
+	if n := len(te.runs("nightly")); n != 1 {
+		t.Errorf("%d runs, want the one at midnight", n)
 	}
 }

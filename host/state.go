@@ -278,6 +278,7 @@ func (st *state) flush() {
 				if !r.queued {
 					r.rec.State, r.rec.Error, r.rec.End = whenlua.RunFailed, "not started: its record could not be stored", st.e.clock.Now()
 					st.addFinished(r.rec)
+					st.countFinished(r.rec, resultNotStarted)
 				}
 				st.dropRun(r)
 				continue
@@ -435,8 +436,10 @@ func (st *state) evalJob(j *job) bool {
 	if prev == nil || prev.Cond != j.lj.Cond {
 		prev = &whenlua.JobState{Cond: j.lj.Cond}
 	}
+	began := time.Now()
 	ev := j.lj.Evaluate(luaapi.EvalInput{Evaluated: prev.Evaluated, Prev: prev.Snapshot, Reloaded: j.reloadPending}) // false on an error
 	ok, read, err := ev.OK, ev.Read, ev.Err
+	st.countEval(j, began, err)
 	if st.overLimit(j, err) {
 		return false
 	}
@@ -636,6 +639,7 @@ func (st *state) unindexJob(j *job) {
 // whenlua.SetRequest.Validate where it entered (the server, or lualib's set
 // and whisper).
 func (st *state) applySet(origin string, as []whenlua.Assignment, trigger bool) error {
+	st.countSet(origin)
 	names := make([]string, 0, len(as))
 	for _, a := range as {
 		st.setVar(a.Name, a.Value, origin)

@@ -339,3 +339,14 @@ func trimNL(s string) string {
 	}
 	return s
 }
+
+// Size returns the sizes badger keeps of its LSM tree and value log, in
+// bytes (badger's own figures, refreshed by badger about once a minute).
+func (s *Store) Size() (lsm, vlog int64, err error) {
+	if err := s.enter(); err != nil {
+		return 0, 0, err
+	}
+	defer s.mu.RUnlock()
+	lsm, vlog = s.db.Size()
+	return lsm, vlog, nil
+}
