@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"net"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -62,7 +63,7 @@ func daemonRunCommand(e *env) *cli.Command {
 			if err := examples.InstallSample(p); err != nil {
 				log.Warn("install sample job file", "err", err)
 			}
-			return host.RunDaemon(c.Context, host.DaemonOptions{Paths: p, Logger: log, Store: retentionOptions(c),
+			return host.RunDaemon(c.Context, host.DaemonOptions{Paths: p, Logger: log, Store: retentionOptions(c), MetricsAddr: c.String("metrics"),
 				Engine: host.EngineOptions{MaxRuns: c.Int("max-runs"), LuaTimeout: c.Duration("lua-timeout")}})
 		},
 	}
@@ -77,6 +78,8 @@ func engineFlags() []cli.Flag {
 			Usage: "run at most `N` jobs at once; the runs due beyond them wait in a queue, in serial order"},
 		&cli.DurationFlag{Name: "lua-timeout", Value: luaapi.DefaultTimeout,
 			Usage: "stop top-level code, a condition, pre, post, on_load or on_unload after `DURATION` (a runaway loop)"},
+		&cli.StringFlag{Name: "metrics",
+			Usage: "serve Prometheus metrics at http://`ADDR`/metrics (e.g. 127.0.0.1:9090; port 0 picks a free one, shown by status); off when not given"},
 	}
 }
 
@@ -86,6 +89,11 @@ func checkEngineFlags(c *cli.Context) error {
 	}
 	if d := c.Duration("lua-timeout"); d <= 0 {
 		return usageErrorf("--lua-timeout: want a positive duration, not %v", d)
+	}
+	if a := c.String("metrics"); c.IsSet("metrics") {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return usageErrorf("--metrics: want HOST:PORT such as 127.0.0.1:9090, not %q", a)
+		}
 	}
 	return nil
 }
@@ -99,6 +107,9 @@ func engineArgs(c *cli.Context) []string {
 	}
 	if c.IsSet("lua-timeout") {
 		args = append(args, "--lua-timeout="+c.Duration("lua-timeout").String())
+	}
+	if c.IsSet("metrics") {
+		args = append(args, "--metrics="+c.String("metrics"))
 	}
 	return args
 }
