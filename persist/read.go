@@ -86,7 +86,7 @@ func (s *Store) History(name string, n int) ([]whenlua.Version, error) {
 	return out, nil
 }
 
-// JobStates returns every stored when-job state, by job name.
+// JobStates returns every stored job state, by job name.
 func (s *Store) JobStates() (map[string]whenlua.JobState, error) {
 	states := make(map[string]whenlua.JobState)
 	err := s.view(func(txn *badger.Txn) error {

@@ -9,7 +9,7 @@
 //
 //	v/<name>                 current value (whenlua.Value.AppendBinary)
 //	h/<name>/<be seq>        one version: its time, origin and value
-//	s/<job>                  a when-job's JobState
+//	s/<job>                  a job's JobState (evaluation state, last success, alarm)
 //	r/<be serial>            a run record without its output (JSON)
 //	o/<be serial>            that run's stored output
 //	m/serial                 the JOBSERIAL counter (be uint64)

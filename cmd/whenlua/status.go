@@ -15,7 +15,7 @@ import (
 func statusCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:   "status",
-		Usage:  "print the daemon, the job files (load time, version, error) and the next runs",
+		Usage:  "print the daemon, the job files (load time, version, error), the next runs and the silent jobs",
 		Flags:  []cli.Flag{jsonFlag()},
 		Action: listAction(e, (*whenlua.Client).Status, printStatus),
 	}
