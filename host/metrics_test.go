@@ -1,6 +1,7 @@
 package host
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -9,6 +10,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/persist"
 )
 
 // scrapeMetrics scrapes h's /metrics in the text format and parses it.
@@ -129,5 +133,47 @@ func TestAJobThatLeavesTakesItsSeriesWithIt(t *testing.T) {
 	te.reload()
 	if v, ok := metricValue(scrapeMetrics(t, te.MetricsHandler()), "whenlua_job_file_load_error", "file=a.lua"); !ok || v != 1 {
 		t.Errorf("load error of a.lua = %v (present %v), want 1", v, ok)
+	}
+}
+
+func TestRunResultsAreCountedByKind(t *testing.T) {
+	p := testPaths(t, t.TempDir())
+	writeFile(t, p.JobsDir+"/r.lua", `
+when("false", "true", { name = "j", pre = function() return false, "not now" end })
+when("false", "sleep 5", { name = "slow", timeout = 0.2 })
+`)
+	te := openTestEngine(t, p, NewFakeClock(testEpoch))
+	// What a daemon killed with SIGKILL leaves: runs committed as running,
+	// of a loaded job and of one no file declares any more.
+	recs := []whenlua.Run{
+		{Serial: 1, Job: "j", State: whenlua.RunRunning, Start: testEpoch},
+		{Serial: 2, Job: "gone", State: whenlua.RunQueued, Start: testEpoch},
+	}
+	if err := te.store.Commit(&persist.Batch{Runs: recs, Serial: 2}); err != nil {
+		t.Fatal(err)
+	}
+	te = te.restart()
+	if _, err := te.Start(context.Background(), "j"); err == nil {
+		t.Fatal("pre did not refuse")
+	}
+	runOnce(te, "slow")
+	fams := scrapeMetrics(t, te.MetricsHandler())
+	for _, c := range []struct {
+		labels string
+		want   float64
+	}{
+		{"job=j,result=lost", 1},
+		{"job=j,result=refused", 1},
+		{"job=slow,result=timeout", 1},
+	} {
+		if got, ok := metricValue(fams, "whenlua_runs_finished_total", c.labels); !ok || got != c.want {
+			t.Errorf("whenlua_runs_finished_total{%s} = %v (present %v), want %v", c.labels, got, ok, c.want)
+		}
+	}
+	if s := jobSeries(fams, "gone"); len(s) != 0 {
+		t.Errorf("series of a job not loaded: %v", s)
+	}
+	if v, ok := metricValue(fams, "whenlua_runs_started_total", "job=j"); ok {
+		t.Errorf("a refused run counted as started: %v", v)
 	}
 }
