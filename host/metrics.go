@@ -111,13 +111,10 @@ func originKind(origin string) string {
 
 // countSet counts a set applied from origin; a test's dry run is none.
 func (st *state) countSet(origin string) {
-	if !st.dryRun && origin != testOrigin {
+	if !st.dryRun {
 		st.e.metrics.sets.WithLabelValues(originKind(origin)).Inc()
 	}
 }
-
-// testOrigin is the origin of the assignments `whenlua test` evaluates.
-const testOrigin = "test"
 
 // countEval counts one evaluation of j's condition that began at start
 // (on the real clock: it measures work, not schedule) and failed with err.
