@@ -243,7 +243,7 @@ func (st *state) swap(ent *fileEntry, g *generation) {
 		g.jobs = append(g.jobs, j)
 		st.jobs[j.name] = j
 		if j.isWhen() {
-			if s := st.states[j.name]; s != nil && s.Cond != lj.Cond {
+			if s := st.states[j.name]; s != nil && s.Cond != lj.Cond && hasEval(s) {
 				st.putState(j.name, s.KeepRuns())
 			}
 			j.reloadPending = true
@@ -251,7 +251,7 @@ func (st *state) swap(ent *fileEntry, g *generation) {
 			st.armHold(j)
 			whens = append(whens, j)
 		} else {
-			if s := st.states[j.name]; s != nil && (s.Cond != "" || s.Evaluated) {
+			if s := st.states[j.name]; s != nil && hasEval(s) {
 				st.putState(j.name, s.KeepRuns()) // it was a when-job
 			}
 			st.scheduleJob(j, carried[j.name+"\x00"+lj.Schedule()+"\x00"+lj.ZoneName()])
@@ -269,6 +269,10 @@ func (st *state) swap(ent *fileEntry, g *generation) {
 		st.step.evalQueue = append(st.step.evalQueue, whens)
 	}
 }
+
+// hasEval tells whether s holds a when-job's evaluation state, besides
+// the last success and alarm that jobs of every kind keep.
+func hasEval(s *whenlua.JobState) bool { return s.Cond != "" || s.Evaluated }
 
 // retire takes a version's jobs out of service; its state closes once its
 // last run has ended. Jobs not in keep lose their evaluation state. The

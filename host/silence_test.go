@@ -165,6 +165,13 @@ func TestAReloadKeepsTheWindowAndRemovingExpectEndsTheAlarm(t *testing.T) {
 	if len(silentJobs(te)) != 1 {
 		t.Fatal("the reload restarted the window")
 	}
+	// A new condition resets the evaluation state, not the alarm.
+	writeFile(t, p.JobsDir+"/s.lua", strings.Replace(silenceJobs, `when("false"`, `when("false and true"`, 1))
+	te.reload()
+	advanceTo(te, clock, t0.Add(11*time.Minute))
+	if n := te.get("silences"); len(silentJobs(te)) != 1 || !n.Equal(whenlua.Int(1)) {
+		t.Fatalf("a changed condition ended the alarm: silent %+v, hook called %v times", silentJobs(te), n)
+	}
 	writeFile(t, p.JobsDir+"/s.lua", strings.Replace(silenceJobs, `expect = "10m",
   on_silence`, `
   post`, 1))
