@@ -92,7 +92,7 @@ takes its series with it.
 | whenlua_job_last_success_timestamp_seconds | gauge | job | when the job's last successful run ended (Unix seconds) |
 | whenlua_job_silent | gauge | job | 1 while the job's silence alarm is raised (option expect), else 0 |
 
-The Go runtime's go_* and the process's process_* metrics are served too.`
+The Go runtime's `+"`go_*`"+` and the process's `+"`process_*`"+` metrics are served too.`
 
 // engineFlags bound how many jobs have a process at once and how long a
 // call into Lua may take; `daemon start` and `daemon restart` pass them on
