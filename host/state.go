@@ -34,6 +34,10 @@ type state struct {
 	stopping   bool
 	dryRun     bool // settling for `test`: start no run, leave condition errors, holds and reloaded() alone
 
+	// watched is when this daemon began watching each job with expect
+	// (silence.go).
+	watched map[string]time.Time
+
 	step step
 }
 
@@ -108,6 +112,7 @@ func newState(e *Engine) (*state, error) {
 		depsAll:  map[*job]struct{}{},
 		running:  map[uint64]*run{},
 		condErrs: map[string]string{},
+		watched:  map[string]time.Time{},
 	}
 	st.sched = newSchedule(e.clock)
 	var err error
