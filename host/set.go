@@ -168,6 +168,7 @@ func (st *state) applyAndSettle(origin string, as []whenlua.Assignment, trigger 
 // whenlua.SetRequest.Validate where it entered (the server, or lualib's set
 // and whisper).
 func (st *state) applySet(origin string, as []whenlua.Assignment, trigger bool) {
+	st.countSet(origin)
 	names := make([]string, 0, len(as))
 	for _, a := range as {
 		st.setVar(a.Name, a.Value, origin)
@@ -325,8 +326,10 @@ func (st *state) evalOnce(j *job, trace func(prev *whenlua.JobState, ev luaapi.E
 	if prev == nil || prev.Cond != j.lj.Cond {
 		prev = &whenlua.JobState{Cond: j.lj.Cond}
 	}
+	began := time.Now()
 	ev := j.lj.Evaluate(luaapi.EvalInput{Evaluated: prev.Evaluated, Prev: prev.Snapshot, Reloaded: j.reloadPending}) // false on an error
 	ok, read, err := ev.OK, ev.Read, ev.Err
+	st.countEval(j, began, err)
 	if st.overLimit(j, err) {
 		if trace != nil {
 			trace(prev, ev, whenlua.OutcomeSuspended, time.Time{})
@@ -369,7 +372,11 @@ func (st *state) evalOnce(j *job, trace func(prev *whenlua.JobState, ev luaapi.E
 	pending := st.holdPending(j, prev, ok)
 	// prev has j's condition: a state of another one was replaced above.
 	if !prev.Evaluated || prev.Result != ok || !st.snapshotIs(j, prev.Snapshot) || !pending.Equal(prev.PendingSince) {
-		st.putState(j.name, &whenlua.JobState{Cond: j.lj.Cond, Result: ok, Evaluated: true, Snapshot: st.snapshot(j), PendingSince: pending})
+		ns := &whenlua.JobState{Cond: j.lj.Cond, Result: ok, Evaluated: true, Snapshot: st.snapshot(j), PendingSince: pending}
+		if cur := st.states[j.name]; cur != nil {
+			ns.LastSuccess, ns.SilentSince = cur.LastSuccess, cur.SilentSince
+		}
+		st.putState(j.name, ns)
 	}
 	// After a load, a job that asks reloaded() counts its previous result
 	// as false, so that `reloaded()` fires at every load and start although
@@ -463,6 +470,7 @@ func (st *state) flush() {
 				if !r.queued {
 					r.rec.State, r.rec.Error, r.rec.End = whenlua.RunFailed, "not started: its record could not be stored", st.e.clock.Now()
 					st.addFinished(r.rec)
+					st.countFinished(r.rec, resultNotStarted)
 				}
 				st.dropRun(r)
 				continue
