@@ -167,14 +167,17 @@ func (st *state) applyAndSettle(origin string, as []whenlua.Assignment, trigger 
 // whenlua.SetRequest.Validate where it entered (the server, or lualib's set
 // and whisper).
 func (st *state) applySet(origin string, as []whenlua.Assignment, trigger bool) {
+	first := len(st.step.batch.Vars)
 	names := make([]string, 0, len(as))
 	for _, a := range as {
 		st.setVar(a.Name, a.Value, origin)
 		names = append(names, a.Name)
 	}
+	queued := len(st.step.evalQueue)
 	if trigger {
 		st.queueEval(names)
 	}
+	st.markSet(first, !trigger, len(st.step.evalQueue) > queued)
 }
 
 // ---- evaluation ----
@@ -194,6 +197,7 @@ func (st *state) settle() {
 	for len(st.step.evalQueue) > 0 {
 		cands := st.step.evalQueue[0]
 		st.step.evalQueue = st.step.evalQueue[1:]
+		st.step.rounds++
 		for _, j := range st.fixpoint(cands) {
 			if st.step.dueCount == nil {
 				st.step.dueCount = map[*job]int{}

@@ -33,6 +33,10 @@ type state struct {
 	compiles   uint64
 	stopping   bool
 	dryRun     bool // settling for `test`: start no run, leave condition errors, holds and reloaded() alone
+	// sim, in the throwaway engine of `whenlua simulate`, records the runs
+	// that would start instead of starting them (simulate.go); nil in a
+	// daemon.
+	sim *simulation
 
 	step step
 }
@@ -68,6 +72,11 @@ type step struct {
 	// evaluations were dropped (see maxDuePerStep).
 	dueCount map[*job]int
 	loop     error
+	// sets counts the sets applied in this step and rounds the evaluation
+	// rounds begun (entries taken from evalQueue); setRounds holds the
+	// round of each set that queued one, in order (state.markSet).
+	sets, rounds int
+	setRounds    []int
 }
 
 // job is one active job of one generation.

@@ -93,6 +93,13 @@ func (s *Store) Commit(b *Batch) error {
 // way that may have stored it; the daemon must be restarted.
 var ErrFailed = errors.New("store failed")
 
+// ErrLocked is wrapped by Open when another process has the database open
+// (badger allows one process at a time, even for reading).
+var ErrLocked = errors.New("the store is in use by another process")
+
+// errReadOnly refuses every write to a store opened with Options.ReadOnly.
+var errReadOnly = errors.New("store opened read-only")
+
 // commitTxn commits txn for a writer holding writeMu. Badger refuses some
 // transactions before writing anything (too big, writes blocked, closed);
 // any other error may come after the entries went into the memtable, where
@@ -167,7 +174,7 @@ func (w *writer) fill(b *Batch) error {
 		if t.IsZero() {
 			t = now
 		}
-		ver, val := encodeVersion(t, c.Origin, c.Value)
+		ver, val := encodeVersion(t, c.Origin, c.Mark, c.Value)
 		if err := w.set(historyKey(c.Name, r.last), ver); err != nil {
 			return err
 		}

@@ -72,6 +72,7 @@ func (s *Store) History(name string, n int) ([]whenlua.Version, error) {
 			if err != nil {
 				return err
 			}
+			ver.Commit = it.Item().Version()
 			out = append(out, ver)
 			if n > 0 && len(out) >= n {
 				break

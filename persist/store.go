@@ -98,6 +98,11 @@ type Options struct {
 	// value log) by deleting the entries that cannot be read, each logged
 	// as dropped; any other damage is still refused.
 	Recover bool
+	// ReadOnly opens an existing database for reading only (badger's
+	// ReadOnly): nothing is written, no maintenance runs, and Commit and
+	// Trim fail. Badger refuses it while another process has the database
+	// open: a daemon's store is read from a copy of its directory.
+	ReadOnly bool
 
 	memTableSize int64 // tests: a smaller memtable, for flushes sooner
 }
@@ -164,7 +169,12 @@ func Open(opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+	if opts.ReadOnly {
+		opts.MaintainEvery, opts.Recover = -1, false
+		if _, err := os.Stat(opts.Dir); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+	} else if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	if err := checkOldCommitLog(opts.Dir); err != nil {
@@ -175,6 +185,7 @@ func Open(opts Options) (*Store, error) {
 	if opts.memTableSize > 0 {
 		bo.MemTableSize = opts.memTableSize
 	}
+	bo.ReadOnly = opts.ReadOnly
 	db, err := openChecked(bo, f, opts.Recover, opts.Logger)
 	if err != nil {
 		return nil, err
@@ -189,7 +200,9 @@ func Open(opts Options) (*Store, error) {
 		cancel: cancel,
 		done:   make(chan struct{}),
 	}
-	if err := s.migrate(); err != nil {
+	if opts.ReadOnly {
+		s.failed = errReadOnly
+	} else if err := s.migrate(); err != nil {
 		cancel()
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
