@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/whenlua/whenlua"
@@ -387,7 +388,8 @@ func (s *simulation) schedule(from, to time.Time, max int) {
 	}
 	sort.Slice(jobs, func(a, b int) bool { return whenlua.JobNameLess(jobs[a].name, jobs[b].name) })
 	for _, j := range jobs {
-		sch := SimSchedule{Job: j.name, Kind: j.lj.Kind.String(), Spec: j.lj.Schedule(), Times: []time.Time{}}
+		kind := j.lj.Kind.String()
+		sch := SimSchedule{Job: j.name, Kind: kind, Spec: strings.TrimPrefix(j.lj.Schedule(), kind+" "), Times: []time.Time{}}
 		for t := j.lj.Next(from.Add(-time.Nanosecond)); !t.IsZero() && !t.After(to); t = j.lj.Next(t) {
 			if len(sch.Times) == max {
 				sch.More = true

@@ -97,6 +97,11 @@ var ErrFailed = errors.New("store failed")
 // (badger allows one process at a time, even for reading).
 var ErrLocked = errors.New("the store is in use by another process")
 
+// ErrNeedsRecovery is wrapped by a read-only Open of a database that was
+// not closed cleanly (a copy taken while a daemon ran, or after a crash):
+// badger must recover its log, which writes. Open a copy of it instead.
+var ErrNeedsRecovery = errors.New("the store was not closed cleanly and needs a recovery, which a read-only open cannot do")
+
 // errReadOnly refuses every write to a store opened with Options.ReadOnly.
 var errReadOnly = errors.New("store opened read-only")
 
