@@ -8,7 +8,7 @@
 // Key layout (all values compact binary unless said otherwise):
 //
 //	v/<name>                 current value (whenlua.Value.AppendBinary)
-//	h/<name>/<be seq>        one version: its time, origin and value
+//	h/<name>/<be seq>        one version: its time, origin, set mark and value
 //	s/<job>                  a when-job's JobState
 //	r/<be serial>            a run record without its output (JSON)
 //	o/<be serial>            that run's stored output
@@ -31,7 +31,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -171,8 +173,8 @@ func Open(opts Options) (*Store, error) {
 	}
 	if opts.ReadOnly {
 		opts.MaintainEvery, opts.Recover = -1, false
-		if _, err := os.Stat(opts.Dir); err != nil {
-			return nil, fmt.Errorf("open store: %w", err)
+		if err := checkClosedCleanly(opts.Dir); err != nil {
+			return nil, err
 		}
 	} else if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -218,6 +220,34 @@ func Open(opts Options) (*Store, error) {
 		close(s.done)
 	}
 	return s, nil
+}
+
+// checkClosedCleanly refuses, for a read-only open, a database that keeps a
+// memtable log: badger removes it at a clean close, and replays it, which
+// writes, at the next open. Badger's own read-only open would fail there
+// too (ErrTruncateNeeded), but only after it has started goroutines that
+// it does not stop. A database in use keeps one too: badger's lock on the
+// directory (flock) tells it apart.
+func checkClosedCleanly(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".mem") {
+			continue
+		}
+		d, err := os.Open(dir)
+		if err != nil {
+			return fmt.Errorf("open store: %w", err)
+		}
+		defer d.Close()
+		if err := syscall.Flock(int(d.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+			return fmt.Errorf("open store %s: %w", dir, ErrLocked)
+		}
+		return fmt.Errorf("open store %s: %w", dir, ErrNeedsRecovery) // closing d releases the lock
+	}
+	return nil
 }
 
 // badgerOptions returns the small-daemon tuning described at memTableSize,
