@@ -299,3 +299,63 @@ func TestSimulateReportsALoadErrorAsFileLine(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// Sets from several clients at once share commits (group commit): each is
+// applied and evaluated in turn, and the replay does the same from the
+// marks.
+func TestASimulationOfConcurrentSetsGivesTheRunsTheEngineStarted(t *testing.T) {
+	p := testPaths(t, t.TempDir())
+	file := filepath.Join(p.JobsDir, "sim.lua")
+	writeFile(t, file, `
+when('changes("x")', "true", { name = "onx" })
+when("x >= 6", "true", { name = "high" })
+when('x == y', "true", { name = "same" })
+`)
+	te := openTestEngine(t, p, NewFakeClock(simEpoch))
+	const clients, sets = 4, 30
+	done := make(chan error, clients)
+	for c := range clients {
+		go func() {
+			for i := range sets {
+				as := []whenlua.Assignment{{Name: "x", Value: whenlua.Int(int64((c + i) % 9))}}
+				if i%3 == 0 {
+					as = append(as, whenlua.Assignment{Name: "y", Value: whenlua.Int(int64(i % 9))})
+				}
+				if _, err := te.Set(context.Background(), whenlua.SetRequest{Mode: whenlua.ModeSet, Assignments: as}); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range clients {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	te.waitIdle()
+	hist := scanAll(t, te.store)
+	grouped := 0
+	for _, v := range hist {
+		if v.Mark.Set > 1 {
+			grouped++
+		}
+	}
+	t.Logf("%d of %d versions were stored with other sets in one commit", grouped, len(hist))
+	sim, err := Simulate(context.Background(), SimulateOptions{File: file}, hist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := te.runs("")
+	if len(live) != len(sim.Due) {
+		t.Fatalf("the daemon ran %d jobs, the simulation gives %d", len(live), len(sim.Due))
+	}
+	// Only the jobs are compared: a run's environment holds the values
+	// when its process starts, after the whole group was applied.
+	for i, r := range live {
+		if d := sim.Due[i]; d.Job != r.Job {
+			t.Fatalf("run %d: the daemon ran %s; the simulation gives %s", i, r.Job, d.Job)
+		}
+	}
+}
