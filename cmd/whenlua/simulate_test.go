@@ -22,6 +22,7 @@ when('changes("x")', "echo x=$x", { name = "onx" })
 when("x >= 6", "echo x=$x", { name = "high", post = function(r) set("a", vars.x) set("b", 2) end })
 when('changes("a") and b == 2', "echo a=$a b=$b", { name = "pair" })
 when("p == 1 and q == 1", "echo p=$p q=$q", { name = "both" })
+when('changes("p") and q == 1', "echo p=$p q=$q", { name = "pq" })
 when('changes("w")', "echo w=$w", { name = "onw" })
 when("x >= 6", "echo x=$x", { name = "guarded", pre = function() return true end })
 `
@@ -108,7 +109,7 @@ func TestSimulateGivesTheRunsTheDaemonGave(t *testing.T) {
 	for _, r := range runs {
 		outputs[r.Serial] = strings.TrimSpace(h.ok("output", strconv.FormatUint(r.Serial, 10)))
 	}
-	if len(runs) != 13 {
+	if len(runs) != 14 {
 		t.Fatalf("the daemon ran %d jobs: %+v", len(runs), runs)
 	}
 
