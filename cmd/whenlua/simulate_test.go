@@ -109,7 +109,7 @@ func TestSimulateGivesTheRunsTheDaemonGave(t *testing.T) {
 	for _, r := range runs {
 		outputs[r.Serial] = strings.TrimSpace(h.ok("output", strconv.FormatUint(r.Serial, 10)))
 	}
-	if len(runs) != 14 {
+	if len(runs) != 15 {
 		t.Fatalf("the daemon ran %d jobs: %+v", len(runs), runs)
 	}
 
