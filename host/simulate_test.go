@@ -2,9 +2,11 @@ package host
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -357,6 +359,33 @@ when('x == y', "true", { name = "same" })
 	for i, r := range live {
 		if d := sim.Due[i]; d.Job != r.Job {
 			t.Fatalf("run %d: the daemon ran %s; the simulation gives %s", i, r.Job, d.Job)
+		}
+	}
+}
+
+// BenchmarkSimulate replays a history of 10,000 sets, each of one variable
+// of ten, through a file of ten when-jobs.
+func BenchmarkSimulate(b *testing.B) {
+	file := filepath.Join(b.TempDir(), "b.lua")
+	var src strings.Builder
+	for i := range 10 {
+		src.WriteString("when('changes(\"v" + strconv.Itoa(i) + "\") and v" + strconv.Itoa(i) + " >= 5', \"true\")\n")
+	}
+	if err := os.WriteFile(file, []byte(src.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	var hist []whenlua.VarVersion
+	for i := range 10000 {
+		hist = append(hist, whenlua.VarVersion{Name: "v" + strconv.Itoa(i%10), Version: whenlua.Version{
+			Value: whenlua.Int(int64(i % 7)), Time: simEpoch.Add(time.Duration(i) * time.Second), Origin: whenlua.OriginCLI,
+			Commit: uint64(i + 1), Mark: whenlua.SetMark{Set: 1, Queued: true},
+		}})
+	}
+	b.ResetTimer()
+	for range b.N {
+		sim, err := Simulate(context.Background(), SimulateOptions{File: file}, hist)
+		if err != nil || len(sim.Due) == 0 {
+			b.Fatal(err, sim)
 		}
 	}
 }
