@@ -55,8 +55,11 @@ func simulateCommand(e *env) *cli.Command {
 			"The history is read through the daemon (streamed) or, with --store DIR,\n" +
 			"from a store opened read-only: a daemon keeps its store to itself, so copy\n" +
 			"its state directory first (cp -r ~/.local/state/whenlua /tmp/wl) and pass\n" +
-			"the copy, or stop the daemon. FILE requires modules from the lib/ directory\n" +
-			"next to it.",
+			"the copy, or stop the daemon. A copy taken while the daemon ran is\n" +
+			"recovered in a temporary copy of its own: DIR is never written. The\n" +
+			"history is replayed from memory, as long as retention keeps it\n" +
+			"(--history-keep versions per variable). FILE requires modules from the\n" +
+			"lib/ directory next to it.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "since", Usage: "report from `TIME` on (earlier history is replayed silently)"},
 			&cli.StringFlag{Name: "until", Usage: "replay up to `TIME` (default: now)"},
