@@ -15,8 +15,9 @@ import (
 )
 
 // simJobs exercises what a replay must get exactly right: changes, a
-// threshold, a set of two variables at once, a whisper, a pre, and a post
-// hook whose two sets are applied before either is evaluated. Each job
+// threshold, a set of two variables at once, a whisper, a pre whose set is
+// evaluated after the round that made its job due, and a post hook whose
+// two sets are applied before either is evaluated. Each job
 // echoes the variables its condition reads, so that its output shows the
 // values that made it due.
 const simJobs = `
@@ -26,7 +27,8 @@ when('changes("a") and b == 2', "echo a=$a b=$b", { name = "pair" })
 when("p == 1 and q == 1", "echo p=$p q=$q", { name = "both" })
 when('changes("p") and q == 1', "echo p=$p q=$q", { name = "pq" })
 when('changes("w")', "echo w=$w", { name = "onw" })
-when("x >= 6", "echo x=$x", { name = "guarded", pre = function() return true end })
+when("x >= 6", "echo x=$x", { name = "guarded", pre = function() set("seen", vars.x) return true end })
+when('changes("seen")', "echo seen=$seen", { name = "onseen" })
 every("10 minutes", "true", { name = "tick" })
 `
 

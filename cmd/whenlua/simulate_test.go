@@ -24,7 +24,8 @@ when('changes("a") and b == 2', "echo a=$a b=$b", { name = "pair" })
 when("p == 1 and q == 1", "echo p=$p q=$q", { name = "both" })
 when('changes("p") and q == 1', "echo p=$p q=$q", { name = "pq" })
 when('changes("w")', "echo w=$w", { name = "onw" })
-when("x >= 6", "echo x=$x", { name = "guarded", pre = function() return true end })
+when("x >= 6", "echo x=$x", { name = "guarded", pre = function() set("seen", vars.x) return true end })
+when('changes("seen")', "echo seen=$seen", { name = "onseen" })
 `
 
 // simulation runs `whenlua simulate --json` with args and decodes it.
@@ -109,7 +110,7 @@ func TestSimulateGivesTheRunsTheDaemonGave(t *testing.T) {
 	for _, r := range runs {
 		outputs[r.Serial] = strings.TrimSpace(h.ok("output", strconv.FormatUint(r.Serial, 10)))
 	}
-	if len(runs) != 15 {
+	if len(runs) != 17 {
 		t.Fatalf("the daemon ran %d jobs: %+v", len(runs), runs)
 	}
 
@@ -129,10 +130,11 @@ func TestSimulateGivesTheRunsTheDaemonGave(t *testing.T) {
 	sameAsLive(t, "from the stopped daemon's store", h.simulation("--store", filepath.Join(h.dir, "state"), file), runs, outputs)
 
 	// The window: history before --since builds the state unreported.
-	// Each set waited for the runs before it: the seventh run ended
-	// before the set that made the eighth due.
-	sim := h.simulation("--store", filepath.Join(h.dir, "state"), "--since", runs[6].End.Format(time.RFC3339Nano), file)
-	sameAsLive(t, "from the eighth run on", sim, runs[7:], outputs)
+	// Each set waited for the runs before it: the run before onw's ended
+	// before the set that made onw due.
+	cut := slices.IndexFunc(runs, func(r whenlua.Run) bool { return r.Job == "onw" })
+	sim := h.simulation("--store", filepath.Join(h.dir, "state"), "--since", runs[cut-1].End.Format(time.RFC3339Nano), file)
+	sameAsLive(t, "from onw's run on", sim, runs[cut:], outputs)
 	h.fails(2, []string{"simulate", "--since", "yesterday", file}, "--since")
 }
 
