@@ -59,7 +59,7 @@ func simulateCommand(e *env) *cli.Command {
 			"recovered in a temporary copy of its own: DIR is never written. The\n" +
 			"history is replayed from memory, as long as retention keeps it\n" +
 			"(--history-keep versions per variable). FILE requires modules from the\n" +
-			"lib/ directory next to it.",
+			"lib/ directory next to it, or else from the jobs directory's.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "since", Usage: "report from `TIME` on (earlier history is replayed silently)"},
 			&cli.StringFlag{Name: "until", Usage: "replay up to `TIME` (default: now)"},
@@ -115,9 +115,15 @@ func simulateCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
+			lib := filepath.Join(filepath.Dir(file), "lib")
+			if _, err := os.Stat(lib); err != nil {
+				if p, err := e.Paths(); err == nil {
+					lib = p.LibDir // a copy of a job file, outside the jobs directory
+				}
+			}
 			sim, err := host.Simulate(c.Context, host.SimulateOptions{
 				File:     file,
-				LibDir:   filepath.Join(filepath.Dir(file), "lib"),
+				LibDir:   lib,
 				Since:    since,
 				Until:    until,
 				MaxTimes: c.Int("max-times"),
