@@ -82,6 +82,10 @@ func TestSimulateGivesTheRunsTheDaemonGave(t *testing.T) {
 	h := newHome(t)
 	h.writeJob("live.lua", liveJobs)
 	file := filepath.Join(h.dir, "jobs", "live.lua")
+	if err := os.MkdirAll(filepath.Join(h.dir, "jobs", "lib"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	h.writeJob("lib/limits.lua", "return { high = 8 }")
 	h.start()
 	idle := func() {
 		waitFor(t, "no running job", func() bool { return strings.TrimSpace(h.ok("jobs")) == "" })
@@ -120,6 +124,16 @@ func TestSimulateGivesTheRunsTheDaemonGave(t *testing.T) {
 		t.Errorf("simulate printed:\n%s", text)
 	}
 	h.fails(1, []string{"simulate", "--store", filepath.Join(h.dir, "state"), file}, "in use", "copy the state directory")
+
+	// A tuned copy outside the jobs directory, with the jobs directory's modules.
+	tuned := filepath.Join(t.TempDir(), "tuned.lua")
+	if err := os.WriteFile(tuned, []byte(`local limits = require("limits")
+when("x >= " .. limits.high, "true", { name = "tuned" })`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if d := h.simulation(tuned).Due; len(d) != 1 || d[0].Job != "tuned" || d[0].Values["x"].I != 9 {
+		t.Errorf("the tuned copy would be due %+v, want once, at x=9", d)
+	}
 
 	// A copy taken while the daemon runs is recovered in a copy of its own.
 	cp := filepath.Join(t.TempDir(), "state")
