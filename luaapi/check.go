@@ -64,13 +64,7 @@ func (h *memHost) Get(name string) whenlua.Value {
 func (h *memHost) Set(_ string, as []whenlua.Assignment, _ bool) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, a := range as {
-		if a.Value.IsNil() {
-			delete(h.vars, a.Name)
-		} else {
-			h.vars[a.Name] = a.Value
-		}
-	}
+	whenlua.ApplyAssignments(h.vars, as)
 	return nil
 }
 
