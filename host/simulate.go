@@ -179,20 +179,26 @@ type simSet struct {
 
 // groupHistory orders the versions as they were stored (by commit, then by
 // set; each variable's own order is kept) and groups them into commits of
-// sets. Versions without a commit or a mark (stored by an older version of
-// whenlua, or by a store that does not keep them) each count as a set of
-// their own, evaluated before the next, in the order of their commits, else
-// of their times.
+// sets. Versions without a mark (stored by an older version of whenlua, or
+// by a store that does not keep marks) come first, by time (an older
+// store's versions were rewritten by its migration, whose commits say
+// nothing of their order), each a set of its own, evaluated before the
+// next.
 func groupHistory(hist []whenlua.VarVersion, until time.Time) [][]simSet {
 	vs := slices.Clone(hist)
 	if !until.IsZero() {
 		vs = slices.DeleteFunc(vs, func(v whenlua.VarVersion) bool { return v.Time.After(until) })
 	}
 	slices.SortStableFunc(vs, func(a, b whenlua.VarVersion) int {
-		if a.Commit != b.Commit {
-			if a.Commit == 0 || b.Commit == 0 {
-				return a.Time.Compare(b.Time)
+		switch am, bm := a.Mark.Set != 0 && a.Commit != 0, b.Mark.Set != 0 && b.Commit != 0; {
+		case !am && !bm:
+			return a.Time.Compare(b.Time)
+		case am != bm:
+			if am {
+				return 1
 			}
+			return -1
+		case a.Commit != b.Commit:
 			if a.Commit < b.Commit {
 				return -1
 			}
@@ -205,12 +211,13 @@ func groupHistory(hist []whenlua.VarVersion, until time.Time) [][]simSet {
 		a := whenlua.Assignment{Name: v.Name, Value: v.Value}
 		sameCommit := i > 0 && v.Commit != 0 && v.Commit == vs[i-1].Commit
 		if sameCommit && v.Mark.Set != 0 && v.Mark.Set == vs[i-1].Mark.Set {
+			// Another version of the same set.
 			c := commits[len(commits)-1]
 			c[len(c)-1].as = append(c[len(c)-1].as, a)
 			continue
 		}
 		s := simSet{time: v.Time, origin: v.Origin, mark: v.Mark, as: []whenlua.Assignment{a}}
-		if v.Mark.Set == 0 {
+		if v.Mark.Set == 0 || v.Commit == 0 {
 			// Unknown: a set applied and evaluated alone.
 			s.mark = whenlua.SetMark{Set: 1, Queued: true, Whisper: v.Origin == whenlua.OriginWhisper}
 			sameCommit = false

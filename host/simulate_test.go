@@ -153,6 +153,15 @@ func historyOf(vs ...version) []whenlua.VarVersion {
 	return out
 }
 
+// unmarked makes hist look like versions an older whenlua stored, and
+// its migration rewrote in one commit.
+func unmarked(hist []whenlua.VarVersion) []whenlua.VarVersion {
+	for i := range hist {
+		hist[i].Commit, hist[i].Mark = 1, whenlua.SetMark{}
+	}
+	return hist
+}
+
 func TestSimulateEdgeCases(t *testing.T) {
 	type due struct {
 		job    string
@@ -209,6 +218,12 @@ func TestSimulateEdgeCases(t *testing.T) {
 			src:  `when("reloaded()", "true", { name = "atload" })`,
 			hist: historyOf(version{"x", 1, 1, ""}, version{"x", 2, 2, ""}),
 			want: []due{{"atload", 1, "load"}},
+		},
+		{
+			name: "versions stored without marks are replayed in the order of their times",
+			src:  `when("x == 1 and y == 1", "true", { name = "both" })`,
+			hist: unmarked(historyOf(version{"x", 1, 1, ""}, version{"x", 0, 3, ""}, version{"y", 1, 2, ""})),
+			want: []due{{"both", 2, "cli"}},
 		},
 		{
 			name: "a set by a post hook is replayed from the record",
