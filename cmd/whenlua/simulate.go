@@ -47,7 +47,7 @@ func simulateCommand(e *env) *cli.Command {
 			"the first version, with no variable set: reloaded() is true at that first\n" +
 			"evaluation only (the daemon's restarts and reloads are not in the history).\n" +
 			"Versions stored by an older whenlua, which kept no set marks, are replayed\n" +
-			"one set each.\n\n" +
+			"first, one set each, in the order of their times.\n\n" +
 			"--since and --until take an RFC 3339 time, a date (YYYY-MM-DD, local\n" +
 			"midnight) or a duration back from now (90m, 36h, 30d). Versions before\n" +
 			"--since are replayed without being reported, so that the state at --since\n" +
