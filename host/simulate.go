@@ -185,7 +185,7 @@ type simSet struct {
 // nothing of their order), each a set of its own, evaluated before the
 // next.
 func groupHistory(hist []whenlua.VarVersion, until time.Time) [][]simSet {
-	vs := slices.Clone(hist)
+	vs := hist // sorted in place: a long history is not held twice
 	if !until.IsZero() {
 		vs = slices.DeleteFunc(vs, func(v whenlua.VarVersion) bool { return v.Time.After(until) })
 	}
@@ -240,7 +240,7 @@ type simRound struct {
 }
 
 // Simulate replays hist (every kept version of every variable, in any
-// order) through the job file opts.File in a throwaway engine and reports
+// order; Simulate reorders it in place) through the job file opts.File in a throwaway engine and reports
 // when its when-jobs would have become due, and the scheduled times of its
 // every- and cron-jobs in the window. Nothing runs: no process, no pre or
 // post; sets made by the file's own code (top level, on_load, hooks) are
