@@ -38,6 +38,10 @@ type state struct {
 	// daemon.
 	sim *simulation
 
+	// watched is when this daemon began watching each job with expect
+	// (silence.go).
+	watched map[string]time.Time
+
 	step step
 }
 
@@ -117,6 +121,7 @@ func newState(e *Engine) (*state, error) {
 		depsAll:  map[*job]struct{}{},
 		running:  map[uint64]*run{},
 		condErrs: map[string]string{},
+		watched:  map[string]time.Time{},
 	}
 	st.sched = newSchedule(e.clock)
 	var err error
