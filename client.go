@@ -32,6 +32,7 @@ var BuildVersion = "dev"
 //	GET  /v1/get      ?name=N               -> Value
 //	GET  /v1/vars                           -> map[string]Value
 //	GET  /v1/history  ?name=N&n=K           -> []Version
+//	GET  /v1/histories                      -> every variable's versions, one VarVersion (JSON) a line, streamed; an error after the first byte is in the Whenlua-Error trailer
 //	GET  /v1/names                          -> []JobInfo
 //	GET  /v1/jobs                           -> []Run
 //	POST /v1/start    StartRequest          -> Run

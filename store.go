@@ -60,6 +60,7 @@ type VarChange struct {
 	Value  Value     // Nil unsets the variable
 	Origin string    // recorded with the version (OriginCLI, ...)
 	Time   time.Time // the version's time, kept as data; zero means now
+	Mark   SetMark   // the set's place in its commit, kept for a replay
 }
 
 // Batch is everything one Store.Commit writes, atomically.

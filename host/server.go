@@ -121,6 +121,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/get", s.handleGet)
 	mux.HandleFunc("GET /v1/vars", s.handleVars)
 	mux.HandleFunc("GET /v1/history", s.handleHistory)
+	mux.HandleFunc("GET /v1/histories", s.handleHistories)
 	mux.HandleFunc("GET /v1/names", s.handleNames)
 	mux.HandleFunc("GET /v1/jobs", s.handleJobs)
 	mux.HandleFunc("POST /v1/start", s.handleStart)

@@ -169,14 +169,17 @@ func (st *state) applyAndSettle(origin string, as []whenlua.Assignment, trigger 
 // and whisper).
 func (st *state) applySet(origin string, as []whenlua.Assignment, trigger bool) {
 	st.countSet(origin)
+	first := len(st.step.batch.Vars)
 	names := make([]string, 0, len(as))
 	for _, a := range as {
 		st.setVar(a.Name, a.Value, origin)
 		names = append(names, a.Name)
 	}
+	queued := len(st.step.evalQueue)
 	if trigger {
 		st.queueEval(names, whenlua.Trigger{Kind: whenlua.TriggerSet, Origin: origin, Names: names, Time: st.e.clock.Now()})
 	}
+	st.markSet(first, !trigger, len(st.step.evalQueue) > queued)
 }
 
 // ---- evaluation ----
@@ -196,6 +199,7 @@ func (st *state) settle() {
 	for len(st.step.evalQueue) > 0 {
 		b := st.step.evalQueue[0]
 		st.step.evalQueue = st.step.evalQueue[1:]
+		st.step.rounds++
 		var recs map[*job]*whenlua.Evaluation
 		if st.tracing() {
 			recs = make(map[*job]*whenlua.Evaluation, len(b.cands))

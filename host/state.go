@@ -38,6 +38,10 @@ type state struct {
 	// evaluations it makes (TriggerStart, TriggerReload; empty: TriggerLoad).
 	evalSeqs  map[string]uint64
 	loadCause string
+	// sim, in the throwaway engine of `whenlua simulate`, records the runs
+	// that would start instead of starting them (simulate.go); nil in a
+	// daemon.
+	sim *simulation
 
 	// watched is when this daemon began watching each job with expect
 	// (silence.go).
@@ -78,6 +82,11 @@ type step struct {
 	// evaluations were dropped (see maxDuePerStep).
 	dueCount map[*job]int
 	loop     error
+	// sets counts the sets applied in this step and rounds the evaluation
+	// rounds begun (entries taken from evalQueue); setRounds holds the
+	// round of each set that queued one, in order (state.markSet).
+	sets, rounds int
+	setRounds    []int
 }
 
 // job is one active job of one generation.

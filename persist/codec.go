@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -15,9 +16,18 @@ import (
 // Encoding format bytes, the first byte of a stored version or job state,
 // so that a later layout can be told from this one.
 const (
-	formatVersion  = 2 // 1 kept the time in the key (migrate.go)
+	formatVersion  = 3 // 2 had no set mark, 1 kept the time in the key (migrate.go)
 	formatJobState = 1
 	formatEval     = 1
+)
+
+// formatVersionNoMark is the version layout without a set mark, still read.
+const formatVersionNoMark = 2
+
+// Set mark flags.
+const (
+	markQueued  = 1 << 0
+	markWhisper = 1 << 1
 )
 
 // Job state flags.
@@ -33,21 +43,33 @@ const (
 var errShort = errors.New("truncated")
 
 // encodeVersion is a version's stored value: format, time (be unix
-// nanoseconds), origin, value. It also returns the value's own encoding,
-// which is the tail of ver (the current value v/<name> stores the same
-// bytes).
-func encodeVersion(t time.Time, origin string, v whenlua.Value) (ver, val []byte) {
-	b := make([]byte, 0, 1+8+binary.MaxVarintLen64+len(origin)+1+len(v.S)+8)
+// nanoseconds), origin, set mark (set and rounds as uvarints, a flag
+// byte), value. It also returns the value's own encoding, which is the
+// tail of ver (the current value v/<name> stores the same bytes).
+func encodeVersion(t time.Time, origin string, m whenlua.SetMark, v whenlua.Value) (ver, val []byte) {
+	b := make([]byte, 0, 1+8+binary.MaxVarintLen64+len(origin)+2*binary.MaxVarintLen64+1+1+len(v.S)+8)
 	b = append(b, formatVersion)
 	b = binary.BigEndian.AppendUint64(b, uint64(t.UnixNano()))
 	b = appendString(b, origin)
+	b = binary.AppendUvarint(b, uint64(m.Set))
+	b = binary.AppendUvarint(b, uint64(m.Rounds))
+	var flags byte
+	if m.Queued {
+		flags |= markQueued
+	}
+	if m.Whisper {
+		flags |= markWhisper
+	}
+	b = append(b, flags)
 	n := len(b)
 	b = v.AppendBinary(b)
 	return b, b[n:]
 }
 
+// decodeVersion reads a version of this layout or of the one without a
+// set mark (whose mark stays zero: unknown).
 func decodeVersion(b []byte) (whenlua.Version, error) {
-	if len(b) < 9 || b[0] != formatVersion {
+	if len(b) < 9 || b[0] != formatVersion && b[0] != formatVersionNoMark {
 		return whenlua.Version{}, errors.New("decode version: unknown format")
 	}
 	t := time.Unix(0, int64(binary.BigEndian.Uint64(b[1:9])))
@@ -55,13 +77,28 @@ func decodeVersion(b []byte) (whenlua.Version, error) {
 	if err != nil {
 		return whenlua.Version{}, fmt.Errorf("decode version: %w", err)
 	}
+	var m whenlua.SetMark
+	if b[0] == formatVersion {
+		set, k := binary.Uvarint(rest)
+		if k <= 0 || set > math.MaxInt32 {
+			return whenlua.Version{}, fmt.Errorf("decode version: %w", errShort)
+		}
+		rest = rest[k:]
+		rounds, k := binary.Uvarint(rest)
+		if k <= 0 || rounds > math.MaxInt32 || len(rest) < k+1 {
+			return whenlua.Version{}, fmt.Errorf("decode version: %w", errShort)
+		}
+		flags := rest[k]
+		rest = rest[k+1:]
+		m = whenlua.SetMark{Set: int(set), Rounds: int(rounds), Queued: flags&markQueued != 0, Whisper: flags&markWhisper != 0}
+	}
 	v, err := whenlua.DecodeValue(rest)
-	return whenlua.Version{Value: v, Time: t, Origin: origin}, err
+	return whenlua.Version{Value: v, Time: t, Origin: origin, Mark: m}, err
 }
 
 // versionTime is the time of an encoded version, for retention by age.
 func versionTime(b []byte) (time.Time, bool) {
-	if len(b) < 9 || b[0] != formatVersion {
+	if len(b) < 9 || b[0] != formatVersion && b[0] != formatVersionNoMark {
 		return time.Time{}, false
 	}
 	return time.Unix(0, int64(binary.BigEndian.Uint64(b[1:9]))), true

@@ -94,6 +94,18 @@ func (s *Store) Commit(b *Batch) error {
 // way that may have stored it; the daemon must be restarted.
 var ErrFailed = errors.New("store failed")
 
+// ErrLocked is wrapped by Open when another process has the database open
+// (badger allows one process at a time, even for reading).
+var ErrLocked = errors.New("the store is in use by another process")
+
+// ErrNeedsRecovery is wrapped by a read-only Open of a database that was
+// not closed cleanly (a copy taken while a daemon ran, or after a crash):
+// badger must recover its log, which writes. Open a copy of it instead.
+var ErrNeedsRecovery = errors.New("the store was not closed cleanly and needs a recovery, which a read-only open cannot do")
+
+// errReadOnly refuses every write to a store opened with Options.ReadOnly.
+var errReadOnly = errors.New("store opened read-only")
+
 // commitTxn commits txn for a writer holding writeMu. Badger refuses some
 // transactions before writing anything (too big, writes blocked, closed);
 // any other error may come after the entries went into the memtable, where
@@ -174,7 +186,7 @@ func (w *writer) fill(b *Batch) error {
 		if t.IsZero() {
 			t = now
 		}
-		ver, val := encodeVersion(t, c.Origin, c.Value)
+		ver, val := encodeVersion(t, c.Origin, c.Mark, c.Value)
 		if err := w.set(historyKey(c.Name, r.last), ver); err != nil {
 			return err
 		}

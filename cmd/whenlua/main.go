@@ -83,6 +83,7 @@ func newApp(e *env) *cli.App {
 			checkCommand(e),
 			editCommand(e),
 			replCommand(e),
+			simulateCommand(e),
 			completionCommand(e),
 			docsCommand(e),
 		},
