@@ -8,10 +8,9 @@ import (
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/internal/metricstest"
 	"github.com/whenlua/whenlua/persist"
 )
 
@@ -25,40 +24,11 @@ func scrapeMetrics(t *testing.T, h http.Handler) map[string]*dto.MetricFamily {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("scrape: %d %s", rec.Code, rec.Body)
 	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(rec.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fams
+	return metricstest.Parse(t, rec.Body)
 }
 
-// metricValue is the value of the series of family name whose labels are
-// labels ("k=v,k=v"), and whether there is one; a histogram gives its count.
-func metricValue(fams map[string]*dto.MetricFamily, name, labels string) (float64, bool) {
-	f := fams[name]
-	if f == nil {
-		return 0, false
-	}
-	for _, m := range f.Metric {
-		var got []string
-		for _, lp := range m.Label {
-			got = append(got, lp.GetName()+"="+lp.GetValue())
-		}
-		if strings.Join(got, ",") != labels {
-			continue
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue(), true
-		case m.Gauge != nil:
-			return m.Gauge.GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount()), true
-		}
-	}
-	return 0, false
-}
+// metricValue reads one series of a scrape.
+var metricValue = metricstest.Value
 
 // jobSeries lists the series of the metrics a scrape gave that carry the
 // label job=name.

@@ -11,10 +11,9 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/internal/metricstest"
 )
 
 // status returns `whenlua status --json`.
@@ -45,41 +44,11 @@ func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("scrape: %s", resp.Status)
 	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fams
+	return metricstest.Parse(t, resp.Body)
 }
 
-// sample is the value of the series of family name with exactly labels
-// ("k=v,k=v", sorted as the exposition sorts them); a histogram gives its
-// count. ok is false when there is no such series.
-func sample(fams map[string]*dto.MetricFamily, name, labels string) (v float64, ok bool) {
-	f := fams[name]
-	if f == nil {
-		return 0, false
-	}
-	for _, m := range f.Metric {
-		var got []string
-		for _, lp := range m.Label {
-			got = append(got, lp.GetName()+"="+lp.GetValue())
-		}
-		if strings.Join(got, ",") != labels {
-			continue
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue(), true
-		case m.Gauge != nil:
-			return m.Gauge.GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount()), true
-		}
-	}
-	return 0, false
-}
+// sample reads one series of a scrape.
+var sample = metricstest.Value
 
 func TestMetricsCountRunsAndSetsOfARealDaemon(t *testing.T) {
 	h := newHome(t)
