@@ -49,7 +49,7 @@ func takeDue(q *[]deadline, now time.Time) []deadline {
 type schedule struct {
 	clock   Clock
 	h       jobHeap
-	retries []*retry // pending retries, earliest first
+	retries []*retry   // pending retries, earliest first
 	holds   []deadline // when-jobs' hold deadlines, earliest first
 	// silences are the deadlines of jobs with expect, earliest first, one
 	// per job.
