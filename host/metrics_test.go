@@ -60,27 +60,19 @@ func TestAJobThatLeavesTakesItsSeriesWithIt(t *testing.T) {
 	runOnce(te, "keeper")
 
 	fams := scrapeMetrics(t, te.MetricsHandler())
-	for _, c := range []struct {
-		name, labels string
-		want         float64
-	}{
-		{"whenlua_runs_started_total", "job=old", 2},
-		{"whenlua_runs_finished_total", "job=old,result=success", 1},
-		{"whenlua_runs_finished_total", "job=old,result=failure", 1},
-		{"whenlua_run_duration_seconds", "job=old", 2},
-		{"whenlua_condition_errors_total", "job=old", 1}, // at load, n unset
-		{"whenlua_job_silent", "job=old", 0},
-		{"whenlua_runs_finished_total", "job=keeper,result=success", 1},
-		{"whenlua_sets_total", "origin=cli", 3},
-		{"whenlua_job_file_load_error", "file=a.lua", 0},
-		{"whenlua_runs_running", "", 0},
-		{"whenlua_runs_queued", "", 0},
-	} {
-		got, ok := metricValue(fams, c.name, c.labels)
-		if !ok || got != c.want {
-			t.Errorf("%s{%s} = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
-		}
-	}
+	metricstest.Check(t, fams, []metricstest.Series{
+		{Name: "whenlua_runs_started_total", Labels: "job=old", Want: 2},
+		{Name: "whenlua_runs_finished_total", Labels: "job=old,result=success", Want: 1},
+		{Name: "whenlua_runs_finished_total", Labels: "job=old,result=failure", Want: 1},
+		{Name: "whenlua_run_duration_seconds", Labels: "job=old", Want: 2},
+		{Name: "whenlua_condition_errors_total", Labels: "job=old", Want: 1}, // at load, n unset
+		{Name: "whenlua_job_silent", Labels: "job=old", Want: 0},
+		{Name: "whenlua_runs_finished_total", Labels: "job=keeper,result=success", Want: 1},
+		{Name: "whenlua_sets_total", Labels: "origin=cli", Want: 3},
+		{Name: "whenlua_job_file_load_error", Labels: "file=a.lua", Want: 0},
+		{Name: "whenlua_runs_running", Labels: "", Want: 0},
+		{Name: "whenlua_runs_queued", Labels: "", Want: 0},
+	})
 	if _, ok := metricValue(fams, "whenlua_job_last_success_timestamp_seconds", "job=old"); !ok {
 		t.Error("no last success of old")
 	}

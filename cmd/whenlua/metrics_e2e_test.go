@@ -76,28 +76,21 @@ when("go == 2", "exit 3", { name = "bad" })
 	waitFor(t, "the run of bad", finished(2))
 
 	fams := scrape(t, addr)
-	for _, c := range []struct {
-		name, labels string
-		want         float64
-	}{
-		{"whenlua_runs_started_total", "job=good", 1},
-		{"whenlua_runs_started_total", "job=bad", 1},
-		{"whenlua_runs_finished_total", "job=good,result=success", 1},
-		{"whenlua_runs_finished_total", "job=bad,result=failure", 1},
-		{"whenlua_run_duration_seconds", "job=good", 1},
-		{"whenlua_run_duration_seconds", "job=bad", 1},
-		{"whenlua_sets_total", "origin=cli", 2},
-		{"whenlua_runs_running", "", 0},
-		{"whenlua_runs_queued", "", 0},
-		{"whenlua_job_file_load_error", "file=m.lua", 0},
+	metricstest.Check(t, fams, []metricstest.Series{
+		{Name: "whenlua_runs_started_total", Labels: "job=good", Want: 1},
+		{Name: "whenlua_runs_started_total", Labels: "job=bad", Want: 1},
+		{Name: "whenlua_runs_finished_total", Labels: "job=good,result=success", Want: 1},
+		{Name: "whenlua_runs_finished_total", Labels: "job=bad,result=failure", Want: 1},
+		{Name: "whenlua_run_duration_seconds", Labels: "job=good", Want: 1},
+		{Name: "whenlua_run_duration_seconds", Labels: "job=bad", Want: 1},
+		{Name: "whenlua_sets_total", Labels: "origin=cli", Want: 2},
+		{Name: "whenlua_runs_running", Labels: "", Want: 0},
+		{Name: "whenlua_runs_queued", Labels: "", Want: 0},
+		{Name: "whenlua_job_file_load_error", Labels: "file=m.lua", Want: 0},
 		// The load evaluates both jobs once; each set twice (the fixpoint's
 		// second pass finds nothing new).
-		{"whenlua_condition_evaluation_seconds", "", 2 + 4 + 4},
-	} {
-		if got, ok := sample(fams, c.name, c.labels); !ok || got != c.want {
-			t.Errorf("%s{%s} = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
-		}
-	}
+		{Name: "whenlua_condition_evaluation_seconds", Labels: "", Want: 2 + 4 + 4},
+	})
 	for _, absent := range []struct{ name, labels string }{
 		{"whenlua_runs_finished_total", "job=good,result=failure"},
 		{"whenlua_runs_finished_total", "job=bad,result=success"},

@@ -23,6 +23,23 @@ func Parse(t testing.TB, r io.Reader) map[string]*dto.MetricFamily {
 	return fams
 }
 
+// Series is a series a scrape must have, and its value (Value).
+type Series struct {
+	Name, Labels string
+	Want         float64
+}
+
+// Check reports, as errors of t, each series of want that fams lacks or
+// that has another value.
+func Check(t testing.TB, fams map[string]*dto.MetricFamily, want []Series) {
+	t.Helper()
+	for _, c := range want {
+		if got, ok := Value(fams, c.Name, c.Labels); !ok || got != c.Want {
+			t.Errorf("%s{%s} = %v (present %v), want %v", c.Name, c.Labels, got, ok, c.Want)
+		}
+	}
+}
+
 // Value is the value of the series of family name with exactly labels
 // ("k=v,k=v", sorted as the exposition sorts them); a histogram gives its
 // count. ok is false when there is no such series.
