@@ -20,17 +20,7 @@ const simJobs = simtest.Jobs + `every("10 minutes", "true", { name = "tick" })
 `
 
 // scanAll reads every version the engine's store keeps.
-func scanAll(t *testing.T, hs whenlua.HistoryScanner) []whenlua.VarVersion {
-	t.Helper()
-	var hist []whenlua.VarVersion
-	if err := hs.ScanHistory(context.Background(), func(v whenlua.VarVersion) error {
-		hist = append(hist, v)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return hist
-}
+var scanAll = simtest.History
 
 func TestASimulationGivesTheRunsTheEngineStarted(t *testing.T) {
 	p := testPaths(t, t.TempDir())

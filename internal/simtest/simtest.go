@@ -1,10 +1,13 @@
 // Package simtest holds the job file that the tests of simulate, in host
-// and on the command line, replay, and how to read what its jobs print.
+// and on the command line, replay, how to read what its jobs print, and
+// the reading of a whole stored history.
 package simtest
 
 import (
+	"context"
 	"sort"
 	"strings"
+	"testing"
 
 	"github.com/whenlua/whenlua"
 )
@@ -25,6 +28,20 @@ when('changes("w")', "echo w=$w", { name = "onw" })
 when("x >= 6", "echo x=$x", { name = "guarded", pre = function() set("seen", vars.x) return true end })
 when('changes("seen")', "echo seen=$seen", { name = "onseen" })
 `
+
+// History reads every version hs keeps, in the order it gives them,
+// failing t if the scan fails.
+func History(t testing.TB, hs whenlua.HistoryScanner) []whenlua.VarVersion {
+	t.Helper()
+	var out []whenlua.VarVersion
+	if err := hs.ScanHistory(context.Background(), func(v whenlua.VarVersion) error {
+		out = append(out, v)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
 
 // Line is what a job of Jobs prints when due with values (a simulation's
 // SimDue.Values): its condition's variables, sorted, as name=value.
