@@ -203,6 +203,25 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, status, kind, err.Error())
 }
 
+// answer replies v, or fails with err: the end of a handler that called
+// the service.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, v any, err error) {
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.reply(w, v)
+}
+
+// emptyIfNil makes a nil slice empty, so that it is answered as [] rather
+// than null.
+func emptyIfNil[S ~[]E, E any](s S) S {
+	if s == nil {
+		return S{}
+	}
+	return s
+}
+
 func (s *Server) reply(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	if err := json.NewEncoder(w).Encode(v); err != nil {
@@ -255,35 +274,21 @@ func (s *Server) handleSet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, err := s.svc.Set(r.Context(), req)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if resp.Triggered == nil {
-		resp.Triggered = []string{}
-	}
-	s.reply(w, resp)
+	resp.Triggered = emptyIfNil(resp.Triggered)
+	s.answer(w, r, resp, err)
 }
 
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	v, err := s.svc.Get(r.Context(), r.URL.Query().Get("name"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.reply(w, v)
+	s.answer(w, r, v, err)
 }
 
 func (s *Server) handleVars(w http.ResponseWriter, r *http.Request) {
 	vars, err := s.svc.Vars(r.Context())
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	if vars == nil {
 		vars = map[string]whenlua.Value{}
 	}
-	s.reply(w, vars)
+	s.answer(w, r, vars, err)
 }
 
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
@@ -293,51 +298,22 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	vs, err := s.svc.History(r.Context(), r.URL.Query().Get("name"), n)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if vs == nil {
-		vs = []whenlua.Version{}
-	}
-	s.reply(w, vs)
+	s.answer(w, r, emptyIfNil(vs), err)
 }
 
 func (s *Server) handleWhy(w http.ResponseWriter, r *http.Request) {
 	rep, err := s.svc.Why(r.Context(), r.URL.Query().Get("job"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.reply(w, rep)
+	s.answer(w, r, rep, err)
 }
 
 func (s *Server) handleNames(w http.ResponseWriter, r *http.Request) {
 	jobs, err := s.svc.Names(r.Context())
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if jobs == nil {
-		jobs = []whenlua.JobInfo{}
-	}
-	s.reply(w, jobs)
+	s.answer(w, r, emptyIfNil(jobs), err)
 }
 
 func (s *Server) handleJobs(w http.ResponseWriter, r *http.Request) {
 	runs, err := s.svc.Jobs(r.Context())
-	s.replyRuns(w, r, runs, err)
-}
-
-func (s *Server) replyRuns(w http.ResponseWriter, r *http.Request, runs []whenlua.Run, err error) {
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if runs == nil {
-		runs = []whenlua.Run{}
-	}
-	s.reply(w, runs)
+	s.answer(w, r, emptyIfNil(runs), err)
 }
 
 func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
@@ -347,11 +323,7 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	run, err := s.svc.Start(r.Context(), req.Name)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.reply(w, run)
+	s.answer(w, r, run, err)
 }
 
 func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
@@ -360,11 +332,8 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if err := s.svc.Cancel(r.Context(), req.Serial); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.reply(w, struct{}{})
+	err := s.svc.Cancel(r.Context(), req.Serial)
+	s.answer(w, r, struct{}{}, err)
 }
 
 // streamWriter sends each write to the client at once. The first write
@@ -430,7 +399,7 @@ func (s *Server) handleLog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	runs, err := s.svc.Log(r.Context(), r.URL.Query().Get("job"), n)
-	s.replyRuns(w, r, runs, err)
+	s.answer(w, r, emptyIfNil(runs), err)
 }
 
 func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
@@ -440,20 +409,12 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	run, err := s.svc.Run(r.Context(), serial)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.reply(w, run)
+	s.answer(w, r, run, err)
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	st, err := s.svc.Status(r.Context())
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.reply(w, st)
+	s.answer(w, r, st, err)
 }
 
 func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
@@ -466,11 +427,7 @@ func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	st, err := s.svc.Reload(r.Context(), req)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.reply(w, st)
+	s.answer(w, r, st, err)
 }
 
 func (s *Server) handlePing(w http.ResponseWriter, r *http.Request) {
