@@ -370,6 +370,28 @@ func TestUsageErrorsExit2(t *testing.T) {
 	}
 }
 
+// A negative -n is a usage error of its own, but the arguments are checked
+// first: a wrong count of them is reported as the usage line.
+func TestCountFlagAfterArguments(t *testing.T) {
+	t.Parallel()
+	h := newHome(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"history", "v", "-n", "-1"}, "-n must not be negative"},
+		{[]string{"history", "-n", "-1"}, "usage: whenlua history NAME [-n N]"},
+		{[]string{"log", "-n", "-1"}, "-n must not be negative"},
+		{[]string{"log", "a", "b", "-n", "-1"}, "usage: whenlua log [NAME] [-n N]"},
+		{[]string{"why", "j", "-n=-1"}, "-n must not be negative"},
+		{[]string{"why", "-n", "-1"}, "usage: whenlua why JOB [-n N]"},
+	} {
+		if r := h.run(tc.args...); r.code != 2 || r.stderr != "whenlua: "+tc.want+"\n" {
+			t.Errorf("whenlua %s: %v, want exit 2 and %q", strings.Join(tc.args, " "), r, tc.want)
+		}
+	}
+}
+
 func TestACommandWithoutADaemonSaysHowToStartOne(t *testing.T) {
 	t.Parallel()
 	h := newHome(t)
