@@ -213,9 +213,9 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, v any, err error
 	s.reply(w, v)
 }
 
-// emptyIfNil makes a nil slice empty, so that it is answered as [] rather
+// orEmpty makes a nil slice empty, so that it is answered as [] rather
 // than null.
-func emptyIfNil[S ~[]E, E any](s S) S {
+func orEmpty[S ~[]E, E any](s S) S {
 	if s == nil {
 		return S{}
 	}
@@ -274,7 +274,7 @@ func (s *Server) handleSet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, err := s.svc.Set(r.Context(), req)
-	resp.Triggered = emptyIfNil(resp.Triggered)
+	resp.Triggered = orEmpty(resp.Triggered)
 	s.answer(w, r, resp, err)
 }
 
@@ -298,7 +298,7 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	vs, err := s.svc.History(r.Context(), r.URL.Query().Get("name"), n)
-	s.answer(w, r, emptyIfNil(vs), err)
+	s.answer(w, r, orEmpty(vs), err)
 }
 
 func (s *Server) handleWhy(w http.ResponseWriter, r *http.Request) {
@@ -308,12 +308,12 @@ func (s *Server) handleWhy(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleNames(w http.ResponseWriter, r *http.Request) {
 	jobs, err := s.svc.Names(r.Context())
-	s.answer(w, r, emptyIfNil(jobs), err)
+	s.answer(w, r, orEmpty(jobs), err)
 }
 
 func (s *Server) handleJobs(w http.ResponseWriter, r *http.Request) {
 	runs, err := s.svc.Jobs(r.Context())
-	s.answer(w, r, emptyIfNil(runs), err)
+	s.answer(w, r, orEmpty(runs), err)
 }
 
 func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
@@ -399,7 +399,7 @@ func (s *Server) handleLog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	runs, err := s.svc.Log(r.Context(), r.URL.Query().Get("job"), n)
-	s.answer(w, r, emptyIfNil(runs), err)
+	s.answer(w, r, orEmpty(runs), err)
 }
 
 func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {

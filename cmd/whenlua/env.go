@@ -103,6 +103,15 @@ func (e *env) printJSONOr(c *cli.Context, v any, text func()) error {
 	return nil
 }
 
+// orEmpty makes a nil list empty, so that --json prints it as [] rather
+// than null.
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
 // countArg is the value of a listing's -n flag (0: all kept); a negative
 // one is a usage error. It is checked in the command's Action, after its
 // arguments, rather than by the flag's own Action, which urfave/cli runs

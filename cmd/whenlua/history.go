@@ -45,9 +45,7 @@ func historyCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			if vs == nil {
-				vs = []whenlua.Version{}
-			}
+			vs = orEmpty(vs)
 			return e.printJSONOr(c, vs, func() {
 				for _, v := range vs {
 					val := v.Value.LineString()

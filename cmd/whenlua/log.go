@@ -38,9 +38,7 @@ func logCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			if runs == nil {
-				runs = []whenlua.Run{}
-			}
+			runs = orEmpty(runs)
 			return e.printJSONOr(c, runs, func() {
 				for _, r := range runs {
 					fmt.Fprintln(e.stdout, logLine(r))
