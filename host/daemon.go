@@ -36,6 +36,63 @@ type DaemonOptions struct {
 	StopTimeout time.Duration
 	// Ready, when set, is called once the daemon serves its socket.
 	Ready func(whenlua.Ping)
+	// Backend, when set, replaces the home's own store and engine: the
+	// daemon serves the Service it returns on the socket and closes it on
+	// stop (a node of a cluster, package cluster). Store is then unused.
+	Backend func(ctx context.Context, env BackendEnv) (Backend, error)
+}
+
+// BackendEnv is what RunDaemon hands DaemonOptions.Backend: the home's
+// paths, the logger and the engine options, with Paths and Logger filled.
+type BackendEnv struct {
+	Paths  whenlua.Paths
+	Logger *slog.Logger
+	Engine EngineOptions
+}
+
+// Backend is what a daemon serves: a Service that RunDaemon closes, after
+// its socket, when it stops.
+type Backend interface {
+	whenlua.Service
+	Close(ctx context.Context) error
+}
+
+// localBackend is the default Backend: the engine on the home's own store.
+type localBackend struct {
+	*Engine
+	store whenlua.Store
+}
+
+func (b localBackend) Close(ctx context.Context) error {
+	err := b.Engine.Close(ctx)
+	if err != nil {
+		err = fmt.Errorf("close engine: %w", err)
+	}
+	if cerr := b.store.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
+	}
+	return err
+}
+
+// openLocal opens the home's badger store and the engine on it.
+func openLocal(ctx context.Context, opts DaemonOptions, env BackendEnv) (Backend, error) {
+	so := opts.Store
+	so.Dir = env.Paths.DBDir
+	if so.Logger == nil {
+		so.Logger = env.Logger.With("part", "store")
+	}
+	store, err := persist.Open(so)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	eo := env.Engine
+	eo.Store = store
+	engine := NewEngine(eo)
+	if err := engine.Open(ctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("open engine: %w", err)
+	}
+	return localBackend{Engine: engine, store: store}, nil
 }
 
 // AlreadyRunningError is RunDaemon's error when another daemon holds the
@@ -81,26 +138,16 @@ func RunDaemon(ctx context.Context, opts DaemonOptions) (err error) {
 	}
 	defer l.Close()
 
-	so := opts.Store
-	so.Dir = p.DBDir
-	if so.Logger == nil {
-		so.Logger = log.With("part", "store")
+	env := BackendEnv{Paths: p, Logger: log, Engine: opts.Engine}
+	env.Engine.Paths, env.Engine.Logger = p, log
+	var engine Backend
+	if opts.Backend != nil {
+		engine, err = opts.Backend(ctx, env)
+	} else {
+		engine, err = openLocal(ctx, opts, env)
 	}
-	store, err := persist.Open(so)
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
-	}
-	defer func() {
-		if cerr := store.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close store: %w", cerr)
-		}
-	}()
-
-	eo := opts.Engine
-	eo.Store, eo.Paths, eo.Logger = store, p, log
-	engine := NewEngine(eo)
-	if err := engine.Open(ctx); err != nil {
-		return fmt.Errorf("open engine: %w", err)
+		return err
 	}
 	// From here on, the stop sequence below closes the engine.
 
@@ -162,8 +209,8 @@ func RunDaemon(ctx context.Context, opts DaemonOptions) (err error) {
 		serveErr = <-served
 	}
 	if cerr := engine.Close(sctx); cerr != nil {
-		log.Warn("close engine", "err", cerr)
-		err = errors.Join(err, fmt.Errorf("close engine: %w", cerr))
+		log.Warn("close", "err", cerr)
+		err = errors.Join(err, cerr)
 	}
 	if serveErr != nil {
 		err = errors.Join(err, fmt.Errorf("serve: %w", serveErr))

@@ -53,7 +53,7 @@ func (e *Engine) Set(ctx context.Context, req whenlua.SetRequest) (whenlua.SetRe
 	select {
 	case e.sets <- r:
 	case <-e.done:
-		return whenlua.SetResponse{}, errStopped
+		return whenlua.SetResponse{}, ErrStopped
 	case <-ctx.Done():
 		return whenlua.SetResponse{}, ctx.Err()
 	}
@@ -67,7 +67,7 @@ func (e *Engine) Set(ctx context.Context, req whenlua.SetRequest) (whenlua.SetRe
 		case rep := <-r.reply:
 			return rep.resp, rep.err
 		default:
-			return whenlua.SetResponse{}, errStopped
+			return whenlua.SetResponse{}, ErrStopped
 		}
 	}
 }

@@ -113,7 +113,7 @@ func newState(e *Engine) (*state, error) {
 		running:  map[uint64]*run{},
 		condErrs: map[string]string{},
 	}
-	st.sched = newSchedule(e.clock)
+	st.sched = newSchedule(e.clock, e.opts.KeepBoundaries)
 	var err error
 	if st.vars, err = e.store.Vars(); err != nil {
 		return nil, fmt.Errorf("load variables: %w", err)

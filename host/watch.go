@@ -195,7 +195,7 @@ func (w *watcher) rescan() {
 		case <-ctx.Done():
 		}
 	}()
-	if err := w.e.loadFiles(ctx, forceSet{}); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, errStopped) {
+	if err := w.e.loadFiles(ctx, forceSet{}); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, ErrStopped) {
 		w.e.log.Warn("rescan", "err", err)
 	}
 }
