@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // maintain runs on its own goroutine until ctx is done: at once and then
@@ -77,7 +78,9 @@ func (m *maintainer) compact(ctx context.Context) (int64, error) {
 	}
 	cur := resp.Header.Revision
 	if m.prevRev > 0 && m.prevRev < cur {
-		if _, err := s.cli.Compact(cctx, m.prevRev); err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
+		// Physical: wait until the backend has dropped the old revisions,
+		// so that a defragmentation after it gets their space back.
+		if _, err := s.cli.Compact(cctx, m.prevRev, clientv3.WithCompactPhysical()); err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
 			return cur, fmt.Errorf("compact at %d: %w", m.prevRev, err)
 		}
 	}

@@ -89,6 +89,10 @@ type Options struct {
 	// maxOps and maxBytes bound one transaction (tests lower them).
 	maxOps   int
 	maxBytes int
+	// fault, in tests, injects an error at a point of a write: "send"
+	// (the request is lost), "reply" (the reply is lost), "marker" (the
+	// writer stops before a journal step's marker), "apply" (after it).
+	fault func(point string) error
 }
 
 // Store is whenlua.Store on etcd. Its methods are safe for concurrent use;

@@ -193,15 +193,34 @@ func (s *Store) write(ctx context.Context, ops []kvOp) error {
 		then = append(then, o.op())
 	}
 	then = append(then, clientv3.OpPut(s.k.head, head))
-	resp, err := s.cli.Txn(ctx).If(cmps...).Then(then...).Commit()
+	var resp *clientv3.TxnResponse
+	err := s.fault("send")
+	if err == nil {
+		resp, err = s.cli.Txn(ctx).If(cmps...).Then(then...).Commit()
+		if err == nil {
+			err = s.fault("reply")
+		}
+	}
 	if err != nil {
-		return s.resolve(err, head)
+		if err := s.resolve(err, head); err != nil {
+			return err
+		}
+		s.view.step = step
+		return nil
 	}
 	if !resp.Succeeded {
 		return s.refused(ctx)
 	}
 	s.view.headRev, s.view.step = resp.Header.Revision, step
 	return nil
+}
+
+// fault returns the error tests inject at point, nil otherwise.
+func (s *Store) fault(point string) error {
+	if s.opts.fault == nil {
+		return nil
+	}
+	return s.opts.fault(point)
 }
 
 // writeJournal stores ops as the journal parts of step, each in its own
@@ -240,6 +259,9 @@ func (s *Store) writeJournal(ctx context.Context, step uint64, head string, cmps
 	markerCmps := append(slices.Clone(cmps),
 		clientv3.Compare(clientv3.ModRevision(stepKeys), ">", firstRev-1).WithPrefix(),
 		clientv3.Compare(clientv3.ModRevision(stepKeys), "<", lastRev+1).WithPrefix())
+	if err := s.fault("marker"); err != nil {
+		return err
+	}
 	resp, err := s.cli.Txn(ctx).If(markerCmps...).
 		Then(clientv3.OpPut(marker, strconv.Itoa(len(parts))), clientv3.OpPut(s.k.head, head)).Commit()
 	if err != nil {
@@ -254,6 +276,9 @@ func (s *Store) writeJournal(ctx context.Context, step uint64, head string, cmps
 	}
 	s.view.step = step
 	s.view.pending = true
+	if err := s.fault("apply"); err != nil {
+		return err
+	}
 	if err := s.applyJournal(ctx); err != nil {
 		s.log.Warn("cluster store: apply of a committed journal step left for the next write", "step", step, "err", err)
 	}

@@ -23,6 +23,17 @@ func (s *Store) Trim() error {
 	defer s.writeMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*s.opts.CallTimeout)
 	defer cancel()
+	// Only the writer trims: a node that is not learns it even when there
+	// is nothing to trim.
+	if fence := s.fence(); len(fence) > 0 {
+		resp, err := s.cli.Txn(ctx).If(fence...).Commit()
+		if err != nil {
+			return fmt.Errorf("trim: %w", err)
+		}
+		if !resp.Succeeded {
+			return fmt.Errorf("trim: %w", ErrNotLeader)
+		}
+	}
 	hist, err := s.trimHistory(ctx)
 	if err != nil {
 		return fmt.Errorf("trim history: %w", err)
