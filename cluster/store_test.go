@@ -1,0 +1,117 @@
+package cluster
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/internal/etcdtest"
+	"github.com/whenlua/whenlua/internal/storetest"
+)
+
+// sharedEtcd is one etcd member for the tests that need no cluster of
+// their own; each store on it has a cluster name of its own.
+var sharedEtcd *etcdtest.Cluster
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "whenlua-cluster-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	sharedEtcd, err = etcdtest.Launch(etcdtest.Options{Dir: dir})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	sharedEtcd.Close()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// newClient returns a client of endpoints, closed when t ends.
+func newClient(t testing.TB, endpoints []string) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+var clusterSeq atomic.Int64
+
+// openTest opens a store without background maintenance under a cluster
+// name of its own on the shared etcd (or opts.Client's), and closes it
+// when t ends.
+func openTest(t testing.TB, opts Options) *Store {
+	t.Helper()
+	if opts.Client == nil {
+		opts.Client = newClient(t, sharedEtcd.Endpoints())
+	}
+	if opts.Cluster == "" {
+		opts.Cluster = fmt.Sprintf("t%d", clusterSeq.Add(1))
+	}
+	if opts.Logger == nil {
+		opts.Logger = quietLogger
+	}
+	if opts.MaintainEvery == 0 {
+		opts.MaintainEvery = -1
+	}
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func reopen(t testing.TB, s *Store) *Store {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	return openTest(t, s.opts)
+}
+
+func commit(t testing.TB, s *Store, b *whenlua.Batch) {
+	t.Helper()
+	if err := s.Commit(b); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+}
+
+// TestStoreContract runs the contract every whenlua.Store keeps: the same
+// suite persist runs on badger.
+func TestStoreContract(t *testing.T) {
+	storetest.Run(t, storetest.Harness{
+		Open: func(t testing.TB, o storetest.Options) whenlua.Store {
+			return openTest(t, Options{HistoryKeep: o.HistoryKeep, HistoryMaxAge: o.HistoryMaxAge, RunsKeep: o.RunsKeep, Now: o.Now})
+		},
+		Reopen: func(t testing.TB, s whenlua.Store) whenlua.Store { return reopen(t, s.(*Store)) },
+	})
+}
+
+// The same contract with transactions limited to 8 operations and 4 KiB:
+// every batch of more than a few keys goes through the journal.
+func TestStoreContractThroughTheJournal(t *testing.T) {
+	storetest.Run(t, storetest.Harness{
+		Open: func(t testing.TB, o storetest.Options) whenlua.Store {
+			return openTest(t, Options{HistoryKeep: o.HistoryKeep, HistoryMaxAge: o.HistoryMaxAge, RunsKeep: o.RunsKeep, Now: o.Now,
+				maxOps: 8, maxBytes: 4 << 10})
+		},
+		Reopen: func(t testing.TB, s whenlua.Store) whenlua.Store { return reopen(t, s.(*Store)) },
+	})
+}
