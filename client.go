@@ -165,6 +165,7 @@ type Client struct {
 	socket string
 	hc     *http.Client
 	token  string // sent as a bearer token (DialNode)
+	tcp    bool   // socket is a TCP address (DialNode)
 }
 
 var _ Service = (*Client)(nil)
@@ -222,7 +223,7 @@ func Dial(socket string) *Client {
 // daemon's socket to whoever presents token as a bearer token. The
 // transport resends nothing the node may have received, as Dial's.
 func DialNode(addr, token string) *Client {
-	c := &Client{socket: addr, token: token}
+	c := &Client{socket: addr, token: token, tcp: true}
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
 		MaxIdleConns:        32,
@@ -295,7 +296,7 @@ func (c *Client) request(ctx context.Context, method, path string, query url.Val
 		rd = bytes.NewReader(b)
 	}
 	host := "whenlua"
-	if c.token != "" {
+	if c.tcp {
 		host = c.socket
 	}
 	u := "http://" + host + "/v" + strconv.Itoa(ProtocolVersion) + path
@@ -307,7 +308,7 @@ func (c *Client) request(ctx context.Context, method, path string, query url.Val
 		return nil, err
 	}
 	req.Header.Set(ProtocolHeader, strconv.Itoa(ProtocolVersion))
-	if c.token != "" {
+	if c.tcp {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	if body != nil {

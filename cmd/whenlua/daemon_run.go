@@ -23,10 +23,11 @@ func daemonRunCommand(e *env) *cli.Command {
 		Usage: "run the daemon in the foreground, logging to stderr",
 		Description: "On a fresh home (no jobs directory yet) a sample job file is installed\n" +
 			"as jobs/sample.lua. SIGTERM or SIGINT stops the daemon gracefully; SIGHUP\n" +
-			"rescans the jobs directory.",
+			"rescans the jobs directory. With --etcd the daemon is a node of a cluster\n" +
+			"that keeps its state in etcd (docs/cluster.md).",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn or error"},
-		}, append(engineFlags(), retentionFlags()...)...),
+		}, append(append(engineFlags(), retentionFlags()...), clusterFlags()...)...),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
@@ -39,6 +40,9 @@ func daemonRunCommand(e *env) *cli.Command {
 				return err
 			}
 			if err := checkEngineFlags(c); err != nil {
+				return err
+			}
+			if err := checkClusterFlags(c); err != nil {
 				return err
 			}
 			p, err := e.Paths()
@@ -63,7 +67,8 @@ func daemonRunCommand(e *env) *cli.Command {
 				log.Warn("install sample job file", "err", err)
 			}
 			return host.RunDaemon(c.Context, host.DaemonOptions{Paths: p, Logger: log, Store: retentionOptions(c),
-				Engine: host.EngineOptions{MaxRuns: c.Int("max-runs"), LuaTimeout: c.Duration("lua-timeout")}})
+				Engine:  host.EngineOptions{MaxRuns: c.Int("max-runs"), LuaTimeout: c.Duration("lua-timeout")},
+				Backend: clusterBackend(c)})
 		},
 	}
 }

@@ -1,0 +1,301 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/internal/etcdtest"
+)
+
+// testTTL is the lease of the test nodes: a dead node loses its
+// leadership and its runs this long after.
+const testTTL = "2s"
+
+// node is one whenlua daemon of a test cluster, in a home of its own.
+type node struct {
+	*home
+	name string
+}
+
+// startCluster starts etcd (members members) and n whenlua daemons on it,
+// each with jobs (file name -> source) in its jobs directory, and waits
+// until they see each other and a leader.
+func startCluster(t *testing.T, members, n int, jobs map[string]string) (*etcdtest.Cluster, []*node) {
+	t.Helper()
+	etcd := etcdtest.Start(t, members)
+	var nodes []*node
+	for i := range n {
+		nd := &node{home: newHome(t), name: fmt.Sprintf("n%d", i+1)}
+		for f, src := range jobs {
+			nd.writeJob(f, src)
+		}
+		nd.startNode(etcd)
+		nodes = append(nodes, nd)
+	}
+	waitCluster(t, nodes, n)
+	return etcd, nodes
+}
+
+// startNode starts the node's daemon on etcd with `daemon start`.
+func (nd *node) startNode(etcd *etcdtest.Cluster) int {
+	nd.t.Helper()
+	return nd.start("--etcd", strings.Join(etcd.Endpoints(), ","), "--cluster", "test", "--node", nd.name, "--lease-ttl", testTTL)
+}
+
+// clusterStatus is `whenlua status --json`'s cluster part on nd.
+func (nd *node) clusterStatus() whenlua.ClusterStatus {
+	nd.t.Helper()
+	var st whenlua.Status
+	out := nd.ok("status", "--json")
+	if err := json.Unmarshal([]byte(out), &st); err != nil || st.Cluster == nil {
+		nd.t.Fatalf("status --json on %s: no cluster in %q (%v)", nd.name, out, err)
+	}
+	return *st.Cluster
+}
+
+// waitCluster waits until every node sees n live nodes and one leader, the
+// same for all, and returns the leader's index.
+func waitCluster(t *testing.T, nodes []*node, n int) int {
+	t.Helper()
+	leader := -1
+	waitFor(t, fmt.Sprintf("%d live nodes and a leader", n), func() bool {
+		name := ""
+		for _, nd := range nodes {
+			if nd.pid() == 0 {
+				continue
+			}
+			cs := nd.clusterStatus()
+			if len(cs.Nodes) != n || cs.Leader == "" || (name != "" && cs.Leader != name) {
+				return false
+			}
+			name = cs.Leader
+		}
+		for i, nd := range nodes {
+			if nd.name == name {
+				leader = i
+			}
+		}
+		return leader >= 0
+	})
+	return leader
+}
+
+// counterJob is a when-job that appends its serial to out at each change
+// of x, and a slow job that holds a run in flight while slow changes.
+// (A run sees the variables as they are when it starts, not as the set
+// that triggered it left them: the serial, not $x, tells runs apart.)
+func counterJob(out string) string {
+	return fmt.Sprintf(`when(function() return changes("x") end, [[echo "$JOBSERIAL" >> %s]], { name = "count" })
+when(function() return changes("slow") end, [[sleep 60]], { name = "slow" })
+`, out)
+}
+
+// setter sets x to distinct values through one node until stopped, and
+// remembers the values acknowledged.
+type setter struct {
+	mu    sync.Mutex
+	acked []string
+	errs  int
+	bad   []string // acknowledged sets that did not trigger count
+}
+
+func (s *setter) run(nd *node, prefix string, n int, stop <-chan struct{}) {
+	c := whenlua.Dial(filepath.Join(nd.dir, "whenlua.sock"))
+	defer c.Close()
+	for i := range n {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		v := fmt.Sprintf("%s-%d", prefix, i)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		resp, err := c.Set(ctx, whenlua.SetRequest{Mode: whenlua.ModeSet, Assignments: []whenlua.Assignment{{Name: "x", Value: whenlua.String(v)}}})
+		cancel()
+		s.mu.Lock()
+		switch {
+		case err != nil:
+			s.errs++
+		case len(resp.Triggered) != 1 || resp.Triggered[0] != "count":
+			s.bad = append(s.bad, fmt.Sprintf("x=%s triggered %v", v, resp.Triggered))
+		default:
+			s.acked = append(s.acked, v)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// ranSerials reads the serials the count job appended, failing t for a
+// serial that ran twice.
+func ranSerials(t *testing.T, path string) map[uint64]bool {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[uint64]bool{}
+	for _, line := range strings.Fields(string(b)) {
+		s, err := strconv.ParseUint(line, 10, 64)
+		if err != nil {
+			t.Fatalf("%s: bad line %q", path, line)
+		}
+		if out[s] {
+			t.Errorf("run %d ran twice", s)
+		}
+		out[s] = true
+	}
+	return out
+}
+
+// historyValues returns every stored version of x, as `whenlua history`
+// on nd lists them.
+func historyValues(nd *node) map[string]bool {
+	nd.t.Helper()
+	var vs []whenlua.Version
+	if err := json.Unmarshal([]byte(nd.ok("history", "x", "--json")), &vs); err != nil {
+		nd.t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, v := range vs {
+		out[v.Value.String()] = true
+	}
+	return out
+}
+
+func TestClusterEveryAcknowledgedSetRunsItsJobOnceWhicheverNodeTakesIt(t *testing.T) {
+	t.Parallel()
+	out := filepath.Join(t.TempDir(), "ran")
+	_, nodes := startCluster(t, 1, 3, map[string]string{"count.lua": counterJob(out)})
+
+	const perNode = 100
+	var s setter
+	var wg sync.WaitGroup
+	for i, nd := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.run(nd, fmt.Sprintf("n%d", i+1), perNode, nil)
+		}()
+	}
+	wg.Wait()
+	if s.errs != 0 || len(s.bad) != 0 || len(s.acked) != 3*perNode {
+		t.Fatalf("%d sets acknowledged, %d failed, %v; want all %d acknowledged, each triggering count", len(s.acked), s.errs, s.bad, 3*perNode)
+	}
+	// Each acknowledged set is one version of x and triggered one run; so
+	// many runs, each run once, is each set's run exactly once.
+	stored := historyValues(nodes[2])
+	for _, v := range s.acked {
+		if !stored[v] {
+			t.Errorf("the set x=%s was acknowledged but is not in the history", v)
+		}
+	}
+	if len(stored) != 3*perNode {
+		t.Errorf("%d versions of x stored, want %d", len(stored), 3*perNode)
+	}
+	runs := nodes[1].waitAllRuns("count", 3*perNode)
+	if len(runs) != 3*perNode {
+		t.Errorf("%d runs of count, want %d", len(runs), 3*perNode)
+	}
+	ran := ranSerials(t, out)
+	for _, r := range runs {
+		if r.State != whenlua.RunDone || r.Code != 0 || !ran[r.Serial] {
+			t.Errorf("run %d: %s, exit %d (%s), ran: %v", r.Serial, r.State, r.Code, r.Error, ran[r.Serial])
+		}
+	}
+	if len(ran) != 3*perNode {
+		t.Errorf("%d runs wrote their serial, want %d", len(ran), 3*perNode)
+	}
+}
+
+func TestClusterStatusShowsTheNodesTheLeaderAndJobFilesThatDiffer(t *testing.T) {
+	t.Parallel()
+	etcd, nodes := startCluster(t, 1, 3, map[string]string{"a.lua": `when("x == 1", "true", { name = "a" })`})
+	leader := waitCluster(t, nodes, 3)
+	follower := nodes[(leader+1)%3]
+	cs := follower.clusterStatus()
+	if cs.Name != "test" || cs.Node != follower.name || cs.Leader != nodes[leader].name {
+		t.Errorf("status on %s: cluster %q, node %q, leader %q", follower.name, cs.Name, cs.Node, cs.Leader)
+	}
+	if strings.Join(cs.Endpoints, ",") != strings.Join(etcd.Endpoints(), ",") {
+		t.Errorf("status shows etcd %v, want %v", cs.Endpoints, etcd.Endpoints())
+	}
+	for _, n := range cs.Nodes {
+		if n.Differs || len(n.Files) != 1 || n.PID == 0 || n.Addr == "" {
+			t.Errorf("node %+v: want the same one job file as the leader, a pid and an address", n)
+		}
+	}
+	// A follower's job file edited: the status on any node flags it.
+	follower.writeJob("a.lua", `when("x == 2", "true", { name = "a" })`)
+	waitFor(t, "the edited follower to be flagged", func() bool {
+		for _, n := range nodes[leader].clusterStatus().Nodes {
+			if n.Name == follower.name {
+				return n.Differs
+			}
+		}
+		return false
+	})
+	text := follower.ok("status")
+	for _, want := range []string{"cluster:  test, node " + follower.name + ", leader " + nodes[leader].name, "etcd:     " + etcd.Endpoints()[0],
+		"nodes:    3 alive", follower.name + "\tfollower", "JOB FILES DIFFER FROM THE LEADER'S"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("status on %s does not say %q:\n%s", follower.name, want, text)
+		}
+	}
+	// The node-to-node endpoint serves only the cluster's nodes.
+	for _, tok := range []string{"", "wrong"} {
+		c := whenlua.DialNode(cs.Nodes[leader].Addr, tok)
+		_, err := c.Vars(context.Background())
+		c.Close()
+		if !errors.Is(err, fs.ErrPermission) {
+			t.Errorf("vars on the leader's endpoint with the token %q: %v, want permission denied", tok, err)
+		}
+	}
+	// Every command works on a follower: it reaches the leader's engine.
+	follower.ok("set", "--type", "int", "x=1")
+	if got := nodes[(leader+2)%3].ok("get", "x"); got != "1\n" {
+		t.Errorf("get x on another follower: %q, want 1", got)
+	}
+	names := follower.ok("names")
+	if !strings.Contains(names, "a") {
+		t.Errorf("names on a follower: %q", names)
+	}
+}
+
+func tailString(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// waitAllRuns waits until job has n finished runs and returns them all.
+func (h *home) waitAllRuns(job string, n int) []whenlua.Run {
+	h.t.Helper()
+	var runs []whenlua.Run
+	waitFor(h.t, fmt.Sprintf("%d runs of %s", n, job), func() bool {
+		runs = h.allRuns(job)
+		return len(runs) >= n
+	})
+	return runs
+}
+
+// allRuns returns every finished run of job, newest first.
+func (h *home) allRuns(job string) []whenlua.Run {
+	h.t.Helper()
+	var runs []whenlua.Run
+	if err := json.Unmarshal([]byte(h.ok("log", job, "-n", "100000", "--json")), &runs); err != nil {
+		h.t.Fatal(err)
+	}
+	return runs
+}
