@@ -243,6 +243,11 @@ func (st *state) flush() {
 		notStarted, err = st.commit(&st.step.batch)
 		if err != nil {
 			st.e.log.Error("commit", "err", err)
+			for _, r := range st.step.finished {
+				// Kept to be stored with the next step; a deposed cluster
+				// leader's never is: its late finish is refused.
+				st.e.log.Warn("run finish not stored", "job", r.Job, "serial", r.Serial, "state", r.State, "code", r.Code, "err", err)
+			}
 			st.rollback()
 			for _, r := range st.step.toStart {
 				st.dropRun(r)

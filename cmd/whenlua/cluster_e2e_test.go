@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -298,4 +299,169 @@ func (h *home) allRuns(job string) []whenlua.Run {
 		h.t.Fatal(err)
 	}
 	return runs
+}
+
+// waitRunning waits until a run of job runs with a pid, as jobs on nd
+// shows it, and returns it.
+func (nd *node) waitRunning(job string) whenlua.Run {
+	nd.t.Helper()
+	var run whenlua.Run
+	waitFor(nd.t, "a run of "+job+" with a pid", func() bool {
+		for _, r := range nd.runsJSON("jobs") {
+			if r.Job == job && r.PID != 0 {
+				run = r
+				return true
+			}
+		}
+		return false
+	})
+	return run
+}
+
+// runRecord returns run serial's record as `whenlua log` on nd lists it,
+// once it is finished.
+func (nd *node) runRecord(serial uint64) whenlua.Run {
+	nd.t.Helper()
+	var run whenlua.Run
+	waitFor(nd.t, fmt.Sprintf("run %d to be recorded as finished", serial), func() bool {
+		for _, r := range nd.allRuns("") {
+			if r.Serial == serial {
+				run = r
+				return true
+			}
+		}
+		return false
+	})
+	return run
+}
+
+func TestClusterKillingTheLeaderLosesNoAcknowledgedSetAndRunsNothingTwice(t *testing.T) {
+	t.Parallel()
+	out := filepath.Join(t.TempDir(), "ran")
+	_, nodes := startCluster(t, 1, 3, map[string]string{"count.lua": counterJob(out)})
+	leader := waitCluster(t, nodes, 3)
+	var survivors []*node
+	for i, nd := range nodes {
+		if i != leader {
+			survivors = append(survivors, nd)
+		}
+	}
+	// A run in flight on the leader when it dies.
+	survivors[0].ok("set", "slow=1")
+	slow := survivors[0].waitRunning("slow")
+
+	const perNode = 150
+	var s setter
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for i, nd := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var stopAt <-chan struct{}
+			if i == leader {
+				stopAt = stop // its socket dies with it
+			}
+			s.run(nd, fmt.Sprintf("n%d", i+1), perNode, stopAt)
+		}()
+	}
+	waitFor(t, "sets to be acknowledged", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.acked) >= perNode
+	})
+	killAndWait(t, nodes[leader].pid())
+	close(stop)
+	wg.Wait()
+	waitCluster(t, survivors, 2)
+
+	if len(s.bad) != 0 {
+		t.Errorf("acknowledged sets that triggered something else: %v", s.bad)
+	}
+	t.Logf("%d sets acknowledged, %d failed", len(s.acked), s.errs)
+	if len(s.acked) <= perNode {
+		t.Errorf("only %d sets acknowledged: the followers' sets did not go on after the kill", len(s.acked))
+	}
+	// 0 lost: every acknowledged set is stored.
+	stored := historyValues(survivors[1])
+	for _, v := range s.acked {
+		if !stored[v] {
+			t.Errorf("the set x=%s was acknowledged but is not in the history", v)
+		}
+	}
+	// 0 duplicates: each stored set (acknowledged or not) has one run
+	// record, and no run ran twice.
+	runs := survivors[0].waitAllRuns("count", len(stored))
+	if len(runs) != len(stored) {
+		t.Errorf("%d runs of count for %d stored sets", len(runs), len(stored))
+	}
+	ran := ranSerials(t, out)
+	lost := 0
+	for _, r := range runs {
+		switch r.State {
+		case whenlua.RunDone:
+			if !ran[r.Serial] {
+				t.Errorf("run %d is done but did not run", r.Serial)
+			}
+		case whenlua.RunLost:
+			lost++
+		default:
+			t.Errorf("run %d: %s (%s)", r.Serial, r.State, r.Error)
+		}
+	}
+	t.Logf("%d runs of count, %d of them lost with the leader", len(runs), lost)
+	// The run in flight on the dead leader is recorded lost.
+	if r := survivors[1].runRecord(slow.Serial); r.State != whenlua.RunLost || !strings.Contains(r.Error, "stopped while it ran") {
+		t.Errorf("the run in flight on the killed leader: %s (%s), want lost", r.State, r.Error)
+	}
+}
+
+func TestClusterALeaderPausedPastItsLeaseHasItsLateFinishRefused(t *testing.T) {
+	t.Parallel()
+	out := filepath.Join(t.TempDir(), "ran")
+	_, nodes := startCluster(t, 1, 3, map[string]string{"count.lua": counterJob(out)})
+	leader := waitCluster(t, nodes, 3)
+	old := nodes[leader]
+	var others []*node
+	for i, nd := range nodes {
+		if i != leader {
+			others = append(others, nd)
+		}
+	}
+	others[0].ok("set", "slow=1")
+	slow := others[0].waitRunning("slow")
+	pid := old.pid()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}()
+	// Past its lease the others elect a new leader, which records the run
+	// the paused one had in flight as lost.
+	newLeader := others[waitCluster(t, others, 2)]
+	if r := newLeader.runRecord(slow.Serial); r.State != whenlua.RunLost {
+		t.Fatalf("the paused leader's run: %s (%s), want lost", r.State, r.Error)
+	}
+	// Resumed, the old leader finds its run ended: its record of the
+	// finish is refused by the fence, and it says so in its log.
+	syscall.Kill(pid, syscall.SIGCONT)
+	resumed = true
+	refused := fmt.Sprintf(`msg="run finish not stored" node=%s job=slow serial=%d`, old.name, slow.Serial)
+	waitFor(t, "the resumed node's refused finish in its log", func() bool {
+		log := old.daemonLog()
+		return strings.Contains(log, refused) && strings.Contains(log, "not the leader")
+	})
+	waitCluster(t, nodes, 3)
+	if r := newLeader.runRecord(slow.Serial); r.State != whenlua.RunLost {
+		t.Errorf("after the old leader resumed, its run is %s (%s), want still lost", r.State, r.Error)
+	}
+	// It follows now: a set through it is committed by the new leader.
+	old.ok("set", "x=after")
+	if got := newLeader.ok("get", "x"); got != "after\n" {
+		t.Errorf("get x: %q after a set through the resumed node", got)
+	}
 }
