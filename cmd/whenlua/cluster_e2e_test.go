@@ -465,3 +465,46 @@ func TestClusterALeaderPausedPastItsLeaseHasItsLateFinishRefused(t *testing.T) {
 		t.Errorf("get x: %q after a set through the resumed node", got)
 	}
 }
+
+func TestClusterAnEverySecondJobRunsEachBoundaryOnceWhileLeadersAreKilled(t *testing.T) {
+	t.Parallel()
+	_, nodes := startCluster(t, 1, 3, map[string]string{"tick.lua": `every("1 second", "true", { name = "tick" })`})
+	alive := nodes
+	for kill := range 2 {
+		leader := waitCluster(t, alive, len(alive))
+		before := len(alive[0].allRuns("tick"))
+		waitFor(t, "three more ticks", func() bool { return len(alive[0].allRuns("tick")) >= before+3 })
+		t.Logf("kill %d: %s", kill+1, alive[leader].name)
+		killAndWait(t, alive[leader].pid())
+		alive = append(append([]*node{}, alive[:leader]...), alive[leader+1:]...)
+	}
+	waitCluster(t, alive, 1)
+	last := alive[0]
+	before := len(last.allRuns("tick"))
+	waitFor(t, "three more ticks", func() bool { return len(last.allRuns("tick")) >= before+3 })
+
+	runs := last.allRuns("tick")
+	seen := map[time.Time]uint64{}
+	first, latest := runs[0].Scheduled, runs[0].Scheduled
+	for _, r := range runs {
+		if r.Scheduled.IsZero() {
+			t.Fatalf("run %d has no scheduled time", r.Serial)
+		}
+		if s, dup := seen[r.Scheduled]; dup {
+			t.Errorf("%s ran twice: runs %d and %d", r.Scheduled.Format(time.TimeOnly), s, r.Serial)
+		}
+		seen[r.Scheduled] = r.Serial
+		if r.Scheduled.Before(first) {
+			first = r.Scheduled
+		}
+		if r.Scheduled.After(latest) {
+			latest = r.Scheduled
+		}
+	}
+	for at := first; !at.After(latest); at = at.Add(time.Second) {
+		if _, ok := seen[at]; !ok {
+			t.Errorf("the boundary %s did not run", at.Format(time.TimeOnly))
+		}
+	}
+	t.Logf("%d boundaries from %s to %s", len(seen), first.Format(time.TimeOnly), latest.Format(time.TimeOnly))
+}
