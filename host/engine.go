@@ -165,6 +165,10 @@ func (e *Engine) Open(ctx context.Context) error {
 		requires: st.requiresByFile,
 	}, forceSet{})
 	st.handle(func() { st.applyLoad(b) })
+	if len(st.lost) > 0 {
+		st.handle(func() { st.rerunLost(st.lost) })
+		st.lost = nil
+	}
 	// Loading leaves the garbage of parsing and compiling every file behind;
 	// give it back now rather than keep the daemon's footprint at its peak.
 	debug.FreeOSMemory()

@@ -39,6 +39,8 @@ type state struct {
 	dryRun     bool // evaluating for `test`: leave condition errors and reloaded() alone
 
 	step step
+	// lost are the runs recoverLostRuns recorded lost, for rerunLost.
+	lost []whenlua.Run
 }
 
 // forceSet names the job files a forced reload (`whenlua reload --force`)

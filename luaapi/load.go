@@ -142,6 +142,10 @@ type Job struct {
 	// Hold (when): the job is due once its condition has been true
 	// continuously this long (0: at once).
 	Hold time.Duration
+	// RerunLost: a run lost because its daemon died while it ran (a
+	// crash, or a cluster leader that died) is started again, as a new
+	// attempt, by the daemon or leader that records it lost.
+	RerunLost bool
 
 	cond      *lua.LFunction
 	pre, post *lua.LFunction
@@ -329,7 +333,7 @@ func (s *state) declare(kind Kind) lua.LGFunction {
 	}
 }
 
-// jobOptions reads opts: name, pre, post, timeout, retry, hold for when,
+// jobOptions reads opts: name, pre, post, timeout, retry, rerun_lost, hold for when,
 // and tz, catch_up and jitter for every and cron. Anything else is an
 // error.
 func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
@@ -378,6 +382,12 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 			j.CatchUp = bool(b)
 		case "retry":
 			j.Retry, err = retryOption(v)
+		case "rerun_lost":
+			b, ok := v.(lua.LBool)
+			if !ok {
+				err = fmt.Errorf("option rerun_lost must be true or false, not a %s", v.Type())
+			}
+			j.RerunLost = bool(b)
 		case "hold":
 			if j.Kind != When {
 				err = errors.New("option hold is for when jobs")
@@ -391,9 +401,9 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 			}
 			j.Jitter, err = parseDuration("jitter", v)
 		default:
-			want := "name, pre, post, timeout, retry or hold"
+			want := "name, pre, post, timeout, retry, rerun_lost or hold"
 			if j.Kind != When {
-				want = "name, pre, post, timeout, retry, tz, catch_up or jitter"
+				want = "name, pre, post, timeout, retry, rerun_lost, tz, catch_up or jitter"
 			}
 			err = fmt.Errorf("unknown option %q (want %s)", string(key), want)
 		}

@@ -508,3 +508,37 @@ func TestClusterAnEverySecondJobRunsEachBoundaryOnceWhileLeadersAreKilled(t *tes
 	}
 	t.Logf("%d boundaries from %s to %s", len(seen), first.Format(time.TimeOnly), latest.Format(time.TimeOnly))
 }
+
+func TestClusterARunLostWithItsLeaderIsRerunByTheNextWithRerunLost(t *testing.T) {
+	t.Parallel()
+	out := filepath.Join(t.TempDir(), "attempts")
+	job := fmt.Sprintf(`when(function() return changes("work") end,
+	[[echo "$WHENLUA_ATTEMPT $WHENLUA_FIRST_SERIAL $JOBSERIAL" >> %s; sleep 60]], { name = "work", rerun_lost = true })`, out)
+	_, nodes := startCluster(t, 1, 3, map[string]string{"work.lua": job})
+	leader := waitCluster(t, nodes, 3)
+	follower := nodes[(leader+1)%3]
+	follower.ok("set", "work=1")
+	first := follower.waitRunning("work")
+	killAndWait(t, nodes[leader].pid())
+	var rerun whenlua.Run
+	waitFor(t, "the rerun", func() bool {
+		for _, r := range follower.runsJSON("jobs") {
+			if r.Job == "work" && r.Serial != first.Serial && r.PID != 0 {
+				rerun = r
+				return true
+			}
+		}
+		return false
+	})
+	if rerun.Attempt != 2 || rerun.FirstSerial != first.Serial {
+		t.Errorf("the rerun: attempt %d of the run %d, want attempt 2 of %d", rerun.Attempt, rerun.FirstSerial, first.Serial)
+	}
+	if r := follower.runRecord(first.Serial); r.State != whenlua.RunLost {
+		t.Errorf("the run in flight on the killed leader: %s (%s), want lost", r.State, r.Error)
+	}
+	want := fmt.Sprintf("1 %d %d\n2 %d %d\n", first.Serial, first.Serial, first.Serial, rerun.Serial)
+	waitFor(t, "the rerun's line", func() bool {
+		b, _ := os.ReadFile(out)
+		return string(b) == want
+	})
+}
