@@ -542,3 +542,67 @@ func TestClusterARunLostWithItsLeaderIsRerunByTheNextWithRerunLost(t *testing.T)
 		return string(b) == want
 	})
 }
+
+func TestClusterGoesOnWhenAnEtcdMemberIsKilled(t *testing.T) {
+	t.Parallel()
+	out := filepath.Join(t.TempDir(), "ran")
+	etcd, nodes := startCluster(t, 3, 3, map[string]string{"count.lua": counterJob(out)})
+	const perNode = 30
+	var s setter
+	var wg sync.WaitGroup
+	setAll := func(round string) {
+		for i, nd := range nodes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.run(nd, fmt.Sprintf("%s-n%d", round, i+1), perNode, nil)
+			}()
+		}
+	}
+	setAll("before")
+	wg.Wait()
+	// The raft leader, killed as by a crash.
+	var lead *etcdtest.Member
+	waitFor(t, "an etcd leader", func() bool { lead = etcd.Leader(); return lead != nil })
+	lead.Kill()
+	t.Logf("killed etcd member %s", lead.Name())
+	setAll("after")
+	wg.Wait()
+	waitCluster(t, nodes, 3)
+	t.Logf("%d sets acknowledged, %d failed", len(s.acked), s.errs)
+	if len(s.bad) != 0 {
+		t.Errorf("acknowledged sets that triggered something else: %v", s.bad)
+	}
+	// The sets made while etcd elected its next leader may fail; the
+	// cluster goes on: most sets after the kill are acknowledged, and one
+	// more through each node is.
+	after := 0
+	for _, v := range s.acked {
+		if strings.HasPrefix(v, "after-") {
+			after++
+		}
+	}
+	if after < 3*perNode/2 {
+		t.Errorf("%d of %d sets after the kill acknowledged", after, 3*perNode)
+	}
+	for i, nd := range nodes {
+		nd.ok("set", fmt.Sprintf("x=last-n%d", i+1))
+		s.acked = append(s.acked, fmt.Sprintf("last-n%d", i+1))
+	}
+	stored := historyValues(nodes[0])
+	for _, v := range s.acked {
+		if !stored[v] {
+			t.Errorf("the set x=%s was acknowledged but is not in the history", v)
+		}
+	}
+	runs := nodes[1].waitAllRuns("count", len(stored))
+	if len(runs) != len(stored) {
+		t.Errorf("%d runs of count for %d stored sets", len(runs), len(stored))
+	}
+	ran := ranSerials(t, out)
+	for _, r := range runs {
+		if r.State != whenlua.RunDone || !ran[r.Serial] {
+			t.Errorf("run %d: %s (%s), ran: %v", r.Serial, r.State, r.Error, ran[r.Serial])
+		}
+	}
+}
