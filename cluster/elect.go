@@ -104,7 +104,10 @@ func (n *Node) lead(ctx context.Context, el *concurrency.Election) {
 		}
 	}()
 
-	store, err := n.openStore(fence)
+	store, err := n.openStore(fence, func() {
+		n.log.Error("a commit's outcome is unknown: leaving the leadership, so that the next leader starts from the store")
+		cancel()
+	})
 	if err != nil {
 		n.log.Error("open the cluster store", "err", err)
 		n.resign(el)

@@ -32,7 +32,7 @@ type node struct {
 // startCluster starts etcd (members members) and n whenlua daemons on it,
 // each with jobs (file name -> source) in its jobs directory, and waits
 // until they see each other and a leader.
-func startCluster(t *testing.T, members, n int, jobs map[string]string) (*etcdtest.Cluster, []*node) {
+func startCluster(t testing.TB, members, n int, jobs map[string]string) (*etcdtest.Cluster, []*node) {
 	t.Helper()
 	etcd := etcdtest.Start(t, members)
 	var nodes []*node
@@ -67,7 +67,7 @@ func (nd *node) clusterStatus() whenlua.ClusterStatus {
 
 // waitCluster waits until every node sees n live nodes and one leader, the
 // same for all, and returns the leader's index.
-func waitCluster(t *testing.T, nodes []*node, n int) int {
+func waitCluster(t testing.TB, nodes []*node, n int) int {
 	t.Helper()
 	leader := -1
 	waitFor(t, fmt.Sprintf("%d live nodes and a leader", n), func() bool {
