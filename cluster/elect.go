@@ -23,7 +23,10 @@ func (n *Node) run(ctx context.Context, sess *concurrency.Session) {
 		if ctx.Err() != nil {
 			return
 		}
-		n.log.Warn("session lost; joining again")
+		// A term that failed (the engine did not open) is not retried at
+		// once, nor in a loop that holds etcd busy.
+		n.log.Warn("term ended; joining again")
+		sleep(ctx, time.Second)
 		for {
 			var err error
 			sess, err = n.register(ctx, false)
@@ -114,8 +117,7 @@ func (n *Node) lead(ctx context.Context, el *concurrency.Election) {
 		return
 	}
 	eo := n.opts.Engine
-	eo.Store = store
-	eo.Logger = n.log
+	eo.Store, eo.Paths, eo.Logger = store, n.opts.Paths, n.log
 	// A new leader runs each scheduled time the old one did not.
 	eo.KeepBoundaries = max(time.Minute, 10*n.opts.TTL)
 	eng := host.NewEngine(eo)
