@@ -606,3 +606,28 @@ func TestClusterGoesOnWhenAnEtcdMemberIsKilled(t *testing.T) {
 		}
 	}
 }
+
+func TestClusterALeaderStoppedGracefullyRecordsItsRunsAndHandsOver(t *testing.T) {
+	t.Parallel()
+	out := filepath.Join(t.TempDir(), "ran")
+	_, nodes := startCluster(t, 1, 3, map[string]string{"count.lua": counterJob(out)})
+	leader := waitCluster(t, nodes, 3)
+	other := nodes[(leader+1)%3]
+	other.ok("set", "slow=1")
+	slow := other.waitRunning("slow")
+	nodes[leader].ok("daemon", "stop")
+	var survivors []*node
+	for i, nd := range nodes {
+		if i != leader {
+			survivors = append(survivors, nd)
+		}
+	}
+	waitCluster(t, survivors, 2)
+	// The stopping leader recorded its run while it still led: stopped by
+	// SIGTERM, not lost.
+	if r := other.runRecord(slow.Serial); r.State != whenlua.RunDone || r.Signal != "terminated" {
+		t.Errorf("the stopped leader's run: %s, signal %q (%s), want done by SIGTERM", r.State, r.Signal, r.Error)
+	}
+	other.ok("set", "x=1")
+	other.waitAllRuns("count", 1)
+}
