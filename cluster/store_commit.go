@@ -68,6 +68,9 @@ func (r seqRange) count() uint64 { return r.last + 1 - r.first }
 type runCount struct {
 	n     int
 	floor uint64
+	// top is the highest serial with a record: a run above it is new
+	// without asking etcd (serials grow).
+	top uint64
 }
 
 // writerView is what the writer knows of the store, valid while the head
@@ -149,6 +152,8 @@ func (s *Store) ready(ctx context.Context) error {
 			clientv3.OpGet(s.k.runs, clientv3.WithRange(end), clientv3.WithLimit(1), clientv3.WithKeysOnly(),
 				clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend)),
 			clientv3.OpGet(s.k.journal, clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+			clientv3.OpGet(s.k.runs, clientv3.WithRange(end), clientv3.WithLimit(1), clientv3.WithKeysOnly(),
+				clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend)),
 		).Commit()
 		if err != nil {
 			return fmt.Errorf("load: %w", err)
@@ -167,6 +172,9 @@ func (s *Store) ready(ctx context.Context) error {
 		v.runs.n = int(resp.Responses[1].GetResponseRange().Count)
 		if kvs := resp.Responses[2].GetResponseRange().Kvs; len(kvs) == 1 {
 			v.runs.floor, _ = serialOf(string(kvs[0].Key), s.k.runs)
+		}
+		if kvs := resp.Responses[4].GetResponseRange().Kvs; len(kvs) == 1 {
+			v.runs.top, _ = serialOf(string(kvs[0].Key), s.k.runs)
 		}
 		s.view = v
 		return nil
@@ -541,6 +549,7 @@ func (w *builder) putRuns(ctx context.Context, runs []whenlua.Run) error {
 			exists[r.Serial] = true
 			w.runs.n++
 		}
+		w.runs.top = max(w.runs.top, r.Serial)
 		batch[r.Serial] = r
 		w.put(s.k.runKey(r.Serial), []byte(enc))
 		if len(r.Output) > 0 {
@@ -564,8 +573,14 @@ func (w *builder) putRuns(ctx context.Context, runs []whenlua.Run) error {
 func (w *builder) existing(ctx context.Context, runs []whenlua.Run) (map[uint64]bool, error) {
 	s := w.s
 	out := make(map[uint64]bool, len(runs))
-	for i := 0; i < len(runs); i += s.opts.maxOps {
-		chunk := runs[i:min(len(runs), i+s.opts.maxOps)]
+	var ask []whenlua.Run
+	for _, r := range runs {
+		if r.Serial <= w.runs.top {
+			ask = append(ask, r)
+		}
+	}
+	for i := 0; i < len(ask); i += s.opts.maxOps {
+		chunk := ask[i:min(len(ask), i+s.opts.maxOps)]
 		var gets []clientv3.Op
 		for _, r := range chunk {
 			gets = append(gets, clientv3.OpGet(s.k.runKey(r.Serial), clientv3.WithCountOnly()))
