@@ -34,6 +34,9 @@ const (
 	trimPerCommit = 64
 	// maxJobNameLen bounds a job name, as persist does.
 	maxJobNameLen = 4096
+	// maxOpBytes bounds one key and value: in a journal part (JSON, the
+	// value in base64) it stays under etcd's request limit.
+	maxOpBytes = 768 << 10
 )
 
 // errStale is returned by write when the head moved: another writer
@@ -90,7 +93,9 @@ type writerView struct {
 // nothing of b is stored, except for an error wrapping ErrOutcomeUnknown.
 // A fence that fails gives an error wrapping ErrNotLeader. Retention is
 // part of the commit, as in persist. A batch beyond one transaction's
-// limits goes through the journal (docs/cluster.md).
+// limits goes through the journal (docs/cluster.md); one key and value
+// beyond maxOpBytes (a job state with a huge snapshot) is refused with an
+// error wrapping whenlua.ErrStoreTooBig.
 func (s *Store) Commit(b *whenlua.Batch) error {
 	if err := validateBatch(b); err != nil {
 		return fmt.Errorf("commit: %w", err)
@@ -191,6 +196,9 @@ func (s *Store) write(ctx context.Context, ops []kvOp) error {
 	cmps := append(s.fence(), clientv3.Compare(clientv3.ModRevision(s.k.head), "=", s.view.headRev))
 	size := 0
 	for _, o := range ops {
+		if o.size() > maxOpBytes {
+			return fmt.Errorf("%w: %s: %d bytes in one key, at most %d", whenlua.ErrStoreTooBig, o.Key, o.size(), maxOpBytes)
+		}
 		size += o.size()
 	}
 	if len(ops)+1 > s.opts.maxOps || size > s.opts.maxBytes {

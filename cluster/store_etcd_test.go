@@ -369,3 +369,26 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// One key beyond what one etcd request takes (a job state whose snapshot
+// holds 13 values of 64 KiB) is refused with ErrStoreTooBig before
+// anything is written.
+func TestAKeyTooBigForEtcdIsRefusedAndNothingStored(t *testing.T) {
+	s := openTest(t, Options{})
+	snap := map[string]whenlua.Value{}
+	for i := range 13 {
+		snap[fmt.Sprintf("v%d", i)] = whenlua.String(strings.Repeat("s", whenlua.MaxValueLen))
+	}
+	b := setX(1)
+	b.JobStates = map[string]*whenlua.JobState{"j": {Cond: "true", Evaluated: true, Snapshot: snap}}
+	if err := s.Commit(b); !errors.Is(err, whenlua.ErrStoreTooBig) {
+		t.Fatalf("got %v, want ErrStoreTooBig", err)
+	}
+	if vars, err := s.Vars(); err != nil || len(vars) != 0 {
+		t.Errorf("vars %v, %v", vars, err)
+	}
+	if st, err := s.JobStates(); err != nil || len(st) != 0 {
+		t.Errorf("job states %v, %v", st, err)
+	}
+	commit(t, s, setX(2)) // the store goes on
+}
