@@ -7,13 +7,23 @@ import (
 	"testing"
 )
 
+// resolveWith sets the environment variables of env, name then value, and
+// resolves the paths of home.
+func resolveWith(t *testing.T, home string, env ...string) Paths {
+	t.Helper()
+	for i := 0; i+1 < len(env); i += 2 {
+		t.Setenv(env[i], env[i+1])
+	}
+	p, err := ResolvePaths(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func TestResolvePaths(t *testing.T) {
 	t.Run("the --home flag puts everything under one directory", func(t *testing.T) {
-		t.Setenv(EnvHome, "/ignored")
-		p, err := ResolvePaths("/h")
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := resolveWith(t, "/h", EnvHome, "/ignored")
 		want := Paths{Home: "/h", JobsDir: "/h/jobs", LibDir: "/h/jobs/lib", StateDir: "/h/state", DBDir: "/h/state/db",
 			RunsDir: "/h/state/runs", Socket: "/h/whenlua.sock", LogFile: "/h/daemon.log", LockFile: "/h/state/daemon.lock"}
 		if p != want {
@@ -22,39 +32,20 @@ func TestResolvePaths(t *testing.T) {
 	})
 	t.Run("WHENLUA_HOME is used without the flag, made absolute", func(t *testing.T) {
 		t.Chdir(t.TempDir())
-		t.Setenv(EnvHome, "rel")
-		p, err := ResolvePaths("")
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := resolveWith(t, "", EnvHome, "rel")
 		if !filepath.IsAbs(p.Home) || filepath.Base(p.Home) != "rel" || p.Where() != p.Home {
 			t.Errorf("home %q", p.Home)
 		}
 	})
 	t.Run("without either the XDG directories are used", func(t *testing.T) {
-		t.Setenv(EnvHome, "")
-		t.Setenv("XDG_CONFIG_HOME", "/c")
-		t.Setenv("XDG_STATE_HOME", "/s")
-		t.Setenv("XDG_RUNTIME_DIR", "/r")
-		p, err := ResolvePaths("")
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := resolveWith(t, "", EnvHome, "", "XDG_CONFIG_HOME", "/c", "XDG_STATE_HOME", "/s", "XDG_RUNTIME_DIR", "/r")
 		if p.Home != "" || p.JobsDir != "/c/whenlua/jobs" || p.StateDir != "/s/whenlua" || p.Socket != "/r/whenlua.sock" ||
 			p.LogFile != "/s/whenlua/daemon.log" || p.Where() != "/s/whenlua" {
 			t.Errorf("got %+v", p)
 		}
 	})
 	t.Run("unset or relative XDG variables fall back to the defaults under HOME", func(t *testing.T) {
-		t.Setenv(EnvHome, "")
-		t.Setenv("HOME", "/home/u")
-		t.Setenv("XDG_CONFIG_HOME", "")
-		t.Setenv("XDG_STATE_HOME", "relative")
-		t.Setenv("XDG_RUNTIME_DIR", "")
-		p, err := ResolvePaths("")
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := resolveWith(t, "", EnvHome, "", "HOME", "/home/u", "XDG_CONFIG_HOME", "", "XDG_STATE_HOME", "relative", "XDG_RUNTIME_DIR", "")
 		if p.JobsDir != "/home/u/.config/whenlua/jobs" || p.StateDir != "/home/u/.local/state/whenlua" || p.Socket != "/home/u/.local/state/whenlua/whenlua.sock" {
 			t.Errorf("got %+v", p)
 		}

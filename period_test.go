@@ -35,9 +35,7 @@ func TestParsePeriod(t *testing.T) {
 			}
 		})
 	}
-	bad := []struct {
-		name, in, msg string
-	}{
+	wantRefused(t, []badInput{
 		{"zero is not a period", "0 minutes", "must be positive"},
 		{"a fruit is not a unit", "banana", `unknown unit "banana"`},
 		{"negative counts are refused", "-1 hours", "must be positive"},
@@ -48,18 +46,10 @@ func TestParsePeriod(t *testing.T) {
 		{"counts past the maximum are refused", "2000000000 days", "too large"},
 		{"empty text is refused", "  ", "empty"},
 		{"extra words are refused", "every 5 minutes", "too many words"},
-	}
-	for _, tc := range bad {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParsePeriod(tc.in)
-			if err == nil {
-				t.Fatalf("ParsePeriod(%q) succeeded", tc.in)
-			}
-			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.msg) {
-				t.Fatalf("ParsePeriod(%q) = %v, want ErrInvalid mentioning %q", tc.in, err, tc.msg)
-			}
-		})
-	}
+	}, func(t *testing.T, in string) error {
+		_, err := ParsePeriod(in)
+		return err
+	})
 }
 
 func TestPeriodString(t *testing.T) {

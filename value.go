@@ -241,6 +241,18 @@ func (a Assignment) Validate() error {
 	return ValidateValue(a.Name, a.Value)
 }
 
+// ApplyAssignments makes the assignments in vars, in order: each sets its
+// name, or unsets it for a nil value.
+func ApplyAssignments(vars map[string]Value, as []Assignment) {
+	for _, a := range as {
+		if a.Value.IsNil() {
+			delete(vars, a.Name)
+		} else {
+			vars[a.Name] = a.Value
+		}
+	}
+}
+
 // jsonValue is Value's wire form: {"type":"int","value":5}; nil is
 // {"type":"nil"}. A string that is not valid UTF-8, which a JSON string
 // cannot hold byte for byte, is {"type":"string","base64":"//5B"}.

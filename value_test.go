@@ -98,3 +98,11 @@ func TestASetIsValidatedAgainstTheLimitsOfOneTransaction(t *testing.T) {
 		})
 	}
 }
+
+func TestApplyAssignmentsSetsAndUnsetsInOrder(t *testing.T) {
+	vars := map[string]Value{"gone": Int(1), "kept": String("k")}
+	ApplyAssignments(vars, []Assignment{{Name: "gone", Value: Value{}}, {Name: "x", Value: Int(1)}, {Name: "x", Value: Int(2)}, {Name: "never", Value: Value{}}})
+	if len(vars) != 2 || !vars["x"].Equal(Int(2)) || !vars["kept"].Equal(String("k")) {
+		t.Fatalf("vars = %v, want kept=k and x=2", vars)
+	}
+}

@@ -28,12 +28,16 @@ func (s *Store) maintain(ctx context.Context, every time.Duration) {
 			case <-t.C:
 			}
 		}
-		if err := m.pass(ctx); err != nil && ctx.Err() == nil {
+		err := m.pass(ctx)
+		if err != nil && ctx.Err() == nil {
 			if errors.Is(err, ErrNotLeader) {
 				s.log.Debug("cluster store maintenance: not the writer", "err", err)
 			} else {
 				s.log.Error("cluster store maintenance", "err", err)
 			}
+		}
+		if s.opts.afterPass != nil {
+			s.opts.afterPass(err)
 		}
 	}
 }

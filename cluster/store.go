@@ -93,6 +93,8 @@ type Options struct {
 	// (the request is lost), "reply" (the reply is lost), "marker" (the
 	// writer stops before a journal step's marker), "apply" (after it).
 	fault func(point string) error
+	// afterPass, in tests, is called after each maintenance pass.
+	afterPass func(error)
 }
 
 // Store is whenlua.Store on etcd. Its methods are safe for concurrent use;

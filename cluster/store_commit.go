@@ -34,6 +34,9 @@ const (
 	trimPerCommit = 64
 	// maxJobNameLen bounds a job name, as persist does.
 	maxJobNameLen = 4096
+	// maxOpBytes bounds one key and value: in a journal part (JSON, the
+	// value in base64) it stays under etcd's request limit.
+	maxOpBytes = 768 << 10
 )
 
 // errStale is returned by write when the head moved: another writer
@@ -68,6 +71,9 @@ func (r seqRange) count() uint64 { return r.last + 1 - r.first }
 type runCount struct {
 	n     int
 	floor uint64
+	// top is the highest serial with a record: a run above it is new
+	// without asking etcd (serials grow).
+	top uint64
 }
 
 // writerView is what the writer knows of the store, valid while the head
@@ -87,7 +93,9 @@ type writerView struct {
 // nothing of b is stored, except for an error wrapping ErrOutcomeUnknown.
 // A fence that fails gives an error wrapping ErrNotLeader. Retention is
 // part of the commit, as in persist. A batch beyond one transaction's
-// limits goes through the journal (docs/cluster.md).
+// limits goes through the journal (docs/cluster.md); one key and value
+// beyond maxOpBytes (a job state with a huge snapshot) is refused with an
+// error wrapping whenlua.ErrStoreTooBig.
 func (s *Store) Commit(b *whenlua.Batch) error {
 	if err := validateBatch(b); err != nil {
 		return fmt.Errorf("commit: %w", err)
@@ -149,6 +157,8 @@ func (s *Store) ready(ctx context.Context) error {
 			clientv3.OpGet(s.k.runs, clientv3.WithRange(end), clientv3.WithLimit(1), clientv3.WithKeysOnly(),
 				clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend)),
 			clientv3.OpGet(s.k.journal, clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+			clientv3.OpGet(s.k.runs, clientv3.WithRange(end), clientv3.WithLimit(1), clientv3.WithKeysOnly(),
+				clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend)),
 		).Commit()
 		if err != nil {
 			return fmt.Errorf("load: %w", err)
@@ -168,6 +178,9 @@ func (s *Store) ready(ctx context.Context) error {
 		if kvs := resp.Responses[2].GetResponseRange().Kvs; len(kvs) == 1 {
 			v.runs.floor, _ = serialOf(string(kvs[0].Key), s.k.runs)
 		}
+		if kvs := resp.Responses[4].GetResponseRange().Kvs; len(kvs) == 1 {
+			v.runs.top, _ = serialOf(string(kvs[0].Key), s.k.runs)
+		}
 		s.view = v
 		return nil
 	}
@@ -183,6 +196,9 @@ func (s *Store) write(ctx context.Context, ops []kvOp) error {
 	cmps := append(s.fence(), clientv3.Compare(clientv3.ModRevision(s.k.head), "=", s.view.headRev))
 	size := 0
 	for _, o := range ops {
+		if o.size() > maxOpBytes {
+			return fmt.Errorf("%w: %s: %d bytes in one key, at most %d", whenlua.ErrStoreTooBig, o.Key, o.size(), maxOpBytes)
+		}
 		size += o.size()
 	}
 	if len(ops)+1 > s.opts.maxOps || size > s.opts.maxBytes {
@@ -541,6 +557,7 @@ func (w *builder) putRuns(ctx context.Context, runs []whenlua.Run) error {
 			exists[r.Serial] = true
 			w.runs.n++
 		}
+		w.runs.top = max(w.runs.top, r.Serial)
 		batch[r.Serial] = r
 		w.put(s.k.runKey(r.Serial), []byte(enc))
 		if len(r.Output) > 0 {
@@ -564,8 +581,14 @@ func (w *builder) putRuns(ctx context.Context, runs []whenlua.Run) error {
 func (w *builder) existing(ctx context.Context, runs []whenlua.Run) (map[uint64]bool, error) {
 	s := w.s
 	out := make(map[uint64]bool, len(runs))
-	for i := 0; i < len(runs); i += s.opts.maxOps {
-		chunk := runs[i:min(len(runs), i+s.opts.maxOps)]
+	var ask []whenlua.Run
+	for _, r := range runs {
+		if r.Serial <= w.runs.top {
+			ask = append(ask, r)
+		}
+	}
+	for i := 0; i < len(ask); i += s.opts.maxOps {
+		chunk := ask[i:min(len(ask), i+s.opts.maxOps)]
 		var gets []clientv3.Op
 		for _, r := range chunk {
 			gets = append(gets, clientv3.OpGet(s.k.runKey(r.Serial), clientv3.WithCountOnly()))

@@ -322,3 +322,73 @@ func kib(sizes []int64) []int64 {
 	}
 	return out
 }
+
+// The maintenance goroutine applies retention at once when the store
+// opens (a bound lowered at a restart holds from the start), only on the
+// writer, and Close stops it (goleak in TestMain checks).
+func TestTheMaintenanceGoroutineTrimsOnTheWriterAndStopsOnClose(t *testing.T) {
+	cli := newClient(t, sharedEtcd.Endpoints())
+	name := fmt.Sprintf("maint%d", clusterSeq.Add(1))
+	s := openTest(t, Options{Client: cli, Cluster: name})
+	for i := range 10 {
+		commit(t, s, setX(int64(i+1)))
+	}
+	s.Close()
+
+	passes := make(chan error, 10)
+	notLeader := func() []clientv3.Cmp {
+		return []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision("/whenlua/"+name+"/election/none"), "!=", 0)}
+	}
+	follower := openTest(t, Options{Client: cli, Cluster: name, HistoryKeep: 2, MaintainEvery: time.Hour, Fence: notLeader,
+		afterPass: func(err error) { passes <- err }})
+	if err := <-passes; !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("a follower's pass: %v", err)
+	}
+	if n := len(must(follower.History("x", 0))); n != 10 {
+		t.Fatalf("a follower trimmed: %d versions left", n)
+	}
+	follower.Close()
+
+	writer := openTest(t, Options{Client: cli, Cluster: name, HistoryKeep: 2, MaintainEvery: time.Hour,
+		afterPass: func(err error) { passes <- err }})
+	if err := <-passes; err != nil {
+		t.Fatalf("the writer's pass: %v", err)
+	}
+	h := must(writer.History("x", 0))
+	if len(h) != 2 || h[0].Value.I != 10 || h[1].Value.I != 9 {
+		t.Fatalf("history after the first pass: %+v", h)
+	}
+	if err := writer.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// One key beyond what one etcd request takes (a job state whose snapshot
+// holds 13 values of 64 KiB) is refused with ErrStoreTooBig before
+// anything is written.
+func TestAKeyTooBigForEtcdIsRefusedAndNothingStored(t *testing.T) {
+	s := openTest(t, Options{})
+	snap := map[string]whenlua.Value{}
+	for i := range 13 {
+		snap[fmt.Sprintf("v%d", i)] = whenlua.String(strings.Repeat("s", whenlua.MaxValueLen))
+	}
+	b := setX(1)
+	b.JobStates = map[string]*whenlua.JobState{"j": {Cond: "true", Evaluated: true, Snapshot: snap}}
+	if err := s.Commit(b); !errors.Is(err, whenlua.ErrStoreTooBig) {
+		t.Fatalf("got %v, want ErrStoreTooBig", err)
+	}
+	if vars, err := s.Vars(); err != nil || len(vars) != 0 {
+		t.Errorf("vars %v, %v", vars, err)
+	}
+	if st, err := s.JobStates(); err != nil || len(st) != 0 {
+		t.Errorf("job states %v, %v", st, err)
+	}
+	commit(t, s, setX(2)) // the store goes on
+}

@@ -172,11 +172,11 @@ func (s *Store) overlayOf(kvs []*mvccpb.KeyValue) (overlay, error) {
 	return ov, nil
 }
 
-// under returns the part of ov under prefix.
-func (ov overlay) under(prefix string) overlay {
+// within returns the part of ov with keys in [from, to).
+func (ov overlay) within(from, to string) overlay {
 	var out overlay
 	for k, o := range ov {
-		if strings.HasPrefix(k, prefix) {
+		if k >= from && k < to {
 			if out == nil {
 				out = overlay{}
 			}

@@ -68,8 +68,14 @@ func (s *Store) get(ctx context.Context, keys ...string) ([][]byte, error) {
 // journal steps applied, until fn returns false. It reads a page at a
 // time; a compaction in the middle starts it again.
 func (s *Store) scan(ctx context.Context, prefix string, desc bool, fn func(kv) (bool, error)) error {
+	return s.scanRange(ctx, prefix, clientv3.GetPrefixRangeEnd(prefix), desc, false, fn)
+}
+
+// scanRange is scan of the keys in [from, to), of their keys alone (nil
+// values) when keysOnly.
+func (s *Store) scanRange(ctx context.Context, from, to string, desc, keysOnly bool, fn func(kv) (bool, error)) error {
 	for attempt := 0; ; attempt++ {
-		err := s.scanOnce(ctx, prefix, desc, fn)
+		err := s.scanOnce(ctx, from, to, desc, keysOnly, fn)
 		if errors.Is(err, rpctypes.ErrCompacted) && attempt < 3 {
 			continue
 		}
@@ -77,8 +83,8 @@ func (s *Store) scan(ctx context.Context, prefix string, desc bool, fn func(kv) 
 	}
 }
 
-func (s *Store) scanOnce(ctx context.Context, prefix string, desc bool, fn func(kv) (bool, error)) error {
-	from, to := prefix, clientv3.GetPrefixRangeEnd(prefix)
+func (s *Store) scanOnce(ctx context.Context, from, to string, desc, keysOnly bool, fn func(kv) (bool, error)) error {
+	lo, hi := from, to
 	order := clientv3.SortAscend
 	if desc {
 		order = clientv3.SortDescend
@@ -88,6 +94,9 @@ func (s *Store) scanOnce(ctx context.Context, prefix string, desc bool, fn func(
 	var all []kv // with an overlay: every key, merged before fn sees them
 	for {
 		opts := []clientv3.OpOption{clientv3.WithRange(to), clientv3.WithLimit(scanPage), clientv3.WithSort(clientv3.SortByKey, order)}
+		if keysOnly {
+			opts = append(opts, clientv3.WithKeysOnly())
+		}
 		var kvsResp *clientv3.GetResponse
 		if rev == 0 {
 			resp, err := s.cli.Txn(ctx).Then(
@@ -99,7 +108,7 @@ func (s *Store) scanOnce(ctx context.Context, prefix string, desc bool, fn func(
 			if ov, err = s.overlayOf(resp.Responses[0].GetResponseRange().Kvs); err != nil {
 				return err
 			}
-			ov = ov.under(prefix)
+			ov = ov.within(lo, hi)
 			rev = resp.Header.Revision
 			kvsResp = (*clientv3.GetResponse)(resp.Responses[1].GetResponseRange())
 		} else {

@@ -1,15 +1,18 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
 	"github.com/whenlua/whenlua"
@@ -35,6 +38,12 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	sharedEtcd.Close()
 	os.RemoveAll(dir)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 
@@ -101,6 +110,7 @@ func TestStoreContract(t *testing.T) {
 			return openTest(t, Options{HistoryKeep: o.HistoryKeep, HistoryMaxAge: o.HistoryMaxAge, RunsKeep: o.RunsKeep, Now: o.Now})
 		},
 		Reopen: func(t testing.TB, s whenlua.Store) whenlua.Store { return reopen(t, s.(*Store)) },
+		Keys:   countKeys,
 	})
 }
 
@@ -113,5 +123,28 @@ func TestStoreContractThroughTheJournal(t *testing.T) {
 				maxOps: 8, maxBytes: 4 << 10})
 		},
 		Reopen: func(t testing.TB, s whenlua.Store) whenlua.Store { return reopen(t, s.(*Store)) },
+		Keys:   countKeys,
 	})
+}
+
+// countKeys counts the keys of a kind s stores, for the contract.
+func countKeys(t testing.TB, st whenlua.Store, kind string) int {
+	t.Helper()
+	s := st.(*Store)
+	var prefix string
+	switch {
+	case strings.HasPrefix(kind, "history/"):
+		prefix = s.k.histPrefix(strings.TrimPrefix(kind, "history/"))
+	case kind == "runs":
+		prefix = s.k.runs
+	case kind == "outputs":
+		prefix = s.k.outs
+	default:
+		t.Fatalf("unknown kind %q", kind)
+	}
+	resp, err := s.cli.Get(context.Background(), prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(resp.Count)
 }

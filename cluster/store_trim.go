@@ -6,21 +6,21 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Trim applies retention to everything stored now, as persist's Trim
 // does: per variable it keeps the newest HistoryKeep versions younger than
 // HistoryMaxAge, and always the newest one; of the run records it deletes
 // the oldest beyond RunsKeep, never a running or queued one, with their
-// output. It writes fenced, in transactions within etcd's limits, and
-// holds the writer for its whole run. A fence that fails gives an error
-// wrapping ErrNotLeader.
+// output. It writes fenced, in transactions within etcd's limits, between
+// which commits go on. A fence that fails gives an error wrapping
+// ErrNotLeader.
 func (s *Store) Trim() error {
 	if err := s.enter(); err != nil {
 		return fmt.Errorf("trim: %w", err)
 	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*s.opts.CallTimeout)
 	defer cancel()
 	// Only the writer trims: a node that is not learns it even when there
@@ -49,8 +49,14 @@ func (s *Store) Trim() error {
 }
 
 // writeOps writes deletes of retention in transactions of the fast path,
-// reloading the view when another writer moved the head.
+// reloading the view when another writer moved the head. Deleting a key
+// already gone (a commit trimmed it meanwhile) is harmless.
 func (s *Store) writeOps(ctx context.Context, ops []kvOp) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := s.enter(); err != nil {
+		return err
+	}
 	for _, chunk := range splitOps(ops, s.opts.maxBytes, s.opts.maxOps-1) {
 		for attempt := 0; ; attempt++ {
 			if err := s.ready(ctx); err != nil {
@@ -76,7 +82,7 @@ type histName struct {
 // trimHistory deletes the versions beyond retention and returns how many.
 func (s *Store) trimHistory(ctx context.Context) (int, error) {
 	var names []histName
-	err := s.scan(ctx, s.k.hist, false, func(x kv) (bool, error) {
+	err := s.scanRange(ctx, s.k.hist, clientv3.GetPrefixRangeEnd(s.k.hist), false, true, func(x kv) (bool, error) {
 		rest := x.key[len(s.k.hist):]
 		i := strings.LastIndexByte(rest, '/')
 		seq, ok := histSeq(x.key)
@@ -121,10 +127,12 @@ func (s *Store) trimHistory(ctx context.Context) (int, error) {
 			return deleted, err
 		}
 		deleted += len(ops)
+		s.writeMu.Lock()
 		if r, ok := s.view.seqs[h.name]; ok && r.first < cut {
 			r.first = cut
 			s.view.seqs[h.name] = r
 		}
+		s.writeMu.Unlock()
 	}
 	return deleted, nil
 }
@@ -133,11 +141,8 @@ func (s *Store) trimHistory(ctx context.Context) (int, error) {
 // cutoff, never past the newest version h.r.last.
 func (s *Store) ageCut(ctx context.Context, h histName, cut uint64, cutoff time.Time) (uint64, error) {
 	prefix := s.k.histPrefix(h.name)
-	err := s.scan(ctx, prefix, false, func(x kv) (bool, error) {
+	err := s.scanRange(ctx, s.k.histKey(h.name, cut), clientv3.GetPrefixRangeEnd(prefix), false, false, func(x kv) (bool, error) {
 		seq, _ := histSeq(x.key)
-		if seq < cut {
-			return true, nil
-		}
 		if seq >= h.r.last {
 			return false, nil
 		}
@@ -159,28 +164,46 @@ func (s *Store) ageCut(ctx context.Context, h histName, cut uint64, cutoff time.
 func (s *Store) trimAllRuns(ctx context.Context) (int, error) {
 	deleted := 0
 	for {
-		if err := s.ready(ctx); err != nil {
+		n, done, err := s.trimRunsOnce(ctx)
+		deleted += n
+		if err != nil || done {
 			return deleted, err
+		}
+	}
+}
+
+// trimRunsOnce deletes one transaction's worth of run records; done when
+// there is nothing more to delete.
+func (s *Store) trimRunsOnce(ctx context.Context) (deleted int, done bool, err error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := s.enter(); err != nil {
+		return 0, true, err
+	}
+	for attempt := 0; ; attempt++ {
+		if err := s.ready(ctx); err != nil {
+			return 0, true, err
 		}
 		excess := s.view.runs.n - s.opts.RunsKeep
 		if excess <= 0 {
-			return deleted, nil
+			return 0, true, nil
 		}
 		n := min(excess, (s.opts.maxOps-1)/2)
 		ops, rc, err := s.trimRunsOps(ctx, s.view.runs, n, 8*trimPerCommit, nil)
 		if err != nil {
-			return deleted, err
+			return 0, true, err
 		}
 		if len(ops) == 0 {
-			return deleted, nil
+			return 0, true, nil
 		}
 		if err := s.write(ctx, ops); err != nil {
-			if errors.Is(err, errStale) {
+			if errors.Is(err, errStale) && attempt < 3 {
 				continue
 			}
-			return deleted, err
+			return 0, true, err
 		}
-		deleted += s.view.runs.n - rc.n
+		deleted = s.view.runs.n - rc.n
 		s.view.runs = rc
+		return deleted, false, nil
 	}
 }

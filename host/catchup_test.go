@@ -75,10 +75,7 @@ func TestCatchUpRunsOnceAfterThreeDaysDown(t *testing.T) {
 // A suspend is seen as the wall clock jumping ahead: the timer fires late.
 // The catch_up job's run stands for the latest time it missed.
 func TestCatchUpAfterASuspendSeenAsAClockJump(t *testing.T) {
-	p := testPaths(t, t.TempDir())
-	writeFile(t, p.JobsDir+"/c.lua", catchUpJobs)
-	clock := NewFakeClock(time.Date(2026, 12, 1, 0, 30, 0, 0, time.UTC))
-	te := openTestEngine(t, p, clock)
+	te, clock := clockedEngine(t, "c.lua", catchUpJobs, time.Date(2026, 12, 1, 0, 30, 0, 0, time.UTC))
 	te.waitFor("the timer", func() bool { return clock.Timers() > 0 })
 	woke := time.Date(2026, 12, 1, 5, 20, 0, 0, time.UTC)
 	clock.Set(woke)
@@ -97,10 +94,7 @@ func TestCatchUpAfterASuspendSeenAsAClockJump(t *testing.T) {
 
 // A catch_up job that has never run has nothing to catch up on.
 func TestANewCatchUpJobDoesNotRunAtLoad(t *testing.T) {
-	p := testPaths(t, t.TempDir())
-	writeFile(t, p.JobsDir+"/c.lua", catchUpJobs)
-	clock := NewFakeClock(time.Date(2026, 12, 1, 0, 30, 0, 0, time.UTC))
-	te := openTestEngine(t, p, clock)
+	te, _ := clockedEngine(t, "c.lua", catchUpJobs, time.Date(2026, 12, 1, 0, 30, 0, 0, time.UTC))
 	te.waitFor("the schedule", func() bool { return len(te.status().Next) == 3 })
 	// A wrong catch-up is either still pending (due now) or already started,
 	// and then recorded once it ends.

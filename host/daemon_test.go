@@ -94,6 +94,20 @@ func (d *runningDaemon) stop(tb testing.TB) {
 	d.done = nil
 }
 
+// listenAt makes home p and listens on its socket path, as something
+// other than the daemon.
+func listenAt(t *testing.T, p whenlua.Paths) net.Listener {
+	t.Helper()
+	if err := p.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("unix", p.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 func TestASecondDaemonOnTheSameHomeGetsTheRunningPid(t *testing.T) {
 	p := daemonHome(t)
 	startDaemon(t, p)
@@ -106,13 +120,7 @@ func TestASecondDaemonOnTheSameHomeGetsTheRunningPid(t *testing.T) {
 
 func TestADaemonReplacesAStaleSocketAndStopsOnAShutdownRequest(t *testing.T) {
 	p := daemonHome(t)
-	if err := p.Ensure(); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("unix", p.Socket)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := listenAt(t, p)
 	l.(*net.UnixListener).SetUnlinkOnClose(false)
 	l.Close() // a socket file nobody answers on, as kill -9 leaves it
 
@@ -158,13 +166,7 @@ func TestADaemonReplacesAStaleSocketAndStopsOnAShutdownRequest(t *testing.T) {
 func TestADaemonDoesNotTakeASocketSomeoneAnswersOn(t *testing.T) {
 	t.Parallel()
 	p := daemonHome(t)
-	if err := p.Ensure(); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("unix", p.Socket)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := listenAt(t, p)
 	defer l.Close()
 	go func() {
 		for {
@@ -175,7 +177,7 @@ func TestADaemonDoesNotTakeASocketSomeoneAnswersOn(t *testing.T) {
 			c.Close()
 		}
 	}()
-	err = RunDaemon(context.Background(), DaemonOptions{Paths: p, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	err := RunDaemon(context.Background(), DaemonOptions{Paths: p, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err == nil || !strings.Contains(err.Error(), "answers on") {
 		t.Fatalf("RunDaemon on a live socket: %v", err)
 	}

@@ -309,44 +309,6 @@ func (e *Engine) run() {
 	}
 }
 
-// maxGroup bounds how many sets one commit takes, and maxGroupAssignments
-// how many assignments: a group must fit in one transaction of the store
-// whenever each of its sets would fit alone.
-const (
-	maxGroup            = 256
-	maxGroupAssignments = 1024
-)
-
-// applyQueued commits first and the sets queued behind it, a group at a
-// time.
-func (e *Engine) applyQueued(first *setReq) {
-	for first != nil {
-		var batch []*setReq
-		batch, first = e.drainSets(first)
-		e.st.applySets(batch)
-	}
-}
-
-// drainSets returns first and the sets queued behind it, as many as one
-// group takes, and the set that did not fit, which starts the next group.
-func (e *Engine) drainSets(first *setReq) (batch []*setReq, next *setReq) {
-	batch = []*setReq{first}
-	n := len(first.req.Assignments)
-	for len(batch) < maxGroup && n < maxGroupAssignments {
-		select {
-		case r := <-e.sets:
-			if n+len(r.req.Assignments) > maxGroupAssignments {
-				return batch, r
-			}
-			batch = append(batch, r)
-			n += len(r.req.Assignments)
-		default:
-			return batch, nil
-		}
-	}
-	return batch, nil
-}
-
 // runnerDone is handed to the runner for each process; it hands the result
 // to the engine goroutine without ever blocking the runner for long.
 func (e *Engine) runnerDone(res runner.Result) {

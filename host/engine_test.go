@@ -59,6 +59,16 @@ func newTestEngine(t *testing.T, files map[string]string) *testEngine {
 	return openTestEngine(t, p, NewFakeClock(testEpoch))
 }
 
+// clockedEngine opens an engine on a new home whose one job file, name,
+// holds src, with a fake clock at start.
+func clockedEngine(t *testing.T, name, src string, start time.Time) (*testEngine, *FakeClock) {
+	t.Helper()
+	p := testPaths(t, t.TempDir())
+	writeFile(t, filepath.Join(p.JobsDir, name), src)
+	clock := NewFakeClock(start)
+	return openTestEngine(t, p, clock), clock
+}
+
 func openTestEngine(t *testing.T, p whenlua.Paths, clock *FakeClock) *testEngine {
 	t.Helper()
 	return openTestEngineWith(t, p, clock, -1)
@@ -185,6 +195,16 @@ func (te *testEngine) waitFor(what string, cond func() bool) {
 }
 
 // runs returns the finished runs of job, oldest first.
+// idleRuns waits until no run is going, then fails unless job has run want
+// times; why says what a wrong count means.
+func (te *testEngine) idleRuns(job string, want int, why string) {
+	te.t.Helper()
+	te.waitIdle()
+	if n := len(te.runs(job)); n != want {
+		te.t.Fatalf("%s ran %d times, want %d: %s", job, n, want, why)
+	}
+}
+
 func (te *testEngine) runs(job string) []whenlua.Run {
 	te.t.Helper()
 	rs, err := te.Log(context.Background(), job, 0)

@@ -16,12 +16,16 @@ func stepTo(te *testEngine, clock *FakeClock, at time.Time) {
 	te.waitIdle()
 }
 
+// openHoldEngine opens an engine on holdJob with a fake clock at t0.
+func openHoldEngine(t *testing.T) (te *testEngine, clock *FakeClock, t0 time.Time) {
+	t.Helper()
+	t0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	te, clock = clockedEngine(t, "h.lua", holdJob, t0)
+	return te, clock, t0
+}
+
 func TestHoldRunsOnceTheConditionHasHeldThatLong(t *testing.T) {
-	p := testPaths(t, t.TempDir())
-	writeFile(t, p.JobsDir+"/h.lua", holdJob)
-	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	clock := NewFakeClock(t0)
-	te := openTestEngine(t, p, clock)
+	te, clock, t0 := openHoldEngine(t)
 	if due := te.set("load", 5); len(due) != 0 {
 		t.Fatalf("due at once: %v", due)
 	}
@@ -52,11 +56,7 @@ func TestHoldRunsOnceTheConditionHasHeldThatLong(t *testing.T) {
 }
 
 func TestAFalseInBetweenResetsTheHold(t *testing.T) {
-	p := testPaths(t, t.TempDir())
-	writeFile(t, p.JobsDir+"/h.lua", holdJob)
-	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	clock := NewFakeClock(t0)
-	te := openTestEngine(t, p, clock)
+	te, clock, t0 := openHoldEngine(t)
 	te.set("load", 5)
 	clock.Set(t0.Add(3 * time.Minute))
 	te.set("load", 1) // the spike is over
@@ -74,11 +74,7 @@ func TestAFalseInBetweenResetsTheHold(t *testing.T) {
 }
 
 func TestAPendingHoldSurvivesARestart(t *testing.T) {
-	p := testPaths(t, t.TempDir())
-	writeFile(t, p.JobsDir+"/h.lua", holdJob)
-	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	clock := NewFakeClock(t0)
-	te := openTestEngine(t, p, clock)
+	te, clock, t0 := openHoldEngine(t)
 	te.set("load", 5)
 	clock.Set(t0.Add(2 * time.Minute))
 	te = te.restart()
@@ -93,6 +89,6 @@ func TestAPendingHoldSurvivesARestart(t *testing.T) {
 	te.set("load", 5)
 	te.close()
 	clock.Set(t0.Add(30 * time.Minute))
-	te = openTestEngine(t, p, clock)
+	te = openTestEngine(t, te.paths, clock)
 	te.waitFor("the run of the hold that ended while down", func() bool { return len(te.runs("busy")) == 2 })
 }

@@ -56,10 +56,7 @@ func TestAJobMovedToAnotherFileKeepsItsEdgeState(t *testing.T) {
 	if f, _ := te.fileStatusOf("b.lua"); f.Jobs != 2 {
 		t.Fatalf("b.lua: %+v", f)
 	}
-	te.waitIdle()
-	if n := len(te.runs("level")); n != 1 {
-		t.Fatalf("level ran %d times, want 1: moving it re-fired it", n)
-	}
+	te.idleRuns("level", 1, "moving it re-fired it")
 }
 
 func TestRenamingAJobFileDoesNotReFireItsJobs(t *testing.T) {
@@ -77,10 +74,7 @@ func TestRenamingAJobFileDoesNotReFireItsJobs(t *testing.T) {
 		_, aThere := te.fileStatusOf("a.lua")
 		return ok && f.Jobs == 1 && !aThere
 	})
-	te.waitIdle()
-	if n := len(te.runs("level")); n != 1 {
-		t.Fatalf("level ran %d times, want 1: the rename re-fired it", n)
-	}
+	te.idleRuns("level", 1, "the rename re-fired it")
 }
 
 func TestARequireInsideAConditionIsADependencyOfItsFile(t *testing.T) {
@@ -106,10 +100,7 @@ on_load(function() require("hooks") end)
 		t.Fatalf("after the module changed: %+v, want late.lua reloaded (was %+v)", g, f)
 	}
 	// The new version's condition reads the new module: n=1 is over 0.
-	te.waitIdle()
-	if n := len(te.runs("over")); n != 1 {
-		t.Fatalf("over ran %d times after the module changed, want 1", n)
-	}
+	te.idleRuns("over", 1, "the new version reads the old module")
 }
 
 // signalHandler is a slog handler that closes ch at the first record whose

@@ -204,17 +204,11 @@ func TestAnUnchangedJobDoesNotReFireWhenItsFileIsRewritten(t *testing.T) {
 	te.set("x", 7)
 	writeFile(t, path, `when("x >= 6", "true", {name="level"}) when("x >= 100", "true", {name="other"})`)
 	te.reload()
-	te.waitIdle()
-	if n := len(te.runs("level")); n != 1 {
-		t.Fatalf("level ran %d times, want 1 (no re-fire on reload)", n)
-	}
+	te.idleRuns("level", 1, "a reload re-fired it")
 	// A changed condition starts afresh.
 	writeFile(t, path, `when("x >= 5", "true", {name="level"})`)
 	te.reload()
-	te.waitIdle()
-	if n := len(te.runs("level")); n != 2 {
-		t.Fatalf("level ran %d times after its condition changed, want 2", n)
-	}
+	te.idleRuns("level", 2, "the changed condition did not start afresh")
 }
 
 func TestChangingALibModuleReloadsExactlyItsUsers(t *testing.T) {

@@ -13,16 +13,13 @@ import (
 // attempts are used up; each attempt has its own serial and record linked
 // to the first, and post sees attempt and final.
 func TestRetryTriesAFailedRunAgainWithBackoff(t *testing.T) {
-	p := testPaths(t, t.TempDir())
-	writeFile(t, p.JobsDir+"/r.lua", `
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	te, clock := clockedEngine(t, "r.lua", `
 when("go == 1", "exit 3", { name = "flaky", retry = { attempts = 3, delay = "30s", backoff = 2 },
   post = function(r) set("final_" .. r.attempt, r.final) end })
 when("go == 1", "true", { name = "fine", retry = { attempts = 3 } })
 when("go == 1", "exit 1", { name = "refused", pre = function() return false end, retry = { attempts = 3 } })
-`)
-	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	clock := NewFakeClock(t0)
-	te := openTestEngine(t, p, clock)
+`, t0)
 	te.set("go", 1)
 	te.waitFor("the first attempt", func() bool { return len(te.runs("flaky")) == 1 && len(te.runs("fine")) == 1 })
 	te.waitIdle()
@@ -75,12 +72,9 @@ when("go == 1", "exit 1", { name = "refused", pre = function() return false end,
 
 // one() treats a pending retry as a running instance.
 func TestOneRefusesWhileARetryIsPending(t *testing.T) {
-	p := testPaths(t, t.TempDir())
-	writeFile(t, p.JobsDir+"/r.lua", `
+	te, clock := clockedEngine(t, "r.lua", `
 when("go == 1", "exit 1", { name = "solo", pre = one(), retry = { attempts = 2, delay = "1m" } })
-`)
-	clock := NewFakeClock(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
-	te := openTestEngine(t, p, clock)
+`, time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
 	te.set("go", 1)
 	te.waitFor("the first attempt", func() bool { return len(te.runs("solo")) == 1 })
 	te.waitIdle()

@@ -413,7 +413,8 @@ func (h *fileHost) Set(origin string, as []whenlua.Assignment, trigger bool) err
 		h.held = append(h.held, heldSet{origin, as, trigger})
 		return nil
 	}
-	return h.st.applySet(origin, as, trigger)
+	h.st.applySet(origin, as, trigger)
+	return nil
 }
 
 func (h *fileHost) Log(file, msg string) { h.st.e.log.Info(msg, "file", file) }
@@ -445,9 +446,7 @@ func (h *fileHost) release() {
 	held := h.held
 	h.held = nil
 	for _, s := range held {
-		if err := h.st.applySet(s.origin, s.as, s.trigger); err != nil {
-			h.st.e.log.Error("set during load", "file", h.path, "err", err)
-		}
+		h.st.applySet(s.origin, s.as, s.trigger)
 	}
 }
 

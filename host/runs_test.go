@@ -15,6 +15,7 @@ import (
 
 	"github.com/whenlua/whenlua"
 	"github.com/whenlua/whenlua/host/runner"
+	"github.com/whenlua/whenlua/internal/proctest"
 	"github.com/whenlua/whenlua/persist"
 )
 
@@ -180,10 +181,7 @@ func TestMailtoDeliversThroughSendmail(t *testing.T) {
 	mbox := filepath.Join(dir, "mbox")
 	writeFile(t, sendmail, "#!/bin/sh\n[ \"$1\" = -t ] || exit 9\ncat > "+mbox+"\n")
 	os.Chmod(sendmail, 0o755)
-	p := testPaths(t, t.TempDir())
-	writeFile(t, p.JobsDir+"/m.lua", `when("go", "echo the output; exit 3", {name="mailer", post=mailto("me@example.com")})`)
-	clock := NewFakeClock(testEpoch)
-	te := openTestEngine(t, p, clock)
+	te, _ := clockedEngine(t, "m.lua", `when("go", "echo the output; exit 3", {name="mailer", post=mailto("me@example.com")})`, testEpoch)
 	te.opts.Sendmail = sendmail
 	te.set("go", true)
 	te.waitIdle()
@@ -230,20 +228,7 @@ func TestRunsInFlightAtACrashAreRecordedAsLostAndTheirLeftoversCleared(t *testin
 		t.Fatal(err)
 	}
 	startProc := func(dir, marker string) (*exec.Cmd, chan struct{}) {
-		cmd := exec.Command("/bin/sh", "-c", "trap '' TERM; echo ready; exec sleep 1000")
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), marker)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := out.Read(make([]byte, 6)); err != nil {
-			t.Fatal(err)
-		}
+		cmd := proctest.Stubborn(t, dir, append(os.Environ(), marker), &syscall.SysProcAttr{Setpgid: true})
 		exited := make(chan struct{})
 		go func() { cmd.Wait(); close(exited) }()
 		t.Cleanup(func() { cmd.Process.Kill(); <-exited })

@@ -14,10 +14,7 @@ func TestCronJobsRunAtTheirZonesWallClockTimes(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := func(d, h, m int) time.Time { return time.Date(2026, 3, d, h, m, 0, 0, berlin) }
-	p := testPaths(t, t.TempDir())
-	writeFile(t, p.JobsDir+"/c.lua", `cron("30 2 * * *", "true", {name="c", tz="Europe/Berlin"})`)
-	clock := NewFakeClock(at(28, 0, 0))
-	te := openTestEngine(t, p, clock)
+	te, clock := clockedEngine(t, "c.lua", `cron("30 2 * * *", "true", {name="c", tz="Europe/Berlin"})`, at(28, 0, 0))
 	want := []time.Time{at(28, 2, 30), at(29, 3, 0), at(30, 2, 30)}
 	if got := want[1].UTC(); !got.Equal(time.Date(2026, 3, 29, 1, 0, 0, 0, time.UTC)) {
 		t.Fatalf("03:00 CEST is %v", got)
@@ -50,10 +47,7 @@ func TestEveryDayWithAZoneRunsAtLocalMidnight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := testPaths(t, t.TempDir())
-	writeFile(t, p.JobsDir+"/e.lua", `every("day", "true", {name="d", tz="America/New_York"})`)
-	clock := NewFakeClock(time.Date(2026, 3, 7, 12, 0, 0, 0, ny))
-	te := openTestEngine(t, p, clock)
+	te, clock := clockedEngine(t, "e.lua", `every("day", "true", {name="d", tz="America/New_York"})`, time.Date(2026, 3, 7, 12, 0, 0, 0, ny))
 	for i, b := range []time.Time{time.Date(2026, 3, 8, 0, 0, 0, 0, ny), time.Date(2026, 3, 9, 0, 0, 0, 0, ny)} {
 		te.waitFor("the timer", func() bool { return clock.Timers() > 0 })
 		clock.Set(b)

@@ -59,14 +59,11 @@ func TestEveryJobsAreScheduledInStatus(t *testing.T) {
 }
 
 func TestAReloadAtABoundaryNeitherSkipsNorRepeatsAnEveryRun(t *testing.T) {
-	p := testPaths(t, t.TempDir())
-	writeFile(t, p.JobsDir+"/e.lua", `every("10 seconds", "true", {name="e"})`)
-	clock := NewFakeClock(testEpoch.Add(time.Second))
-	te := openTestEngine(t, p, clock)
+	te, clock := clockedEngine(t, "e.lua", `every("10 seconds", "true", {name="e"})`, testEpoch.Add(time.Second))
 	// The boundary passes while the engine is busy with a reload: the
 	// reloaded job keeps the boundary it had, and runs at it.
 	clock.Set(testEpoch.Add(10 * time.Second))
-	writeFile(t, p.JobsDir+"/e.lua", `every("10 seconds", "true", {name="e"}) -- edited`)
+	writeFile(t, te.paths.JobsDir+"/e.lua", `every("10 seconds", "true", {name="e"}) -- edited`)
 	te.reload()
 	te.waitFor("the run at the boundary", func() bool { return len(te.runs("e")) == 1 })
 	if got := te.runs("e")[0].Start; !got.Equal(testEpoch.Add(10 * time.Second)) {
@@ -81,10 +78,7 @@ func TestAReloadAtABoundaryNeitherSkipsNorRepeatsAnEveryRun(t *testing.T) {
 // A run due after 2262, which Unix nanoseconds cannot hold, is scheduled
 // at its time: not in the past, where it would run again and again.
 func TestAnEveryJobDueAfter2262WaitsForIt(t *testing.T) {
-	p := testPaths(t, t.TempDir())
-	writeFile(t, p.JobsDir+"/e.lua", `every("300 years", "true", {name="far"}) every("1000 years", "true", {name="farther"})`)
-	clock := NewFakeClock(testEpoch)
-	te := openTestEngine(t, p, clock)
+	te, clock := clockedEngine(t, "e.lua", `every("300 years", "true", {name="far"}) every("1000 years", "true", {name="farther"})`, testEpoch)
 	s := te.status()
 	want := map[string]time.Time{"far": time.Date(2270, 1, 1, 0, 0, 0, 0, time.UTC), "farther": time.Date(2970, 1, 1, 0, 0, 0, 0, time.UTC)}
 	if len(s.Next) != 2 {
@@ -104,10 +98,7 @@ func TestAnEveryJobDueAfter2262WaitsForIt(t *testing.T) {
 
 func TestEveryJobsFollowTheWallClockAfterItJumps(t *testing.T) {
 	t.Run("forward, as after a suspend: the missed run happens within maxTimerWait", func(t *testing.T) {
-		p := testPaths(t, t.TempDir())
-		writeFile(t, p.JobsDir+"/e.lua", `every("10 minutes", "true", {name="e"})`)
-		clock := NewFakeClock(testEpoch)
-		te := openTestEngine(t, p, clock)
+		te, clock := clockedEngine(t, "e.lua", `every("10 minutes", "true", {name="e"})`, testEpoch)
 		te.waitFor("the timer", func() bool { return clock.Timers() > 0 })
 		clock.Jump(time.Hour) // the timers did not see the hour go by
 		clock.Advance(maxTimerWait)
@@ -120,10 +111,7 @@ func TestEveryJobsFollowTheWallClockAfterItJumps(t *testing.T) {
 		}
 	})
 	t.Run("back: the next run is the first boundary after the new now", func(t *testing.T) {
-		p := testPaths(t, t.TempDir())
-		writeFile(t, p.JobsDir+"/e.lua", `every("10 minutes", "true", {name="e"})`)
-		clock := NewFakeClock(testEpoch.Add(5 * time.Minute))
-		te := openTestEngine(t, p, clock)
+		te, clock := clockedEngine(t, "e.lua", `every("10 minutes", "true", {name="e"})`, testEpoch.Add(5*time.Minute))
 		te.waitFor("the timer", func() bool { return clock.Timers() > 0 })
 		clock.Jump(-time.Hour)
 		clock.Advance(maxTimerWait)

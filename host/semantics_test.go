@@ -316,6 +316,27 @@ func TestTestModeLeavesConditionErrorsAsTheyAre(t *testing.T) {
 	}
 }
 
+func TestTestReportsWhatTheSameSetTriggers(t *testing.T) {
+	// test runs the settle of a set as a dry run: before each real set, a
+	// test of the same values names exactly the jobs the set then makes
+	// due, in the same order (edges, levels, holds, several files).
+	te := newTestEngine(t, map[string]string{
+		"a.lua": `when("changes('x')", "true", {name="zeta"}) when("x > 2", "true", {name="big"})`,
+		"b.lua": `when("increases('x')", "true", {name="alpha"}) when("x > 2", "true", {name="held", hold="1h"})`,
+	})
+	for _, v := range []int{1, 1, 3, 5, 2, 4, 4} {
+		tested := te.setMode(whenlua.ModeTest, "x", v)
+		set := te.set("x", v)
+		if !slices.Equal(tested, set) {
+			t.Fatalf("x=%d: test said %v, the set triggered %v", v, tested, set)
+		}
+		te.waitIdle()
+	}
+	if s := te.status(); len(s.Pending) != 1 {
+		t.Fatalf("pending holds %v, want only the real set's one", s.Pending)
+	}
+}
+
 func TestAGroupOfSetsNeverOutgrowsOneCommit(t *testing.T) {
 	te := newTestEngine(t, nil)
 	var as []whenlua.Assignment

@@ -246,13 +246,7 @@ func FuzzServerRequests(f *testing.F) {
 		}
 		want := maps.Clone(before)
 		if sr.Mode != whenlua.ModeTest {
-			for _, a := range sr.Assignments {
-				if a.Value.IsNil() {
-					delete(want, a.Name)
-				} else {
-					want[a.Name] = a.Value
-				}
-			}
+			whenlua.ApplyAssignments(want, sr.Assignments)
 		}
 		if !maps.EqualFunc(want, after, sameValue) {
 			t.Fatalf("after the set %q the variables are %v, want %v", body, after, want)

@@ -50,12 +50,8 @@ func (f *fakeService) Set(ctx context.Context, req whenlua.SetRequest) (whenlua.
 	if origin == "" {
 		origin = whenlua.OriginCLI
 	}
+	whenlua.ApplyAssignments(f.vars, req.Assignments)
 	for _, a := range req.Assignments {
-		if a.Value.IsNil() {
-			delete(f.vars, a.Name)
-		} else {
-			f.vars[a.Name] = a.Value
-		}
 		f.history[a.Name] = append([]whenlua.Version{{Value: a.Value, Time: time.Now(), Origin: origin}}, f.history[a.Name]...)
 	}
 	return whenlua.SetResponse{Triggered: []string{}}, nil

@@ -101,25 +101,9 @@ local r = string.` + fn + `(s, ".-.-.-.-.-.-b"` + map[bool]string{true: `, "")`,
 func TestRunawayLoopsStopAtTheLimit(t *testing.T) {
 	const limit = 50 * time.Millisecond
 	loop := "while true do end"
-	cases := []struct {
-		name string
-		src  string
-		call func(f *File) error
-		line int
-	}{
-		{"in a string condition", "when('(function() " + loop + " end)()', 't', {name = 'j'})",
-			func(f *File) error { _, _, err := f.Jobs[0].Eval(EvalInput{}); return err }, 1},
-		{"in a function condition", "when(function()\n" + loop + "\nend, 't', {name = 'j'})",
-			func(f *File) error { _, _, err := f.Jobs[0].Eval(EvalInput{}); return err }, 2},
-		{"in pre", "every('hour', 't', {name = 'j', pre = function()\n" + loop + "\nend})",
-			func(f *File) error { _, _, err := f.Jobs[0].CallPre(PreInfo{}); return err }, 2},
-		{"in post", "every('hour', 't', {name = 'j', post = function()\n" + loop + "\nend})",
-			func(f *File) error { return f.Jobs[0].CallPost(whenlua.Run{}, "/tmp") }, 2},
-		{"in on_load", "on_load(function()\n" + loop + "\nend)", (*File).CallOnLoad, 2},
-		{"in on_unload", "on_unload(function()\n" + loop + "\nend)", (*File).CallOnUnload, 2},
-		{"behind pcall", "when(function()\nwhile true do pcall(function() while true do end end) end\nend, 't', {name = 'j'})",
-			func(f *File) error { _, _, err := f.Jobs[0].Eval(EvalInput{}); return err }, 2},
-	}
+	cases := append(runawayCases(loop),
+		runawayCase{"in a string condition", "when('(function() " + loop + " end)()', 't', {name = 'j'})", evalFirst, 1},
+		runawayCase{"in on_unload", "on_unload(function()\n" + loop + "\nend)", (*File).CallOnUnload, 2})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f, err := loadSrc(t, tc.src, Options{Host: newFakeHost(nil), Timeout: limit})
@@ -137,10 +121,7 @@ func TestRunawayLoopsStopAtTheLimit(t *testing.T) {
 			if took > 20*limit {
 				t.Fatalf("stopped after %v", took)
 			}
-			// the state is usable again afterwards
-			if _, err := f.s.call(&frame{phase: phaseLoad}, f.s.L.NewFunctionFromProto(mustCompile(t, "local x = 1")), 0); err != nil {
-				t.Fatalf("state unusable after a timeout: %v", err)
-			}
+			wantUsable(t, f, "a timeout")
 		})
 	}
 	t.Run("at the top level", func(t *testing.T) {

@@ -3,9 +3,6 @@ package luaapi
 import (
 	"path/filepath"
 	"sync"
-	"time"
-
-	lua "github.com/yuin/gopher-lua"
 
 	"github.com/whenlua/whenlua"
 )
@@ -67,24 +64,10 @@ func (h *memHost) Get(name string) whenlua.Value {
 func (h *memHost) Set(_ string, as []whenlua.Assignment, _ bool) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, a := range as {
-		if a.Value.IsNil() {
-			delete(h.vars, a.Name)
-		} else {
-			h.vars[a.Name] = a.Value
-		}
-	}
+	whenlua.ApplyAssignments(h.vars, as)
 	return nil
 }
 
 func (h *memHost) Log(string, string)      {}
 func (h *memHost) Running() []whenlua.Run  { return nil }
 func (h *memHost) SendMail(string, []byte) {}
-
-// unixSeconds is t as Unix seconds with a fraction; the zero time is 0.
-func unixSeconds(t time.Time) lua.LValue {
-	if t.IsZero() {
-		return lua.LNumber(0)
-	}
-	return lua.LNumber(float64(t.UnixNano()) / 1e9)
-}

@@ -309,26 +309,14 @@ func (a *analyzer) expr(e ast.Expr) {
 			a.expr(f.Key)
 			a.expr(f.Value)
 		}
-	case *ast.LogicalOpExpr:
-		a.expr(e.Lhs)
-		a.expr(e.Rhs)
-	case *ast.RelationalOpExpr:
-		a.expr(e.Lhs)
-		a.expr(e.Rhs)
-	case *ast.StringConcatOpExpr:
-		a.expr(e.Lhs)
-		a.expr(e.Rhs)
-	case *ast.ArithmeticOpExpr:
-		a.expr(e.Lhs)
-		a.expr(e.Rhs)
-	case *ast.UnaryMinusOpExpr:
-		a.expr(e.Expr)
-	case *ast.UnaryNotOpExpr:
-		a.expr(e.Expr)
-	case *ast.UnaryLenOpExpr:
-		a.expr(e.Expr)
 	case *ast.FunctionExpr:
 		a.function(e, false)
+	default:
+		for _, op := range operands(e) {
+			if op != nil {
+				a.expr(*op)
+			}
+		}
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,10 +17,49 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// fakeHost records what the library asks of the daemon.
+// runawayCase is a file whose body runs away in one place, how to call
+// that place, and the body's line.
+type runawayCase struct {
+	name string
+	src  string
+	call func(f *File) error
+	line int
+}
+
+// runawayCases puts body where a file's code runs: a function condition,
+// pre, post, on_load, and behind pcall in a condition.
+func runawayCases(body string) []runawayCase {
+	return []runawayCase{
+		{"in a function condition", "when(function()\n" + body + "\nend, 't', {name = 'j'})", evalFirst, 2},
+		{"in pre", "every('hour', 't', {name = 'j', pre = function()\n" + body + "\nend})",
+			func(f *File) error { _, _, err := f.Jobs[0].CallPre(PreInfo{}); return err }, 2},
+		{"in post", "every('hour', 't', {name = 'j', post = function()\n" + body + "\nend})",
+			func(f *File) error { return f.Jobs[0].CallPost(whenlua.Run{}, "/tmp") }, 2},
+		{"in on_load", "on_load(function()\n" + body + "\nend)", (*File).CallOnLoad, 2},
+		{"behind pcall", "when(function()\nwhile true do pcall(function() " + body + " end) end\nend, 't', {name = 'j'})", evalFirst, 2},
+	}
+}
+
+// evalFirst evaluates the condition of the file's first job.
+func evalFirst(f *File) error {
+	_, _, err := f.Jobs[0].Eval(EvalInput{})
+	return err
+}
+
+// wantUsable fails unless f's state runs a chunk again after what stopped
+// its last call.
+func wantUsable(t *testing.T, f *File, after string) {
+	t.Helper()
+	if _, err := f.s.call(&frame{phase: phaseLoad}, f.s.L.NewFunctionFromProto(mustCompile(t, "local x = 1")), 0); err != nil {
+		t.Fatalf("state unusable after %s: %v", after, err)
+	}
+}
+
+// fakeHost records what the library asks of the daemon: check's memHost,
+// with a record of sets, logs and mail, a set error to inject and runs to
+// report as running.
 type fakeHost struct {
-	mu      sync.Mutex
-	vars    map[string]whenlua.Value
+	memHost
 	sets    []setCall
 	logs    []string
 	mails   []mail
@@ -45,13 +83,7 @@ func newFakeHost(vars map[string]whenlua.Value) *fakeHost {
 	if vars == nil {
 		vars = map[string]whenlua.Value{}
 	}
-	return &fakeHost{vars: vars}
-}
-
-func (h *fakeHost) Get(name string) whenlua.Value {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.vars[name]
+	return &fakeHost{memHost: memHost{vars: vars}}
 }
 
 func (h *fakeHost) Set(origin string, as []whenlua.Assignment, trigger bool) error {
@@ -61,13 +93,7 @@ func (h *fakeHost) Set(origin string, as []whenlua.Assignment, trigger bool) err
 		return h.setErr
 	}
 	h.sets = append(h.sets, setCall{origin, as, trigger})
-	for _, a := range as {
-		if a.Value.IsNil() {
-			delete(h.vars, a.Name)
-		} else {
-			h.vars[a.Name] = a.Value
-		}
-	}
+	whenlua.ApplyAssignments(h.vars, as)
 	onSet := h.onSet
 	h.mu.Unlock()
 	if onSet != nil {

@@ -278,25 +278,11 @@ func (j *Job) CallPre(info PreInfo) (ok bool, reason string, err error) {
 	if s.L == nil {
 		return false, "", ErrClosed
 	}
-	L := s.L
-	t := L.CreateTable(0, 4)
-	t.RawSetString("job_name", lua.LString(j.Name))
-	t.RawSetString("serial", lua.LNumber(info.Serial))
-	t.RawSetString("variables", valuesTable(L, info.Vars))
 	running := info.Running
 	if running == nil {
 		running = s.opts.Host.Running()
 	}
-	rt := L.CreateTable(len(running), 0)
-	for _, r := range running {
-		e := L.CreateTable(0, 4)
-		e.RawSetString("job_name", lua.LString(r.Job))
-		e.RawSetString("serial", lua.LNumber(r.Serial))
-		e.RawSetString("pid", lua.LNumber(r.PID))
-		e.RawSetString("start_time", unixSeconds(r.Start))
-		rt.Append(e)
-	}
-	t.RawSetString("running", rt)
+	t := lualib.PreInfoTable(s.L, j.Name, info.Serial, info.Vars, running)
 	rets, err := s.call(&frame{phase: phasePre, job: j}, j.pre, 2, t)
 	if err != nil {
 		return false, "", err
@@ -328,17 +314,4 @@ func (j *Job) CallPost(r whenlua.Run, tmpdir string) error {
 	res := luar.New(s.L, lualib.NewResult(r, tmpdir))
 	_, err := s.call(&frame{phase: phasePost, job: j}, j.post, 0, res)
 	return err
-}
-
-func valuesTable(L *lua.LState, vs map[string]whenlua.Value) *lua.LTable {
-	names := make([]string, 0, len(vs))
-	for n := range vs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	t := L.CreateTable(0, len(vs))
-	for _, n := range names {
-		t.RawSetString(n, lualib.ToLua(vs[n]))
-	}
-	return t
 }

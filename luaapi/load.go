@@ -22,7 +22,6 @@ package luaapi
 import (
 	"errors"
 	"fmt"
-	"math"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -32,6 +31,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/lualib"
 )
 
 // Options configure Load.
@@ -281,33 +281,33 @@ func (s *state) declare(kind Kind) lua.LGFunction {
 				L.RaiseError("when: the condition must be a string (a Lua expression) or a function, not a %s", c.Type())
 			}
 		case Every:
-			ps, ok := L.Get(1).(lua.LString)
-			if !ok {
-				L.RaiseError("every: the period must be a string such as \"10 minutes\", not a %s", L.Get(1).Type())
+			ps, err := lualib.AsString(L.Get(1), "every: the period", `a string such as "10 minutes"`)
+			if err != nil {
+				L.RaiseError("%v", err)
 			}
-			p, err := whenlua.ParsePeriod(string(ps))
+			p, err := whenlua.ParsePeriod(ps)
 			if err != nil {
 				L.RaiseError("every: %s", strings.TrimPrefix(err.Error(), whenlua.ErrInvalid.Error()+": "))
 			}
 			j.Period = p
 		case Cron:
-			if _, ok := L.Get(1).(lua.LString); !ok {
-				L.RaiseError("cron: the expression must be a string such as \"30 2 * * 1-5\", not a %s", L.Get(1).Type())
+			if _, err := lualib.AsString(L.Get(1), "cron: the expression", `a string such as "30 2 * * 1-5"`); err != nil {
+				L.RaiseError("%v", err)
 			}
 		}
-		script, ok := L.Get(2).(lua.LString)
-		if !ok {
-			L.RaiseError("%s: the script (argument 2) must be a string, not a %s", fname, L.Get(2).Type())
+		script, err := lualib.AsString(L.Get(2), fname+": the script (argument 2)", "a string")
+		if err != nil {
+			L.RaiseError("%v", err)
 		}
-		j.Script = string(script)
-		switch o := L.Get(3).(type) {
-		case *lua.LNilType:
-		case *lua.LTable:
-			if err := s.jobOptions(j, o); err != nil {
+		j.Script = script
+		if o := L.Get(3); o != lua.LNil {
+			opts, err := lualib.AsTable(o, fname+": the options (argument 3)", "a table")
+			if err != nil {
+				L.RaiseError("%v", err)
+			}
+			if err := s.jobOptions(j, opts); err != nil {
 				L.RaiseError("%s: %v", fname, err)
 			}
-		default:
-			L.RaiseError("%s: the options (argument 3) must be a table, not a %s", fname, o.Type())
 		}
 		if L.GetTop() > 3 {
 			L.RaiseError("%s: too many arguments (want %s(%s, script [, options]))", fname, fname, map[Kind]string{When: "condition", Every: "period", Cron: "expression"}[kind])
@@ -337,30 +337,21 @@ func (s *state) declare(kind Kind) lua.LGFunction {
 // and tz, catch_up and jitter for every and cron. Anything else is an
 // error.
 func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
-	var err error
-	opts.ForEach(func(k, v lua.LValue) {
-		if err != nil {
-			return
-		}
+	return lualib.Fields(opts, func(k, v lua.LValue) error {
 		key, ok := k.(lua.LString)
 		if !ok {
-			err = fmt.Errorf("option keys are names, not a %s", k.Type())
-			return
+			return fmt.Errorf("option keys are names, not a %s", k.Type())
 		}
+		var err error
 		switch key {
 		case "name":
-			name, ok := v.(lua.LString)
-			if !ok {
-				err = fmt.Errorf("option name must be a string, not a %s", v.Type())
-				return
+			if j.Name, err = lualib.AsString(v, "option name", "a string"); err == nil {
+				err = validJobName(j.Name)
 			}
-			err = validJobName(string(name))
-			j.Name = string(name)
 		case "pre", "post":
-			fn, ok := v.(*lua.LFunction)
-			if !ok {
-				err = fmt.Errorf("option %s must be a function, not a %s", key, v.Type())
-				return
+			var fn *lua.LFunction
+			if fn, err = lualib.AsFunction(v, "option "+string(key)); err != nil {
+				return err
 			}
 			if key == "pre" {
 				j.pre, j.HasPre = fn, true
@@ -368,18 +359,14 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 				j.post, j.HasPost = fn, true
 			}
 		case "timeout":
-			j.Timeout, err = parseDuration("timeout", v)
+			j.Timeout, err = lualib.OptDuration("timeout", v)
 		case "tz":
 			j.Zone, err = zoneOption(j.Kind, v)
 		case "catch_up":
-			b, ok := v.(lua.LBool)
-			switch {
-			case j.Kind == When:
-				err = errors.New("option catch_up is for every and cron jobs")
-			case !ok:
-				err = fmt.Errorf("option catch_up must be true or false, not a %s", v.Type())
+			if j.Kind == When {
+				return errors.New("option catch_up is for every and cron jobs")
 			}
-			j.CatchUp = bool(b)
+			j.CatchUp, err = lualib.AsBool(v, "option catch_up", "true or false")
 		case "retry":
 			j.Retry, err = retryOption(v)
 		case "rerun_lost":
@@ -390,16 +377,14 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 			j.RerunLost = bool(b)
 		case "hold":
 			if j.Kind != When {
-				err = errors.New("option hold is for when jobs")
-				return
+				return errors.New("option hold is for when jobs")
 			}
-			j.Hold, err = parseDuration("hold", v)
+			j.Hold, err = lualib.OptDuration("hold", v)
 		case "jitter":
 			if j.Kind == When {
-				err = errors.New("option jitter is for every and cron jobs")
-				return
+				return errors.New("option jitter is for every and cron jobs")
 			}
-			j.Jitter, err = parseDuration("jitter", v)
+			j.Jitter, err = lualib.OptDuration("jitter", v)
 		default:
 			want := "name, pre, post, timeout, retry, rerun_lost or hold"
 			if j.Kind != When {
@@ -407,8 +392,8 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 			}
 			err = fmt.Errorf("unknown option %q (want %s)", string(key), want)
 		}
+		return err
 	})
-	return err
 }
 
 // validJobName accepts printable names without spaces, up to MaxNameLen bytes.
@@ -427,48 +412,19 @@ func validJobName(name string) error {
 	return nil
 }
 
-// parseDuration reads option key: a duration ("90s", "30m", "1h30m") or a
-// number of seconds, positive.
-func parseDuration(key string, v lua.LValue) (time.Duration, error) {
-	var d time.Duration
-	switch v := v.(type) {
-	case lua.LString:
-		var err error
-		d, err = time.ParseDuration(strings.TrimSpace(string(v)))
-		if err != nil {
-			return 0, fmt.Errorf("option %s %q is not a duration (want e.g. \"90s\", \"30m\", \"2h\")", key, string(v))
-		}
-	case lua.LNumber:
-		secs := float64(v)
-		if !(secs > 0) {
-			return 0, fmt.Errorf("option %s must be positive, not %v", key, v)
-		}
-		if secs >= float64(math.MaxInt64)/float64(time.Second) {
-			return 0, fmt.Errorf("option %s of %v seconds is too long (at most %v)", key, v, time.Duration(math.MaxInt64).Truncate(time.Second))
-		}
-		d = time.Duration(secs * float64(time.Second))
-	default:
-		return 0, fmt.Errorf("option %s must be a duration such as \"30m\", not a %s", key, v.Type())
-	}
-	if d <= 0 {
-		return 0, fmt.Errorf("option %s must be positive, not %v", key, d)
-	}
-	return d, nil
-}
-
 // zoneOption reads the tz option: an IANA zone name, for every and cron.
 func zoneOption(kind Kind, v lua.LValue) (*time.Location, error) {
 	if kind == When {
 		return nil, errors.New("option tz is for every and cron jobs (a when-job has no times)")
 	}
-	name, ok := v.(lua.LString)
-	if !ok {
-		return nil, fmt.Errorf("option tz must be a zone name such as \"Europe/Berlin\", not a %s", v.Type())
+	name, err := lualib.AsString(v, "option tz", `a zone name such as "Europe/Berlin"`)
+	if err != nil {
+		return nil, err
 	}
 	if name == "" {
 		return nil, errors.New("option tz is empty (leave it out for the local zone)")
 	}
-	loc, err := whenlua.LoadZone(string(name))
+	loc, err := whenlua.LoadZone(name)
 	if err != nil {
 		return nil, fmt.Errorf("option tz: %s", strings.TrimPrefix(err.Error(), whenlua.ErrInvalid.Error()+": "))
 	}

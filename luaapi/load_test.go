@@ -14,13 +14,20 @@ import (
 
 const fixtures = "../testdata/lua"
 
-func TestLoadFixtureDeclaresEveryJob(t *testing.T) {
-	path := filepath.Join(fixtures, "jobs.lua")
-	src := readFile(t, path)
-	proto, err := Compile(path, src)
+// compileFixture reads and compiles the fixture file name.
+func compileFixture(t testing.TB, name string) (path string, src []byte, c *Compiled) {
+	t.Helper()
+	path = filepath.Join(fixtures, name)
+	src = readFile(t, path)
+	c, err := Compile(path, src)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return path, src, c
+}
+
+func TestLoadFixtureDeclaresEveryJob(t *testing.T) {
+	path, src, proto := compileFixture(t, "jobs.lua")
 	h := newFakeHost(nil)
 	f, err := Load(path, src, proto, Options{LibDir: filepath.Join(fixtures, "lib"), Host: h})
 	if err != nil {
@@ -284,12 +291,7 @@ func TestAFailedLoadListsTheModulesItAskedFor(t *testing.T) {
 }
 
 func TestCompileAndLoadRunOnManyGoroutines(t *testing.T) {
-	path := filepath.Join(fixtures, "bench.lua")
-	src := readFile(t, path)
-	shared, err := Compile(path, src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, src, shared := compileFixture(t, "bench.lua")
 	errs := make(chan error, 8)
 	for g := 0; g < 8; g++ {
 		go func() {

@@ -292,7 +292,10 @@ func (r *Repl) listVars() string {
 // snapshot, keeping the previous one.
 func (r *Repl) assign(fname string, mode whenlua.Mode) lua.LGFunction {
 	return func(L *lua.LState) int {
-		as, err := replAssignments(L, fname)
+		as, err := lualib.ArgAssignments(L, fname)
+		if err == nil && len(as) == 0 {
+			err = errors.New("no variable given")
+		}
 		if err != nil {
 			L.RaiseError("%s: %v", fname, err)
 		}
@@ -323,56 +326,6 @@ func (r *Repl) assign(fname string, mode whenlua.Mode) lua.LGFunction {
 		}
 		return 0
 	}
-}
-
-// replAssignments reads (name, value) or {name = value, ...}, sorted by name.
-func replAssignments(L *lua.LState, fname string) ([]whenlua.Assignment, error) {
-	var as []whenlua.Assignment
-	switch first := L.Get(1).(type) {
-	case *lua.LTable:
-		if L.GetTop() > 1 {
-			return nil, fmt.Errorf("want %s(name, value) or %s{name = value, ...}", fname, fname)
-		}
-		var bad error
-		first.ForEach(func(k, v lua.LValue) {
-			if bad != nil {
-				return
-			}
-			ks, ok := k.(lua.LString)
-			if !ok {
-				bad = fmt.Errorf("variable names are strings, not %s %s", k.Type(), k.String())
-				return
-			}
-			val, err := lualib.FromLua(v)
-			if err != nil {
-				bad = fmt.Errorf("%s: %v", ks, err)
-				return
-			}
-			as = append(as, whenlua.Assignment{Name: string(ks), Value: val})
-		})
-		if bad != nil {
-			return nil, bad
-		}
-	case lua.LString:
-		if L.GetTop() > 2 {
-			return nil, fmt.Errorf("want %s(name, value) or %s{name = value, ...}", fname, fname)
-		}
-		val, err := lualib.FromLua(L.Get(2))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %v", first, err)
-		}
-		as = append(as, whenlua.Assignment{Name: string(first), Value: val})
-	default:
-		return nil, fmt.Errorf("want %s(name, value) or %s{name = value, ...}", fname, fname)
-	}
-	if len(as) == 0 {
-		return nil, errors.New("no variable given")
-	}
-	sort.Slice(as, func(i, j int) bool { return as[i].Name < as[j].Name })
-	if err := (whenlua.SetRequest{Assignments: as}).Validate(); err != nil {
-		return nil, err
-	}
-	return as, nil
 }
 
 // refresh takes a new snapshot; the current one becomes the previous one.

@@ -188,15 +188,7 @@ func (l *Local) Set(mode whenlua.Mode, as []whenlua.Assignment) (ReplResult, err
 	return ReplResult{}, errors.New("unknown mode " + string(mode))
 }
 
-func (l *Local) apply(as []whenlua.Assignment) {
-	for _, a := range as {
-		if a.Value.IsNil() {
-			delete(l.vars, a.Name)
-		} else {
-			l.vars[a.Name] = a.Value
-		}
-	}
-}
+func (l *Local) apply(as []whenlua.Assignment) { whenlua.ApplyAssignments(l.vars, as) }
 
 // candidates are the when-jobs that may read any of names, in name order.
 func (l *Local) candidates(names map[string]bool) []*Job {

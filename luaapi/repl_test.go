@@ -61,10 +61,24 @@ func evalOut(t *testing.T, r *Repl, out *strings.Builder, chunk string) string {
 	return out.String()
 }
 
+// replCase is a chunk for the REPL and what it must print.
+type replCase struct{ in, want string }
+
+// wantPrints evaluates each case in turn; when says at what point of the
+// session they run.
+func wantPrints(t *testing.T, r *Repl, out *strings.Builder, when string, cases []replCase) {
+	t.Helper()
+	for _, c := range cases {
+		if got := evalOut(t, r, out, c.in); got != c.want {
+			t.Errorf("%s%s printed %q, want %q", when, c.in, got, c.want)
+		}
+	}
+}
+
 func TestReplPrintsExpressionsAndRunsStatements(t *testing.T) {
 	b := &fakeBackend{vars: map[string]whenlua.Value{"load": whenlua.Float(6.5), "type": whenlua.String("busy"), "n": whenlua.Int(3)}}
 	r, out := newTestRepl(t, b)
-	for _, c := range []struct{ in, want string }{
+	wantPrints(t, r, out, "", []replCase{
 		{"1 + 1", "2\n"},
 		{"load >= 6 and type == 'busy'", "true\n"},
 		{"unset_name", "nil\n"},
@@ -82,11 +96,7 @@ func TestReplPrintsExpressionsAndRunsStatements(t *testing.T) {
 		{"_G.select('#', 1, 2)", "2\n"},
 		{"vars()", "load=6.5\nn=3\ntype=busy\n"},
 		{"vars", "load=6.5\nn=3\ntype=busy\n"},
-	} {
-		if got := evalOut(t, r, out, c.in); got != c.want {
-			t.Errorf("%s printed %q, want %q", c.in, got, c.want)
-		}
-	}
+	})
 }
 
 func TestReplErrorsArePositionedAndTheSessionGoesOn(t *testing.T) {
@@ -142,22 +152,18 @@ func TestReplDetectsIncompleteChunks(t *testing.T) {
 func TestReplHelpersCompareWithTheSnapshotBeforeTheLastRefresh(t *testing.T) {
 	b := &fakeBackend{vars: map[string]whenlua.Value{"x": whenlua.Int(1), "s": whenlua.String("a")}}
 	r, out := newTestRepl(t, b)
-	for _, c := range []struct{ in, want string }{
+	wantPrints(t, r, out, "before a refresh, ", []replCase{
 		{"prev('x')", "nil\n"},
 		{"changes('x')", "true\n"},
 		{"increases('x')", "false\n"},
 		{"reloaded()", "true\n"},
-	} {
-		if got := evalOut(t, r, out, c.in); got != c.want {
-			t.Errorf("before a refresh, %s printed %q, want %q", c.in, got, c.want)
-		}
-	}
+	})
 	b.vars["x"] = whenlua.Int(5)
 	if got := evalOut(t, r, out, "x"); got != "1\n" {
 		t.Errorf("the snapshot moved without a refresh: x = %q", got)
 	}
 	evalOut(t, r, out, "refresh()")
-	for _, c := range []struct{ in, want string }{
+	wantPrints(t, r, out, "after a refresh, ", []replCase{
 		{"x", "5\n"},
 		{"prev('x')", "1\n"},
 		{"changes('x')", "true\n"},
@@ -166,11 +172,7 @@ func TestReplHelpersCompareWithTheSnapshotBeforeTheLastRefresh(t *testing.T) {
 		{"decreases('x')", "false\n"},
 		{"reloaded()", "false\n"},
 		{"x >= 5 and changes('x')", "true\n"},
-	} {
-		if got := evalOut(t, r, out, c.in); got != c.want {
-			t.Errorf("after a refresh, %s printed %q, want %q", c.in, got, c.want)
-		}
-	}
+	})
 	evalOut(t, r, out, "refresh()")
 	if got := evalOut(t, r, out, "changes('x')"); got != "false\n" {
 		t.Errorf("after a second refresh without change, changes('x') = %q", got)
@@ -207,8 +209,21 @@ func writeJobFile(t *testing.T, src string) string {
 	return path
 }
 
+// openLocal opens a local evaluator on a job file of src, closed when the
+// test ends, and returns it and the file's path.
+func openLocal(t *testing.T, src string) (*Local, string) {
+	t.Helper()
+	path := writeJobFile(t, src)
+	l, errs := OpenLocal([]string{path}, 0)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	t.Cleanup(l.Close)
+	return l, path
+}
+
 func TestLocalEvaluatesWhenJobsAsTheDaemonWould(t *testing.T) {
-	path := writeJobFile(t, `
+	l, _ := openLocal(t, `
 when("x >= 6", "true", { name = "high" })
 when("changes('x')", "true", { name = "moved" })
 when(function() return vars.a and changes("b") end, "true", { name = "ab" })
@@ -217,11 +232,6 @@ when("y == 1", "true", { name = "y1" })
 every("hour", "true", { name = "hourly" })
 on_load(function() whisper("a", true) end)
 `)
-	l, errs := OpenLocal([]string{path}, 0)
-	if len(errs) > 0 {
-		t.Fatal(errs)
-	}
-	defer l.Close()
 	if got := strings.Join(l.Loaded.Triggered, " "); got != "boot" {
 		t.Errorf("due on load: %q, want boot", got)
 	}
@@ -267,12 +277,7 @@ on_load(function() whisper("a", true) end)
 }
 
 func TestLocalReportsConditionErrors(t *testing.T) {
-	path := writeJobFile(t, `when("x.y == 1", "true", { name = "bad" })`)
-	l, errs := OpenLocal([]string{path}, 0)
-	if len(errs) > 0 {
-		t.Fatal(errs)
-	}
-	defer l.Close()
+	l, path := openLocal(t, `when("x.y == 1", "true", { name = "bad" })`)
 	res, err := l.Set(whenlua.ModeTest, []whenlua.Assignment{{Name: "x", Value: whenlua.Int(1)}})
 	if err != nil || len(res.Triggered) != 0 || len(res.CondErrors) != 1 || !strings.Contains(res.CondErrors[0], "bad: "+path+":1:") {
 		t.Errorf("test of a failing condition: %+v, %v", res, err)
@@ -291,14 +296,9 @@ func TestLocalRefusesNamesUsedInTwoFiles(t *testing.T) {
 }
 
 func TestReplOnLocalSetsTheLocalSnapshot(t *testing.T) {
-	path := writeJobFile(t, `when("x > 1", "true", { name = "big" })`)
-	l, errs := OpenLocal([]string{path}, 0)
-	if len(errs) > 0 {
-		t.Fatal(errs)
-	}
-	defer l.Close()
+	l, path := openLocal(t, `when("x > 1", "true", { name = "big" })`)
 	r, out := newTestRepl(t, l)
-	for _, c := range []struct{ in, want string }{
+	wantPrints(t, r, out, "", []replCase{
 		{"x", "nil\n"},
 		{"test{x = 2}", "big\n"},
 		{"x", "nil\n"},
@@ -314,9 +314,5 @@ func TestReplOnLocalSetsTheLocalSnapshot(t *testing.T) {
 		{"set{x = 1}", "(none)\n"},
 		{"test{x = 5}", "big\n"},
 		{"jobs()", "big\twhen\tx > 1\t" + path + ":1\n"},
-	} {
-		if got := evalOut(t, r, out, c.in); got != c.want {
-			t.Errorf("%s printed %q, want %q", c.in, got, c.want)
-		}
-	}
+	})
 }

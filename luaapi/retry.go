@@ -7,6 +7,8 @@ import (
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/whenlua/whenlua/lualib"
 )
 
 // Retry is a job's retry option: a run that fails (a non-zero exit, a
@@ -38,36 +40,32 @@ func (r *Retry) After(n int) (time.Duration, bool) {
 // attempts 2 to MaxRetryAttempts, delay a duration (default 30s), backoff
 // at least 1 (default 1).
 func retryOption(v lua.LValue) (*Retry, error) {
-	t, ok := v.(*lua.LTable)
-	if !ok {
-		return nil, fmt.Errorf("option retry must be a table such as {attempts = 3, delay = \"30s\", backoff = 2}, not a %s", v.Type())
+	t, err := lualib.AsTable(v, "option retry", `a table such as {attempts = 3, delay = "30s", backoff = 2}`)
+	if err != nil {
+		return nil, err
 	}
 	r := &Retry{Delay: 30 * time.Second, Backoff: 1}
-	var err error
-	t.ForEach(func(k, v lua.LValue) {
-		if err != nil {
-			return
-		}
+	err = lualib.Fields(t, func(k, v lua.LValue) error {
+		var err error
 		switch k {
 		case lua.LString("attempts"):
 			n, ok := v.(lua.LNumber)
 			if !ok || float64(n) != math.Trunc(float64(n)) || n < 2 || n > MaxRetryAttempts {
-				err = fmt.Errorf("option retry: attempts must be a whole number from 2 to %d (the first run included), not %s", MaxRetryAttempts, v.String())
-				return
+				return fmt.Errorf("option retry: attempts must be a whole number from 2 to %d (the first run included), not %s", MaxRetryAttempts, v.String())
 			}
 			r.Attempts = int(n)
 		case lua.LString("delay"):
-			r.Delay, err = parseDuration("retry.delay", v)
+			r.Delay, err = lualib.OptDuration("retry.delay", v)
 		case lua.LString("backoff"):
 			n, ok := v.(lua.LNumber)
 			if !ok || !(n >= 1) || math.IsInf(float64(n), 0) {
-				err = fmt.Errorf("option retry: backoff must be a number of at least 1, not %s", v.String())
-				return
+				return fmt.Errorf("option retry: backoff must be a number of at least 1, not %s", v.String())
 			}
 			r.Backoff = float64(n)
 		default:
-			err = fmt.Errorf("option retry: unknown key %s (want attempts, delay or backoff)", k.String())
+			return fmt.Errorf("option retry: unknown key %s (want attempts, delay or backoff)", k.String())
 		}
+		return err
 	})
 	if err == nil && r.Attempts == 0 {
 		err = errors.New("option retry: attempts is missing (e.g. {attempts = 3})")

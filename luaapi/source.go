@@ -293,21 +293,6 @@ func (w *shaper) expr(e ast.Expr) ast.Expr {
 		e.Func = w.expr(e.Func)
 		e.Receiver = w.expr(e.Receiver)
 		w.exprs(e.Args)
-	case *ast.LogicalOpExpr:
-		e.Lhs = w.expr(e.Lhs)
-		e.Rhs = w.expr(e.Rhs)
-	case *ast.RelationalOpExpr:
-		e.Lhs = w.expr(e.Lhs)
-		e.Rhs = w.expr(e.Rhs)
-	case *ast.ArithmeticOpExpr:
-		e.Lhs = w.expr(e.Lhs)
-		e.Rhs = w.expr(e.Rhs)
-	case *ast.UnaryMinusOpExpr:
-		e.Expr = w.expr(e.Expr)
-	case *ast.UnaryNotOpExpr:
-		e.Expr = w.expr(e.Expr)
-	case *ast.UnaryLenOpExpr:
-		e.Expr = w.expr(e.Expr)
 	case *ast.FunctionExpr:
 		w.function(e)
 	case *ast.StringConcatOpExpr:
@@ -331,8 +316,38 @@ func (w *shaper) expr(e ast.Expr) ast.Expr {
 		call.Func.SetLine(e.Line())
 		call.Func.SetLastLine(e.LastLine())
 		return call
+	default:
+		for _, op := range operands(e) {
+			if op != nil {
+				*op = w.expr(*op)
+			}
+		}
 	}
 	return e
+}
+
+// operands gives the places of the operands of an operator expression, left
+// to right, so that a walk can read or replace them; the places it does not
+// use, and all of them for any other expression, are nil. An array, not a
+// slice: the walks call it for every node and it allocates nothing.
+func operands(e ast.Expr) [2]*ast.Expr {
+	switch e := e.(type) {
+	case *ast.LogicalOpExpr:
+		return [2]*ast.Expr{&e.Lhs, &e.Rhs}
+	case *ast.RelationalOpExpr:
+		return [2]*ast.Expr{&e.Lhs, &e.Rhs}
+	case *ast.ArithmeticOpExpr:
+		return [2]*ast.Expr{&e.Lhs, &e.Rhs}
+	case *ast.StringConcatOpExpr:
+		return [2]*ast.Expr{&e.Lhs, &e.Rhs}
+	case *ast.UnaryMinusOpExpr:
+		return [2]*ast.Expr{&e.Expr}
+	case *ast.UnaryNotOpExpr:
+		return [2]*ast.Expr{&e.Expr}
+	case *ast.UnaryLenOpExpr:
+		return [2]*ast.Expr{&e.Expr}
+	}
+	return [2]*ast.Expr{}
 }
 
 // concat is the bounded concat that shape makes a chunk call for a .. b ..

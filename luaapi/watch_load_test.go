@@ -31,10 +31,24 @@ func collectAndLook(w *watch) {
 	}
 }
 
+// loadAside loads src on a goroutine of its own, as the loader does beside
+// a running call, and waits for it.
+func loadAside(t *testing.T, src string, opts Options) error {
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, err = loadSrc(t, src, opts)
+	}()
+	<-done
+	return err
+}
+
 // watchedCondition loads a file whose one condition, c, reads x under a
-// memory limit; h.get runs while it evaluates.
+// memory limit, after a collection; h.get runs while it evaluates.
 func watchedCondition(t *testing.T, limit int64) (*hookHost, *File) {
 	t.Helper()
+	runtime.GC()
 	h := &hookHost{fakeHost: newFakeHost(nil)}
 	cond, err := loadSrc(t, `when(function() return vars.x == 1 end, "true", {name = "c"})`,
 		Options{Host: h, Timeout: time.Minute, MemoryLimit: limit})
@@ -48,7 +62,6 @@ func watchedCondition(t *testing.T, limit int64) (*hookHost, *File) {
 // the load builds and keeps is not charged to the condition, neither while
 // the load runs nor after it.
 func TestALoadBesideACallIsNotChargedToTheCall(t *testing.T) {
-	runtime.GC()
 	const limit = 48 << 20
 	h, cond := watchedCondition(t, limit)
 	var loadErr error
@@ -58,14 +71,9 @@ func TestALoadBesideACallIsNotChargedToTheCall(t *testing.T) {
 		// The load builds 70 MiB and keeps it, under its own larger limit,
 		// and reads a variable while it holds it.
 		lh := &hookHost{fakeHost: newFakeHost(nil), get: func() { collectAndLook(w) }}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			_, loadErr = loadSrc(t, `big = {}
+		loadErr = loadAside(t, `big = {}
 for i = 1, 70 do big[i] = string.rep(string.char(64 + i % 26), 1048576) end
 local _ = vars.y`, Options{Host: lh, Timeout: time.Minute, MemoryLimit: 4 * limit})
-		}()
-		<-done
 		collectAndLook(w) // after the load, whose file keeps the 70 MiB
 	}
 	ev := job(t, cond, "c").Evaluate(EvalInput{})
@@ -80,20 +88,14 @@ local _ = vars.y`, Options{Host: lh, Timeout: time.Minute, MemoryLimit: 4 * limi
 // A hostile file loading beside a running condition is still stopped at its
 // memory limit, and the condition is not.
 func TestAHostileLoadBesideACallStopsAtItsLimit(t *testing.T) {
-	runtime.GC()
 	const limit = 32 << 20
 	h, cond := watchedCondition(t, limit)
 	var loadErr error
 	h.get = func() {
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			// The time limit is far enough for the memory limit to stop the
-			// load before it, and near enough to stop it, with a failure,
-			// if the memory limit does not.
-			_, loadErr = loadSrc(t, "local n = 0\n"+hoard, Options{Host: newFakeHost(nil), Timeout: 10 * time.Second, MemoryLimit: limit})
-		}()
-		<-done
+		// The time limit is far enough for the memory limit to stop the
+		// load before it, and near enough to stop it, with a failure, if
+		// the memory limit does not.
+		loadErr = loadAside(t, "local n = 0\n"+hoard, Options{Host: newFakeHost(nil), Timeout: 10 * time.Second, MemoryLimit: limit})
 	}
 	ev := job(t, cond, "c").Evaluate(EvalInput{})
 	wantErr(t, loadErr, "test.lua:2: memory limit of 32 MiB exceeded")

@@ -22,23 +22,7 @@ const memoryTimeout = time.Minute
 
 func TestRunawayAllocationsStopAtTheMemoryLimit(t *testing.T) {
 	const limit = 32 << 20
-	cases := []struct {
-		name string
-		src  string
-		call func(f *File) error
-		line int
-	}{
-		{"in a function condition", "when(function()\n" + hoard + "\nend, 't', {name = 'j'})",
-			func(f *File) error { _, _, err := f.Jobs[0].Eval(EvalInput{}); return err }, 2},
-		{"in pre", "every('hour', 't', {name = 'j', pre = function()\n" + hoard + "\nend})",
-			func(f *File) error { _, _, err := f.Jobs[0].CallPre(PreInfo{}); return err }, 2},
-		{"in post", "every('hour', 't', {name = 'j', post = function()\n" + hoard + "\nend})",
-			func(f *File) error { return f.Jobs[0].CallPost(whenlua.Run{}, "/tmp") }, 2},
-		{"in on_load", "on_load(function()\n" + hoard + "\nend)", (*File).CallOnLoad, 2},
-		{"behind pcall", "when(function()\nwhile true do pcall(function() " + hoard + " end) end\nend, 't', {name = 'j'})",
-			func(f *File) error { _, _, err := f.Jobs[0].Eval(EvalInput{}); return err }, 2},
-	}
-	for _, tc := range cases {
+	for _, tc := range runawayCases(hoard) {
 		t.Run(tc.name, func(t *testing.T) {
 			runtime.GC() // what earlier tests left does not delay the first collection
 			f, err := loadSrc(t, tc.src, Options{Host: newFakeHost(nil), Timeout: memoryTimeout, MemoryLimit: limit})
@@ -50,11 +34,8 @@ func TestRunawayAllocationsStopAtTheMemoryLimit(t *testing.T) {
 				t.Fatalf("error %+v, want the memory limit at test.lua:%d", ce, tc.line)
 			}
 			wantErr(t, ce, "memory limit of 32 MiB exceeded (a runaway allocation?)")
-			// The state is usable again, and what the call hoarded is
-			// garbage.
-			if _, err := f.s.call(&frame{phase: phaseLoad}, f.s.L.NewFunctionFromProto(mustCompile(t, "local x = 1")), 0); err != nil {
-				t.Fatalf("state unusable after the memory limit: %v", err)
-			}
+			// What the call hoarded is garbage.
+			wantUsable(t, f, "the memory limit")
 		})
 	}
 	t.Run("at the top level", func(t *testing.T) {
@@ -198,6 +179,17 @@ func scripted(limit uint64, live, cycles *uint64) *watch {
 	return w
 }
 
+// baselined is a scripted watch with a limit of 32 that has had its first
+// look and taken its baseline of 100.
+func baselined(live, cycles *uint64) *watch {
+	*live, *cycles = 100, 1
+	w := scripted(32, live, cycles)
+	w.memoryExceeded() // the first look
+	*cycles = 2
+	w.memoryExceeded() // the baseline
+	return w
+}
+
 func TestTheWatchCountsGrowthFromACollectionWithinTheCall(t *testing.T) {
 	var live, cycles uint64 = 100, 5
 	w := scripted(32, &live, &cycles)
@@ -223,11 +215,7 @@ func TestTheWatchCountsGrowthFromACollectionWithinTheCall(t *testing.T) {
 		}
 	}
 
-	w = scripted(32, &live, &cycles)
-	live, cycles = 100, 1
-	w.memoryExceeded()
-	cycles = 2
-	w.memoryExceeded()
+	w = baselined(&live, &cycles)
 	live, cycles = 165, 3
 	if !w.memoryExceeded() {
 		t.Fatal("past twice the limit in one collection: not stopped at once")
@@ -235,11 +223,8 @@ func TestTheWatchCountsGrowthFromACollectionWithinTheCall(t *testing.T) {
 }
 
 func TestAResumedWatchTakesANewBaseline(t *testing.T) {
-	var live, cycles uint64 = 100, 1
-	w := scripted(32, &live, &cycles)
-	w.memoryExceeded()
-	cycles = 2
-	w.memoryExceeded() // baseline 100
+	var live, cycles uint64
+	w := baselined(&live, &cycles)
 	w.pause()
 	// The nested call keeps 200; its own watch is charged for it.
 	w.resume()
@@ -269,11 +254,8 @@ func TestAStoppedWatchLooksNoMore(t *testing.T) {
 }
 
 func TestACallSkipsItsChecksWhileALoadRunsAndStartsAgainAfter(t *testing.T) {
-	var live, cycles uint64 = 100, 1
-	w := scripted(32, &live, &cycles)
-	w.memoryExceeded()
-	cycles = 2
-	w.memoryExceeded() // baseline 100
+	var live, cycles uint64
+	w := baselined(&live, &cycles)
 	load := startWatch(time.Hour, -1, true)
 	for _, c := range []uint64{3, 4, 5} {
 		live, cycles = 300, c

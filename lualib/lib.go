@@ -1,6 +1,6 @@
 // Package lualib is the Lua library every job file gets: one, max, mailto,
 // set, whisper, get, vars, log, on_load and on_unload (SPEC §3), and the one
-// place where values cross between Go and Lua (ToLua, FromLua).
+// place where values cross between Go and Lua (convert.go).
 //
 // The library reaches the daemon only through an Env, which the binding
 // (package luaapi) implements for each Lua state. Every function here runs on
@@ -11,7 +11,6 @@ package lualib
 import (
 	_ "embed"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 
@@ -115,56 +114,20 @@ func NewVars(L *lua.LState, get func(string) whenlua.Value) *lua.LTable {
 
 // set implements set(name, value), set{name=value, ...} and the same for
 // whisper. The assignments of one call are stored atomically, sorted by name.
-// A call is a request entering the daemon: it is checked as a set from the
-// socket is, by whenlua.SetRequest.Validate, and trusted from then on.
+// A call is a request entering the daemon: ArgAssignments checks it as a set
+// from the socket is, and it is trusted from then on.
 func (l *lib) set(trigger bool) lua.LGFunction {
-	fname, mode := "set", whenlua.ModeSet
+	fname := "set"
 	if !trigger {
-		fname, mode = "whisper", whenlua.ModeWhisper
+		fname = "whisper"
 	}
 	return func(L *lua.LState) int {
-		var as []whenlua.Assignment
-		switch first := L.Get(1).(type) {
-		case *lua.LTable:
-			if L.GetTop() > 1 {
-				L.RaiseError("%s: want %s(name, value) or %s{name = value, ...}", fname, fname, fname)
-			}
-			var bad string
-			first.ForEach(func(k, v lua.LValue) {
-				ks, ok := k.(lua.LString)
-				if !ok {
-					if bad == "" {
-						bad = fmt.Sprintf("%s: variable names are strings, not %s %s", fname, k.Type(), k.String())
-					}
-					return
-				}
-				val, err := FromLua(v)
-				if err != nil && bad == "" {
-					bad = fmt.Sprintf("%s: %s: %v", fname, ks, err)
-				}
-				as = append(as, whenlua.Assignment{Name: string(ks), Value: val})
-			})
-			if bad != "" {
-				L.RaiseError("%s", bad)
-			}
-			sort.Slice(as, func(i, j int) bool { return as[i].Name < as[j].Name })
-		case lua.LString:
-			if L.GetTop() > 2 {
-				L.RaiseError("%s: want %s(name, value) or %s{name = value, ...}", fname, fname, fname)
-			}
-			val, err := FromLua(L.Get(2))
-			if err != nil {
-				L.RaiseError("%s: %s: %v", fname, first, err)
-			}
-			as = []whenlua.Assignment{{Name: string(first), Value: val}}
-		default:
-			L.RaiseError("%s: want %s(name, value) or %s{name = value, ...}, not a %s", fname, fname, fname, first.Type())
+		as, err := ArgAssignments(L, fname)
+		if err != nil {
+			L.RaiseError("%s: %v", fname, err)
 		}
 		if len(as) == 0 {
 			return 0
-		}
-		if err := (whenlua.SetRequest{Mode: mode, Assignments: as}).Validate(); err != nil {
-			L.RaiseError("%s: %v", fname, err)
 		}
 		if err := l.env.Set(as, trigger); err != nil {
 			L.RaiseError("%s: %v", fname, err)

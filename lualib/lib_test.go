@@ -2,7 +2,6 @@ package lualib
 
 import (
 	"errors"
-	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -16,76 +15,6 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-func TestToLua(t *testing.T) {
-	cases := []struct {
-		name string
-		in   whenlua.Value
-		want lua.LValue
-	}{
-		{"an int becomes a number", whenlua.Int(42), lua.LNumber(42)},
-		{"a negative int becomes a number", whenlua.Int(-7), lua.LNumber(-7)},
-		{"a float becomes a number", whenlua.Float(1.5), lua.LNumber(1.5)},
-		{"a string becomes a string", whenlua.String("hi"), lua.LString("hi")},
-		{"true becomes true", whenlua.Bool(true), lua.LTrue},
-		{"false becomes false", whenlua.Bool(false), lua.LFalse},
-		{"unset becomes nil", whenlua.Nil, lua.LNil},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := ToLua(tc.in); got != tc.want {
-				t.Fatalf("ToLua(%+v) = %v, want %v", tc.in, got, tc.want)
-			}
-		})
-	}
-}
-
-func TestFromLua(t *testing.T) {
-	L := lua.NewState(lua.Options{SkipOpenLibs: true})
-	defer L.Close()
-	cases := []struct {
-		name string
-		in   lua.LValue
-		want whenlua.Value
-		err  string
-	}{
-		{"an integral number becomes an int", lua.LNumber(42), whenlua.Int(42), ""},
-		{"a negative integral number becomes an int", lua.LNumber(-3), whenlua.Int(-3), ""},
-		{"minus zero becomes the int 0", lua.LNumber(math.Copysign(0, -1)), whenlua.Int(0), ""},
-		{"a fraction becomes a float", lua.LNumber(2.5), whenlua.Float(2.5), ""},
-		{"a number past int64 becomes a float", lua.LNumber(1e300), whenlua.Float(1e300), ""},
-		{"2^63 becomes a float", lua.LNumber(1 << 63), whenlua.Float(1 << 63), ""},
-		{"-2^63 is still an int", lua.LNumber(-(1 << 63)), whenlua.Int(math.MinInt64), ""},
-		{"infinity becomes a float", lua.LNumber(math.Inf(1)), whenlua.Float(math.Inf(1)), ""},
-		{"a string becomes a string", lua.LString("x"), whenlua.String("x"), ""},
-		{"a numeric string stays a string", lua.LString("5"), whenlua.String("5"), ""},
-		{"true becomes a bool", lua.LTrue, whenlua.Bool(true), ""},
-		{"false becomes a bool", lua.LFalse, whenlua.Bool(false), ""},
-		{"nil unsets", lua.LNil, whenlua.Nil, ""},
-		{"a table is refused", L.NewTable(), whenlua.Nil, "a table cannot be stored"},
-		{"a function is refused", L.NewFunction(func(*lua.LState) int { return 0 }), whenlua.Nil, "a function cannot be stored"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := FromLua(tc.in)
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, whenlua.ErrInvalid) {
-					t.Fatalf("FromLua(%v) error = %v, want ErrInvalid with %q", tc.in, err, tc.err)
-				}
-				return
-			}
-			if err != nil || !got.Equal(tc.want) {
-				t.Fatalf("FromLua(%v) = %+v, %v; want %+v", tc.in, got, err, tc.want)
-			}
-		})
-	}
-	t.Run("NaN becomes a float NaN", func(t *testing.T) {
-		got, err := FromLua(lua.LNumber(math.NaN()))
-		if err != nil || got.T != whenlua.TypeFloat || !math.IsNaN(got.F) {
-			t.Fatalf("FromLua(NaN) = %+v, %v", got, err)
-		}
-	})
 }
 
 // fakeEnv records what the library asks.

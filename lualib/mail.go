@@ -28,32 +28,25 @@ func (l *lib) mailto(L *lua.LState) int {
 	var o mailOpts
 	if L.GetTop() >= 2 && L.Get(2) != lua.LNil {
 		t := L.CheckTable(2)
-		var bad string
-		t.ForEach(func(k, v lua.LValue) {
-			if bad != "" {
-				return
-			}
+		err := Fields(t, func(k, v lua.LValue) error {
+			var err error
 			switch lua.LVAsString(k) {
 			case "only_on_failure":
-				b, ok := v.(lua.LBool)
-				if !ok {
-					bad = fmt.Sprintf("only_on_failure must be a boolean, not a %s", v.Type())
-				}
-				o.onlyOnFailure = bool(b)
+				o.onlyOnFailure, err = AsBool(v, "only_on_failure", "a boolean")
 			case "from":
-				s, ok := v.(lua.LString)
-				if !ok {
-					bad = fmt.Sprintf("from must be a string, not a %s", v.Type())
-				} else if err := checkAddr(string(s)); err != nil {
-					bad = "from: " + err.Error()
+				o.from, err = AsString(v, "from", "a string")
+				if err == nil {
+					if err = checkAddr(o.from); err != nil {
+						err = fmt.Errorf("from: %w", err)
+					}
 				}
-				o.from = string(s)
 			default:
-				bad = fmt.Sprintf("unknown option %s (want only_on_failure or from)", k.String())
+				err = fmt.Errorf("unknown option %s (want only_on_failure or from)", k.String())
 			}
+			return err
 		})
-		if bad != "" {
-			L.RaiseError("mailto: %s", bad)
+		if err != nil {
+			L.RaiseError("mailto: %v", err)
 		}
 	}
 	L.Push(L.NewFunction(func(L *lua.LState) int {
@@ -125,8 +118,8 @@ func mailResult(r Result) MailResult {
 		Error:    str(r.Error),
 		Output:   r.output,
 		Size:     r.OutputSize,
-		Start:    fromUnixSeconds(r.StartTime),
-		End:      fromUnixSeconds(r.EndTime),
+		Start:    FromUnixSeconds(r.StartTime),
+		End:      FromUnixSeconds(r.EndTime),
 		Duration: time.Duration(r.Duration * float64(time.Second)),
 	}
 }

@@ -23,27 +23,7 @@ func (s *Store) view(fn func(txn *badger.Txn) error) error {
 
 // Vars returns every set variable.
 func (s *Store) Vars() (map[string]whenlua.Value, error) {
-	vars := make(map[string]whenlua.Value)
-	err := s.view(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 100, Prefix: prefixVar})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			name := string(item.Key()[len(prefixVar):])
-			err := s.faults.value(item, func(b []byte) error {
-				v, err := whenlua.DecodeValue(b)
-				if err != nil {
-					return fmt.Errorf("variable %s: %w", name, err)
-				}
-				vars[name] = v
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	vars, err := scanNamed(s, prefixVar, "variable", whenlua.DecodeValue)
 	if err != nil {
 		return nil, fmt.Errorf("read variables: %w", err)
 	}
@@ -53,32 +33,7 @@ func (s *Store) Vars() (map[string]whenlua.Value, error) {
 // History returns the kept versions of name, newest first, at most n of
 // them (n <= 0: all). A name without versions gives an empty list.
 func (s *Store) History(name string, n int) ([]whenlua.Version, error) {
-	var out []whenlua.Version
-	prefix := historyPrefix(name)
-	err := s.view(func(txn *badger.Txn) error {
-		opt := badger.IteratorOptions{Reverse: true, Prefix: prefix, PrefetchValues: true, PrefetchSize: 100}
-		if n > 0 && n < opt.PrefetchSize {
-			opt.PrefetchSize = n
-		}
-		it := txn.NewIterator(opt)
-		defer it.Close()
-		for it.Seek(seekLast(prefix, 8)); it.Valid(); it.Next() {
-			var ver whenlua.Version
-			err := s.faults.value(it.Item(), func(b []byte) error {
-				var err error
-				ver, err = decodeVersion(b)
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			out = append(out, ver)
-			if n > 0 && len(out) >= n {
-				break
-			}
-		}
-		return nil
-	})
+	out, err := scanNewest(s, historyPrefix(name), decodeVersion, nil, n)
 	if err != nil {
 		return nil, fmt.Errorf("read history of %s: %w", name, err)
 	}
@@ -88,27 +43,7 @@ func (s *Store) History(name string, n int) ([]whenlua.Version, error) {
 
 // JobStates returns every stored when-job state, by job name.
 func (s *Store) JobStates() (map[string]whenlua.JobState, error) {
-	states := make(map[string]whenlua.JobState)
-	err := s.view(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 100, Prefix: prefixState})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			job := string(item.Key()[len(prefixState):])
-			err := s.faults.value(item, func(b []byte) error {
-				st, err := decodeJobState(b)
-				if err != nil {
-					return fmt.Errorf("job %s: %w", job, err)
-				}
-				states[job] = st
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	states, err := scanNamed(s, prefixState, "job", decodeJobState)
 	if err != nil {
 		return nil, fmt.Errorf("read job states: %w", err)
 	}
@@ -119,14 +54,7 @@ func (s *Store) JobStates() (map[string]whenlua.JobState, error) {
 func (s *Store) Serial() (uint64, error) {
 	var serial uint64
 	err := s.view(func(txn *badger.Txn) error {
-		item, err := txn.Get(keySerial)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return s.faults.value(item, func(b []byte) error {
+		return s.get(txn, keySerial, nil, func(b []byte) error {
 			if len(b) != 8 {
 				return fmt.Errorf("bad serial of %d bytes", len(b))
 			}
@@ -145,27 +73,14 @@ func (s *Store) Serial() (uint64, error) {
 func (s *Store) Run(serial uint64) (whenlua.Run, error) {
 	var r whenlua.Run
 	err := s.view(func(txn *badger.Txn) error {
-		item, err := txn.Get(runKey(serial))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return whenlua.ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		if err := s.faults.value(item, func(b []byte) error {
+		if err := s.get(txn, runKey(serial), whenlua.ErrNotFound, func(b []byte) error {
+			var err error
 			r, err = decodeRun(b)
 			return err
 		}); err != nil {
 			return err
 		}
-		item, err = txn.Get(outputKey(serial))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return s.faults.value(item, func(b []byte) error {
+		return s.get(txn, outputKey(serial), nil, func(b []byte) error {
 			r.Output = append([]byte(nil), b...)
 			return nil
 		})
@@ -179,7 +94,7 @@ func (s *Store) Run(serial uint64) (whenlua.Run, error) {
 // Runs returns run records without their output, newest serial first: those
 // of job, or of every job when job is "", at most n (n <= 0: all).
 func (s *Store) Runs(job string, n int) ([]whenlua.Run, error) {
-	runs, err := s.scanRuns(func(r *whenlua.Run) bool { return job == "" || r.Job == job }, n)
+	runs, err := scanNewest(s, prefixRun, decodeRun, func(r *whenlua.Run) bool { return job == "" || r.Job == job }, n)
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
@@ -190,7 +105,7 @@ func (s *Store) Runs(job string, n int) ([]whenlua.Run, error) {
 // RunningRuns returns the runs whose state is whenlua.RunRunning or RunQueued, newest
 // serial first. At start the daemon marks them lost.
 func (s *Store) RunningRuns() ([]whenlua.Run, error) {
-	runs, err := s.scanRuns(func(r *whenlua.Run) bool {
+	runs, err := scanNewest(s, prefixRun, decodeRun, func(r *whenlua.Run) bool {
 		return r.State == whenlua.RunRunning || r.State == whenlua.RunQueued
 	}, 0)
 	if err != nil {
@@ -199,27 +114,72 @@ func (s *Store) RunningRuns() ([]whenlua.Run, error) {
 	return runs, nil
 }
 
-// scanRuns walks the run records from the newest serial, keeping those
-// keep accepts, at most n (n <= 0: all).
-func (s *Store) scanRuns(keep func(*whenlua.Run) bool, n int) ([]whenlua.Run, error) {
-	var out []whenlua.Run
+// get hands fn the value stored at key; a missing key gives missing
+// (nil: nothing is done and no error).
+func (s *Store) get(txn *badger.Txn, key []byte, missing error, fn func(b []byte) error) error {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return missing
+	}
+	if err != nil {
+		return err
+	}
+	return s.faults.value(item, fn)
+}
+
+// scanNamed decodes every value under prefix into a map by the rest of
+// its key; a value that does not decode is an error naming what it is.
+func scanNamed[T any](s *Store, prefix []byte, what string, decode func([]byte) (T, error)) (map[string]T, error) {
+	out := make(map[string]T)
 	err := s.view(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: prefixRun, PrefetchValues: true, PrefetchSize: 100})
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 100, Prefix: prefix})
 		defer it.Close()
-		for it.Seek(seekLast(prefixRun, 8)); it.Valid(); it.Next() {
-			var r whenlua.Run
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			name := string(item.Key()[len(prefix):])
+			err := s.faults.value(item, func(b []byte) error {
+				v, err := decode(b)
+				if err != nil {
+					return fmt.Errorf("%s %s: %w", what, name, err)
+				}
+				out[name] = v
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// scanNewest walks the records under prefix, whose keys end in an 8-byte
+// big-endian number, from the highest number down, keeping those keep
+// accepts (nil: all), at most n (n <= 0: all).
+func scanNewest[T any](s *Store, prefix []byte, decode func([]byte) (T, error), keep func(*T) bool, n int) ([]T, error) {
+	var out []T
+	err := s.view(func(txn *badger.Txn) error {
+		opt := badger.IteratorOptions{Reverse: true, Prefix: prefix, PrefetchValues: true, PrefetchSize: 100}
+		if keep == nil && n > 0 && n < opt.PrefetchSize {
+			opt.PrefetchSize = n // no more than n are read
+		}
+		it := txn.NewIterator(opt)
+		defer it.Close()
+		for it.Seek(seekLast(prefix, 8)); it.Valid(); it.Next() {
+			var v T
 			err := s.faults.value(it.Item(), func(b []byte) error {
 				var err error
-				r, err = decodeRun(b)
+				v, err = decode(b)
 				return err
 			})
 			if err != nil {
 				return err
 			}
-			if !keep(&r) {
+			if keep != nil && !keep(&v) {
 				continue
 			}
-			out = append(out, r)
+			out = append(out, v)
 			if n > 0 && len(out) >= n {
 				break
 			}

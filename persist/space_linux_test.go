@@ -4,13 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/internal/disktest"
 )
 
 // Badger's logs are sparse memory-mapped files: writing into them on a full
@@ -18,28 +16,9 @@ import (
 // once without the check). The store refuses the commit instead, and takes
 // commits again once there is room.
 func TestAFullDiskRefusesCommitsUntilThereIsRoom(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small filesystem needs root")
-	}
-	disk := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", disk).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", disk).Run() })
+	disk := disktest.SmallDisk(t, "64m")
 	s := openTest(t, Options{Dir: filepath.Join(disk, "db")})
-	var st unix.Statfs_t
-	if err := unix.Statfs(disk, &st); err != nil {
-		t.Fatal(err)
-	}
-	filler := filepath.Join(disk, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Fallocate(int(f.Fd()), 0, 0, int64(st.Bavail)*int64(st.Bsize)-(64<<10)); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	filler := disktest.Fill(t, disk, 64<<10)
 	set := func(i int) error {
 		return s.Commit(&Batch{Vars: []VarChange{{Name: "x", Value: whenlua.String(fmt.Sprint(i)), Origin: "test"}}})
 	}

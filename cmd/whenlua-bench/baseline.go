@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/whenlua/whenlua"
 )
 
 // The baselines the durable rows compare with, each a loop of one durable
@@ -97,4 +99,18 @@ func (w *whenjobsStore) write() error {
 		return fmt.Errorf("baseline: %w", err)
 	}
 	return nil
+}
+
+// baselineDir makes the directory of a home's baseline loops and the
+// in-place syncer in it.
+func baselineDir(p whenlua.Paths) (string, *inPlaceSyncer, error) {
+	dir := filepath.Join(p.Home, "baseline")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return "", nil, err
+	}
+	raw, err := newInPlaceSyncer(dir)
+	if err != nil {
+		return "", nil, err
+	}
+	return dir, raw, nil
 }

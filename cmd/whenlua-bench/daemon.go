@@ -158,6 +158,19 @@ func writeJob(p whenlua.Paths, name, src string) error {
 	return os.Rename(tmp, filepath.Join(p.JobsDir, name))
 }
 
+// startLoaded starts the daemon of home p and waits until its job files
+// hold jobs jobs in all, as waitLoaded does.
+func (b *bench) startLoaded(ctx context.Context, p whenlua.Paths, jobs int, timeout time.Duration) (*daemon, error) {
+	d, err := b.start(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitLoaded(ctx, d, jobs, timeout); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
 // waitLoaded waits until the daemon's job files hold jobs jobs in all and
 // none has a load error.
 func waitLoaded(ctx context.Context, d *daemon, jobs int, timeout time.Duration) error {

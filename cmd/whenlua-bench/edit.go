@@ -30,11 +30,8 @@ func benchEdit(ctx context.Context, b *bench, cfg config) ([]row, error) {
 			return nil, err
 		}
 	}
-	d, err := b.start(ctx, p)
+	d, err := b.startLoaded(ctx, p, editFiles, time.Minute)
 	if err != nil {
-		return nil, err
-	}
-	if err := waitLoaded(ctx, d, editFiles, time.Minute); err != nil {
 		return nil, err
 	}
 	edit := func(i int) (time.Duration, error) {

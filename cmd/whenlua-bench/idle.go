@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/whenlua/whenlua"
 )
 
 // idleFiles and idleJobsPerFile shape the job files of P5 and P7.
@@ -76,20 +78,12 @@ func benchIdle(ctx context.Context, b *bench, cfg config) ([]row, error) {
 			return nil, err
 		}
 	}
-	ps, err := b.home("p6")
+	ps, ticks, err := tickHome(b, "p6")
 	if err != nil {
 		return nil, err
 	}
-	ticks := filepath.Join(ps.Home, "ticks")
-	if err := writeJob(ps, "tick.lua", fmt.Sprintf("every(\"second\", %q, {name=\"tick\"})\n", tickScript(ticks))); err != nil {
-		return nil, err
-	}
-	pc, err := b.home("p8")
+	pc, cronTicks, err := tickHome(b, "p8")
 	if err != nil {
-		return nil, err
-	}
-	cronTicks := filepath.Join(pc.Home, "ticks")
-	if err := writeJob(pc, "tick.lua", fmt.Sprintf("every(\"second\", %q, {name=\"tick\"})\n", tickScript(cronTicks))); err != nil {
 		return nil, err
 	}
 	for k, from := 0, 0; from < cronJobs; k, from = k+1, from+jobsPerFile {
@@ -101,26 +95,17 @@ func benchIdle(ctx context.Context, b *bench, cfg config) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	idle, err := b.start(ctx, pi)
+	idle, err := b.startLoaded(ctx, pi, idleFiles*idleJobsPerFile, time.Minute)
 	if err != nil {
 		return nil, err
 	}
-	if err := waitLoaded(ctx, idle, idleFiles*idleJobsPerFile, time.Minute); err != nil {
-		return nil, err
-	}
-	every, err := b.start(ctx, ps)
+	every, err := b.startLoaded(ctx, ps, 1, time.Minute)
 	if err != nil {
-		return nil, err
-	}
-	if err := waitLoaded(ctx, every, 1, time.Minute); err != nil {
 		return nil, err
 	}
 	t0 := time.Now()
-	crons, err := b.start(ctx, pc)
+	crons, err := b.startLoaded(ctx, pc, cronJobs+1, 5*time.Minute)
 	if err != nil {
-		return nil, err
-	}
-	if err := waitLoaded(ctx, crons, cronJobs+1, 5*time.Minute); err != nil {
 		return nil, err
 	}
 	cronLoad := time.Since(t0).Round(time.Millisecond)
@@ -134,19 +119,8 @@ func benchIdle(ctx context.Context, b *bench, cfg config) ([]row, error) {
 		return nil, err
 	}
 
-	cpuE0, err := cpuTime(empty.pid)
-	if err != nil {
-		return nil, err
-	}
-	cpuI0, err := cpuTime(idle.pid)
-	if err != nil {
-		return nil, err
-	}
-	cpuS0, err := cpuTime(every.pid)
-	if err != nil {
-		return nil, err
-	}
-	cpuC0, err := cpuTime(crons.pid)
+	daemons := []*daemon{empty, idle, every, crons}
+	cpu0, err := cpuTimes(daemons)
 	if err != nil {
 		return nil, err
 	}
@@ -158,22 +132,15 @@ func benchIdle(ctx context.Context, b *bench, cfg config) ([]row, error) {
 		return nil, err
 	}
 	el := time.Since(ws)
-	cpuE1, err := cpuTime(empty.pid)
+	perMin := func(d time.Duration) time.Duration {
+		return time.Duration(float64(d) * float64(time.Minute) / float64(el))
+	}
+	cpu1, err := cpuTimes(daemons)
 	if err != nil {
 		return nil, err
 	}
-	cpuI1, err := cpuTime(idle.pid)
-	if err != nil {
-		return nil, err
-	}
-	cpuS1, err := cpuTime(every.pid)
-	if err != nil {
-		return nil, err
-	}
-	cpuC1, err := cpuTime(crons.pid)
-	if err != nil {
-		return nil, err
-	}
+	// The CPU time each daemon used in the window, scaled to a minute.
+	cpuE, cpuI, cpuS, cpuC := perMin(cpu1[0]-cpu0[0]), perMin(cpu1[1]-cpu0[1]), perMin(cpu1[2]-cpu0[2]), perMin(cpu1[3]-cpu0[3])
 	rssE, err := rssKB(empty.pid)
 	if err != nil {
 		return nil, err
@@ -201,10 +168,6 @@ func benchIdle(ctx context.Context, b *bench, cfg config) ([]row, error) {
 		return nil, fmt.Errorf("the every-second job did not run in the window")
 	}
 
-	perMin := func(d time.Duration) time.Duration {
-		return time.Duration(float64(d) * float64(time.Minute) / float64(el))
-	}
-	cpuE, cpuI := perMin(cpuE1-cpuE0), perMin(cpuI1-cpuI0)
 	due := "none due"
 	for _, j := range st.Next {
 		if !j.Next.IsZero() && j.Next.Before(we) {
@@ -255,14 +218,40 @@ func benchIdle(ctx context.Context, b *bench, cfg config) ([]row, error) {
 	}, {
 		key:      "P9",
 		name:     fmt.Sprintf("schedule cost: %s cron jobs loaded (in %s) beside the every-second job, CPU and lateness p99", thousands(cronJobs), cronLoad),
-		figure:   fmt.Sprintf("%d ms/min, %s", perMin(cpuC1-cpuC0).Milliseconds(), ms(percentile(cronLate, 99))),
-		baseline: fmt.Sprintf("%d ms/min, %s P6 daemon", perMin(cpuS1-cpuS0).Milliseconds(), ms(p99)),
+		figure:   fmt.Sprintf("%d ms/min, %s", cpuC.Milliseconds(), ms(percentile(cronLate, 99))),
+		baseline: fmt.Sprintf("%d ms/min, %s P6 daemon", cpuS.Milliseconds(), ms(p99)),
 		ratio:    ratio(float64(percentile(cronLate, 99))/float64(p99)) + " p99",
 		target:   "p99 <= 20 ms",
 		ok:       verdict(percentile(cronLate, 99) <= 20*time.Millisecond),
 		note: fmt.Sprintf("the same every-second job as P6, in a daemon that also holds %s cron jobs on 29 February in five zones (none due); "+
 			"the CPU is the whole daemon's, its every-second runs included, beside the P6 daemon's", thousands(cronJobs)),
 	}}, nil
+}
+
+// tickHome makes the home name with one job, "tick", that runs the tick
+// script every second, and returns it and the file the script writes.
+func tickHome(b *bench, name string) (whenlua.Paths, string, error) {
+	p, err := b.home(name)
+	if err != nil {
+		return whenlua.Paths{}, "", err
+	}
+	ticks := filepath.Join(p.Home, "ticks")
+	if err := writeJob(p, "tick.lua", fmt.Sprintf("every(\"second\", %q, {name=\"tick\"})\n", tickScript(ticks))); err != nil {
+		return whenlua.Paths{}, "", err
+	}
+	return p, ticks, nil
+}
+
+// cpuTimes reads the CPU time each daemon has used so far.
+func cpuTimes(ds []*daemon) ([]time.Duration, error) {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		var err error
+		if out[i], err = cpuTime(d.pid); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // over counts the durations longer than limit.

@@ -39,10 +39,7 @@ func benchLoaded(ctx context.Context, b *bench, cfg config) ([]row, error) {
 			}
 		}
 		t0 := time.Now()
-		if ds[i], err = b.start(ctx, p); err != nil {
-			return nil, err
-		}
-		if err := waitLoaded(ctx, ds[i], n, 5*time.Minute); err != nil {
+		if ds[i], err = b.startLoaded(ctx, p, n, 5*time.Minute); err != nil {
 			return nil, err
 		}
 		took := time.Since(t0).Round(time.Millisecond)

@@ -37,18 +37,11 @@ func benchStart(ctx context.Context, b *bench, cfg config) ([]row, error) {
 	if err := writeJob(p, "p1.lua", fmt.Sprintf("when(\"changes('x')\", %q, {name=\"started\"})\n", script)); err != nil {
 		return nil, err
 	}
-	d, err := b.start(ctx, p)
+	d, err := b.startLoaded(ctx, p, 1, time.Minute)
 	if err != nil {
 		return nil, err
 	}
-	if err := waitLoaded(ctx, d, 1, time.Minute); err != nil {
-		return nil, err
-	}
-	fsyncDir := filepath.Join(p.Home, "baseline")
-	if err := os.Mkdir(fsyncDir, 0o700); err != nil {
-		return nil, err
-	}
-	raw, err := newInPlaceSyncer(fsyncDir)
+	_, raw, err := baselineDir(p)
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,7 @@ func TestARunLeftByAKilledDaemonIsEndedAtRestartEvenWhenItIgnoresSIGTERM(t *test
 		t.Fatalf("run %d after restart = %+v, want lost with its processes stopped", first.Serial, r)
 	}
 	second := h.running(h.startJob("stubborn").Serial)
+	t.Cleanup(func() { syscall.Kill(-second.PID, syscall.SIGKILL) })
 	for _, j := range h.runsJSON("jobs") {
 		if j.Serial != second.Serial {
 			t.Errorf("run %d of %s runs beside the new copy %d", j.Serial, j.Job, second.Serial)

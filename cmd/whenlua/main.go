@@ -77,6 +77,7 @@ func newApp(e *env) *cli.App {
 			outputCommand(e),
 			statusCommand(e),
 			nextCommand(e),
+			reportCommand(e),
 			reloadCommand(e),
 			checkCommand(e),
 			editCommand(e),

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/whenlua/whenlua/internal/proctest"
 )
 
 // alive reports whether pid names a live process (not a zombie).
@@ -58,41 +60,40 @@ func escaped(t *testing.T, r *Runner, spec Spec) (*Proc, <-chan Result, int) {
 	return p, results, pid
 }
 
-func TestAProcessThatLeftTheGroupIsStoppedByCancel(t *testing.T) {
+// escapedRun runs spec with a child that leaves the run's group, cancels
+// the run when cancel is set, and returns its result; the child outliving
+// the run (the what run) is an error.
+func escapedRun(t *testing.T, spec Spec, cancel bool, what string) Result {
+	t.Helper()
 	r := newRunner(t, Options{Grace: 100 * time.Millisecond})
-	p, results, pid := escaped(t, r, Spec{Script: "sleep 1000"})
-	p.Cancel()
-	res := wait(t, results)
-	if !res.Cancelled {
-		t.Errorf("cancelled %v", res.Cancelled)
+	p, results, pid := escaped(t, r, spec)
+	if cancel {
+		p.Cancel()
 	}
+	res := wait(t, results)
 	if alive(pid) {
-		t.Errorf("process %d, which left the run's group and ignores SIGTERM, outlived the cancelled run", pid)
+		t.Errorf("process %d, which left the run's group, outlived the %s", pid, what)
+	}
+	return res
+}
+
+func TestAProcessThatLeftTheGroupIsStoppedByCancel(t *testing.T) {
+	// The child ignores SIGTERM.
+	if res := escapedRun(t, Spec{Script: "sleep 1000"}, true, "cancelled run"); !res.Cancelled {
+		t.Errorf("cancelled %v", res.Cancelled)
 	}
 }
 
 func TestAProcessThatLeftTheGroupIsStoppedByTheTimeout(t *testing.T) {
-	r := newRunner(t, Options{Grace: 100 * time.Millisecond})
 	// The timeout leaves the script ample time to start its child first.
-	_, results, pid := escaped(t, r, Spec{Script: "sleep 1000", Timeout: 2 * time.Second})
-	res := wait(t, results)
-	if !res.TimedOut {
+	if res := escapedRun(t, Spec{Script: "sleep 1000", Timeout: 2 * time.Second}, false, "timed-out run"); !res.TimedOut {
 		t.Errorf("timed out %v", res.TimedOut)
-	}
-	if alive(pid) {
-		t.Errorf("process %d, which left the run's group, outlived the timed-out run", pid)
 	}
 }
 
 func TestAProcessThatLeftTheGroupIsStoppedWhenTheShellExits(t *testing.T) {
-	r := newRunner(t, Options{Grace: 100 * time.Millisecond})
-	_, results, pid := escaped(t, r, Spec{Script: "echo bye"})
-	res := wait(t, results)
-	if res.Code != 0 || res.Cancelled || res.TimedOut {
+	if res := escapedRun(t, Spec{Script: "echo bye"}, false, "run"); res.Code != 0 || res.Cancelled || res.TimedOut {
 		t.Errorf("code %d cancelled %v timed out %v", res.Code, res.Cancelled, res.TimedOut)
-	}
-	if alive(pid) {
-		t.Errorf("process %d, which left the run's group, outlived the run", pid)
 	}
 }
 
@@ -153,21 +154,8 @@ func TestStopStrayStopsTheProcessesOfALostRunOnly(t *testing.T) {
 	}
 	dir := t.TempDir()
 	startStray := func(marker string) *exec.Cmd {
-		cmd := exec.Command("/bin/sh", "-c", "trap '' TERM; echo ready; exec sleep 1000")
-		cmd.Env = append([]string{MarkerVar + "=" + marker}, testEnv...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd := proctest.Stubborn(t, "", append([]string{MarkerVar + "=" + marker}, testEnv...), &syscall.SysProcAttr{Setsid: true})
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		buf := make([]byte, 6)
-		if _, err := out.Read(buf); err != nil {
-			t.Fatal(err)
-		}
 		return cmd
 	}
 	lost := startStray(dir)

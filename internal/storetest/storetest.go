@@ -30,6 +30,10 @@ type Harness struct {
 	Open func(t testing.TB, o Options) whenlua.Store
 	// Reopen closes s and opens what it stored again, with its options.
 	Reopen func(t testing.TB, s whenlua.Store) whenlua.Store
+	// Keys counts the keys s stores of a kind, read beneath the interface:
+	// "history/<name>" (the versions of name), "runs" (run records) or
+	// "outputs" (stored outputs).
+	Keys func(t testing.TB, s whenlua.Store, kind string) int
 }
 
 // Run runs the contract against h, each case as a subtest.
@@ -523,10 +527,10 @@ func retentionAtEveryCommit(t *testing.T, h Harness) {
 		}
 		b.Runs = []whenlua.Run{r}
 		commit(t, s, b)
-		if n := historyLen(t, s, "x"); n > 5 {
+		if n := h.Keys(t, s, "history/x"); n > 5 {
 			t.Fatalf("after commit %d: %d versions stored, keep is 5", i, n)
 		}
-		if n := runsLen(t, s); n > 10 {
+		if n := h.Keys(t, s, "runs"); n > 10 {
 			t.Fatalf("after commit %d: %d runs stored, keep is 10", i, n)
 		}
 	}
@@ -541,7 +545,7 @@ func retentionAtEveryCommit(t *testing.T, h Harness) {
 	// The count survives a restart.
 	s = h.Reopen(t, s)
 	commit(t, s, &whenlua.Batch{Runs: []whenlua.Run{run(201, "j", whenlua.RunDone)}})
-	if n := runsLen(t, s); n != 10 {
+	if n := h.Keys(t, s, "runs"); n != 10 {
 		t.Errorf("%d runs after a restart and one more", n)
 	}
 }
@@ -752,5 +756,8 @@ func trimRuns(t *testing.T, h Harness) {
 	// The output of a trimmed run went with it.
 	if r, err := s.Run(22); !errors.Is(err, whenlua.ErrNotFound) || r.Output != nil {
 		t.Errorf("run 22: %q, %v", r.Output, err)
+	}
+	if n := h.Keys(t, s, "outputs"); n != 10 {
+		t.Errorf("%d outputs left", n)
 	}
 }
