@@ -181,6 +181,16 @@ type Pending struct {
 	Due   time.Time `json:"due"`
 }
 
+// Silent is a job with the expect option that went without a successful
+// run for longer than Expect: its alarm was raised at SilentSince;
+// LastSuccess is when its last successful run ended (zero: none known).
+type Silent struct {
+	Job         string        `json:"job"`
+	Expect      time.Duration `json:"expect"` // nanoseconds, as Go's durations
+	LastSuccess time.Time     `json:"last_success,omitzero"`
+	SilentSince time.Time     `json:"silent_since"`
+}
+
 // PendingRetry is a retry of a failed run: attempt Attempt of Job, due
 // at At; FirstSerial is the serial of the job's first attempt.
 type PendingRetry struct {
@@ -232,6 +242,11 @@ type Status struct {
 	// CondErrors lists the last error of each when-job whose condition
 	// raised one (job: file:line: message).
 	CondErrors []string `json:"cond_errors,omitempty"`
+	// Silent lists the jobs whose silence alarm is raised (expect).
+	Silent []Silent `json:"silent,omitempty"`
+	// Metrics is the address the daemon serves Prometheus metrics on
+	// (daemon run --metrics), "" when it does not.
+	Metrics string `json:"metrics,omitempty"`
 	// Cluster describes the cluster of a daemon started with --etcd.
 	Cluster *ClusterStatus `json:"cluster,omitempty"`
 }

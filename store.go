@@ -20,7 +20,7 @@ type Store interface {
 	// History returns the kept versions of name, newest first, at most n
 	// (n <= 0: all). A name without versions gives an empty list.
 	History(name string, n int) ([]Version, error)
-	// JobStates returns every stored when-job state, by job name.
+	// JobStates returns every stored job state, by job name.
 	JobStates() (map[string]JobState, error)
 	// Serial returns the stored JOBSERIAL counter, 0 when never written.
 	Serial() (uint64, error)

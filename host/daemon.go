@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -36,6 +37,11 @@ type DaemonOptions struct {
 	StopTimeout time.Duration
 	// Ready, when set, is called once the daemon serves its socket.
 	Ready func(whenlua.Ping)
+	// MetricsAddr, when set, is the TCP address (host:port; port 0 picks
+	// a free one) on which the daemon serves Prometheus metrics at
+	// /metrics. The address bound is logged and shown by status. A
+	// Backend serves them only if it has a MetricsHandler.
+	MetricsAddr string
 	// Backend, when set, replaces the home's own store and engine: the
 	// daemon serves the Service it returns on the socket and closes it on
 	// stop (a node of a cluster, package cluster). Store is then unused.
@@ -55,6 +61,11 @@ type BackendEnv struct {
 type Backend interface {
 	whenlua.Service
 	Close(ctx context.Context) error
+}
+
+// metricsBackend is a Backend that serves metrics.
+type metricsBackend interface {
+	MetricsHandler() http.Handler
 }
 
 // localBackend is the default Backend: the engine on the home's own store.
@@ -138,6 +149,16 @@ func RunDaemon(ctx context.Context, opts DaemonOptions) (err error) {
 	}
 	defer l.Close()
 
+	// The metrics address is taken before anything is opened, so that a
+	// bad or busy one fails the start at once.
+	var ml net.Listener
+	if opts.MetricsAddr != "" {
+		if ml, err = net.Listen("tcp", opts.MetricsAddr); err != nil {
+			return fmt.Errorf("--metrics: %w", err)
+		}
+		defer ml.Close()
+	}
+
 	env := BackendEnv{Paths: p, Logger: log, Engine: opts.Engine}
 	env.Engine.Paths, env.Engine.Logger = p, log
 	var engine Backend
@@ -148,6 +169,12 @@ func RunDaemon(ctx context.Context, opts DaemonOptions) (err error) {
 	}
 	if err != nil {
 		return err
+	}
+	mb, hasMetrics := engine.(metricsBackend)
+	if ml != nil && !hasMetrics {
+		cctx, cancel := context.WithTimeout(context.Background(), opts.StopTimeout)
+		defer cancel()
+		return errors.Join(errors.New("--metrics: this daemon serves no metrics"), engine.Close(cctx))
 	}
 	// From here on, the stop sequence below closes the engine.
 
@@ -160,7 +187,21 @@ func RunDaemon(ctx context.Context, opts DaemonOptions) (err error) {
 		Socket:   p.Socket,
 	}
 	shutdown := make(chan struct{})
-	srv := NewServer(daemonService{Service: engine, ping: ping, paths: p}, ServerOptions{
+	ds := daemonService{Service: engine, ping: ping, paths: p}
+	var msrv *http.Server
+	if ml != nil {
+		ds.metrics = ml.Addr().String()
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", mb.MetricsHandler())
+		msrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		go func() {
+			if err := msrv.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("serve metrics", "err", err)
+			}
+		}()
+		log.Info("metrics served", "addr", ds.metrics, "path", "/metrics")
+	}
+	srv := NewServer(ds, ServerOptions{
 		Logger:   log,
 		Ping:     func() whenlua.Ping { return ping },
 		Shutdown: func() { close(shutdown) },
@@ -205,6 +246,11 @@ func RunDaemon(ctx context.Context, opts DaemonOptions) (err error) {
 	if cerr := srv.Close(sctx); cerr != nil {
 		log.Warn("close server", "err", cerr)
 	}
+	if msrv != nil {
+		if cerr := msrv.Shutdown(sctx); cerr != nil {
+			log.Warn("close metrics server", "err", cerr)
+		}
+	}
 	if serveErr == nil {
 		serveErr = <-served
 	}
@@ -222,13 +268,15 @@ func RunDaemon(ctx context.Context, opts DaemonOptions) (err error) {
 // daemonService fills in the daemon's own fields of Status.
 type daemonService struct {
 	whenlua.Service
-	ping  whenlua.Ping
-	paths whenlua.Paths
+	ping    whenlua.Ping
+	paths   whenlua.Paths
+	metrics string // the metrics address bound, "" when none
 }
 
 func (d daemonService) fill(st whenlua.Status) whenlua.Status {
 	st.PID, st.Version, st.Started = d.ping.PID, d.ping.Version, d.ping.Started
 	st.Home, st.Socket = d.paths.Where(), d.paths.Socket // the engine sets the directories
+	st.Metrics = d.metrics
 	return st
 }
 

@@ -80,6 +80,7 @@ type Engine struct {
 	mail     sync.WaitGroup // mails being handed to sendmail
 	finished chan runner.Result
 	loader   *loader
+	metrics  *metrics
 
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -135,6 +136,7 @@ func NewEngine(opts EngineOptions) *Engine {
 		finished: make(chan runner.Result, 64),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
+		metrics:  newMetrics(),
 	}
 }
 
@@ -154,7 +156,8 @@ func (e *Engine) Open(ctx context.Context) error {
 		return fmt.Errorf("create runs directory: %w", err)
 	}
 	e.runner = runner.New(runner.Options{BaseDir: e.opts.Paths.RunsDir, Grace: e.opts.Grace, Logger: e.log})
-	if err := st.recoverLostRuns(); err != nil {
+	lost, err := st.recoverLostRuns()
+	if err != nil {
 		return err
 	}
 	// The first load of every job file, here, before the engine goroutine
@@ -165,9 +168,11 @@ func (e *Engine) Open(ctx context.Context) error {
 		requires: st.requiresByFile,
 	}, forceSet{})
 	st.handle(func() { st.applyLoad(b) })
-	if len(st.lost) > 0 {
-		st.handle(func() { st.rerunLost(st.lost) })
-		st.lost = nil
+	if len(lost) > 0 {
+		st.handle(func() { st.rerunLost(lost) })
+	}
+	for _, r := range lost {
+		st.countFinished(r, resultLost)
 	}
 	// Loading leaves the garbage of parsing and compiling every file behind;
 	// give it back now rather than keep the daemon's footprint at its peak.

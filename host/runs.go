@@ -76,6 +76,7 @@ func (st *state) startRun(j *job, trigger string) whenlua.Run {
 	if rec.State != "" {
 		rec.End = now
 		st.addRun(rec)
+		st.countFinished(rec, resultRefused)
 		return rec
 	}
 	r := &run{rec: rec, job: j, started: make(chan struct{})}
@@ -131,6 +132,7 @@ func (st *state) cancelQueued(r *run, why string) {
 	delete(st.running, r.rec.Serial)
 	r.rec.State, r.rec.Error, r.rec.End = whenlua.RunCancelled, why, st.e.clock.Now()
 	st.addFinished(r.rec)
+	st.countFinished(r.rec, resultCancelled)
 	close(r.started)
 	st.release(r)
 	st.e.log.Info("queued job cancelled", "job", r.rec.Job, "serial", r.rec.Serial, "why", why)
@@ -189,6 +191,7 @@ func (st *state) launch(r *run) {
 		st.e.log.Error("start job", "job", j.name, "serial", r.rec.Serial, "err", err)
 		r.rec.State, r.rec.Error, r.rec.End = whenlua.RunFailed, err.Error(), st.e.clock.Now()
 		st.addFinished(r.rec)
+		st.countFinished(r.rec, resultNotStarted)
 		delete(st.running, r.rec.Serial)
 		st.runq.slots--
 		close(r.started)
@@ -202,6 +205,7 @@ func (st *state) launch(r *run) {
 	// Recorded so that a run lost in a crash still names its process and
 	// directory; committed in a step of its own, after the process started.
 	st.addRun(r.rec)
+	st.countStarted(r.rec)
 	st.e.log.Info("job started", "job", j.name, "serial", r.rec.Serial, "pid", r.rec.PID)
 }
 
@@ -318,6 +322,11 @@ func (st *state) finish(res runner.Result) {
 		}
 	}
 	st.addFinished(*rec)
+	st.countFinished(*rec, finishResult(*rec, res))
+	st.countRan(rec.Job, res.End.Sub(res.Start))
+	if runSucceeded(*rec) {
+		st.succeeded(rec.Job, rec.End)
+	}
 	proc := r.proc
 	st.afterCommit(func(error) {
 		if err := proc.Cleanup(); err != nil {
@@ -326,6 +335,19 @@ func (st *state) finish(res runner.Result) {
 	})
 	st.release(r)
 	st.e.log.Info("job finished", "job", rec.Job, "serial", rec.Serial, "code", rec.Code, "signal", rec.Signal, "duration", rec.Duration())
+}
+
+// finishResult is the result label of a run whose process ended.
+func finishResult(rec whenlua.Run, res runner.Result) string {
+	switch {
+	case res.TimedOut:
+		return resultTimeout
+	case res.Cancelled:
+		return resultCancelled
+	case runSucceeded(rec):
+		return resultSuccess
+	}
+	return resultFailure
 }
 
 // runningList returns the running and queued runs, oldest serial first.
@@ -338,15 +360,17 @@ func (st *state) runningList() []whenlua.Run {
 	return out
 }
 
-// recoverLostRuns marks runs left running by a daemon that died as lost,
-// and keeps them in st.lost for rerunLost.
-func (st *state) recoverLostRuns() error {
+// recoverLostRuns marks runs left running by a daemon that died as lost.
+// It returns them as recorded, for the metrics, which count runs of loaded
+// jobs only, and for rerunLost.
+func (st *state) recoverLostRuns() ([]whenlua.Run, error) {
 	lost, err := st.e.store.RunningRuns()
 	if err != nil {
-		return fmt.Errorf("read runs: %w", err)
+		return nil, fmt.Errorf("read runs: %w", err)
 	}
 	now := st.e.clock.Now()
-	for _, r := range lost {
+	for i := range lost {
+		r := &lost[i]
 		switch {
 		case r.State == whenlua.RunQueued || r.Dir == "":
 			r.State, r.End, r.Error = whenlua.RunLost, now, "the daemon stopped before it started"
@@ -360,8 +384,7 @@ func (st *state) recoverLostRuns() error {
 				r.Error += fmt.Sprintf("; %d of its processes were stopped at restart", n)
 			}
 		}
-		st.addRun(r)
-		st.lost = append(st.lost, r)
+		st.addRun(*r)
 		st.e.log.Warn("run lost", "job", r.Job, "serial", r.Serial, "pid", r.PID)
 	}
 	st.flush()
@@ -372,7 +395,7 @@ func (st *state) recoverLostRuns() error {
 			st.e.log.Warn("remove leftover run directory", "dir", de.Name(), "err", err)
 		}
 	}
-	return nil
+	return lost, nil
 }
 
 // fileHost is what the Lua state of one generation calls back into. While

@@ -21,10 +21,13 @@ type schedule struct {
 	h       jobHeap
 	retries []*retry // pending retries, earliest first
 	holds   []hold   // when-jobs' hold deadlines, earliest first
-	timer   Timer
-	armed   time.Time // what the timer is armed for; zero = none
-	seen    time.Time // the latest wall-clock time the schedule looked at
-	stepped bool      // the wall clock went back since due last ran
+	// silences are the deadlines of jobs with expect, earliest first, one
+	// per job.
+	silences []silenceAt
+	timer    Timer
+	armed    time.Time // what the timer is armed for; zero = none
+	seen     time.Time // the latest wall-clock time the schedule looked at
+	stepped  bool      // the wall clock went back since due last ran
 	// keep, when nonzero, is EngineOptions.KeepBoundaries: each scheduled
 	// time no older than keep runs once, missed ones included.
 	keep time.Duration
@@ -70,7 +73,7 @@ func (s *schedule) remove(j *job) {
 // timerC returns the channel of a timer armed for the earliest job, or nil
 // when nothing is scheduled.
 func (s *schedule) timerC() <-chan time.Time {
-	if len(s.h) == 0 && len(s.retries) == 0 && len(s.holds) == 0 {
+	if len(s.h) == 0 && len(s.retries) == 0 && len(s.holds) == 0 && len(s.silences) == 0 {
 		if s.timer != nil {
 			s.timer.Stop()
 			s.timer, s.armed = nil, time.Time{}
@@ -87,6 +90,9 @@ func (s *schedule) timerC() <-chan time.Time {
 	}
 	if len(s.holds) > 0 && (first.IsZero() || s.holds[0].at.Before(first)) {
 		first = s.holds[0].at
+	}
+	if len(s.silences) > 0 && (first.IsZero() || s.silences[0].at.Before(first)) {
+		first = s.silences[0].at
 	}
 	if s.timer == nil || !s.armed.Equal(first) {
 		if s.timer != nil {
@@ -154,13 +160,14 @@ func (s *schedule) due() []*job {
 }
 
 // fireDue starts the every- and cron-jobs whose time has come, then the
-// retries that are due.
+// retries and the holds that are due, then raises the silence alarms due.
 func (st *state) fireDue() {
 	for _, j := range st.sched.due() {
 		st.startRun(j, j.lj.Kind.String())
 	}
 	st.fireRetries()
 	st.fireHolds()
+	st.fireSilences()
 }
 
 type jobHeap []*job

@@ -240,6 +240,7 @@ func (st *state) status() whenlua.Status {
 		s.Next = append(s.Next, jobInfo(j))
 	}
 	s.Pending = st.pendingHolds()
+	s.Silent = st.silentList()
 	for _, r := range st.sched.retries {
 		s.Retries = append(s.Retries, whenlua.PendingRetry{Job: r.job, Attempt: r.attempt, FirstSerial: r.first, At: r.at})
 	}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/whenlua/whenlua"
 	"github.com/whenlua/whenlua/luaapi"
@@ -167,6 +168,7 @@ func (st *state) applyAndSettle(origin string, as []whenlua.Assignment, trigger 
 // whenlua.SetRequest.Validate where it entered (the server, or lualib's set
 // and whisper).
 func (st *state) applySet(origin string, as []whenlua.Assignment, trigger bool) {
+	st.countSet(origin)
 	names := make([]string, 0, len(as))
 	for _, a := range as {
 		st.setVar(a.Name, a.Value, origin)
@@ -282,8 +284,10 @@ func (st *state) evalJob(j *job) bool {
 	if prev == nil || prev.Cond != j.lj.Cond {
 		prev = &whenlua.JobState{Cond: j.lj.Cond}
 	}
+	began := time.Now()
 	ev := j.lj.Evaluate(luaapi.EvalInput{Evaluated: prev.Evaluated, Prev: prev.Snapshot, Reloaded: j.reloadPending}) // false on an error
 	ok, read, err := ev.OK, ev.Read, ev.Err
+	st.countEval(j, began, err)
 	if st.overLimit(j, err) {
 		return false
 	}
@@ -320,7 +324,11 @@ func (st *state) evalJob(j *job) bool {
 	pending := st.holdPending(j, prev, ok)
 	// prev has j's condition: a state of another one was replaced above.
 	if !prev.Evaluated || prev.Result != ok || !st.snapshotIs(j, prev.Snapshot) || !pending.Equal(prev.PendingSince) {
-		st.putState(j.name, &whenlua.JobState{Cond: j.lj.Cond, Result: ok, Evaluated: true, Snapshot: st.snapshot(j), PendingSince: pending})
+		ns := &whenlua.JobState{Cond: j.lj.Cond, Result: ok, Evaluated: true, Snapshot: st.snapshot(j), PendingSince: pending}
+		if cur := st.states[j.name]; cur != nil {
+			ns.LastSuccess, ns.SilentSince = cur.LastSuccess, cur.SilentSince
+		}
+		st.putState(j.name, ns)
 	}
 	if j.lj.Hold > 0 {
 		// Due only when the hold is over: fireHolds.
@@ -412,6 +420,7 @@ func (st *state) flush() {
 				if !r.queued {
 					r.rec.State, r.rec.Error, r.rec.End = whenlua.RunFailed, "not started: its record could not be stored", st.e.clock.Now()
 					st.addFinished(r.rec)
+					st.countFinished(r.rec, resultNotStarted)
 				}
 				st.dropRun(r)
 				continue

@@ -34,9 +34,11 @@ type state struct {
 	stopping   bool
 	dryRun     bool // settling for `test`: start no run, leave condition errors, holds and reloaded() alone
 
+	// watched is when this daemon began watching each job with expect
+	// (silence.go).
+	watched map[string]time.Time
+
 	step step
-	// lost are the runs recoverLostRuns recorded lost, for rerunLost.
-	lost []whenlua.Run
 }
 
 // forceSet names the job files a forced reload (`whenlua reload --force`)
@@ -110,6 +112,7 @@ func newState(e *Engine) (*state, error) {
 		depsAll:  map[*job]struct{}{},
 		running:  map[uint64]*run{},
 		condErrs: map[string]string{},
+		watched:  map[string]time.Time{},
 	}
 	st.sched = newSchedule(e.clock, e.opts.KeepBoundaries)
 	var err error

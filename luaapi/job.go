@@ -315,3 +315,20 @@ func (j *Job) CallPost(r whenlua.Run, tmpdir string) error {
 	_, err := s.call(&frame{phase: phasePost, job: j}, j.post, 0, res)
 	return err
 }
+
+// CallOnSilence calls the job's on_silence hook with a lualib.Silence, a
+// read-only object with the fields job_name, expect (seconds),
+// last_success (Unix seconds, nil when none is known), since and
+// silent_since (Unix seconds). It does nothing when the job has no hook.
+func (j *Job) CallOnSilence(info lualib.Silence) error {
+	if !j.HasOnSilence {
+		return nil
+	}
+	s := j.File.s
+	if s.L == nil {
+		return ErrClosed
+	}
+	info.JobName = j.Name
+	_, err := s.call(&frame{phase: phaseSilence, job: j}, j.onSilence, 0, luar.New(s.L, info))
+	return err
+}

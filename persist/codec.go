@@ -24,6 +24,8 @@ const (
 	flagEvaluated = 1 << 1
 	flagSnapshot  = 1 << 2 // Snapshot is a non-nil map
 	flagPending   = 1 << 3 // PendingSince follows the snapshot
+	flagSuccess   = 1 << 4 // LastSuccess follows
+	flagSilent    = 1 << 5 // SilentSince follows
 )
 
 var errShort = errors.New("truncated")
@@ -65,7 +67,8 @@ func versionTime(b []byte) (time.Time, bool) {
 
 // encodeJobState is format, flags, condition, then the snapshot's entries
 // sorted by name, each a name and a length-prefixed value, then, with
-// flagPending, PendingSince (be unix nanoseconds).
+// their flags, PendingSince, LastSuccess and SilentSince (each be unix
+// nanoseconds).
 func encodeJobState(st *whenlua.JobState) []byte {
 	var flags byte
 	if st.Result {
@@ -79,6 +82,12 @@ func encodeJobState(st *whenlua.JobState) []byte {
 	}
 	if !st.PendingSince.IsZero() {
 		flags |= flagPending
+	}
+	if !st.LastSuccess.IsZero() {
+		flags |= flagSuccess
+	}
+	if !st.SilentSince.IsZero() {
+		flags |= flagSilent
 	}
 	b := make([]byte, 0, 16+len(st.Cond)+32*len(st.Snapshot))
 	b = append(b, formatJobState, flags)
@@ -96,8 +105,10 @@ func encodeJobState(st *whenlua.JobState) []byte {
 		b = binary.AppendUvarint(b, uint64(len(vb)))
 		b = append(b, vb...)
 	}
-	if !st.PendingSince.IsZero() {
-		b = binary.BigEndian.AppendUint64(b, uint64(st.PendingSince.UnixNano()))
+	for _, t := range []time.Time{st.PendingSince, st.LastSuccess, st.SilentSince} {
+		if !t.IsZero() {
+			b = binary.BigEndian.AppendUint64(b, uint64(t.UnixNano()))
+		}
 	}
 	return b
 }
@@ -140,11 +151,17 @@ func decodeJobState(b []byte) (whenlua.JobState, error) {
 		}
 		st.Snapshot[name] = v
 	}
-	if flags&flagPending != 0 {
+	for _, tf := range []struct {
+		flag byte
+		t    *time.Time
+	}{{flagPending, &st.PendingSince}, {flagSuccess, &st.LastSuccess}, {flagSilent, &st.SilentSince}} {
+		if flags&tf.flag == 0 {
+			continue
+		}
 		if len(rest) < 8 {
 			return st, fmt.Errorf("decode job state: %w", errShort)
 		}
-		st.PendingSince = time.Unix(0, int64(binary.BigEndian.Uint64(rest)))
+		*tf.t = time.Unix(0, int64(binary.BigEndian.Uint64(rest)))
 		rest = rest[8:]
 	}
 	if len(rest) != 0 {

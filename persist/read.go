@@ -41,7 +41,7 @@ func (s *Store) History(name string, n int) ([]whenlua.Version, error) {
 	return out, nil
 }
 
-// JobStates returns every stored when-job state, by job name.
+// JobStates returns every stored job state, by job name.
 func (s *Store) JobStates() (map[string]whenlua.JobState, error) {
 	states, err := scanNamed(s, prefixState, "job", decodeJobState)
 	if err != nil {

@@ -9,7 +9,7 @@
 //
 //	v/<name>                 current value (whenlua.Value.AppendBinary)
 //	h/<name>/<be seq>        one version: its time, origin and value
-//	s/<job>                  a when-job's JobState
+//	s/<job>                  a job's JobState (evaluation state, last success, alarm)
 //	r/<be serial>            a run record without its output (JSON)
 //	o/<be serial>            that run's stored output
 //	m/serial                 the JOBSERIAL counter (be uint64)
@@ -338,4 +338,15 @@ func trimNL(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+// Size returns the sizes badger keeps of its LSM tree and value log, in
+// bytes (badger's own figures, refreshed by badger about once a minute).
+func (s *Store) Size() (lsm, vlog int64, err error) {
+	if err := s.enter(); err != nil {
+		return 0, 0, err
+	}
+	defer s.mu.RUnlock()
+	lsm, vlog = s.db.Size()
+	return lsm, vlog, nil
 }
