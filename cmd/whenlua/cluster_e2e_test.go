@@ -221,7 +221,7 @@ func TestClusterEveryAcknowledgedSetRunsItsJobOnceWhicheverNodeTakesIt(t *testin
 
 func TestClusterStatusShowsTheNodesTheLeaderAndJobFilesThatDiffer(t *testing.T) {
 	t.Parallel()
-	etcd, nodes := startCluster(t, 1, 3, map[string]string{"a.lua": `when("x == 1", "true", { name = "a" })`})
+	etcd, nodes := startCluster(t, 1, 3, map[string]string{"a.lua": `when("x == 1", [[echo "hello $x"; sleep 1; echo bye]], { name = "a" })`})
 	leader := waitCluster(t, nodes, 3)
 	follower := nodes[(leader+1)%3]
 	cs := follower.clusterStatus()
@@ -237,7 +237,7 @@ func TestClusterStatusShowsTheNodesTheLeaderAndJobFilesThatDiffer(t *testing.T) 
 		}
 	}
 	// A follower's job file edited: the status on any node flags it.
-	follower.writeJob("a.lua", `when("x == 2", "true", { name = "a" })`)
+	follower.writeJob("a.lua", `when("x == 2", [[echo "hello $x"; sleep 1; echo bye]], { name = "a" })`)
 	waitFor(t, "the edited follower to be flagged", func() bool {
 		for _, n := range nodes[leader].clusterStatus().Nodes {
 			if n.Name == follower.name {
@@ -270,6 +270,19 @@ func TestClusterStatusShowsTheNodesTheLeaderAndJobFilesThatDiffer(t *testing.T) 
 	names := follower.ok("names")
 	if !strings.Contains(names, "a") {
 		t.Errorf("names on a follower: %q", names)
+	}
+	// A run started through one follower is followed, listed and read
+	// through the other.
+	other := nodes[(leader+2)%3]
+	run := follower.startJob("a")
+	if got := other.ok("tail", strconv.FormatUint(run.Serial, 10)); got != "hello 1\nbye\n" {
+		t.Errorf("tail %d on another follower: %q", run.Serial, got)
+	}
+	if got := other.ok("output", strconv.FormatUint(run.Serial, 10)); got != "hello 1\nbye\n" {
+		t.Errorf("output %d on another follower: %q", run.Serial, got)
+	}
+	if r := other.runRecord(run.Serial); r.State != whenlua.RunDone || r.Code != 0 {
+		t.Errorf("log on another follower: run %d %s, exit %d", r.Serial, r.State, r.Code)
 	}
 }
 
