@@ -81,3 +81,35 @@ func BenchmarkClusterFailover(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Milliseconds()), "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)-1].Milliseconds()), "max-ms")
 }
+
+// BenchmarkClusterExactlyOnce spreads b.N sets over three nodes, each
+// triggering one run, three clients at once, and fails unless every
+// acknowledged set gave exactly one run (-benchtime 999x: the 1,000 sets of
+// the acceptance test).
+func BenchmarkClusterExactlyOnce(b *testing.B) {
+	out := filepath.Join(b.TempDir(), "ran")
+	_, nodes := startCluster(b, 1, 3, map[string]string{"count.lua": counterJob(out)})
+	per := max(b.N/3, 1)
+	var s setter
+	done := make(chan struct{})
+	b.ResetTimer()
+	for i, nd := range nodes {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			s.run(nd, fmt.Sprintf("n%d", i+1), per, nil)
+		}()
+	}
+	for range nodes {
+		<-done
+	}
+	runs := nodes[0].waitAllRuns("count", 3*per)
+	b.StopTimer()
+	if s.errs != 0 || len(s.bad) != 0 || len(s.acked) != 3*per {
+		b.Fatalf("%d sets acknowledged, %d failed, %v", len(s.acked), s.errs, s.bad)
+	}
+	ran := ranSerials(b, out)
+	if len(runs) != 3*per || len(ran) != 3*per {
+		b.Fatalf("%d sets, %d run records, %d runs ran", 3*per, len(runs), len(ran))
+	}
+	b.ReportMetric(float64(3*per), "sets")
+}

@@ -139,7 +139,7 @@ func (s *setter) run(nd *node, prefix string, n int, stop <-chan struct{}) {
 
 // ranSerials reads the serials the count job appended, failing t for a
 // serial that ran twice.
-func ranSerials(t *testing.T, path string) map[uint64]bool {
+func ranSerials(t testing.TB, path string) map[uint64]bool {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
