@@ -296,7 +296,10 @@ func (n *Node) authorize(r *http.Request) error {
 // node waits two TTLs for it to go (a node restarted after kill -9), then
 // fails.
 func (n *Node) register(ctx context.Context, first bool) (*concurrency.Session, error) {
-	sess, err := concurrency.NewSession(n.cli, concurrency.WithTTL(int(n.opts.TTL/time.Second)), concurrency.WithContext(ctx))
+	// The session outlives ctx: run closes it, and its Close revokes the
+	// lease (the record and the candidacy go at once) under its context.
+	sess, err := concurrency.NewSession(n.cli, concurrency.WithTTL(int(n.opts.TTL/time.Second)),
+		concurrency.WithContext(context.WithoutCancel(ctx)))
 	if err != nil {
 		return nil, fmt.Errorf("open an etcd session: %w", err)
 	}

@@ -620,7 +620,7 @@ func TestClusterGoesOnWhenAnEtcdMemberIsKilled(t *testing.T) {
 	}
 }
 
-func TestClusterALeaderStoppedGracefullyRecordsItsRunsAndHandsOver(t *testing.T) {
+func TestClusterALeaderStoppedRecordsItsRunsAndLeavesAtOnce(t *testing.T) {
 	t.Parallel()
 	out := filepath.Join(t.TempDir(), "ran")
 	_, nodes := startCluster(t, 1, 3, map[string]string{"count.lua": counterJob(out)})
@@ -628,7 +628,16 @@ func TestClusterALeaderStoppedGracefullyRecordsItsRunsAndHandsOver(t *testing.T)
 	other := nodes[(leader+1)%3]
 	other.ok("set", "slow=1")
 	slow := other.waitRunning("slow")
-	nodes[leader].ok("daemon", "stop")
+	// Stopped by SIGTERM (as systemd stops it), it leaves the cluster as it
+	// stops: its record is gone at once, not when its lease would expire.
+	pid := nodes[leader].pid()
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the stopped leader to exit", func() bool { return processGone(pid) })
+	if cs := other.clusterStatus(); len(cs.Nodes) != 2 {
+		t.Errorf("right after the leader stopped, status shows %d nodes: %+v", len(cs.Nodes), cs.Nodes)
+	}
 	var survivors []*node
 	for i, nd := range nodes {
 		if i != leader {
