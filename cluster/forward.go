@@ -182,12 +182,9 @@ func (n *Node) Status(ctx context.Context) (st whenlua.Status, err error) {
 	return n.withCluster(ctx, st)
 }
 
-// Reload implements whenlua.Service: this node hashes its job files again
-// (its record shows them), and the leader rescans its jobs directory.
+// Reload implements whenlua.Service: the leader rescans its jobs directory.
+// (Each node hashes its own job files for its record every half TTL.)
 func (n *Node) Reload(ctx context.Context, req whenlua.ReloadRequest) (st whenlua.Status, err error) {
-	n.mu.Lock()
-	n.files = hashJobFiles(n.opts.Paths.JobsDir)
-	n.mu.Unlock()
 	err = n.call(ctx, true, func(s whenlua.Service) error { st, err = s.Reload(ctx, req); return err })
 	if err != nil {
 		return st, err
