@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/whenlua/whenlua"
@@ -217,6 +218,9 @@ func (s *Store) write(ctx context.Context, ops []kvOp) error {
 			err = s.fault("reply")
 		}
 	}
+	if refused := refusal(err); refused != nil {
+		return refused
+	}
 	if err != nil {
 		if err := s.resolve(err, head); err != nil {
 			return err
@@ -258,6 +262,9 @@ func (s *Store) writeJournal(ctx context.Context, step uint64, head string, cmps
 		resp, err := s.cli.Txn(ctx).
 			If(append(slices.Clone(cmps), clientv3.Compare(clientv3.CreateRevision(marker), "=", 0))...).
 			Then(clientv3.OpPut(key, enc)).Commit()
+		if refused := refusal(err); refused != nil {
+			return refused
+		}
 		if err != nil {
 			return fmt.Errorf("journal part %d of %d: %w", i+1, len(parts), err)
 		}
@@ -280,6 +287,9 @@ func (s *Store) writeJournal(ctx context.Context, step uint64, head string, cmps
 	}
 	resp, err := s.cli.Txn(ctx).If(markerCmps...).
 		Then(clientv3.OpPut(marker, strconv.Itoa(len(parts))), clientv3.OpPut(s.k.head, head)).Commit()
+	if refused := refusal(err); refused != nil {
+		return refused
+	}
 	if err != nil {
 		if err := s.resolve(err, head); err != nil {
 			return err
@@ -319,6 +329,22 @@ func splitOps(ops []kvOp, maxBytes, maxOps int) [][]kvOp {
 		parts = append(parts, cur)
 	}
 	return parts
+}
+
+// refusal returns the store's error for an etcd error that refuses a
+// write before it is applied, nil for any other: a database at its quota
+// (ErrDiskFull: the maintenance goroutine compacts, defragments and
+// disarms the alarm) or a transaction beyond etcd's limits (ErrTooBig).
+func refusal(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, rpctypes.ErrNoSpace):
+		return fmt.Errorf("%w: etcd's database is at its quota: %w", whenlua.ErrDiskFull, err)
+	case errors.Is(err, rpctypes.ErrTooManyOps), errors.Is(err, rpctypes.ErrRequestTooLarge):
+		return fmt.Errorf("%w: %w", whenlua.ErrStoreTooBig, err)
+	}
+	return nil
 }
 
 // refused tells why a write's compare failed: the fence (ErrNotLeader) or

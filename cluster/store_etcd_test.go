@@ -10,6 +10,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.etcd.io/etcd/server/v3/embed"
 
 	"github.com/whenlua/whenlua"
 	"github.com/whenlua/whenlua/internal/etcdtest"
@@ -391,4 +392,45 @@ func TestAKeyTooBigForEtcdIsRefusedAndNothingStored(t *testing.T) {
 		t.Errorf("job states %v, %v", st, err)
 	}
 	commit(t, s, setX(2)) // the store goes on
+}
+
+// etcd at its quota refuses writes: Commit says ErrDiskFull and stores
+// nothing, and the maintenance pass compacts, defragments and disarms the
+// alarm, after which commits go on.
+func TestAnEtcdAtItsQuotaRefusesCommitsUntilMaintenanceRecovers(t *testing.T) {
+	c := etcdtest.StartOptions(t, etcdtest.Options{Configure: func(cfg *embed.Config) {
+		cfg.QuotaBackendBytes = 4 << 20
+	}})
+	cli := newClient(t, c.Endpoints())
+	s := openTest(t, Options{Client: cli, HistoryKeep: 3})
+	val := whenlua.String(strings.Repeat("q", whenlua.MaxValueLen))
+	var acked int64
+	for i := int64(1); ; i++ {
+		err := s.Commit(&whenlua.Batch{Vars: []whenlua.VarChange{{Name: "x", Value: val}, {Name: "n", Value: whenlua.Int(i)}}})
+		if errors.Is(err, whenlua.ErrDiskFull) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("commit %d: %v", i, err)
+		}
+		acked = i
+		if i > 1000 {
+			t.Fatal("no quota reached")
+		}
+	}
+	t.Logf("quota reached after %d commits", acked)
+	if vars, err := s.Vars(); err != nil || vars["n"].I != acked {
+		t.Fatalf("n = %v, %v; want %d", vars["n"], err, acked)
+	}
+	if err := s.Commit(setX(1)); !errors.Is(err, whenlua.ErrDiskFull) {
+		t.Fatalf("commit at the quota: %v", err)
+	}
+	m := &maintainer{s: s}
+	if err := m.pass(context.Background()); err != nil {
+		t.Fatalf("maintenance: %v", err)
+	}
+	commit(t, s, setX(1))
+	if vars, _ := s.Vars(); vars["n"].I != acked || vars["x"].I != 1 {
+		t.Errorf("vars after recovery: %v", vars)
+	}
 }
