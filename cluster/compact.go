@@ -58,7 +58,7 @@ func (m *maintainer) pass(ctx context.Context) error {
 	if err := m.recoverSpace(ctx); err != nil {
 		return err
 	}
-	if err := s.Trim(); err != nil {
+	if err := s.trim(ctx); err != nil {
 		return err
 	}
 	rev, err := m.compact(ctx)
