@@ -434,3 +434,49 @@ func TestAnEtcdAtItsQuotaRefusesCommitsUntilMaintenanceRecovers(t *testing.T) {
 		t.Errorf("vars after recovery: %v", vars)
 	}
 }
+
+// A reader never sees part of a step: while a writer commits group
+// commits of 256 sets through the journal, applied over several
+// transactions, every read of the variables finds them all from one step.
+func TestReadsNeverSeePartOfAStep(t *testing.T) {
+	name := fmt.Sprintf("atomic%d", clusterSeq.Add(1))
+	w := openTest(t, Options{Cluster: name})
+	r := openTest(t, Options{Cluster: name})
+	commit(t, w, bigSets(256, 0))
+	done := make(chan error, 1)
+	go func() {
+		for v := int64(1); v <= 10; v++ {
+			if err := w.Commit(bigSets(256, v)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	reads := 0
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%d reads during the commits", reads)
+			if reads == 0 {
+				t.Fatal("no read while the writer committed")
+			}
+			return
+		default:
+		}
+		vars, err := r.Vars()
+		if err != nil {
+			t.Fatal(err)
+		}
+		reads++
+		first := vars["v000"]
+		for i := range 256 {
+			if v := vars[fmt.Sprintf("v%03d", i)]; !v.Equal(first) {
+				t.Fatalf("read %d: v000 = %v but v%03d = %v", reads, first, i, v)
+			}
+		}
+	}
+}
