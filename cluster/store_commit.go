@@ -222,7 +222,7 @@ func (s *Store) write(ctx context.Context, ops []kvOp) error {
 		return refused
 	}
 	if err != nil {
-		if err := s.resolve(err, head); err != nil {
+		if err := s.settle(err, head); err != nil {
 			return err
 		}
 		s.view.step = step
@@ -265,6 +265,9 @@ func (s *Store) writeJournal(ctx context.Context, step uint64, head string, cmps
 		if refused := refusal(err); refused != nil {
 			return refused
 		}
+		if errors.Is(err, rpctypes.ErrNoSpace) {
+			return fmt.Errorf("journal part %d of %d: %w", i+1, len(parts), diskFull(err))
+		}
 		if err != nil {
 			return fmt.Errorf("journal part %d of %d: %w", i+1, len(parts), err)
 		}
@@ -291,7 +294,7 @@ func (s *Store) writeJournal(ctx context.Context, step uint64, head string, cmps
 		return refused
 	}
 	if err != nil {
-		if err := s.resolve(err, head); err != nil {
+		if err := s.settle(err, head); err != nil {
 			return err
 		}
 	} else {
@@ -332,19 +335,41 @@ func splitOps(ops []kvOp, maxBytes, maxOps int) [][]kvOp {
 }
 
 // refusal returns the store's error for an etcd error that refuses a
-// write before it is applied, nil for any other: a database at its quota
-// (ErrDiskFull: the maintenance goroutine compacts, defragments and
-// disarms the alarm) or a transaction beyond etcd's limits (ErrTooBig).
+// write before it is applied, nil for any other: a transaction beyond
+// etcd's limits (ErrTooBig).
 func refusal(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, rpctypes.ErrNoSpace):
-		return fmt.Errorf("%w: etcd's database is at its quota: %w", whenlua.ErrDiskFull, err)
-	case errors.Is(err, rpctypes.ErrTooManyOps), errors.Is(err, rpctypes.ErrRequestTooLarge):
+	if err != nil && (errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge)) {
 		return fmt.Errorf("%w: %w", whenlua.ErrStoreTooBig, err)
 	}
 	return nil
+}
+
+func diskFull(err error) error {
+	return fmt.Errorf("%w: etcd's database is at its quota: %w", whenlua.ErrDiskFull, err)
+}
+
+// settle finds out whether a write that failed with err was stored, and
+// returns nil when it was. etcd answers a write that crosses its quota
+// with NOSPACE after applying it, and refuses any later one; either way
+// the answer is final, so reading the head tells (ErrDiskFull when the
+// write is not stored: the maintenance goroutine compacts, defragments
+// and disarms the alarm). Any other error is resolved by resolve.
+func (s *Store) settle(err error, head string) error {
+	if !errors.Is(err, rpctypes.ErrNoSpace) {
+		return s.resolve(err, head)
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	resp, gerr := s.cli.Get(ctx, s.k.head)
+	if gerr != nil {
+		s.view.valid = false
+		return fmt.Errorf("%w: %w (then: %w)", ErrOutcomeUnknown, diskFull(err), gerr)
+	}
+	if len(resp.Kvs) == 1 && string(resp.Kvs[0].Value) == head {
+		s.view.headRev = resp.Kvs[0].ModRevision
+		return nil
+	}
+	return diskFull(err)
 }
 
 // refused tells why a write's compare failed: the fence (ErrNotLeader) or
