@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -54,7 +55,10 @@ type maintainer struct {
 // pass is one maintenance pass.
 func (m *maintainer) pass(ctx context.Context) error {
 	s := m.s
-	if err := s.Trim(); err != nil {
+	if err := m.recoverSpace(ctx); err != nil {
+		return err
+	}
+	if err := s.trim(ctx); err != nil {
 		return err
 	}
 	rev, err := m.compact(ctx)
@@ -63,6 +67,54 @@ func (m *maintainer) pass(ctx context.Context) error {
 	}
 	m.prevRev = rev
 	return m.defrag(ctx)
+}
+
+// recoverSpace gets etcd out of its quota alarm (NOSPACE), when raised:
+// etcd then refuses every write, deletes included, until the alarm is
+// disarmed. On the writer only, it compacts at the current revision,
+// defragments every member and disarms the alarm, as etcd's
+// documentation says to; the pass's Trim then deletes what retention
+// allows.
+func (m *maintainer) recoverSpace(ctx context.Context) error {
+	s := m.s
+	cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
+	defer cancel()
+	alarms, err := s.cli.AlarmList(cctx)
+	if err != nil {
+		return fmt.Errorf("list alarms: %w", err)
+	}
+	var full []*clientv3.AlarmMember
+	for _, a := range alarms.Alarms {
+		if a.Alarm == etcdserverpb.AlarmType_NOSPACE {
+			full = append(full, (*clientv3.AlarmMember)(a))
+		}
+	}
+	if len(full) == 0 {
+		return nil
+	}
+	resp, err := s.cli.Txn(cctx).If(s.fence()...).Commit()
+	if err != nil {
+		return fmt.Errorf("recover space: %w", err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("recover space: %w", ErrNotLeader)
+	}
+	if _, err := s.cli.Compact(cctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
+		return fmt.Errorf("recover space: compact: %w", err)
+	}
+	for _, ep := range s.cli.Endpoints() {
+		if _, err := s.cli.Defragment(cctx, ep); err != nil {
+			return fmt.Errorf("recover space: defragment %s: %w", ep, err)
+		}
+	}
+	for _, a := range full {
+		if _, err := s.cli.AlarmDisarm(cctx, a); err != nil {
+			return fmt.Errorf("recover space: disarm: %w", err)
+		}
+	}
+	m.prevRev = resp.Header.Revision
+	s.log.Warn("cluster store: etcd's database had reached its quota: compacted, defragmented and disarmed")
+	return nil
 }
 
 // compact compacts etcd's history up to the revision seen at the previous

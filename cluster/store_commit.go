@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/whenlua/whenlua"
@@ -217,8 +218,11 @@ func (s *Store) write(ctx context.Context, ops []kvOp) error {
 			err = s.fault("reply")
 		}
 	}
+	if refused := refusal(err); refused != nil {
+		return refused
+	}
 	if err != nil {
-		if err := s.resolve(err, head); err != nil {
+		if err := s.settle(err, head); err != nil {
 			return err
 		}
 		s.view.step = step
@@ -258,6 +262,12 @@ func (s *Store) writeJournal(ctx context.Context, step uint64, head string, cmps
 		resp, err := s.cli.Txn(ctx).
 			If(append(slices.Clone(cmps), clientv3.Compare(clientv3.CreateRevision(marker), "=", 0))...).
 			Then(clientv3.OpPut(key, enc)).Commit()
+		if refused := refusal(err); refused != nil {
+			return refused
+		}
+		if errors.Is(err, rpctypes.ErrNoSpace) {
+			return fmt.Errorf("journal part %d of %d: %w", i+1, len(parts), diskFull(err))
+		}
 		if err != nil {
 			return fmt.Errorf("journal part %d of %d: %w", i+1, len(parts), err)
 		}
@@ -280,8 +290,11 @@ func (s *Store) writeJournal(ctx context.Context, step uint64, head string, cmps
 	}
 	resp, err := s.cli.Txn(ctx).If(markerCmps...).
 		Then(clientv3.OpPut(marker, strconv.Itoa(len(parts))), clientv3.OpPut(s.k.head, head)).Commit()
+	if refused := refusal(err); refused != nil {
+		return refused
+	}
 	if err != nil {
-		if err := s.resolve(err, head); err != nil {
+		if err := s.settle(err, head); err != nil {
 			return err
 		}
 	} else {
@@ -319,6 +332,44 @@ func splitOps(ops []kvOp, maxBytes, maxOps int) [][]kvOp {
 		parts = append(parts, cur)
 	}
 	return parts
+}
+
+// refusal returns the store's error for an etcd error that refuses a
+// write before it is applied, nil for any other: a transaction beyond
+// etcd's limits (ErrTooBig).
+func refusal(err error) error {
+	if err != nil && (errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge)) {
+		return fmt.Errorf("%w: %w", whenlua.ErrStoreTooBig, err)
+	}
+	return nil
+}
+
+func diskFull(err error) error {
+	return fmt.Errorf("%w: etcd's database is at its quota: %w", whenlua.ErrDiskFull, err)
+}
+
+// settle finds out whether a write that failed with err was stored, and
+// returns nil when it was. etcd answers a write that crosses its quota
+// with NOSPACE after applying it, and refuses any later one; either way
+// the answer is final, so reading the head tells (ErrDiskFull when the
+// write is not stored: the maintenance goroutine compacts, defragments
+// and disarms the alarm). Any other error is resolved by resolve.
+func (s *Store) settle(err error, head string) error {
+	if !errors.Is(err, rpctypes.ErrNoSpace) {
+		return s.resolve(err, head)
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	resp, gerr := s.cli.Get(ctx, s.k.head)
+	if gerr != nil {
+		s.view.valid = false
+		return fmt.Errorf("%w: %w (then: %w)", ErrOutcomeUnknown, diskFull(err), gerr)
+	}
+	if len(resp.Kvs) == 1 && string(resp.Kvs[0].Value) == head {
+		s.view.headRev = resp.Kvs[0].ModRevision
+		return nil
+	}
+	return diskFull(err)
 }
 
 // refused tells why a write's compare failed: the fence (ErrNotLeader) or

@@ -10,6 +10,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.etcd.io/etcd/server/v3/embed"
 
 	"github.com/whenlua/whenlua"
 	"github.com/whenlua/whenlua/internal/etcdtest"
@@ -391,4 +392,91 @@ func TestAKeyTooBigForEtcdIsRefusedAndNothingStored(t *testing.T) {
 		t.Errorf("job states %v, %v", st, err)
 	}
 	commit(t, s, setX(2)) // the store goes on
+}
+
+// etcd at its quota refuses writes: Commit says ErrDiskFull and stores
+// nothing, and the maintenance pass compacts, defragments and disarms the
+// alarm, after which commits go on.
+func TestAnEtcdAtItsQuotaRefusesCommitsUntilMaintenanceRecovers(t *testing.T) {
+	c := etcdtest.StartOptions(t, etcdtest.Options{Configure: func(cfg *embed.Config) {
+		cfg.QuotaBackendBytes = 4 << 20
+	}})
+	cli := newClient(t, c.Endpoints())
+	s := openTest(t, Options{Client: cli, HistoryKeep: 3})
+	val := whenlua.String(strings.Repeat("q", whenlua.MaxValueLen))
+	var acked int64
+	for i := int64(1); ; i++ {
+		err := s.Commit(&whenlua.Batch{Vars: []whenlua.VarChange{{Name: "x", Value: val}, {Name: "n", Value: whenlua.Int(i)}}})
+		if errors.Is(err, whenlua.ErrDiskFull) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("commit %d: %v", i, err)
+		}
+		acked = i
+		if i > 1000 {
+			t.Fatal("no quota reached")
+		}
+	}
+	t.Logf("quota reached after %d commits", acked)
+	if vars, err := s.Vars(); err != nil || vars["n"].I != acked {
+		t.Fatalf("n = %v, %v; want %d", vars["n"], err, acked)
+	}
+	if err := s.Commit(setX(1)); !errors.Is(err, whenlua.ErrDiskFull) {
+		t.Fatalf("commit at the quota: %v", err)
+	}
+	m := &maintainer{s: s}
+	if err := m.pass(context.Background()); err != nil {
+		t.Fatalf("maintenance: %v", err)
+	}
+	commit(t, s, setX(1))
+	if vars, _ := s.Vars(); vars["n"].I != acked || vars["x"].I != 1 {
+		t.Errorf("vars after recovery: %v", vars)
+	}
+}
+
+// A reader never sees part of a step: while a writer commits group
+// commits of 256 sets through the journal, applied over several
+// transactions, every read of the variables finds them all from one step.
+func TestReadsNeverSeePartOfAStep(t *testing.T) {
+	name := fmt.Sprintf("atomic%d", clusterSeq.Add(1))
+	w := openTest(t, Options{Cluster: name})
+	r := openTest(t, Options{Cluster: name})
+	commit(t, w, bigSets(256, 0))
+	done := make(chan error, 1)
+	go func() {
+		for v := int64(1); v <= 10; v++ {
+			if err := w.Commit(bigSets(256, v)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	reads := 0
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%d reads during the commits", reads)
+			if reads == 0 {
+				t.Fatal("no read while the writer committed")
+			}
+			return
+		default:
+		}
+		vars, err := r.Vars()
+		if err != nil {
+			t.Fatal(err)
+		}
+		reads++
+		first := vars["v000"]
+		for i := range 256 {
+			if v := vars[fmt.Sprintf("v%03d", i)]; !v.Equal(first) {
+				t.Fatalf("read %d: v000 = %v but v%03d = %v", reads, first, i, v)
+			}
+		}
+	}
 }

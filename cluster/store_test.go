@@ -5,47 +5,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
 	"github.com/whenlua/whenlua"
-	"github.com/whenlua/whenlua/internal/etcdtest"
 	"github.com/whenlua/whenlua/internal/storetest"
 )
-
-// sharedEtcd is one etcd member for the tests that need no cluster of
-// their own; each store on it has a cluster name of its own.
-var sharedEtcd *etcdtest.Cluster
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "whenlua-cluster-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	sharedEtcd, err = etcdtest.Launch(etcdtest.Options{Dir: dir})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	sharedEtcd.Close()
-	os.RemoveAll(dir)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
 
 var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 

@@ -18,10 +18,15 @@ import (
 // which commits go on. A fence that fails gives an error wrapping
 // ErrNotLeader.
 func (s *Store) Trim() error {
+	return s.trim(context.Background())
+}
+
+// trim is Trim within ctx (the maintenance goroutine's: Close cancels it).
+func (s *Store) trim(ctx context.Context) error {
 	if err := s.enter(); err != nil {
 		return fmt.Errorf("trim: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*s.opts.CallTimeout)
+	ctx, cancel := context.WithTimeout(ctx, 10*s.opts.CallTimeout)
 	defer cancel()
 	// Only the writer trims: a node that is not learns it even when there
 	// is nothing to trim.
