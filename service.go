@@ -48,6 +48,9 @@ type Service interface {
 	Status(ctx context.Context) (Status, error)
 	// Reload rescans the jobs directory now and returns the status after it.
 	Reload(ctx context.Context, req ReloadRequest) (Status, error)
+	// Why returns a job's state and its newest evaluations (at most
+	// EvalKeep), newest first; an unknown job gives ErrNotFound.
+	Why(ctx context.Context, job string) (WhyReport, error)
 }
 
 // ReloadRequest is what Reload does besides the rescan, which loads only
@@ -177,6 +180,16 @@ type Pending struct {
 	Due   time.Time `json:"due"`
 }
 
+// Silent is a job with the expect option that went without a successful
+// run for longer than Expect: its alarm was raised at SilentSince;
+// LastSuccess is when its last successful run ended (zero: none known).
+type Silent struct {
+	Job         string        `json:"job"`
+	Expect      time.Duration `json:"expect"` // nanoseconds, as Go's durations
+	LastSuccess time.Time     `json:"last_success,omitzero"`
+	SilentSince time.Time     `json:"silent_since"`
+}
+
 // PendingRetry is a retry of a failed run: attempt Attempt of Job, due
 // at At; FirstSerial is the serial of the job's first attempt.
 type PendingRetry struct {
@@ -228,4 +241,9 @@ type Status struct {
 	// CondErrors lists the last error of each when-job whose condition
 	// raised one (job: file:line: message).
 	CondErrors []string `json:"cond_errors,omitempty"`
+	// Silent lists the jobs whose silence alarm is raised (expect).
+	Silent []Silent `json:"silent,omitempty"`
+	// Metrics is the address the daemon serves Prometheus metrics on
+	// (daemon run --metrics), "" when it does not.
+	Metrics string `json:"metrics,omitempty"`
 }

@@ -38,6 +38,9 @@ func OriginPost(job string) string { return "job " + job + " post" }
 // OriginPre is the origin of a set made by a job's pre hook.
 func OriginPre(job string) string { return "job " + job + " pre" }
 
+// OriginSilence is the origin of a set made by a job's on_silence hook.
+func OriginSilence(job string) string { return "job " + job + " on_silence" }
+
 // OriginLoad is the origin of a set made while file path was loading
 // (top-level code or on_load) or unloading (on_unload).
 func OriginLoad(path string) string { return "load of file " + path }
@@ -47,6 +50,10 @@ type Version struct {
 	Value  Value     `json:"value"`
 	Time   time.Time `json:"time"`
 	Origin string    `json:"origin"`
+	// Commit, when nonzero, orders versions across variables: the versions
+	// stored by one commit share it, and a later commit has a larger one.
+	Commit uint64  `json:"commit,omitempty"`
+	Mark   SetMark `json:"mark,omitzero"`
 }
 
 // RunState is where a run is in its life.
@@ -108,7 +115,9 @@ func (r Run) Duration() time.Duration {
 	return r.End.Sub(r.Start)
 }
 
-// JobState is the persisted evaluation state of one when-job (SPEC §4).
+// JobState is the persisted state of one job: the evaluation state of a
+// when-job (SPEC §4), and, for a job of any kind, its last success and
+// silence alarm.
 type JobState struct {
 	Cond      string           `json:"cond"`      // condition source, to tell whether it changed across a reload
 	Result    bool             `json:"result"`    // previous result
@@ -117,4 +126,19 @@ type JobState struct {
 	// PendingSince, for a job with the hold option, is when its condition
 	// became true, while it waits to have held that long; zero otherwise.
 	PendingSince time.Time `json:"pending_since,omitzero"`
+	// LastSuccess is when the job's last successful run ended (zero: none
+	// known); SilentSince, for a job with the expect option, is when its
+	// silence alarm was raised (zero: not silent).
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	SilentSince time.Time `json:"silent_since,omitzero"`
+}
+
+// KeepRuns is s with its evaluation state cleared and its last success and
+// silence alarm kept, for a job whose condition changed or that is no
+// when-job; nil when nothing is left to keep.
+func (s *JobState) KeepRuns() *JobState {
+	if s == nil || s.LastSuccess.IsZero() && s.SilentSince.IsZero() {
+		return nil
+	}
+	return &JobState{LastSuccess: s.LastSuccess, SilentSince: s.SilentSince}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -36,6 +37,10 @@ type DaemonOptions struct {
 	StopTimeout time.Duration
 	// Ready, when set, is called once the daemon serves its socket.
 	Ready func(whenlua.Ping)
+	// MetricsAddr, when set, is the TCP address (host:port; port 0 picks
+	// a free one) on which the daemon serves Prometheus metrics at
+	// /metrics. The address bound is logged and shown by status.
+	MetricsAddr string
 }
 
 // AlreadyRunningError is RunDaemon's error when another daemon holds the
@@ -81,6 +86,16 @@ func RunDaemon(ctx context.Context, opts DaemonOptions) (err error) {
 	}
 	defer l.Close()
 
+	// The metrics address is taken before anything is opened, so that a
+	// bad or busy one fails the start at once.
+	var ml net.Listener
+	if opts.MetricsAddr != "" {
+		if ml, err = net.Listen("tcp", opts.MetricsAddr); err != nil {
+			return fmt.Errorf("--metrics: %w", err)
+		}
+		defer ml.Close()
+	}
+
 	so := opts.Store
 	so.Dir = p.DBDir
 	if so.Logger == nil {
@@ -113,7 +128,21 @@ func RunDaemon(ctx context.Context, opts DaemonOptions) (err error) {
 		Socket:   p.Socket,
 	}
 	shutdown := make(chan struct{})
-	srv := NewServer(daemonService{Service: engine, ping: ping, paths: p}, ServerOptions{
+	ds := daemonService{Service: engine, ping: ping, paths: p}
+	var msrv *http.Server
+	if ml != nil {
+		ds.metrics = ml.Addr().String()
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", engine.MetricsHandler())
+		msrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		go func() {
+			if err := msrv.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("serve metrics", "err", err)
+			}
+		}()
+		log.Info("metrics served", "addr", ds.metrics, "path", "/metrics")
+	}
+	srv := NewServer(ds, ServerOptions{
 		Logger:   log,
 		Ping:     func() whenlua.Ping { return ping },
 		Shutdown: func() { close(shutdown) },
@@ -158,6 +187,11 @@ func RunDaemon(ctx context.Context, opts DaemonOptions) (err error) {
 	if cerr := srv.Close(sctx); cerr != nil {
 		log.Warn("close server", "err", cerr)
 	}
+	if msrv != nil {
+		if cerr := msrv.Shutdown(sctx); cerr != nil {
+			log.Warn("close metrics server", "err", cerr)
+		}
+	}
 	if serveErr == nil {
 		serveErr = <-served
 	}
@@ -175,19 +209,30 @@ func RunDaemon(ctx context.Context, opts DaemonOptions) (err error) {
 // daemonService fills in the daemon's own fields of Status.
 type daemonService struct {
 	whenlua.Service
-	ping  whenlua.Ping
-	paths whenlua.Paths
+	ping    whenlua.Ping
+	paths   whenlua.Paths
+	metrics string // the metrics address bound, "" when none
 }
 
 func (d daemonService) fill(st whenlua.Status) whenlua.Status {
 	st.PID, st.Version, st.Started = d.ping.PID, d.ping.Version, d.ping.Started
 	st.Home, st.Socket = d.paths.Where(), d.paths.Socket // the engine sets the directories
+	st.Metrics = d.metrics
 	return st
 }
 
 func (d daemonService) Status(ctx context.Context) (whenlua.Status, error) {
 	st, err := d.Service.Status(ctx)
 	return d.fill(st), err
+}
+
+// ScanHistory implements whenlua.HistoryScanner for /v1/histories.
+func (d daemonService) ScanHistory(ctx context.Context, fn func(whenlua.VarVersion) error) error {
+	hs, ok := d.Service.(whenlua.HistoryScanner)
+	if !ok {
+		return errors.New("this daemon cannot list every variable's history")
+	}
+	return hs.ScanHistory(ctx, fn)
 }
 
 func (d daemonService) Reload(ctx context.Context, req whenlua.ReloadRequest) (whenlua.Status, error) {

@@ -50,6 +50,9 @@ type EngineOptions struct {
 	Debounce time.Duration
 	// Env is the base environment of jobs (default os.Environ()).
 	Env []string
+	// NoEvalTrace keeps no evaluations for `whenlua why`: only for
+	// benchmarks, to measure what keeping them costs.
+	NoEvalTrace bool
 }
 
 // DefaultMaxRuns is how many runs have a process at once unless
@@ -73,6 +76,7 @@ type Engine struct {
 	mail     sync.WaitGroup // mails being handed to sendmail
 	finished chan runner.Result
 	loader   *loader
+	metrics  *metrics
 
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -128,6 +132,7 @@ func NewEngine(opts EngineOptions) *Engine {
 		finished: make(chan runner.Result, 64),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
+		metrics:  newMetrics(),
 	}
 }
 
@@ -147,7 +152,8 @@ func (e *Engine) Open(ctx context.Context) error {
 		return fmt.Errorf("create runs directory: %w", err)
 	}
 	e.runner = runner.New(runner.Options{BaseDir: e.opts.Paths.RunsDir, Grace: e.opts.Grace, Logger: e.log})
-	if err := st.recoverLostRuns(); err != nil {
+	lost, err := st.recoverLostRuns()
+	if err != nil {
 		return err
 	}
 	// The first load of every job file, here, before the engine goroutine
@@ -157,7 +163,14 @@ func (e *Engine) Open(ctx context.Context) error {
 		get:      func(name string) whenlua.Value { return st.vars[name] },
 		requires: st.requiresByFile,
 	}, forceSet{})
-	st.handle(func() { st.applyLoad(b) })
+	st.handle(func() {
+		st.loadCause = whenlua.TriggerStart
+		defer func() { st.loadCause = "" }()
+		st.applyLoad(b)
+	})
+	for _, r := range lost {
+		st.countFinished(r, resultLost)
+	}
 	// Loading leaves the garbage of parsing and compiling every file behind;
 	// give it back now rather than keep the daemon's footprint at its peak.
 	debug.FreeOSMemory()

@@ -243,19 +243,20 @@ func (st *state) swap(ent *fileEntry, g *generation) {
 		g.jobs = append(g.jobs, j)
 		st.jobs[j.name] = j
 		if j.isWhen() {
-			if s := st.states[j.name]; s != nil && s.Cond != lj.Cond {
-				st.putState(j.name, nil)
+			if s := st.states[j.name]; s != nil && s.Cond != lj.Cond && hasEval(s) {
+				st.putState(j.name, s.KeepRuns())
 			}
 			j.reloadPending = true
 			st.indexJob(j)
 			st.armHold(j)
 			whens = append(whens, j)
 		} else {
-			if s := st.states[j.name]; s != nil {
-				st.putState(j.name, nil)
+			if s := st.states[j.name]; s != nil && hasEval(s) {
+				st.putState(j.name, s.KeepRuns()) // it was a when-job
 			}
 			st.scheduleJob(j, carried[j.name+"\x00"+lj.Schedule()+"\x00"+lj.ZoneName()])
 		}
+		st.watchSilence(j)
 	}
 	ent.cur = g
 	g.host.release()
@@ -265,9 +266,13 @@ func (st *state) swap(ent *fileEntry, g *generation) {
 		st.hookFailed(ent, "on_load", err)
 	}
 	if len(whens) > 0 {
-		st.step.evalQueue = append(st.step.evalQueue, whens)
+		st.step.evalQueue = append(st.step.evalQueue, evalBatch{whens, st.loadTrigger(ent.path)})
 	}
 }
+
+// hasEval tells whether s holds a when-job's evaluation state, besides
+// the last success and alarm that jobs of every kind keep.
+func hasEval(s *whenlua.JobState) bool { return s.Cond != "" || s.Evaluated }
 
 // retire takes a version's jobs out of service; its state closes once its
 // last run has ended. Jobs not in keep lose their evaluation state. The
@@ -290,11 +295,16 @@ func (st *state) retire(ent *fileEntry, g *generation, keep map[string]bool) {
 		}
 		if j.isWhen() {
 			st.unindexJob(j)
-			if !keep[j.name] && st.states[j.name] != nil {
-				st.putState(j.name, nil)
-			}
 		} else {
 			st.sched.remove(j)
+		}
+		if !keep[j.name] {
+			// The job leaves: its state, alarm and metrics go with it.
+			if st.states[j.name] != nil {
+				st.putState(j.name, nil)
+			}
+			st.unwatchSilence(j.name)
+			st.e.metrics.forgetJob(j.name)
 		}
 		delete(st.condErrs, j.name)
 	}

@@ -45,6 +45,9 @@ func (q *runQueue) unqueue(r *run) bool {
 // startRun consumes a serial, asks the job's pre hook, and, when it agrees,
 // records the run as running; its process starts once the step is committed.
 func (st *state) startRun(j *job, trigger string) whenlua.Run {
+	if st.sim != nil {
+		return st.sim.due(j) // a simulation runs nothing and calls no pre
+	}
 	now := st.e.clock.Now()
 	rec := whenlua.Run{Serial: st.nextSerial(), Job: j.name, File: j.gen.path, Trigger: trigger, Start: now, Code: -1}
 	if trigger == luaapi.Every.String() || trigger == luaapi.Cron.String() {
@@ -76,6 +79,7 @@ func (st *state) startRun(j *job, trigger string) whenlua.Run {
 	if rec.State != "" {
 		rec.End = now
 		st.addRun(rec)
+		st.countFinished(rec, resultRefused)
 		return rec
 	}
 	r := &run{rec: rec, job: j, started: make(chan struct{})}
@@ -131,6 +135,7 @@ func (st *state) cancelQueued(r *run, why string) {
 	delete(st.running, r.rec.Serial)
 	r.rec.State, r.rec.Error, r.rec.End = whenlua.RunCancelled, why, st.e.clock.Now()
 	st.addFinished(r.rec)
+	st.countFinished(r.rec, resultCancelled)
 	close(r.started)
 	st.release(r)
 	st.e.log.Info("queued job cancelled", "job", r.rec.Job, "serial", r.rec.Serial, "why", why)
@@ -189,6 +194,7 @@ func (st *state) launch(r *run) {
 		st.e.log.Error("start job", "job", j.name, "serial", r.rec.Serial, "err", err)
 		r.rec.State, r.rec.Error, r.rec.End = whenlua.RunFailed, err.Error(), st.e.clock.Now()
 		st.addFinished(r.rec)
+		st.countFinished(r.rec, resultNotStarted)
 		delete(st.running, r.rec.Serial)
 		st.runq.slots--
 		close(r.started)
@@ -202,6 +208,7 @@ func (st *state) launch(r *run) {
 	// Recorded so that a run lost in a crash still names its process and
 	// directory; committed in a step of its own, after the process started.
 	st.addRun(r.rec)
+	st.countStarted(r.rec)
 	st.e.log.Info("job started", "job", j.name, "serial", r.rec.Serial, "pid", r.rec.PID)
 }
 
@@ -276,6 +283,11 @@ func (st *state) finish(res runner.Result) {
 		}
 	}
 	st.addFinished(*rec)
+	st.countFinished(*rec, finishResult(*rec, res))
+	st.countRan(rec.Job, res.End.Sub(res.Start))
+	if runSucceeded(*rec) {
+		st.succeeded(rec.Job, rec.End)
+	}
 	proc := r.proc
 	st.afterCommit(func(error) {
 		if err := proc.Cleanup(); err != nil {
@@ -284,6 +296,19 @@ func (st *state) finish(res runner.Result) {
 	})
 	st.release(r)
 	st.e.log.Info("job finished", "job", rec.Job, "serial", rec.Serial, "code", rec.Code, "signal", rec.Signal, "duration", rec.Duration())
+}
+
+// finishResult is the result label of a run whose process ended.
+func finishResult(rec whenlua.Run, res runner.Result) string {
+	switch {
+	case res.TimedOut:
+		return resultTimeout
+	case res.Cancelled:
+		return resultCancelled
+	case runSucceeded(rec):
+		return resultSuccess
+	}
+	return resultFailure
 }
 
 // runningList returns the running and queued runs, oldest serial first.
@@ -297,10 +322,11 @@ func (st *state) runningList() []whenlua.Run {
 }
 
 // recoverLostRuns marks runs left running by a daemon that died as lost.
-func (st *state) recoverLostRuns() error {
+// It returns them, for the metrics, which count runs of loaded jobs only.
+func (st *state) recoverLostRuns() ([]whenlua.Run, error) {
 	lost, err := st.e.store.RunningRuns()
 	if err != nil {
-		return fmt.Errorf("read runs: %w", err)
+		return nil, fmt.Errorf("read runs: %w", err)
 	}
 	now := st.e.clock.Now()
 	for _, r := range lost {
@@ -328,7 +354,7 @@ func (st *state) recoverLostRuns() error {
 			st.e.log.Warn("remove leftover run directory", "dir", de.Name(), "err", err)
 		}
 	}
-	return nil
+	return lost, nil
 }
 
 // fileHost is what the Lua state of one generation calls back into. While
@@ -364,6 +390,9 @@ func (h *fileHost) Get(name string) whenlua.Value {
 }
 
 func (h *fileHost) Set(origin string, as []whenlua.Assignment, trigger bool) error {
+	if h.st != nil && h.st.sim != nil {
+		return nil // a simulation replays the recorded sets of hooks instead
+	}
 	if h.loading {
 		// lualib's set validated them; applySet applies them at release.
 		h.held = append(h.held, heldSet{origin, as, trigger})
@@ -383,6 +412,9 @@ func (h *fileHost) Running() []whenlua.Run {
 }
 
 func (h *fileHost) SendMail(to string, msg []byte) {
+	if h.st != nil && h.st.sim != nil {
+		return // a simulation acts on nothing
+	}
 	e := h.st.e
 	e.mail.Add(1)
 	go func() {

@@ -142,9 +142,15 @@ type Job struct {
 	// Hold (when): the job is due once its condition has been true
 	// continuously this long (0: at once).
 	Hold time.Duration
+	// Expect (any kind): a silence alarm is raised when no run of the job
+	// succeeded for this long (0: never); HasOnSilence says the job has an
+	// on_silence hook, called once per silence (CallOnSilence).
+	Expect       time.Duration
+	HasOnSilence bool
 
 	cond      *lua.LFunction
 	pre, post *lua.LFunction
+	onSilence *lua.LFunction
 	slips     []Warning // of a string condition
 }
 
@@ -329,11 +335,11 @@ func (s *state) declare(kind Kind) lua.LGFunction {
 	}
 }
 
-// jobOptions reads opts: name, pre, post, timeout, retry, hold for when,
-// and tz, catch_up and jitter for every and cron. Anything else is an
-// error.
+// jobOptions reads opts: name, pre, post, timeout, retry, expect,
+// on_silence, hold for when, and tz, catch_up and jitter for every and
+// cron. Anything else is an error.
 func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
-	return lualib.Fields(opts, func(k, v lua.LValue) error {
+	err := lualib.Fields(opts, func(k, v lua.LValue) error {
 		key, ok := k.(lua.LString)
 		if !ok {
 			return fmt.Errorf("option keys are names, not a %s", k.Type())
@@ -344,16 +350,21 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 			if j.Name, err = lualib.AsString(v, "option name", "a string"); err == nil {
 				err = validJobName(j.Name)
 			}
-		case "pre", "post":
+		case "pre", "post", "on_silence":
 			var fn *lua.LFunction
 			if fn, err = lualib.AsFunction(v, "option "+string(key)); err != nil {
 				return err
 			}
-			if key == "pre" {
+			switch key {
+			case "pre":
 				j.pre, j.HasPre = fn, true
-			} else {
+			case "post":
 				j.post, j.HasPost = fn, true
+			default:
+				j.onSilence, j.HasOnSilence = fn, true
 			}
+		case "expect":
+			j.Expect, err = lualib.OptDuration("expect", v)
 		case "timeout":
 			j.Timeout, err = lualib.OptDuration("timeout", v)
 		case "tz":
@@ -376,14 +387,19 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 			}
 			j.Jitter, err = lualib.OptDuration("jitter", v)
 		default:
-			want := "name, pre, post, timeout, retry or hold"
+			want := "name, pre, post, timeout, retry, expect, on_silence or hold"
 			if j.Kind != When {
-				want = "name, pre, post, timeout, retry, tz, catch_up or jitter"
+				want = "name, pre, post, timeout, retry, expect, on_silence, tz, catch_up or jitter"
 			}
 			err = fmt.Errorf("unknown option %q (want %s)", string(key), want)
 		}
 		return err
 	})
+	if err == nil && j.HasOnSilence && j.Expect == 0 {
+		// A hook that could never be called is most likely a forgotten expect.
+		err = errors.New("option on_silence needs option expect (how long without a successful run is a silence)")
+	}
+	return err
 }
 
 // validJobName accepts printable names without spaces, up to MaxNameLen bytes.

@@ -22,6 +22,7 @@ const (
 	phaseCond
 	phasePre
 	phasePost
+	phaseSilence // on_silence
 )
 
 // frame is the context of one call into the state. Calls may nest (a Host
@@ -213,10 +214,12 @@ func (s *state) Set(as []whenlua.Assignment, trigger bool) error {
 		origin = whenlua.OriginPre(s.cur.job.Name)
 	case phasePost:
 		origin = whenlua.OriginPost(s.cur.job.Name)
+	case phaseSilence:
+		origin = whenlua.OriginSilence(s.cur.job.Name)
 	case phaseCond:
 		return errors.New("variables cannot be set inside a condition")
 	default:
-		return errors.New("variables can be set only while the file loads, in on_load/on_unload, pre or post")
+		return errors.New("variables can be set only while the file loads, in on_load/on_unload, pre, post or on_silence")
 	}
 	return s.opts.Host.Set(origin, as, trigger)
 }

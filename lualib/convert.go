@@ -204,13 +204,52 @@ func (r Result) Output() string { return string(r.output) }
 
 // ResultOf returns the Result that v holds, and false when v is anything
 // else (a table made in Lua, say).
-func ResultOf(v lua.LValue) (Result, bool) {
-	ud, ok := v.(*lua.LUserData)
-	if !ok {
-		return Result{}, false
+func ResultOf(v lua.LValue) (Result, bool) { return userdataOf[Result](v) }
+
+// Silence is what an on_silence hook gets: the daemon's record of a job
+// with the expect option that went without a successful run for longer
+// than that. Like Result it reaches Lua as a read-only gopher-luar
+// userdata, so mailto can tell the daemon's own record from a table made
+// in Lua. Times are Unix seconds, Expect is in seconds.
+type Silence struct {
+	JobName string `luar:"job_name"`
+	// Expect is the job's expect option, in seconds.
+	Expect float64 `luar:"expect"`
+	// LastSuccess is when the job's last successful run ended; nil when
+	// none is known.
+	LastSuccess lua.LValue `luar:"last_success"`
+	// Since is when the window that ran out began: the last success, or
+	// when the daemon began watching the job, whichever is later.
+	Since float64 `luar:"since"`
+	// SilentSince is when the alarm was raised (Since + Expect, or later
+	// when the daemon noticed late).
+	SilentSince float64 `luar:"silent_since"`
+}
+
+// NewSilence makes the Silence of job with the option expect, whose last
+// success ended at last (zero: none known), whose window began at since
+// and whose alarm was raised at at.
+func NewSilence(job string, expect time.Duration, last, since, at time.Time) Silence {
+	s := Silence{JobName: job, Expect: expect.Seconds(), LastSuccess: lua.LNil, Since: UnixSeconds(since), SilentSince: UnixSeconds(at)}
+	if !last.IsZero() {
+		s.LastSuccess = lua.LNumber(UnixSeconds(last))
 	}
-	r, ok := ud.Value.(Result)
-	return r, ok
+	return s
+}
+
+// SilenceOf returns the Silence that v holds, and false when v is
+// anything else.
+func SilenceOf(v lua.LValue) (Silence, bool) { return userdataOf[Silence](v) }
+
+// userdataOf returns the T that v, a userdata, holds, and false when v is
+// anything else.
+func userdataOf[T any](v lua.LValue) (T, bool) {
+	if ud, ok := v.(*lua.LUserData); ok {
+		t, ok := ud.Value.(T)
+		return t, ok
+	}
+	var zero T
+	return zero, false
 }
 
 // UnixSeconds is t as Unix seconds with a fraction, as Lua sees times; the

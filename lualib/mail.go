@@ -20,6 +20,8 @@ type mailOpts struct {
 
 // mailto(addr [, {only_on_failure=bool, from=addr}]) returns a post function
 // that mails the run's result and output to addr through Env.SendMail.
+// Given as on_silence, the same function mails the silence alarm (always:
+// a silence is a failure).
 func (l *lib) mailto(L *lua.LState) int {
 	to := L.CheckString(1)
 	if err := checkAddr(to); err != nil {
@@ -50,9 +52,13 @@ func (l *lib) mailto(L *lua.LState) int {
 		}
 	}
 	L.Push(L.NewFunction(func(L *lua.LState) int {
+		if s, ok := SilenceOf(L.Get(1)); ok {
+			l.env.SendMail(to, SilenceMessage(to, o.from, s))
+			return 0
+		}
 		r, ok := ResultOf(L.Get(1))
 		if !ok {
-			L.ArgError(1, "want the result a post function is given")
+			L.ArgError(1, "want the result a post function is given, or the silence an on_silence hook is given")
 		}
 		res := mailResult(r)
 		if o.onlyOnFailure && !res.failed() {
@@ -169,4 +175,27 @@ func oneLine(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// SilenceMessage builds the message mailto sends for a silence, ready for
+// `sendmail -t`.
+func SilenceMessage(to, from string, s Silence) []byte {
+	var b bytes.Buffer
+	expect := time.Duration(s.Expect * float64(time.Second))
+	fmt.Fprintf(&b, "To: %s\n", to)
+	if from != "" {
+		fmt.Fprintf(&b, "From: %s\n", from)
+	}
+	fmt.Fprintf(&b, "Subject: %s\n", oneLine(fmt.Sprintf("whenlua: job %s silent: no successful run for %s", s.JobName, expect)))
+	b.WriteString("MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n")
+	fmt.Fprintf(&b, "Job:          %s\nExpect:       a successful run every %s\n", s.JobName, expect)
+	if last, ok := s.LastSuccess.(lua.LNumber); ok {
+		fmt.Fprintf(&b, "Last success: %s\n", FromUnixSeconds(float64(last)).UTC().Format(time.RFC3339))
+	} else {
+		b.WriteString("Last success: none known\n")
+	}
+	fmt.Fprintf(&b, "Watched from: %s\n", FromUnixSeconds(s.Since).UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "Silent since: %s\n", FromUnixSeconds(s.SilentSince).UTC().Format(time.RFC3339))
+	b.WriteString("\nThe alarm ends at the job's next successful run; `whenlua log " + s.JobName + "` lists its runs.\n")
+	return b.Bytes()
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"net"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -23,7 +24,7 @@ func daemonRunCommand(e *env) *cli.Command {
 		Usage: "run the daemon in the foreground, logging to stderr",
 		Description: "On a fresh home (no jobs directory yet) a sample job file is installed\n" +
 			"as jobs/sample.lua. SIGTERM or SIGINT stops the daemon gracefully; SIGHUP\n" +
-			"rescans the jobs directory.",
+			"rescans the jobs directory.\n\n" + metricsHelp,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn or error"},
 		}, append(engineFlags(), retentionFlags()...)...),
@@ -62,11 +63,36 @@ func daemonRunCommand(e *env) *cli.Command {
 			if err := examples.InstallSample(p); err != nil {
 				log.Warn("install sample job file", "err", err)
 			}
-			return host.RunDaemon(c.Context, host.DaemonOptions{Paths: p, Logger: log, Store: retentionOptions(c),
+			return host.RunDaemon(c.Context, host.DaemonOptions{Paths: p, Logger: log, Store: retentionOptions(c), MetricsAddr: c.String("metrics"),
 				Engine: host.EngineOptions{MaxRuns: c.Int("max-runs"), LuaTimeout: c.Duration("lua-timeout")}})
 		},
 	}
 }
+
+// metricsHelp describes what --metrics serves: the names and labels of
+// the metrics (host/metrics.go).
+const metricsHelp = `With --metrics ADDR (off by default) the daemon serves Prometheus metrics
+at http://ADDR/metrics, from a registry of its own; the address bound (port 0
+picks a free one) is in the daemon log ("metrics served") and in status.
+Job labels are those of loaded jobs: a job that leaves (removed, renamed)
+takes its series with it.
+
+| metric | type | labels | what |
+|---|---|---|---|
+| whenlua_runs_started_total | counter | job | runs whose process started |
+| whenlua_runs_finished_total | counter | job, result | run attempts that ended; result: success, failure (exit not 0, a signal), timeout, cancelled, refused (by pre), not_started, lost |
+| whenlua_run_duration_seconds | histogram | job | how long finished runs' processes ran |
+| whenlua_sets_total | counter | origin | sets applied; origin: cli, whisper, load, pre, post, on_silence, other |
+| whenlua_condition_evaluation_seconds | histogram | | how long one evaluation of a condition took |
+| whenlua_condition_errors_total | counter | job | evaluations whose condition raised an error |
+| whenlua_job_file_load_error | gauge | file | 1 while the file's last version failed to load, else 0 |
+| whenlua_runs_running | gauge | | runs whose process runs |
+| whenlua_runs_queued | gauge | | runs waiting for a slot (--max-runs) |
+| whenlua_store_size_bytes | gauge | part | the store's size as badger counts it; part: lsm, vlog |
+| whenlua_job_last_success_timestamp_seconds | gauge | job | when the job's last successful run ended (Unix seconds) |
+| whenlua_job_silent | gauge | job | 1 while the job's silence alarm is raised (option expect), else 0 |
+
+The Go runtime's `+"`go_*`"+` and the process's `+"`process_*`"+` metrics are served too.`
 
 // engineFlags bound how many jobs have a process at once and how long a
 // call into Lua may take; `daemon start` and `daemon restart` pass them on
@@ -77,6 +103,8 @@ func engineFlags() []cli.Flag {
 			Usage: "run at most `N` jobs at once; the runs due beyond them wait in a queue, in serial order"},
 		&cli.DurationFlag{Name: "lua-timeout", Value: luaapi.DefaultTimeout,
 			Usage: "stop top-level code, a condition, pre, post, on_load or on_unload after `DURATION` (a runaway loop)"},
+		&cli.StringFlag{Name: "metrics",
+			Usage: "serve Prometheus metrics at http://`ADDR`/metrics (e.g. 127.0.0.1:9090; port 0 picks a free one, shown by status); off when not given"},
 	}
 }
 
@@ -86,6 +114,11 @@ func checkEngineFlags(c *cli.Context) error {
 	}
 	if d := c.Duration("lua-timeout"); d <= 0 {
 		return usageErrorf("--lua-timeout: want a positive duration, not %v", d)
+	}
+	if a := c.String("metrics"); c.IsSet("metrics") {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return usageErrorf("--metrics: want HOST:PORT such as 127.0.0.1:9090, not %q", a)
+		}
 	}
 	return nil
 }
@@ -99,6 +132,9 @@ func engineArgs(c *cli.Context) []string {
 	}
 	if c.IsSet("lua-timeout") {
 		args = append(args, "--lua-timeout="+c.Duration("lua-timeout").String())
+	}
+	if c.IsSet("metrics") {
+		args = append(args, "--metrics="+c.String("metrics"))
 	}
 	return args
 }

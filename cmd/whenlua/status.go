@@ -15,7 +15,7 @@ import (
 func statusCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:   "status",
-		Usage:  "print the daemon, the job files (load time, version, error) and the next runs",
+		Usage:  "print the daemon, the job files (load time, version, error), the next runs and the silent jobs",
 		Flags:  []cli.Flag{jsonFlag()},
 		Action: listAction(e, (*whenlua.Client).Status, printStatus),
 	}
@@ -28,6 +28,9 @@ func printStatus(w io.Writer, st whenlua.Status) {
 	fmt.Fprintf(w, "home:     %s\n", st.Home)
 	fmt.Fprintf(w, "jobs:     %s\n", st.JobsDir)
 	fmt.Fprintf(w, "socket:   %s\n", st.Socket)
+	if st.Metrics != "" {
+		fmt.Fprintf(w, "metrics:  http://%s/metrics\n", st.Metrics)
+	}
 	fmt.Fprintf(w, "running:  %d\n", st.Running)
 	if st.Queued > 0 {
 		fmt.Fprintf(w, "queued:   %d\n", st.Queued)
@@ -72,6 +75,16 @@ func printStatus(w io.Writer, st whenlua.Status) {
 		fmt.Fprintln(w, "retries:")
 		for _, r := range st.Retries {
 			fmt.Fprintf(w, "  %s\t%s\tattempt %d of the run %d\n", fmtTime(r.At), r.Job, r.Attempt, r.FirstSerial)
+		}
+	}
+	if len(st.Silent) > 0 {
+		fmt.Fprintln(w, "silent (no successful run within expect):")
+		for _, sj := range st.Silent {
+			last := "none known"
+			if !sj.LastSuccess.IsZero() {
+				last = fmtTime(sj.LastSuccess)
+			}
+			fmt.Fprintf(w, "  %s\texpect %s\tsilent since %s\tlast success %s\n", sj.Job, fmtDuration(sj.Expect), fmtTime(sj.SilentSince), last)
 		}
 	}
 	if len(st.CondErrors) > 0 {
