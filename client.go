@@ -32,6 +32,7 @@ var BuildVersion = "dev"
 //	GET  /v1/get      ?name=N               -> Value
 //	GET  /v1/vars                           -> map[string]Value
 //	GET  /v1/history  ?name=N&n=K           -> []Version
+//	GET  /v1/histories                      -> every variable's versions, one VarVersion (JSON) a line, streamed; an error after the first byte is in the Whenlua-Error trailer
 //	GET  /v1/names                          -> []JobInfo
 //	GET  /v1/jobs                           -> []Run
 //	POST /v1/start    StartRequest          -> Run
@@ -395,6 +396,13 @@ func (c *Client) Vars(ctx context.Context) (map[string]Value, error) {
 func (c *Client) History(ctx context.Context, name string, n int) ([]Version, error) {
 	var out []Version
 	err := c.call(ctx, http.MethodGet, "/history", url.Values{"name": {name}, "n": {strconv.Itoa(n)}}, nil, &out)
+	return out, err
+}
+
+// Why implements Service.
+func (c *Client) Why(ctx context.Context, job string) (WhyReport, error) {
+	var out WhyReport
+	err := c.call(ctx, http.MethodGet, "/why", url.Values{"job": {job}}, nil, &out)
 	return out, err
 }
 

@@ -48,6 +48,9 @@ type Service interface {
 	Status(ctx context.Context) (Status, error)
 	// Reload rescans the jobs directory now and returns the status after it.
 	Reload(ctx context.Context, req ReloadRequest) (Status, error)
+	// Why returns a job's state and its newest evaluations (at most
+	// EvalKeep), newest first; an unknown job gives ErrNotFound.
+	Why(ctx context.Context, job string) (WhyReport, error)
 }
 
 // ReloadRequest is what Reload does besides the rescan, which loads only

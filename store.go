@@ -22,6 +22,11 @@ type Store interface {
 	History(name string, n int) ([]Version, error)
 	// JobStates returns every stored job state, by job name.
 	JobStates() (map[string]JobState, error)
+	// Evaluations returns the kept evaluations of job (at most EvalKeep),
+	// newest first; none for a job never evaluated.
+	Evaluations(job string) ([]Evaluation, error)
+	// EvalSeqs returns, by job, the Seq of its newest kept evaluation.
+	EvalSeqs() (map[string]uint64, error)
 	// Serial returns the stored JOBSERIAL counter, 0 when never written.
 	Serial() (uint64, error)
 	// Run returns one run record with its output; an unknown serial gives
@@ -55,6 +60,7 @@ type VarChange struct {
 	Value  Value     // Nil unsets the variable
 	Origin string    // recorded with the version (OriginCLI, ...)
 	Time   time.Time // the version's time, kept as data; zero means now
+	Mark   SetMark   // the set's place in its commit, kept for a replay
 }
 
 // Batch is everything one Store.Commit writes, atomically.
@@ -71,4 +77,8 @@ type Batch struct {
 	Runs []Run
 	// Serial, when nonzero, becomes the stored JOBSERIAL counter.
 	Serial uint64
+	// Evals are evaluations to keep for `whenlua why`. Each job's Seq
+	// counts up by one from its newest stored one; each replaces the one
+	// EvalKeep before it, so each job keeps its EvalKeep newest.
+	Evals []Evaluation
 }

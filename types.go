@@ -50,6 +50,10 @@ type Version struct {
 	Value  Value     `json:"value"`
 	Time   time.Time `json:"time"`
 	Origin string    `json:"origin"`
+	// Commit, when nonzero, orders versions across variables: the versions
+	// stored by one commit share it, and a later commit has a larger one.
+	Commit uint64  `json:"commit,omitempty"`
+	Mark   SetMark `json:"mark,omitzero"`
 }
 
 // RunState is where a run is in its life.

@@ -126,6 +126,28 @@ func (n *Node) History(ctx context.Context, name string, k int) (vs []whenlua.Ve
 	return vs, err
 }
 
+// Why implements whenlua.Service: the leader's engine keeps the
+// evaluations.
+func (n *Node) Why(ctx context.Context, job string) (w whenlua.WhyReport, err error) {
+	err = n.call(ctx, true, func(s whenlua.Service) error { w, err = s.Why(ctx, job); return err })
+	return w, err
+}
+
+// ScanHistory implements whenlua.HistoryScanner (`whenlua simulate`
+// through a node) by streaming the leader's. It is not resent once the
+// stream may have begun, so fn never sees a version twice.
+func (n *Node) ScanHistory(ctx context.Context, fn func(whenlua.VarVersion) error) error {
+	return n.call(ctx, false, func(s whenlua.Service) error { return scanHistory(ctx, s, fn) })
+}
+
+func scanHistory(ctx context.Context, s whenlua.Service, fn func(whenlua.VarVersion) error) error {
+	hs, ok := s.(whenlua.HistoryScanner)
+	if !ok {
+		return fmt.Errorf("%w: this node cannot list the history of every variable", whenlua.ErrInvalid)
+	}
+	return hs.ScanHistory(ctx, fn)
+}
+
 // Names implements whenlua.Service: the jobs the leader loaded.
 func (n *Node) Names(ctx context.Context) (js []whenlua.JobInfo, err error) {
 	err = n.call(ctx, true, func(s whenlua.Service) error { js, err = s.Names(ctx); return err })
@@ -241,6 +263,15 @@ func (e endpoint) Vars(ctx context.Context) (m map[string]whenlua.Value, err err
 func (e endpoint) History(ctx context.Context, name string, k int) (vs []whenlua.Version, err error) {
 	err = e.do(func(s whenlua.Service) error { vs, err = s.History(ctx, name, k); return err })
 	return vs, err
+}
+
+func (e endpoint) Why(ctx context.Context, job string) (w whenlua.WhyReport, err error) {
+	err = e.do(func(s whenlua.Service) error { w, err = s.Why(ctx, job); return err })
+	return w, err
+}
+
+func (e endpoint) ScanHistory(ctx context.Context, fn func(whenlua.VarVersion) error) error {
+	return e.do(func(s whenlua.Service) error { return scanHistory(ctx, s, fn) })
 }
 
 func (e endpoint) Names(ctx context.Context) (js []whenlua.JobInfo, err error) {

@@ -117,7 +117,10 @@ type Store struct {
 	closeOnce sync.Once
 }
 
-var _ whenlua.Store = (*Store)(nil)
+var (
+	_ whenlua.Store          = (*Store)(nil)
+	_ whenlua.HistoryScanner = (*Store)(nil)
+)
 
 // Open returns a store on opts.Client and starts its maintenance goroutine
 // unless opts.MaintainEvery is negative. It checks that etcd answers and

@@ -469,7 +469,7 @@ func (w *builder) build(ctx context.Context, b *whenlua.Batch) ([]kvOp, error) {
 		if t.IsZero() {
 			t = now
 		}
-		ver, err := encodeVersion(t, c.Origin, c.Value)
+		ver, err := encodeVersion(t, c.Origin, c.Mark, s.view.step+1, c.Value)
 		if err != nil {
 			return nil, err
 		}
@@ -508,6 +508,13 @@ func (w *builder) build(ctx context.Context, b *whenlua.Batch) ([]kvOp, error) {
 	}
 	if err := w.putRuns(ctx, b.Runs); err != nil {
 		return nil, err
+	}
+	for _, e := range b.Evals {
+		enc, err := encodeEval(e)
+		if err != nil {
+			return nil, fmt.Errorf("evaluation of %s: %w", e.Job, err)
+		}
+		w.put(s.k.evalKey(e.Job, e.Seq), []byte(enc))
 	}
 	if b.Serial != 0 {
 		w.put(s.k.serial, []byte(strconv.FormatUint(b.Serial, 10)))
@@ -764,6 +771,11 @@ func validateBatch(b *whenlua.Batch) error {
 	for j := range b.JobStates {
 		if j == "" || len(j) > maxJobNameLen {
 			return fmt.Errorf("%w: job name of %d bytes", whenlua.ErrInvalid, len(j))
+		}
+	}
+	for _, e := range b.Evals {
+		if e.Job == "" || len(e.Job) > maxJobNameLen || strings.Contains(e.Job, "/") || e.Seq == 0 {
+			return fmt.Errorf("%w: evaluation of job %q with sequence %d", whenlua.ErrInvalid, e.Job, e.Seq)
 		}
 	}
 	for _, r := range b.Runs {

@@ -19,6 +19,7 @@ import (
 //	r/<serial>            a run record without its output (JSON)
 //	o/<serial>            that run's stored output, at most maxOutput bytes
 //	m/serial              the JOBSERIAL counter (decimal)
+//	e/<job>/<slot>        one of a job's EvalKeep newest evaluations (JSON); seq takes slot seq mod EvalKeep
 //	m/head                "<step> <token>" of the last commit: every write rewrites it
 //	j/<step>/<part>       a journal part: key operations of a step too big for one transaction
 //	j/<step>/commit       the number of parts: the step is committed
@@ -29,6 +30,7 @@ import (
 type keys struct {
 	root                           string
 	vars, hist, states, runs, outs string
+	evals                          string
 	serial, head, journal          string
 }
 
@@ -44,6 +46,7 @@ func newKeys(cluster string) keys {
 		serial:  r + "m/serial",
 		head:    r + "m/head",
 		journal: r + "j/",
+		evals:   r + "e/",
 	}
 }
 
@@ -69,6 +72,14 @@ func (k keys) partKey(step uint64, part int) string {
 }
 func (k keys) markerKey(step uint64) string { return k.stepPrefix(step) + "commit" }
 
+// evalPrefix is e/<job>/: job's evaluations (job names hold no slash).
+func (k keys) evalPrefix(job string) string { return k.evals + job + "/" }
+
+// evalKey is the slot that evaluation seq of job takes in its ring.
+func (k keys) evalKey(job string, seq uint64) string {
+	return k.evalPrefix(job) + fmt.Sprintf("%02x", seq%whenlua.EvalKeep)
+}
+
 // histSeq returns the sequence at the end of a history key.
 func histSeq(key string) (uint64, bool) {
 	i := strings.LastIndexByte(key, '/')
@@ -88,14 +99,17 @@ func serialOf(key, prefix string) (uint64, bool) {
 
 // storedVersion is a version as stored: its time in Unix nanoseconds, so
 // that it reads back as persist gives it.
+// C is the step of the commit that stored it (whenlua.Version.Commit).
 type storedVersion struct {
-	T int64         `json:"t"`
-	O string        `json:"o,omitempty"`
-	V whenlua.Value `json:"v"`
+	T int64           `json:"t"`
+	O string          `json:"o,omitempty"`
+	V whenlua.Value   `json:"v"`
+	C uint64          `json:"c,omitempty"`
+	M whenlua.SetMark `json:"m,omitzero"`
 }
 
-func encodeVersion(t time.Time, origin string, v whenlua.Value) (string, error) {
-	b, err := json.Marshal(storedVersion{T: t.UnixNano(), O: origin, V: v})
+func encodeVersion(t time.Time, origin string, m whenlua.SetMark, commit uint64, v whenlua.Value) (string, error) {
+	b, err := json.Marshal(storedVersion{T: t.UnixNano(), O: origin, V: v, C: commit, M: m})
 	return string(b), err
 }
 
@@ -104,7 +118,7 @@ func decodeVersion(b []byte) (whenlua.Version, error) {
 	if err := json.Unmarshal(b, &sv); err != nil {
 		return whenlua.Version{}, fmt.Errorf("decode version: %w", err)
 	}
-	return whenlua.Version{Value: sv.V, Time: time.Unix(0, sv.T), Origin: sv.O}, nil
+	return whenlua.Version{Value: sv.V, Time: time.Unix(0, sv.T), Origin: sv.O, Commit: sv.C, Mark: sv.M}, nil
 }
 
 // storedState is a job state as stored.
@@ -115,13 +129,27 @@ type storedState struct {
 	HasSnap   bool                     `json:"h,omitempty"` // Snapshot is a non-nil map
 	Snapshot  map[string]whenlua.Value `json:"s,omitempty"`
 	Pending   int64                    `json:"p,omitempty"`
+	Success   int64                    `json:"ls,omitempty"`
+	Silent    int64                    `json:"ss,omitempty"`
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }
 
 func encodeJobState(st *whenlua.JobState) (string, error) {
-	ss := storedState{Cond: st.Cond, Result: st.Result, Evaluated: st.Evaluated, HasSnap: st.Snapshot != nil, Snapshot: st.Snapshot}
-	if !st.PendingSince.IsZero() {
-		ss.Pending = st.PendingSince.UnixNano()
-	}
+	ss := storedState{Cond: st.Cond, Result: st.Result, Evaluated: st.Evaluated, HasSnap: st.Snapshot != nil, Snapshot: st.Snapshot,
+		Pending: unixNano(st.PendingSince), Success: unixNano(st.LastSuccess), Silent: unixNano(st.SilentSince)}
 	b, err := json.Marshal(ss)
 	return string(b), err
 }
@@ -135,9 +163,7 @@ func decodeJobState(b []byte) (whenlua.JobState, error) {
 	if ss.HasSnap && st.Snapshot == nil {
 		st.Snapshot = map[string]whenlua.Value{}
 	}
-	if ss.Pending != 0 {
-		st.PendingSince = time.Unix(0, ss.Pending)
-	}
+	st.PendingSince, st.LastSuccess, st.SilentSince = fromUnixNano(ss.Pending), fromUnixNano(ss.Success), fromUnixNano(ss.Silent)
 	return st, nil
 }
 
@@ -154,4 +180,17 @@ func decodeRun(b []byte) (whenlua.Run, error) {
 		return r, fmt.Errorf("decode run: %w", err)
 	}
 	return r, nil
+}
+
+func encodeEval(e whenlua.Evaluation) (string, error) {
+	b, err := json.Marshal(e)
+	return string(b), err
+}
+
+func decodeEval(b []byte) (whenlua.Evaluation, error) {
+	var e whenlua.Evaluation
+	if err := json.Unmarshal(b, &e); err != nil {
+		return e, fmt.Errorf("decode evaluation: %w", err)
+	}
+	return e, nil
 }

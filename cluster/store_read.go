@@ -318,3 +318,77 @@ func (s *Store) scanRuns(keep func(*whenlua.Run) bool, n int) ([]whenlua.Run, er
 	})
 	return out, err
 }
+
+// Evaluations returns the kept evaluations of job, newest first; none for
+// a job never evaluated.
+func (s *Store) Evaluations(job string) ([]whenlua.Evaluation, error) {
+	var out []whenlua.Evaluation
+	prefix := s.k.evalPrefix(job)
+	err := s.read(func(ctx context.Context) error {
+		return s.scan(ctx, prefix, false, func(x kv) (bool, error) {
+			if len(x.key) != len(prefix)+2 {
+				return true, nil
+			}
+			e, err := decodeEval(x.val)
+			if err != nil {
+				return false, err
+			}
+			out = append(out, e)
+			return true, nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read evaluations of %s: %w", job, err)
+	}
+	slices.SortFunc(out, func(a, b whenlua.Evaluation) int { return cmpUint(b.Seq, a.Seq) })
+	return out, nil
+}
+
+// EvalSeqs returns, by job, the sequence of its newest kept evaluation.
+func (s *Store) EvalSeqs() (map[string]uint64, error) {
+	seqs := map[string]uint64{}
+	err := s.read(func(ctx context.Context) error {
+		return s.scan(ctx, s.k.evals, false, func(x kv) (bool, error) {
+			rest := x.key[len(s.k.evals):]
+			i := strings.LastIndexByte(rest, '/')
+			if i < 0 {
+				return false, fmt.Errorf("bad evaluation key %q", x.key)
+			}
+			e, err := decodeEval(x.val)
+			if err != nil {
+				return false, err
+			}
+			job := rest[:i]
+			seqs[job] = max(seqs[job], e.Seq)
+			return true, nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read evaluation sequences: %w", err)
+	}
+	return seqs, nil
+}
+
+// ScanHistory calls fn with every kept version of every variable,
+// variable by variable, each variable's versions in the order they were
+// stored (whenlua.HistoryScanner).
+func (s *Store) ScanHistory(ctx context.Context, fn func(whenlua.VarVersion) error) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	return s.scan(ctx, s.k.hist, false, func(x kv) (bool, error) {
+		rest := x.key[len(s.k.hist):]
+		i := strings.LastIndexByte(rest, '/')
+		if i < 0 {
+			return false, fmt.Errorf("bad history key %q", x.key)
+		}
+		v, err := decodeVersion(x.val)
+		if err != nil {
+			return false, err
+		}
+		if err := fn(whenlua.VarVersion{Name: rest[:i], Version: v}); err != nil {
+			return false, err
+		}
+		return true, nil
+	})
+}

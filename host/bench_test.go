@@ -17,8 +17,9 @@ import (
 	"github.com/whenlua/whenlua/persist"
 )
 
-// benchEngine opens an engine on a temp home holding one job file.
-func benchEngine(b *testing.B, src string) *Engine {
+// benchEngine opens an engine on a temp home holding one job file; adjust
+// changes its options.
+func benchEngine(b *testing.B, src string, adjust ...func(*EngineOptions)) *Engine {
 	b.Helper()
 	home := b.TempDir()
 	p, err := whenlua.ResolvePaths(home)
@@ -35,8 +36,12 @@ func benchEngine(b *testing.B, src string) *Engine {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e := NewEngine(EngineOptions{Store: store, Paths: p, PollEvery: -1, LuaTimeout: time.Minute, Shell: "/bin/sh",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	opts := EngineOptions{Store: store, Paths: p, PollEvery: -1, LuaTimeout: time.Minute, Shell: "/bin/sh",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, f := range adjust {
+		f(&opts)
+	}
+	e := NewEngine(opts)
 	if err := e.Open(context.Background()); err != nil {
 		b.Fatal(err)
 	}
@@ -64,6 +69,47 @@ for i = 1, %d do when("v" .. i .. " == 1", "true") end`, n-1)
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkSetTracing measures what keeping evaluations for `whenlua why`
+// costs a durable set: P2's set (one dependent when-job among 1,000) and a
+// set that 100 when-jobs read. Two engines, one keeping evaluations and one
+// not, take the sets in turn, so that the load of the machine falls on both
+// alike; it reports the median of each and their ratio.
+func BenchmarkSetTracing(b *testing.B) {
+	for _, deps := range []int{1, 100} {
+		b.Run(fmt.Sprintf("dependents=%d", deps), func(b *testing.B) {
+			src := fmt.Sprintf(`
+for i = 1, %d do when("x == -" .. i, "true") end
+for i = 1, %d do when("v" .. i .. " == 1", "true") end`, deps, 1000-deps)
+			on := benchEngine(b, src)
+			off := benchEngine(b, src, func(o *EngineOptions) { o.NoEvalTrace = true })
+			ctx := context.Background()
+			var tOn, tOff []time.Duration
+			set := func(e *Engine, i int) time.Duration {
+				t0 := time.Now()
+				if _, err := e.Set(ctx, whenlua.SetRequest{Assignments: []whenlua.Assignment{{Name: "x", Value: whenlua.Int(int64(i))}}}); err != nil {
+					b.Fatal(err)
+				}
+				return time.Since(t0)
+			}
+			for i := 0; b.Loop(); i++ {
+				if i%2 == 0 {
+					tOn = append(tOn, set(on, i))
+					tOff = append(tOff, set(off, i))
+				} else {
+					tOff = append(tOff, set(off, i))
+					tOn = append(tOn, set(on, i))
+				}
+			}
+			slices.Sort(tOn)
+			slices.Sort(tOff)
+			mOn, mOff := tOn[len(tOn)/2], tOff[len(tOff)/2]
+			b.ReportMetric(float64(mOn.Microseconds()), "µs-traced-p50")
+			b.ReportMetric(float64(mOff.Microseconds()), "µs-untraced-p50")
+			b.ReportMetric(float64(mOn)/float64(mOff), "ratio")
 		})
 	}
 }

@@ -25,7 +25,9 @@ const (
 // retried; the serials of runs whose start record was not stored are
 // returned, so that they are not started (a new one is recorded as failed,
 // one from the queue goes back to it).
-func (st *state) commit(b *whenlua.Batch) (notStarted map[uint64]bool, err error) {
+//
+// lost are the evaluations of the parts not stored.
+func (st *state) commit(b *whenlua.Batch) (notStarted map[uint64]bool, lost []whenlua.Evaluation, err error) {
 	carried := st.carry
 	st.carry = nil
 	parts := splitBatch(b)
@@ -36,11 +38,12 @@ func (st *state) commit(b *whenlua.Batch) (notStarted map[uint64]bool, err error
 		}
 		if i == 0 {
 			st.carry = carried
-			return nil, err
+			return nil, nil, err
 		}
 		st.e.log.Error("commit of a step's job states and runs", "err", err, "part", i+1, "of", len(parts))
 		notStarted = map[uint64]bool{}
 		for _, q := range parts[i:] {
+			lost = append(lost, q.Evals...)
 			for name := range q.JobStates {
 				if st.carry == nil {
 					st.carry = map[string]bool{}
@@ -60,14 +63,14 @@ func (st *state) commit(b *whenlua.Batch) (notStarted map[uint64]bool, err error
 		}
 		break
 	}
-	return notStarted, nil
+	return notStarted, lost, nil
 }
 
 // splitBatch returns b itself when it is small enough for one transaction,
 // or parts of it that each are: the first holds every variable change and
 // the serial.
 func splitBatch(b *whenlua.Batch) []*whenlua.Batch {
-	keys := 3*len(b.Vars) + len(b.JobStates) + 3*len(b.Runs)
+	keys := 3*len(b.Vars) + len(b.JobStates) + 3*len(b.Runs) + len(b.Evals)
 	if keys <= maxPartKeys && batchBytes(b) <= maxPartBytes {
 		return []*whenlua.Batch{b}
 	}
@@ -102,6 +105,12 @@ func splitBatch(b *whenlua.Batch) []*whenlua.Batch {
 		add(1, entryBytes(len(name), stateBytes(s)))
 		cur.JobStates[name] = s
 	}
+	// A job's evaluations stay in order: a part that fails loses a tail
+	// of them (state.keepSeqs).
+	for _, e := range b.Evals {
+		add(1, entryBytes(len(e.Job), evalBytes(e)))
+		cur.Evals = append(cur.Evals, e)
+	}
 	return parts
 }
 
@@ -115,6 +124,24 @@ func batchBytes(b *whenlua.Batch) int {
 	}
 	for _, r := range b.Runs {
 		n += 2 * entryBytes(len(r.Job), len(r.Output))
+	}
+	for _, e := range b.Evals {
+		n += entryBytes(len(e.Job), evalBytes(e))
+	}
+	return n
+}
+
+// evalBytes estimates the encoded size of an evaluation (JSON).
+func evalBytes(e whenlua.Evaluation) int {
+	n := 256 + len(e.Reason) + len(e.Trigger.Origin)
+	for _, name := range e.Trigger.Names {
+		n += len(name) + 3
+	}
+	for _, v := range e.Values {
+		n += 2*len(v.Name) + 2*len(v.Value.S) + 96
+		if v.Prev != nil {
+			n += 2 * len(v.Prev.S)
+		}
 	}
 	return n
 }

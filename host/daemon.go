@@ -285,6 +285,15 @@ func (d daemonService) Status(ctx context.Context) (whenlua.Status, error) {
 	return d.fill(st), err
 }
 
+// ScanHistory implements whenlua.HistoryScanner for /v1/histories.
+func (d daemonService) ScanHistory(ctx context.Context, fn func(whenlua.VarVersion) error) error {
+	hs, ok := d.Service.(whenlua.HistoryScanner)
+	if !ok {
+		return errors.New("this daemon cannot list every variable's history")
+	}
+	return hs.ScanHistory(ctx, fn)
+}
+
 func (d daemonService) Reload(ctx context.Context, req whenlua.ReloadRequest) (whenlua.Status, error) {
 	st, err := d.Service.Reload(ctx, req)
 	return d.fill(st), err

@@ -57,6 +57,9 @@ type EngineOptions struct {
 	// does), except those older than KeepBoundaries. A cluster's new
 	// leader so neither repeats nor drops a boundary of the old one.
 	KeepBoundaries time.Duration
+	// NoEvalTrace keeps no evaluations for `whenlua why`: only for
+	// benchmarks, to measure what keeping them costs.
+	NoEvalTrace bool
 }
 
 // DefaultMaxRuns is how many runs have a process at once unless
@@ -167,7 +170,11 @@ func (e *Engine) Open(ctx context.Context) error {
 		get:      func(name string) whenlua.Value { return st.vars[name] },
 		requires: st.requiresByFile,
 	}, forceSet{})
-	st.handle(func() { st.applyLoad(b) })
+	st.handle(func() {
+		st.loadCause = whenlua.TriggerStart
+		defer func() { st.loadCause = "" }()
+		st.applyLoad(b)
+	})
 	if len(lost) > 0 {
 		st.handle(func() { st.rerunLost(lost) })
 	}

@@ -266,7 +266,7 @@ func (st *state) swap(ent *fileEntry, g *generation) {
 		st.hookFailed(ent, "on_load", err)
 	}
 	if len(whens) > 0 {
-		st.step.evalQueue = append(st.step.evalQueue, whens)
+		st.step.evalQueue = append(st.step.evalQueue, evalBatch{whens, st.loadTrigger(ent.path)})
 	}
 }
 

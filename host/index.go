@@ -90,8 +90,9 @@ func (st *state) resumeSuspended() {
 	}
 }
 
-// queueEval asks for the fixpoint over the when-jobs that may read any of names.
-func (st *state) queueEval(names []string) {
+// queueEval asks for the fixpoint over the when-jobs that may read any of
+// names, for trig.
+func (st *state) queueEval(names []string, trig whenlua.Trigger) {
 	seen := map[*job]struct{}{}
 	var cands []*job
 	for _, n := range names {
@@ -109,7 +110,7 @@ func (st *state) queueEval(names []string) {
 		}
 	}
 	if len(cands) > 0 {
-		st.step.evalQueue = append(st.step.evalQueue, cands)
+		st.step.evalQueue = append(st.step.evalQueue, evalBatch{cands, trig})
 	}
 }
 

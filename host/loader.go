@@ -250,7 +250,8 @@ func requiresAny(reqs []string, changed map[string]bool) bool {
 // loadFiles scans the jobs directory off the engine goroutine and hands
 // what changed (and what fs forces) to the engine, which checks and swaps.
 // It returns once the engine has applied the batch (or the engine stopped).
-func (e *Engine) loadFiles(ctx context.Context, fs forceSet) error {
+// cause is the trigger kind of the evaluations the loads make.
+func (e *Engine) loadFiles(ctx context.Context, fs forceSet, cause string) error {
 	l := e.loader
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -266,7 +267,11 @@ func (e *Engine) loadFiles(ctx context.Context, fs forceSet) error {
 			return m
 		},
 	}, fs)
-	err := e.do(ctx, func() { e.st.applyLoad(b) })
+	err := e.do(ctx, func() {
+		e.st.loadCause = cause
+		defer func() { e.st.loadCause = "" }()
+		e.st.applyLoad(b)
+	})
 	if err != nil {
 		// The engine never took the batch: forget what it found, so that
 		// the next scan loads it again.

@@ -78,7 +78,7 @@ func (st *state) fireRetries() {
 			continue
 		}
 		j.attempt = *r
-		st.startRun(j, "retry")
+		st.traceRun(j, runTrigger("retry"), st.startRun(j, "retry"))
 	}
 }
 

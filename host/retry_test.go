@@ -78,7 +78,7 @@ when("go == 1", "exit 1", { name = "solo", pre = one(), retry = { attempts = 2, 
 	te.set("go", 1)
 	te.waitFor("the first attempt", func() bool { return len(te.runs("solo")) == 1 })
 	te.waitIdle()
-	if _, err := te.Start(context.Background(), "solo"); err == nil || !strings.Contains(err.Error(), "already running: 1") {
+	if _, err := te.Start(context.Background(), "solo"); err == nil || !strings.Contains(err.Error(), "serial 1 still running") {
 		t.Errorf("start while a retry is pending: %v, want refused by one() naming serial 1", err)
 	}
 	te.waitFor("the retry timer", func() bool { return clock.Timers() > 0 })

@@ -45,6 +45,9 @@ func (q *runQueue) unqueue(r *run) bool {
 // startRun consumes a serial, asks the job's pre hook, and, when it agrees,
 // records the run as running; its process starts once the step is committed.
 func (st *state) startRun(j *job, trigger string) whenlua.Run {
+	if st.sim != nil {
+		return st.sim.due(j) // a simulation runs nothing and calls no pre
+	}
 	now := st.e.clock.Now()
 	rec := whenlua.Run{Serial: st.nextSerial(), Job: j.name, File: j.gen.path, Trigger: trigger, Start: now, Code: -1}
 	if trigger == luaapi.Every.String() || trigger == luaapi.Cron.String() {
@@ -431,6 +434,9 @@ func (h *fileHost) Get(name string) whenlua.Value {
 }
 
 func (h *fileHost) Set(origin string, as []whenlua.Assignment, trigger bool) error {
+	if h.st != nil && h.st.sim != nil {
+		return nil // a simulation replays the recorded sets of hooks instead
+	}
 	if h.loading {
 		// lualib's set validated them; applySet applies them at release.
 		h.held = append(h.held, heldSet{origin, as, trigger})
@@ -450,6 +456,9 @@ func (h *fileHost) Running() []whenlua.Run {
 }
 
 func (h *fileHost) SendMail(to string, msg []byte) {
+	if h.st != nil && h.st.sim != nil {
+		return // a simulation acts on nothing
+	}
 	e := h.st.e
 	e.mail.Add(1)
 	go func() {

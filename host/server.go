@@ -128,6 +128,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/get", s.handleGet)
 	mux.HandleFunc("GET /v1/vars", s.handleVars)
 	mux.HandleFunc("GET /v1/history", s.handleHistory)
+	mux.HandleFunc("GET /v1/histories", s.handleHistories)
 	mux.HandleFunc("GET /v1/names", s.handleNames)
 	mux.HandleFunc("GET /v1/jobs", s.handleJobs)
 	mux.HandleFunc("POST /v1/start", s.handleStart)
@@ -135,6 +136,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/tail", s.handleTail)
 	mux.HandleFunc("GET /v1/log", s.handleLog)
 	mux.HandleFunc("GET /v1/run", s.handleRun)
+	mux.HandleFunc("GET /v1/why", s.handleWhy)
 	mux.HandleFunc("GET /v1/status", s.handleStatus)
 	mux.HandleFunc("POST /v1/reload", s.handleReload)
 	mux.HandleFunc("GET /v1/ping", s.handlePing)
@@ -316,6 +318,15 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, vs)
 }
 
+func (s *Server) handleWhy(w http.ResponseWriter, r *http.Request) {
+	rep, err := s.svc.Why(r.Context(), r.URL.Query().Get("job"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.reply(w, rep)
+}
+
 func (s *Server) handleNames(w http.ResponseWriter, r *http.Request) {
 	jobs, err := s.svc.Names(r.Context())
 	if err != nil {
@@ -394,18 +405,16 @@ func (sw *streamWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (s *Server) handleTail(w http.ResponseWriter, r *http.Request) {
-	serial, err := serialParam(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
+// stream answers r with what write writes to sw, until r or the server's
+// streams end. An error before the first byte is answered as any other;
+// one after it goes in the trailers.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, write func(ctx context.Context, sw *streamWriter) error) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	stop := context.AfterFunc(s.streams, cancel)
 	defer stop()
 	sw := &streamWriter{w: w, rc: http.NewResponseController(w)}
-	err = s.svc.Tail(ctx, serial, sw)
+	err := write(ctx, sw)
 	switch {
 	case err != nil && !sw.wrote:
 		s.fail(w, r, err)
@@ -418,6 +427,15 @@ func (s *Server) handleTail(w http.ResponseWriter, r *http.Request) {
 	case !sw.wrote:
 		w.WriteHeader(http.StatusOK)
 	}
+}
+
+func (s *Server) handleTail(w http.ResponseWriter, r *http.Request) {
+	serial, err := serialParam(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.stream(w, r, func(ctx context.Context, sw *streamWriter) error { return s.svc.Tail(ctx, serial, sw) })
 }
 
 func (s *Server) handleLog(w http.ResponseWriter, r *http.Request) {

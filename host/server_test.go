@@ -123,6 +123,10 @@ func (f *fakeService) Log(ctx context.Context, job string, n int) ([]whenlua.Run
 	return []whenlua.Run{{Serial: 3, Job: job, State: whenlua.RunDone}}, nil
 }
 
+func (f *fakeService) Why(ctx context.Context, job string) (whenlua.WhyReport, error) {
+	return whenlua.WhyReport{Job: job, Evaluations: []whenlua.Evaluation{}}, nil
+}
+
 func (f *fakeService) Run(ctx context.Context, serial uint64) (whenlua.Run, error) {
 	return whenlua.Run{Serial: serial, State: whenlua.RunDone, Output: []byte("out\n")}, nil
 }

@@ -108,6 +108,7 @@ func (e *Engine) Start(ctx context.Context, name string) (whenlua.Run, error) {
 			return
 		}
 		rec = e.st.startRun(j, "start")
+		e.st.traceRun(j, runTrigger("start"), rec)
 		r := e.st.running[rec.Serial]
 		e.st.afterCommit(func(cerr error) {
 			if cerr != nil {
@@ -282,7 +283,7 @@ func (e *Engine) Reload(ctx context.Context, req whenlua.ReloadRequest) (whenlua
 	if req.Force {
 		fs = forceSet{all: len(force) == 0, files: force}
 	}
-	if err := e.loadFiles(ctx, fs); err != nil {
+	if err := e.loadFiles(ctx, fs, whenlua.TriggerReload); err != nil {
 		return s, err
 	}
 	err := e.do(ctx, func() {

@@ -169,14 +169,17 @@ func (st *state) applyAndSettle(origin string, as []whenlua.Assignment, trigger 
 // and whisper).
 func (st *state) applySet(origin string, as []whenlua.Assignment, trigger bool) {
 	st.countSet(origin)
+	first := len(st.step.batch.Vars)
 	names := make([]string, 0, len(as))
 	for _, a := range as {
 		st.setVar(a.Name, a.Value, origin)
 		names = append(names, a.Name)
 	}
+	queued := len(st.step.evalQueue)
 	if trigger {
-		st.queueEval(names)
+		st.queueEval(names, whenlua.Trigger{Kind: whenlua.TriggerSet, Origin: origin, Names: names, Time: st.e.clock.Now()})
 	}
+	st.markSet(first, !trigger, len(st.step.evalQueue) > queued)
 }
 
 // ---- evaluation ----
@@ -194,20 +197,40 @@ const maxDuePerStep = 8
 func (st *state) settle() {
 	st.step.dueCount = nil
 	for len(st.step.evalQueue) > 0 {
-		cands := st.step.evalQueue[0]
+		b := st.step.evalQueue[0]
 		st.step.evalQueue = st.step.evalQueue[1:]
-		for _, j := range st.fixpoint(cands) {
+		st.step.rounds++
+		var recs map[*job]*whenlua.Evaluation
+		if st.tracing() {
+			recs = make(map[*job]*whenlua.Evaluation, len(b.cands))
+		}
+		due := st.fixpoint(b.cands, b.trig, recs)
+		stopped := false
+		for _, j := range due {
 			if st.step.dueCount == nil {
 				st.step.dueCount = map[*job]int{}
 			}
 			if st.step.dueCount[j]++; st.step.dueCount[j] > maxDuePerStep {
 				st.stopLoop()
-				return
+				stopped = true
+				break
 			}
 			st.step.triggered = append(st.step.triggered, j.name)
 			if !st.dryRun {
-				st.startRun(j, "when")
+				r := st.startRun(j, "when")
+				if rec := recs[j]; rec != nil {
+					rec.SetRun(r)
+				}
 			}
+		}
+		for _, j := range sortedRecords(recs) {
+			if rec := recs[j]; rec.Outcome == whenlua.OutcomeDue && stopped {
+				rec.Reason = fmt.Sprintf("the step was stopped: a job was made due more than %d times in it", maxDuePerStep)
+			}
+			st.record(recs[j])
+		}
+		if stopped {
+			return
 		}
 	}
 }
@@ -241,7 +264,10 @@ func (st *state) stopLoop() {
 // since its last evaluation sees reloaded() true in every pass, as whenjobs
 // passes onload to each pass: whether it is due must not depend on whether
 // another job of its file became due and caused a second pass.
-func (st *state) fixpoint(cands []*job) []*job {
+//
+// With recs, it keeps one record per job: its first evaluation's, or the
+// one that made it due.
+func (st *state) fixpoint(cands []*job, trig whenlua.Trigger, recs map[*job]*whenlua.Evaluation) []*job {
 	sort.Slice(cands, func(a, b int) bool { return whenlua.JobNameLess(cands[a].name, cands[b].name) })
 	if !st.dryRun {
 		defer func() {
@@ -257,7 +283,7 @@ func (st *state) fixpoint(cands []*job) []*job {
 			if j.gen.retired || j.suspended {
 				continue
 			}
-			if st.evalJob(j) {
+			if st.evalJob(j, trig, recs) {
 				if _, ok := due[j]; !ok {
 					due[j] = struct{}{}
 					grew = true
@@ -279,7 +305,27 @@ func (st *state) fixpoint(cands []*job) []*job {
 
 // evalJob evaluates one when-job, moves its snapshot and edge state on, and
 // reports whether it is due (true now, false at the previous evaluation).
-func (st *state) evalJob(j *job) bool {
+// With recs, it keeps the record of the evaluation there (see fixpoint).
+func (st *state) evalJob(j *job, trig whenlua.Trigger, recs map[*job]*whenlua.Evaluation) bool {
+	if recs == nil {
+		return st.evalOnce(j, nil)
+	}
+	var rec *whenlua.Evaluation
+	due := st.evalOnce(j, func(prev *whenlua.JobState, ev luaapi.Evaluation, outcome whenlua.Outcome, pending time.Time) {
+		rec = st.traceEval(j, trig, prev, ev, outcome)
+		if outcome == whenlua.OutcomeHold {
+			rec.Reason = fmt.Sprintf("true since %s, due at %s", pending.Format(time.RFC3339), pending.Add(j.lj.Hold).Format(time.RFC3339))
+		}
+	})
+	if old := recs[j]; old == nil || due && old.Outcome != whenlua.OutcomeDue {
+		recs[j] = rec
+	}
+	return due
+}
+
+// evalOnce is evalJob's evaluation; trace, when given, is told what it
+// found and what that means.
+func (st *state) evalOnce(j *job, trace func(prev *whenlua.JobState, ev luaapi.Evaluation, outcome whenlua.Outcome, pending time.Time)) bool {
 	prev := st.states[j.name]
 	if prev == nil || prev.Cond != j.lj.Cond {
 		prev = &whenlua.JobState{Cond: j.lj.Cond}
@@ -289,6 +335,9 @@ func (st *state) evalJob(j *job) bool {
 	ok, read, err := ev.OK, ev.Read, ev.Err
 	st.countEval(j, began, err)
 	if st.overLimit(j, err) {
+		if trace != nil {
+			trace(prev, ev, whenlua.OutcomeSuspended, time.Time{})
+		}
 		return false
 	}
 	if !st.dryRun {
@@ -319,6 +368,9 @@ func (st *state) evalJob(j *job) bool {
 	if err != nil {
 		// As in whenjobs, a condition that raises leaves the previous
 		// snapshot and result as they were, and is not due.
+		if trace != nil {
+			trace(prev, ev, whenlua.OutcomeError, time.Time{})
+		}
 		return false
 	}
 	pending := st.holdPending(j, prev, ok)
@@ -330,18 +382,20 @@ func (st *state) evalJob(j *job) bool {
 		}
 		st.putState(j.name, ns)
 	}
-	if j.lj.Hold > 0 {
-		// Due only when the hold is over: fireHolds.
-		return false
-	}
 	// After a load, a job that asks reloaded() counts its previous result
 	// as false, so that `reloaded()` fires at every load and start although
 	// it stays true through the whole fixpoint; jobs that do not ask keep
-	// their edge state, so an edit re-fires none of them.
-	if ev.AskedReloaded && j.reloadPending {
-		return ok
+	// their edge state, so an edit re-fires none of them. A job with a
+	// hold is due only when the hold is over: fireHolds.
+	due := ok && (!prev.Result || ev.AskedReloaded && j.reloadPending) && j.lj.Hold <= 0
+	if trace != nil {
+		outcome := whenlua.OutcomeDue
+		if !due {
+			outcome = evalOutcome(j, ok, pending)
+		}
+		trace(prev, ev, outcome, pending)
 	}
-	return ok && !prev.Result
+	return due
 }
 
 // maxOverLimit is how many evaluations in a row may run out of time or
@@ -382,7 +436,12 @@ func (st *state) flush() {
 	var err error
 	var notStarted map[uint64]bool
 	if st.step.dirty {
-		notStarted, err = st.commit(&st.step.batch)
+		seqs := st.stampEvals()
+		var lost []whenlua.Evaluation
+		notStarted, lost, err = st.commit(&st.step.batch)
+		if err == nil {
+			st.keepSeqs(seqs, lost)
+		}
 		if err != nil {
 			st.e.log.Error("commit", "err", err)
 			for _, r := range st.step.finished {

@@ -33,6 +33,15 @@ type state struct {
 	compiles   uint64
 	stopping   bool
 	dryRun     bool // settling for `test`: start no run, leave condition errors, holds and reloaded() alone
+	// evalSeqs is each job's newest stored evaluation sequence (Batch.Evals);
+	// loadCause, while a load is applied, is the trigger kind of the
+	// evaluations it makes (TriggerStart, TriggerReload; empty: TriggerLoad).
+	evalSeqs  map[string]uint64
+	loadCause string
+	// sim, in the throwaway engine of `whenlua simulate`, records the runs
+	// that would start instead of starting them (simulate.go); nil in a
+	// daemon.
+	sim *simulation
 
 	// watched is when this daemon began watching each job with expect
 	// (silence.go).
@@ -58,7 +67,8 @@ type step struct {
 	undoStates  map[string]*whenlua.JobState
 	undoSerial  uint64
 	dirty       bool
-	evalQueue   [][]*job // candidate sets waiting for their fixpoint
+	evalQueue   []evalBatch           // candidate sets waiting for their fixpoint
+	evals       []*whenlua.Evaluation // evaluations and firings to keep for why
 	toStart     []*run
 	triggered   []string // when-jobs made due in this step, in start order
 	afterCommit []func(error)
@@ -72,6 +82,11 @@ type step struct {
 	// evaluations were dropped (see maxDuePerStep).
 	dueCount map[*job]int
 	loop     error
+	// sets counts the sets applied in this step and rounds the evaluation
+	// rounds begun (entries taken from evalQueue); setRounds holds the
+	// round of each set that queued one, in order (state.markSet).
+	sets, rounds int
+	setRounds    []int
 }
 
 // job is one active job of one generation.
@@ -127,6 +142,9 @@ func newState(e *Engine) (*state, error) {
 	for name, s := range states {
 		s := s
 		st.states[name] = &s
+	}
+	if st.evalSeqs, err = e.store.EvalSeqs(); err != nil {
+		return nil, fmt.Errorf("load evaluation sequences: %w", err)
 	}
 	if st.serial, err = e.store.Serial(); err != nil {
 		return nil, fmt.Errorf("load serial: %w", err)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/whenlua/whenlua"
 )
 
 // watcher turns file events in the jobs directory and jobs/lib into rescans
@@ -195,7 +197,7 @@ func (w *watcher) rescan() {
 		case <-ctx.Done():
 		}
 	}()
-	if err := w.e.loadFiles(ctx, forceSet{}); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, ErrStopped) {
+	if err := w.e.loadFiles(ctx, forceSet{}, whenlua.TriggerLoad); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, ErrStopped) {
 		w.e.log.Warn("rescan", "err", err)
 	}
 }

@@ -189,9 +189,9 @@ every("hour", "true", {name = "two", pre = max(2)})`, h)
 	}{
 		{"one starts when nothing runs", "one", []whenlua.Run{}, true, ""},
 		{"one starts while only other jobs run", "one", []whenlua.Run{run("two"), run("x")}, true, ""},
-		{"one refuses while a run of it runs", "one", []whenlua.Run{run("two"), run("one")}, false, "one(): already running: 4"},
+		{"one refuses while a run of it runs", "one", []whenlua.Run{run("two"), run("one")}, false, "one(): serial 4 still running"},
 		{"max(2) starts with one run running", "two", []whenlua.Run{run("two"), run("one")}, true, ""},
-		{"max(2) refuses with two runs running", "two", []whenlua.Run{run("two"), run("two")}, false, "max(2): already running: 7, 8"},
+		{"max(2) refuses with two runs running", "two", []whenlua.Run{run("two"), run("two")}, false, "max(2): serials 7, 8 still running"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

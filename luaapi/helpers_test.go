@@ -132,9 +132,12 @@ func loadSrc(t testing.TB, src string, opts Options) (*File, error) {
 	return f, err
 }
 
+// mustLoad loads src with a time limit long enough that a loaded machine
+// does not end a load that builds big values; tests of the time limit
+// give their own to loadSrc.
 func mustLoad(t testing.TB, src string, h Host) *File {
 	t.Helper()
-	f, err := loadSrc(t, src, Options{Host: h, Timeout: time.Second})
+	f, err := loadSrc(t, src, Options{Host: h, Timeout: time.Minute})
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}

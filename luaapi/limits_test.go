@@ -144,7 +144,7 @@ func TestConcatenationIsBounded(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newFakeHost(map[string]whenlua.Value{"s": whenlua.String(strings.Repeat("x", whenlua.MaxValueLen))})
-			f, err := loadSrc(t, tc.src, Options{Host: h, Timeout: 20 * time.Second})
+			f, err := loadSrc(t, tc.src, Options{Host: h, Timeout: time.Minute})
 			if err == nil && len(f.Jobs) == 1 {
 				_, _, err = f.Jobs[0].Eval(EvalInput{})
 			}

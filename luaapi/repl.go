@@ -25,7 +25,7 @@ import (
 //     even where Lua has a global of that name (load, type, next...). The
 //     names that are not variables are those of string conditions (changes,
 //     increases, decreases, prev, reloaded, vars, tonumber, tostring, string,
-//     math), the REPL's own (print, test, set, whisper, refresh, jobs, help)
+//     math), the REPL's own (print, test, set, whisper, refresh, jobs, why, help)
 //     and _G, through which every other Lua global is reached (_G.pairs,
 //     _G.type). A global assigned at the prompt (f = function() ... end) is
 //     kept for the session and hides the variable of that name; assigning a
@@ -65,6 +65,8 @@ type ReplBackend interface {
 	Set(mode whenlua.Mode, as []whenlua.Assignment) (ReplResult, error)
 	// Names returns every loaded job.
 	Names() ([]whenlua.JobInfo, error)
+	// Why returns a job's state and its newest evaluations (`whenlua why`).
+	Why(job string) (whenlua.WhyReport, error)
 }
 
 // ReplOptions configure NewRepl.
@@ -148,6 +150,7 @@ func NewRepl(opts ReplOptions) (*Repl, error) {
 		"whisper": r.assign("whisper", whenlua.ModeWhisper),
 		"refresh": r.refresh,
 		"jobs":    r.jobs,
+		"why":     r.why,
 		"help":    r.help,
 	} {
 		env.RawSetString(name, L.NewFunction(fn))
@@ -351,6 +354,18 @@ func (r *Repl) jobs(L *lua.LState) int {
 	return 0
 }
 
+// why prints a job's last evaluations as `whenlua why` does.
+func (r *Repl) why(L *lua.LState) int {
+	rep, err := r.opts.Backend.Why(L.CheckString(1))
+	if err != nil {
+		L.RaiseError("why: %v", err)
+	}
+	for _, line := range rep.Lines() {
+		fmt.Fprintln(r.opts.Out, line)
+	}
+	return 0
+}
+
 // ReplHelp is what help() prints.
 const ReplHelp = `An expression prints its value; a statement runs. Bare names are variables
 of the snapshot (nil when unset), as in a string condition.
@@ -364,6 +379,7 @@ of the snapshot (nil when unset), as in a string condition.
   set{x = 1, ...}     set variables (only with --file: changes the local ones)
   whisper{x = 1}      the same without evaluating anything (only with --file)
   jobs()              every loaded job
+  why("JOB")          the job's last evaluations, as whenlua why prints them
   tonumber tostring string math print
                       as in Lua; any other global is _G.name (_G.pairs)
 `

@@ -135,6 +135,12 @@ func (l *Local) Close() {
 // Vars implements ReplBackend: a copy of the variables.
 func (l *Local) Vars() (map[string]whenlua.Value, error) { return maps.Clone(l.vars), nil }
 
+// Why implements ReplBackend: the evaluations are the daemon's, which keeps
+// them; the files loaded here keep none.
+func (l *Local) Why(job string) (whenlua.WhyReport, error) {
+	return whenlua.WhyReport{}, errors.New("the daemon keeps the evaluations: use the REPL without --file, or whenlua why")
+}
+
 // Names implements ReplBackend: every job of the files, in file order.
 func (l *Local) Names() ([]whenlua.JobInfo, error) {
 	var out []whenlua.JobInfo

@@ -25,6 +25,16 @@ func (b *fakeBackend) Names() ([]whenlua.JobInfo, error) {
 	return []whenlua.JobInfo{{Name: "hello", Kind: "when", Cond: "x == 1", File: "/j/a.lua", Line: 2},
 		{Name: "tick", Kind: "every", Period: "10 seconds", File: "/j/a.lua", Line: 3}}, nil
 }
+func (b *fakeBackend) Why(job string) (whenlua.WhyReport, error) {
+	if job != "hello" {
+		return whenlua.WhyReport{}, errors.New("not found: no job named " + job)
+	}
+	prev := whenlua.Int(0)
+	return whenlua.WhyReport{Job: "hello", Loaded: true, Kind: "when", Spec: "x == 1", File: "/j/a.lua", Line: 2,
+		Evaluations: []whenlua.Evaluation{{Job: "hello", Seq: 2, Time: time.Unix(0, 0), Cond: true, Outcome: whenlua.OutcomeFalse,
+			Trigger: whenlua.Trigger{Kind: whenlua.TriggerSet, Origin: "cli", Names: []string{"x"}},
+			Values:  []whenlua.ReadValue{{Name: "x", Value: whenlua.Int(2), Prev: &prev}}}}}, nil
+}
 func (b *fakeBackend) Set(mode whenlua.Mode, as []whenlua.Assignment) (ReplResult, error) {
 	if mode != whenlua.ModeTest {
 		return ReplResult{}, errors.New("refused")
@@ -195,8 +205,15 @@ func TestReplTestAndJobsGoToTheBackend(t *testing.T) {
 	if got := evalOut(t, r, out, "jobs()"); got != "hello\twhen\tx == 1\t/j/a.lua:2\ntick\tevery\t10 seconds\t/j/a.lua:3\n" {
 		t.Errorf("jobs printed %q", got)
 	}
-	if got := evalOut(t, r, out, "help()"); !strings.Contains(got, "test{x = 1, ...}") {
+	if got := evalOut(t, r, out, "help()"); !strings.Contains(got, "test{x = 1, ...}") || !strings.Contains(got, `why("JOB")`) {
 		t.Errorf("help printed %q", got)
+	}
+	rep, _ := b.Why("hello")
+	if got, want := evalOut(t, r, out, `why("hello")`), strings.Join(rep.Lines(), "\n")+"\n"; got != want || !strings.Contains(got, "not due: false") || !strings.Contains(got, "x = 2 (previous 0)") {
+		t.Errorf("why printed %q, want %q", got, want)
+	}
+	if _, err := r.Eval(`why("nope")`); err == nil || !strings.Contains(err.Error(), "why: not found: no job named nope") {
+		t.Errorf("why of an unknown job: %v", err)
 	}
 }
 

@@ -95,7 +95,7 @@ func TestAHostileLoadBesideACallStopsAtItsLimit(t *testing.T) {
 		// The time limit is far enough for the memory limit to stop the
 		// load before it, and near enough to stop it, with a failure, if
 		// the memory limit does not.
-		loadErr = loadAside(t, "local n = 0\n"+hoard, Options{Host: newFakeHost(nil), Timeout: 10 * time.Second, MemoryLimit: limit})
+		loadErr = loadAside(t, "local n = 0\n"+hoard, Options{Host: newFakeHost(nil), Timeout: memoryTimeout, MemoryLimit: limit})
 	}
 	ev := job(t, cond, "c").Evaluate(EvalInput{})
 	wantErr(t, loadErr, "test.lua:2: memory limit of 32 MiB exceeded")

@@ -50,7 +50,7 @@ func TestGarbageDoesNotCountAgainstTheMemoryLimit(t *testing.T) {
 	// 3,000 strings of 64 KiB, about 190 MiB in all, each dropped at
 	// once: the live heap stays far below the 32 MiB limit.
 	src := "local n = 0\nfor i = 1, 3000 do local s = string.rep('y', 65536) .. i; n = n + #s end\nassert(n > 3000 * 65536)"
-	if _, err := loadSrc(t, src, Options{Host: newFakeHost(nil), Timeout: 10 * time.Second, MemoryLimit: 32 << 20}); err != nil {
+	if _, err := loadSrc(t, src, Options{Host: newFakeHost(nil), Timeout: memoryTimeout, MemoryLimit: 32 << 20}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -159,7 +159,7 @@ when(function()
   local n = #kept
   for i = 1, 12 * 64 do kept[n + i] = string.rep('k', 16384) .. i end
   return false
-end, "true", {name = "keep"})`, Options{Host: newFakeHost(nil), Timeout: 10 * time.Second, MemoryLimit: 32 << 20})
+end, "true", {name = "keep"})`, Options{Host: newFakeHost(nil), Timeout: memoryTimeout, MemoryLimit: 32 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

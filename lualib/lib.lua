@@ -19,7 +19,8 @@ function max(n)
       return true
     end
     local who = n == 1 and "one()" or string.format("max(%d)", n)
-    return false, string.format("%s: already running: %s", who, table.concat(serials, ", "))
+    local noun = #serials == 1 and "serial" or "serials"
+    return false, string.format("%s: %s %s still running", who, noun, table.concat(serials, ", "))
   end
 end
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -93,6 +94,18 @@ func (s *Store) Commit(b *Batch) error {
 // way that may have stored it; the daemon must be restarted.
 var ErrFailed = errors.New("store failed")
 
+// ErrLocked is wrapped by Open when another process has the database open
+// (badger allows one process at a time, even for reading).
+var ErrLocked = errors.New("the store is in use by another process")
+
+// ErrNeedsRecovery is wrapped by a read-only Open of a database that was
+// not closed cleanly (a copy taken while a daemon ran, or after a crash):
+// badger must recover its log, which writes. Open a copy of it instead.
+var ErrNeedsRecovery = errors.New("the store was not closed cleanly and needs a recovery, which a read-only open cannot do")
+
+// errReadOnly refuses every write to a store opened with Options.ReadOnly.
+var errReadOnly = errors.New("store opened read-only")
+
 // commitTxn commits txn for a writer holding writeMu. Badger refuses some
 // transactions before writing anything (too big, writes blocked, closed);
 // any other error may come after the entries went into the memtable, where
@@ -124,6 +137,12 @@ func batchBytes(b *Batch) int {
 	}
 	for _, r := range b.Runs {
 		n += len(r.Output) + 512
+	}
+	for _, e := range b.Evals {
+		n += len(e.Job) + 256
+		for _, v := range e.Values {
+			n += len(v.Name) + 2*len(v.Value.S) + 64
+		}
 	}
 	return n
 }
@@ -167,7 +186,7 @@ func (w *writer) fill(b *Batch) error {
 		if t.IsZero() {
 			t = now
 		}
-		ver, val := encodeVersion(t, c.Origin, c.Value)
+		ver, val := encodeVersion(t, c.Origin, c.Mark, c.Value)
 		if err := w.set(historyKey(c.Name, r.last), ver); err != nil {
 			return err
 		}
@@ -210,6 +229,11 @@ func (w *writer) fill(b *Batch) error {
 	}
 	if err := w.putRuns(b.Runs); err != nil {
 		return err
+	}
+	for _, e := range b.Evals {
+		if err := w.set(evalKey(e.Job, e.Seq), encodeEval(e)); err != nil {
+			return err
+		}
 	}
 	if b.Serial != 0 {
 		if err := w.set(keySerial, binary.BigEndian.AppendUint64(nil, b.Serial)); err != nil {
@@ -355,6 +379,11 @@ func validateBatch(b *Batch) error {
 	for j := range b.JobStates {
 		if j == "" || len(j) > maxJobNameLen {
 			return fmt.Errorf("%w: job name of %d bytes", whenlua.ErrInvalid, len(j))
+		}
+	}
+	for _, e := range b.Evals {
+		if e.Job == "" || len(e.Job) > maxJobNameLen || strings.Contains(e.Job, "/") || e.Seq == 0 {
+			return fmt.Errorf("%w: evaluation of job %q with sequence %d", whenlua.ErrInvalid, e.Job, e.Seq)
 		}
 	}
 	for _, r := range b.Runs {

@@ -160,6 +160,12 @@ func openBadger(bo badger.Options) (db *badger.DB, err error) {
 		// Badger's errors about its MANIFEST mean a damaged one: the
 		// tables it lists are what badger reads the database from.
 		msg := err.Error()
+		if strings.Contains(msg, "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("open store %s: %w", bo.Dir, ErrLocked)
+		}
+		if bo.ReadOnly && strings.Contains(msg, badger.ErrTruncateNeeded.Error()) { // badger formats its causes with %v
+			return nil, fmt.Errorf("open store %s: %w", bo.Dir, ErrNeedsRecovery)
+		}
 		if strings.Contains(msg, "manifest") || strings.Contains(msg, "MANIFEST") || strings.Contains(msg, "file does not exist for table") {
 			return nil, &DamageError{File: filepath.Join(bo.Dir, badger.ManifestFilename), Dir: bo.Dir, Reason: "unreadable (" + oneLine(msg) + ")"}
 		}

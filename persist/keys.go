@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+
+	"github.com/whenlua/whenlua"
 )
 
 // Key prefixes (see the package comment).
@@ -14,7 +16,23 @@ var (
 	prefixRun     = []byte("r/")
 	prefixOutput  = []byte("o/")
 	keySerial     = []byte("m/serial")
+	prefixEval    = []byte("e/")
 )
+
+// evalPrefix is e/<job>/: the kept evaluations of job. Job names hold no
+// slash.
+func evalPrefix(job string) []byte {
+	b := make([]byte, 0, len(prefixEval)+len(job)+2)
+	b = append(b, prefixEval...)
+	b = append(b, job...)
+	return append(b, '/')
+}
+
+// evalKey is e/<job>/<slot>: the slot (one byte) an evaluation of that
+// sequence takes in job's ring of whenlua.EvalKeep, which it overwrites.
+func evalKey(job string, seq uint64) []byte {
+	return append(evalPrefix(job), byte(seq%whenlua.EvalKeep))
+}
 
 func varKey(name string) []byte {
 	return append(append(make([]byte, 0, len(prefixVar)+len(name)), prefixVar...), name...)
@@ -80,6 +98,8 @@ func describeKey(k []byte) string {
 		return fmt.Sprintf("the output of run %d", binary.BigEndian.Uint64(k[len(prefixOutput):]))
 	case bytes.Equal(k, keySerial):
 		return "the JOBSERIAL counter"
+	case bytes.HasPrefix(k, prefixEval) && len(k) >= len(prefixEval)+3:
+		return fmt.Sprintf("evaluation slot %d of job %s", k[len(k)-1], k[len(prefixEval):len(k)-2])
 	}
 	return fmt.Sprintf("key %q", k)
 }

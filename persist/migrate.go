@@ -77,7 +77,7 @@ func (s *Store) migrate() error {
 				txn.Discard()
 				return errors.New("migrate history: unknown version format")
 			}
-			val := append([]byte{formatVersion}, binary.BigEndian.AppendUint64(nil, uint64(o.t.UnixNano()))...)
+			val := append([]byte{formatVersionNoMark}, binary.BigEndian.AppendUint64(nil, uint64(o.t.UnixNano()))...)
 			val = append(val, o.val[1:]...)
 			if err := txn.Set(historyKey(name, r.last), val); err != nil {
 				txn.Discard()

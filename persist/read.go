@@ -1,10 +1,12 @@
 package persist
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -30,10 +32,67 @@ func (s *Store) Vars() (map[string]whenlua.Value, error) {
 	return vars, nil
 }
 
+// Evaluations returns the kept evaluations of job, newest first.
+func (s *Store) Evaluations(job string) ([]whenlua.Evaluation, error) {
+	var out []whenlua.Evaluation
+	err := s.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: evalPrefix(job), PrefetchValues: true, PrefetchSize: whenlua.EvalKeep})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			err := s.faults.value(it.Item(), func(b []byte) error {
+				e, err := decodeEval(job, b)
+				out = append(out, e)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read evaluations of %s: %w", job, err)
+	}
+	slices.SortFunc(out, func(a, b whenlua.Evaluation) int { return cmp.Compare(b.Seq, a.Seq) })
+	return out, nil
+}
+
+// EvalSeqs returns the sequence of each job's newest kept evaluation, from
+// the head of each stored one.
+func (s *Store) EvalSeqs() (map[string]uint64, error) {
+	seqs := map[string]uint64{}
+	err := s.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixEval, PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) < len(prefixEval)+3 {
+				continue
+			}
+			job := string(k[len(prefixEval) : len(k)-2])
+			err := s.faults.value(it.Item(), func(b []byte) error {
+				if len(b) < 8 {
+					return fmt.Errorf("evaluation of %s: %w", job, errShort)
+				}
+				seqs[job] = max(seqs[job], binary.BigEndian.Uint64(b))
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read evaluation sequences: %w", err)
+	}
+	return seqs, nil
+}
+
 // History returns the kept versions of name, newest first, at most n of
 // them (n <= 0: all). A name without versions gives an empty list.
 func (s *Store) History(name string, n int) ([]whenlua.Version, error) {
-	out, err := scanNewest(s, historyPrefix(name), decodeVersion, nil, n)
+	out, err := scanNewest(s, historyPrefix(name), decodeVersionOf, nil, n)
 	if err != nil {
 		return nil, fmt.Errorf("read history of %s: %w", name, err)
 	}
@@ -94,7 +153,7 @@ func (s *Store) Run(serial uint64) (whenlua.Run, error) {
 // Runs returns run records without their output, newest serial first: those
 // of job, or of every job when job is "", at most n (n <= 0: all).
 func (s *Store) Runs(job string, n int) ([]whenlua.Run, error) {
-	runs, err := scanNewest(s, prefixRun, decodeRun, func(r *whenlua.Run) bool { return job == "" || r.Job == job }, n)
+	runs, err := scanNewest(s, prefixRun, withoutCommit(decodeRun), func(r *whenlua.Run) bool { return job == "" || r.Job == job }, n)
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
@@ -105,7 +164,7 @@ func (s *Store) Runs(job string, n int) ([]whenlua.Run, error) {
 // RunningRuns returns the runs whose state is whenlua.RunRunning or RunQueued, newest
 // serial first. At start the daemon marks them lost.
 func (s *Store) RunningRuns() ([]whenlua.Run, error) {
-	runs, err := scanNewest(s, prefixRun, decodeRun, func(r *whenlua.Run) bool {
+	runs, err := scanNewest(s, prefixRun, withoutCommit(decodeRun), func(r *whenlua.Run) bool {
 		return r.State == whenlua.RunRunning || r.State == whenlua.RunQueued
 	}, 0)
 	if err != nil {
@@ -156,8 +215,9 @@ func scanNamed[T any](s *Store, prefix []byte, what string, decode func([]byte) 
 
 // scanNewest walks the records under prefix, whose keys end in an 8-byte
 // big-endian number, from the highest number down, keeping those keep
-// accepts (nil: all), at most n (n <= 0: all).
-func scanNewest[T any](s *Store, prefix []byte, decode func([]byte) (T, error), keep func(*T) bool, n int) ([]T, error) {
+// accepts (nil: all), at most n (n <= 0: all). decode is given each
+// record's value and badger's commit timestamp of it.
+func scanNewest[T any](s *Store, prefix []byte, decode func(b []byte, commit uint64) (T, error), keep func(*T) bool, n int) ([]T, error) {
 	var out []T
 	err := s.view(func(txn *badger.Txn) error {
 		opt := badger.IteratorOptions{Reverse: true, Prefix: prefix, PrefetchValues: true, PrefetchSize: 100}
@@ -170,7 +230,7 @@ func scanNewest[T any](s *Store, prefix []byte, decode func([]byte) (T, error), 
 			var v T
 			err := s.faults.value(it.Item(), func(b []byte) error {
 				var err error
-				v, err = decode(b)
+				v, err = decode(b, it.Item().Version())
 				return err
 			})
 			if err != nil {
@@ -187,6 +247,19 @@ func scanNewest[T any](s *Store, prefix []byte, decode func([]byte) (T, error), 
 		return nil
 	})
 	return out, err
+}
+
+// withoutCommit adapts a decoder that has no use for the commit timestamp.
+func withoutCommit[T any](decode func([]byte) (T, error)) func([]byte, uint64) (T, error) {
+	return func(b []byte, _ uint64) (T, error) { return decode(b) }
+}
+
+// decodeVersionOf decodes a version and gives it the commit timestamp of
+// the transaction that stored it (whenlua.Version.Commit).
+func decodeVersionOf(b []byte, commit uint64) (whenlua.Version, error) {
+	v, err := decodeVersion(b)
+	v.Commit = commit
+	return v, err
 }
 
 // Memory after a large read. The Go runtime returns freed memory to the

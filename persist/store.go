@@ -8,11 +8,13 @@
 // Key layout (all values compact binary unless said otherwise):
 //
 //	v/<name>                 current value (whenlua.Value.AppendBinary)
-//	h/<name>/<be seq>        one version: its time, origin and value
+//	h/<name>/<be seq>        one version: its time, origin, set mark and value
 //	s/<job>                  a job's JobState (evaluation state, last success, alarm)
 //	r/<be serial>            a run record without its output (JSON)
 //	o/<be serial>            that run's stored output
 //	m/serial                 the JOBSERIAL counter (be uint64)
+//	e/<job>/<slot>           one of a job's EvalKeep newest evaluations, its be
+//	                         seq first; seq takes slot seq mod EvalKeep
 //
 // A version's sequence counts the versions of its variable from 1, so the
 // history keeps the order of the commits whatever the clock does; its time
@@ -31,7 +33,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -98,6 +102,11 @@ type Options struct {
 	// value log) by deleting the entries that cannot be read, each logged
 	// as dropped; any other damage is still refused.
 	Recover bool
+	// ReadOnly opens an existing database for reading only (badger's
+	// ReadOnly): nothing is written, no maintenance runs, and Commit and
+	// Trim fail. Badger refuses it while another process has the database
+	// open: a daemon's store is read from a copy of its directory.
+	ReadOnly bool
 
 	memTableSize int64 // tests: a smaller memtable, for flushes sooner
 }
@@ -164,7 +173,12 @@ func Open(opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+	if opts.ReadOnly {
+		opts.MaintainEvery, opts.Recover = -1, false
+		if err := checkClosedCleanly(opts.Dir); err != nil {
+			return nil, err
+		}
+	} else if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	if err := checkOldCommitLog(opts.Dir); err != nil {
@@ -175,6 +189,7 @@ func Open(opts Options) (*Store, error) {
 	if opts.memTableSize > 0 {
 		bo.MemTableSize = opts.memTableSize
 	}
+	bo.ReadOnly = opts.ReadOnly
 	db, err := openChecked(bo, f, opts.Recover, opts.Logger)
 	if err != nil {
 		return nil, err
@@ -189,7 +204,9 @@ func Open(opts Options) (*Store, error) {
 		cancel: cancel,
 		done:   make(chan struct{}),
 	}
-	if err := s.migrate(); err != nil {
+	if opts.ReadOnly {
+		s.failed = errReadOnly
+	} else if err := s.migrate(); err != nil {
 		cancel()
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
@@ -205,6 +222,34 @@ func Open(opts Options) (*Store, error) {
 		close(s.done)
 	}
 	return s, nil
+}
+
+// checkClosedCleanly refuses, for a read-only open, a database that keeps a
+// memtable log: badger removes it at a clean close, and replays it, which
+// writes, at the next open. Badger's own read-only open would fail there
+// too (ErrTruncateNeeded), but only after it has started goroutines that
+// it does not stop. A database in use keeps one too: badger's lock on the
+// directory (flock) tells it apart.
+func checkClosedCleanly(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".mem") {
+			continue
+		}
+		d, err := os.Open(dir)
+		if err != nil {
+			return fmt.Errorf("open store: %w", err)
+		}
+		defer d.Close()
+		if err := syscall.Flock(int(d.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+			return fmt.Errorf("open store %s: %w", dir, ErrLocked)
+		}
+		return fmt.Errorf("open store %s: %w", dir, ErrNeedsRecovery) // closing d releases the lock
+	}
+	return nil
 }
 
 // badgerOptions returns the small-daemon tuning described at memTableSize,

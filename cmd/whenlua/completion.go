@@ -65,6 +65,7 @@ var completeArgs = map[string]completeArg{
 	"start":   argJob,
 	"log":     argJob,
 	"next":    argJob,
+	"why":     argJob,
 	"cancel":  argRunning,
 	"tail":    argRunning,
 	"output":  argFinished,

@@ -53,7 +53,7 @@ every("1 year", [[ sleep 60 ]], { name = "slow" })
 			t.Errorf("%s --type int load=4 offers %q", cmd, got)
 		}
 	}
-	for _, cmd := range []string{"start", "log", "next"} {
+	for _, cmd := range []string{"start", "log", "next", "why"} {
 		if got := h.complete(cmd); !slices.Equal(got, []string{"greet", "slow"}) {
 			t.Errorf("%s offers %q, want the job names", cmd, got)
 		}

@@ -25,7 +25,7 @@ Bare names are variables of a snapshot taken at the start (nil when unset),
 even where Lua has a global of that name (load, type, next...). The names
 that are not variables: changes, increases, decreases, prev, reloaded, vars,
 tonumber, tostring, string, math (as in string conditions), print, test, set,
-whisper, refresh, jobs, help, and _G, through which every other Lua global is
+whisper, refresh, jobs, why, help, and _G, through which every other Lua global is
 reached (_G.pairs, _G.type). A global assigned at the prompt is kept for the
 session and hides the variable of that name.
 
@@ -37,6 +37,7 @@ session and hides the variable of that name.
   test{x = 1, ...}    print the jobs that would run if these values were set
                       (the daemon's test: nothing changes)
   jobs()              every loaded job
+  why("JOB")          the job's last evaluations, as whenlua why prints them
 
 With --file F (repeatable) no daemon is used: the files are loaded as
 'whenlua check' loads them (require from the lib/ directory next to each),
@@ -115,6 +116,8 @@ type daemonBackend struct {
 func (b *daemonBackend) Vars() (map[string]whenlua.Value, error) { return b.cl.Vars(b.ctx) }
 
 func (b *daemonBackend) Names() ([]whenlua.JobInfo, error) { return b.cl.Names(b.ctx) }
+
+func (b *daemonBackend) Why(job string) (whenlua.WhyReport, error) { return b.cl.Why(b.ctx, job) }
 
 func (b *daemonBackend) Set(mode whenlua.Mode, as []whenlua.Assignment) (luaapi.ReplResult, error) {
 	if mode != whenlua.ModeTest {

@@ -69,6 +69,84 @@ var cases = []struct {
 	{"runs are newest first, filtered by job and limited", runsListing},
 	{"running runs lists only running and queued ones", runningRuns},
 	{"trim of runs keeps the newest and every running one", trimRuns},
+	{"a job state keeps its last success and silence alarm", lastSuccess},
+	{"each job keeps its newest evaluations, newest first", evaluations},
+	{"versions keep their set mark and the order of their commits", marksAndCommits},
+}
+
+func lastSuccess(t *testing.T, h Harness) {
+	s := h.Open(t, Options{})
+	ok, silent := at(time.Hour), at(2*time.Hour)
+	commit(t, s, &whenlua.Batch{JobStates: map[string]*whenlua.JobState{
+		"every.1": {LastSuccess: ok, SilentSince: silent},
+		"when.1":  {Cond: "x", Evaluated: true, LastSuccess: ok},
+	}})
+	got, err := h.Reopen(t, s).JobStates()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := got["every.1"]; !g.LastSuccess.Equal(ok) || !g.SilentSince.Equal(silent) {
+		t.Errorf("every.1: %+v", g)
+	}
+	if g := got["when.1"]; !g.LastSuccess.Equal(ok) || !g.SilentSince.IsZero() || g.Cond != "x" {
+		t.Errorf("when.1: %+v", g)
+	}
+}
+
+func evaluations(t *testing.T, h Harness) {
+	s := h.Open(t, Options{})
+	for seq := uint64(1); seq <= whenlua.EvalKeep+3; seq++ {
+		commit(t, s, &whenlua.Batch{Evals: []whenlua.Evaluation{
+			{Job: "a", Seq: seq, Time: at(time.Duration(seq) * time.Second), Cond: true, Result: seq%2 == 0, Outcome: whenlua.OutcomeStarted, Serial: seq},
+		}})
+	}
+	commit(t, s, &whenlua.Batch{Evals: []whenlua.Evaluation{{Job: "ab", Seq: 1, Time: at(0)}}})
+	if err := s.Commit(&whenlua.Batch{Evals: []whenlua.Evaluation{{Job: "a/b", Seq: 1}}}); !errors.Is(err, whenlua.ErrInvalid) {
+		t.Errorf("an evaluation of a job named a/b: %v", err)
+	}
+	s = h.Reopen(t, s)
+	evs, err := s.Evaluations("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != whenlua.EvalKeep {
+		t.Fatalf("%d evaluations kept, want %d", len(evs), whenlua.EvalKeep)
+	}
+	for i, e := range evs {
+		want := uint64(whenlua.EvalKeep + 3 - i)
+		if e.Seq != want || e.Serial != want || !e.Time.Equal(at(time.Duration(want)*time.Second)) || e.Result != (want%2 == 0) || e.Job != "a" {
+			t.Errorf("evaluation %d: %+v, want seq %d", i, e, want)
+		}
+	}
+	if evs, err := s.Evaluations("nobody"); err != nil || len(evs) != 0 {
+		t.Errorf("a job never evaluated: %v, %v", evs, err)
+	}
+	seqs, err := s.EvalSeqs()
+	if err != nil || len(seqs) != 2 || seqs["a"] != whenlua.EvalKeep+3 || seqs["ab"] != 1 {
+		t.Errorf("seqs %v, %v", seqs, err)
+	}
+}
+
+func marksAndCommits(t *testing.T, h Harness) {
+	s := h.Open(t, Options{})
+	m1 := whenlua.SetMark{Set: 1, Queued: true}
+	m2 := whenlua.SetMark{Set: 2, Rounds: 1, Whisper: true}
+	commit(t, s, &whenlua.Batch{Vars: []whenlua.VarChange{
+		{Name: "x", Value: whenlua.Int(1), Mark: m1}, {Name: "y", Value: whenlua.Int(1), Mark: m2},
+	}})
+	commit(t, s, &whenlua.Batch{Vars: []whenlua.VarChange{{Name: "x", Value: whenlua.Int(2)}}})
+	s = h.Reopen(t, s)
+	x, _ := s.History("x", 0)
+	y, _ := s.History("y", 0)
+	if len(x) != 2 || len(y) != 1 {
+		t.Fatalf("x %+v, y %+v", x, y)
+	}
+	if x[1].Mark != m1 || y[0].Mark != m2 || x[0].Mark != (whenlua.SetMark{}) {
+		t.Errorf("marks %+v %+v %+v", x[1].Mark, y[0].Mark, x[0].Mark)
+	}
+	if x[1].Commit == 0 || x[1].Commit != y[0].Commit || x[0].Commit <= x[1].Commit {
+		t.Errorf("commits: first %d and %d, then %d", x[1].Commit, y[0].Commit, x[0].Commit)
+	}
 }
 
 func commit(t testing.TB, s whenlua.Store, b *whenlua.Batch) {
