@@ -30,8 +30,13 @@ type ServerOptions struct {
 	// Ping answers /v1/ping (nil: the process's pid, version and protocol).
 	Ping func() whenlua.Ping
 	// Shutdown is called once /v1/shutdown has been answered; the daemon
-	// then closes the server and everything behind it.
+	// then closes the server and everything behind it. Nil: the server
+	// has no /v1/shutdown.
 	Shutdown func()
+	// Authorize, when set, replaces the check of the peer's uid: a request
+	// it returns an error for gets 403. A cluster's node-to-node endpoint
+	// (TCP, where the kernel tells no uid) checks a bearer token with it.
+	Authorize func(*http.Request) error
 }
 
 // Server serves a whenlua.Service over HTTP+JSON on a unix socket (the
@@ -88,9 +93,11 @@ func NewServer(svc whenlua.Service, opts ServerOptions) *Server {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+	}
+	if opts.Authorize == nil {
+		s.hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, peerKey{}, peerCredOf(c))
-		},
+		}
 	}
 	return s
 }
@@ -133,7 +140,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/status", s.handleStatus)
 	mux.HandleFunc("POST /v1/reload", s.handleReload)
 	mux.HandleFunc("GET /v1/ping", s.handlePing)
-	mux.HandleFunc("POST /v1/shutdown", s.handleShutdown)
+	if s.opts.Shutdown != nil {
+		mux.HandleFunc("POST /v1/shutdown", s.handleShutdown)
+	}
 	mux.HandleFunc("/", s.handleUnknown)
 	return s.guard(mux)
 }
@@ -146,8 +155,13 @@ func (s *Server) guard(next http.Handler) http.Handler {
 	want := strconv.Itoa(whenlua.ProtocolVersion)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(whenlua.ProtocolHeader, want)
-		peer, _ := r.Context().Value(peerKey{}).(peerCred)
-		if peer.Err != nil || int(peer.UID) != s.opts.UID {
+		if s.opts.Authorize != nil {
+			if err := s.opts.Authorize(r); err != nil {
+				s.log.Warn("refused a request", "remote", r.RemoteAddr, "err", err, "path", r.URL.Path)
+				writeError(w, http.StatusForbidden, whenlua.KindForbidden, "permission denied: "+err.Error())
+				return
+			}
+		} else if peer, _ := r.Context().Value(peerKey{}).(peerCred); peer.Err != nil || int(peer.UID) != s.opts.UID {
 			s.log.Warn("refused a peer of another user", "uid", peer.UID, "pid", peer.PID, "err", peer.Err, "path", r.URL.Path)
 			writeError(w, http.StatusForbidden, whenlua.KindForbidden,
 				fmt.Sprintf("permission denied: the daemon serves only uid %d, not uid %d", s.opts.UID, peer.UID))
@@ -187,6 +201,7 @@ var kindStatus = map[string]int{
 	whenlua.KindConflict:  http.StatusConflict,
 	whenlua.KindForbidden: http.StatusForbidden,
 	whenlua.KindProtocol:  http.StatusBadRequest,
+	whenlua.KindNotLeader: http.StatusServiceUnavailable,
 	whenlua.KindInternal:  http.StatusInternalServerError,
 }
 

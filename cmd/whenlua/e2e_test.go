@@ -59,13 +59,13 @@ func buildAndRun(m *testing.M) int {
 // home is a whenlua home in a short temp directory (a unix socket path
 // must stay under 108 bytes, which t.TempDir's long names can exceed).
 type home struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 }
 
 // newHome makes a home with an empty jobs directory, so no sample job file
 // is installed; its daemon is stopped at the end of the test.
-func newHome(t *testing.T) *home {
+func newHome(t testing.TB) *home {
 	t.Helper()
 	h := newBareHome(t)
 	if err := os.MkdirAll(filepath.Join(h.dir, "jobs"), 0o700); err != nil {
@@ -75,7 +75,7 @@ func newHome(t *testing.T) *home {
 }
 
 // newBareHome returns a home directory path that does not exist yet.
-func newBareHome(t *testing.T) *home {
+func newBareHome(t testing.TB) *home {
 	t.Helper()
 	parent, err := os.MkdirTemp("", "wlh")
 	if err != nil {
@@ -120,7 +120,7 @@ func (h *home) run(args ...string) result {
 	return runCmd(h.t, h.command(ctx, args...))
 }
 
-func runCmd(t *testing.T, cmd *exec.Cmd) result {
+func runCmd(t testing.TB, cmd *exec.Cmd) result {
 	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -195,7 +195,7 @@ func (h *home) kill() {
 	}
 }
 
-func killAndWait(t *testing.T, pid int) {
+func killAndWait(t testing.TB, pid int) {
 	t.Helper()
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 	deadline := time.Now().Add(30 * time.Second)
@@ -222,7 +222,7 @@ func (h *home) writeJob(name, src string) {
 }
 
 // waitFor polls cond for up to 20 seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
