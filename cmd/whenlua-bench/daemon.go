@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,6 +22,7 @@ type bench struct {
 	root    string // temporary directory holding the homes (and a built binary)
 	bin     string
 	daemons []*daemon // started and not yet stopped
+	etcd    string    // -etcd: the endpoints the cluster rows use, or "" for their own
 }
 
 // daemon is one running `whenlua daemon run`, started by `whenlua daemon
@@ -84,10 +86,10 @@ func (b *bench) env(p whenlua.Paths) []string {
 	return append(env, whenlua.EnvHome+"="+p.Home, "SHELL=/bin/sh")
 }
 
-// start runs `whenlua daemon start` for home p (it returns once the daemon
-// has loaded the job files and answers) and returns the daemon.
-func (b *bench) start(ctx context.Context, p whenlua.Paths) (*daemon, error) {
-	cmd := exec.CommandContext(ctx, b.bin, "daemon", "start")
+// start runs `whenlua daemon start` with flags for home p (it returns once
+// the daemon has loaded the job files and answers) and returns the daemon.
+func (b *bench) start(ctx context.Context, p whenlua.Paths, flags ...string) (*daemon, error) {
+	cmd := exec.CommandContext(ctx, b.bin, append([]string{"daemon", "start"}, flags...)...)
 	cmd.Env = b.env(p)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -106,6 +108,12 @@ func (b *bench) start(ctx context.Context, p whenlua.Paths) (*daemon, error) {
 	d := &daemon{p: p, pid: pid, c: whenlua.Dial(p.Socket)}
 	b.daemons = append(b.daemons, d)
 	return d, nil
+}
+
+// forget drops a daemon that is gone (killed) from those stopAll stops.
+func (b *bench) forget(d *daemon) {
+	d.c.Close()
+	b.daemons = slices.DeleteFunc(b.daemons, func(o *daemon) bool { return o == d })
 }
 
 // stopAll stops every daemon started and not yet stopped.

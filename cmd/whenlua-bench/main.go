@@ -2,7 +2,11 @@
 // project's performance targets and prints one table of figures, baselines
 // measured in the same run, ratios and targets.
 //
-//	go run ./cmd/whenlua-bench [-quick] [-only ROWS] [-bin PATH] [-dir DIR]
+//	go run ./cmd/whenlua-bench [-quick] [-cluster [-etcd URLS]] [-only ROWS] [-bin PATH] [-dir DIR]
+//
+// With -cluster it also measures cluster mode (rows C1, C2): nodes on a
+// 1-member and a 3-member etcd it starts itself on loopback (embedded
+// etcd servers), or on the etcd given with -etcd.
 //
 // It builds the whenlua binary (or takes -bin), starts daemons with
 // `whenlua daemon start` in homes under a fresh temporary directory, drives
@@ -36,25 +40,28 @@ type config struct {
 	roundLength time.Duration // P4: length of each measurement in a round
 	settle      time.Duration // P5-P7: wait after loading before the window
 	window      time.Duration // P6/P7: measurement window
+	kills       int           // C2: leader kills
 }
 
 func quickConfig() config {
 	return config{quick: true, startIters: 60, bigJobs: 20000, setIters: 150, edits: 10,
-		rounds: 3, roundLength: 500 * time.Millisecond, settle: 2 * time.Second, window: 10 * time.Second}
+		rounds: 3, roundLength: 500 * time.Millisecond, settle: 2 * time.Second, window: 10 * time.Second, kills: 5}
 }
 
 func fullConfig() config {
 	return config{startIters: 500, bigJobs: 100000, setIters: 1000, edits: 50,
-		rounds: 5, roundLength: 2 * time.Second, settle: 10 * time.Second, window: 60 * time.Second}
+		rounds: 5, roundLength: 2 * time.Second, settle: 10 * time.Second, window: 60 * time.Second, kills: 10}
 }
 
 func main() {
 	quick := flag.Bool("quick", false, "smaller sizes and shorter windows (under a minute)")
 	bin := flag.String("bin", "", "the whenlua binary to run (default: build ./cmd/whenlua)")
 	dir := flag.String("dir", "", "where to create the temporary homes (default: $TMPDIR)")
-	only := flag.String("only", "", "run only the measurements of these rows, a comma-separated list such as P4 or P1,P6")
+	only := flag.String("only", "", "run only the measurements of these rows, a comma-separated list such as P4 or P1,P6 (C1,C2 need -cluster)")
+	withCluster := flag.Bool("cluster", false, "also measure cluster mode (rows C1, C2) on etcds the bench starts, or on -etcd")
+	etcd := flag.String("etcd", "", "with -cluster: comma-separated client URLs of an existing etcd to use instead")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: whenlua-bench [-quick] [-only ROWS] [-bin PATH] [-dir DIR]\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: whenlua-bench [-quick] [-cluster [-etcd URLS]] [-only ROWS] [-bin PATH] [-dir DIR]\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -68,12 +75,16 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	want, err := parseOnly(*only)
+	if *etcd != "" && !*withCluster {
+		fmt.Fprintf(os.Stderr, "whenlua-bench: -etcd needs -cluster\n")
+		os.Exit(2)
+	}
+	want, err := parseOnly(*only, *withCluster)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "whenlua-bench: %v\n", err)
 		os.Exit(2)
 	}
-	if err := run(ctx, cfg, want, *bin, *dir); err != nil {
+	if err := run(ctx, cfg, want, *withCluster, *bin, *dir, *etcd); err != nil {
 		if errors.Is(err, context.Canceled) {
 			err = errors.New("interrupted")
 		}
@@ -97,8 +108,18 @@ var steps = []struct {
 	{"the command a user types (P8)", []string{"P8"}, benchCLI},
 }
 
+// clusterSteps are the measurements of -cluster, after steps.
+var clusterSteps = []struct {
+	name string
+	rows []string
+	f    func(context.Context, *bench, config) ([]row, error)
+}{
+	{"cluster sets per second and latency (C1)", []string{"C1"}, benchClusterSets},
+	{"cluster failover (C2)", []string{"C2"}, benchFailover},
+}
+
 // parseOnly reads the -only list; nil means every row.
-func parseOnly(s string) (map[string]bool, error) {
+func parseOnly(s string, withCluster bool) (map[string]bool, error) {
 	if s == "" {
 		return nil, nil
 	}
@@ -108,11 +129,19 @@ func parseOnly(s string) (map[string]bool, error) {
 			known[k] = true
 		}
 	}
+	for _, st := range clusterSteps {
+		for _, k := range st.rows {
+			known[k] = withCluster
+		}
+	}
 	want := map[string]bool{}
 	for _, k := range strings.Split(s, ",") {
 		k = strings.ToUpper(strings.TrimSpace(k))
 		if !known[k] {
-			return nil, fmt.Errorf("-only: unknown row %q (the rows are P1 to P9)", k)
+			if strings.HasPrefix(k, "C") && !withCluster {
+				return nil, fmt.Errorf("-only: row %q needs -cluster", k)
+			}
+			return nil, fmt.Errorf("-only: unknown row %q (the rows are P1 to P9, and C1, C2 with -cluster)", k)
 		}
 		want[k] = true
 	}
@@ -122,20 +151,25 @@ func parseOnly(s string) (map[string]bool, error) {
 // run sets up the bench, runs every measurement and prints the table. The
 // daemons it started are stopped and the temporary directory removed before
 // it returns.
-func run(ctx context.Context, cfg config, want map[string]bool, bin, dir string) (err error) {
+func run(ctx context.Context, cfg config, want map[string]bool, withCluster bool, bin, dir, etcd string) (err error) {
 	start := time.Now()
 	load0 := loadAverage()
 	b, err := newBench(ctx, bin, dir)
 	if err != nil {
 		return err
 	}
+	b.etcd = etcd
 	defer func() {
 		if cerr := b.close(); err == nil {
 			err = cerr
 		}
 	}()
 	var rows []row
-	for _, s := range steps {
+	all := steps
+	if withCluster {
+		all = append(slices.Clone(steps), clusterSteps...)
+	}
+	for _, s := range all {
 		if want != nil && !slices.ContainsFunc(s.rows, func(k string) bool { return want[k] }) {
 			continue
 		}

@@ -28,8 +28,18 @@ type row struct {
 
 func verdict(ok bool) *bool { return &ok }
 
+// sortRows orders the rows by key, the cluster rows (C1, C2) after the
+// others.
 func sortRows(rows []row) {
-	slices.SortStableFunc(rows, func(a, b row) int { return strings.Compare(a.key, b.key) })
+	slices.SortStableFunc(rows, func(a, b row) int {
+		if ca, cb := strings.HasPrefix(a.key, "C"), strings.HasPrefix(b.key, "C"); ca != cb {
+			if ca {
+				return 1
+			}
+			return -1
+		}
+		return strings.Compare(a.key, b.key)
+	})
 }
 
 func printTable(w io.Writer, rows []row) {

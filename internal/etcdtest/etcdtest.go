@@ -4,8 +4,8 @@
 // be stopped, killed and restarted, for the tests of what a cluster does
 // when one of its members dies.
 //
-// Only test files may import this package: it links the etcd server, which
-// the whenlua binary must not carry.
+// Only test files and cmd/whenlua-bench (through Launch) may import this
+// package: it links the etcd server, which the whenlua binary must not carry.
 package etcdtest
 
 import (
@@ -81,8 +81,8 @@ func StartOptions(t testing.TB, opts Options) *Cluster {
 	return c
 }
 
-// Launch starts a cluster without a testing.TB, for a TestMain; the
-// caller must Close it.
+// Launch starts a cluster without a testing.TB, for a TestMain or the
+// bench; the caller must Close it.
 func Launch(opts Options) (*Cluster, error) {
 	if opts.Members <= 0 {
 		opts.Members = 1
