@@ -6,8 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
+		"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,15 +34,20 @@ type etcdSetup struct {
 	close     func()
 }
 
-// etcdSetups starts the etcds of the C rows: a 1-member and a 3-member
-// embedded etcd on loopback, or only the one given with -etcd.
-func etcdSetups(b *bench, given string) ([]etcdSetup, error) {
+// etcdSetups starts the etcds of the C rows: an embedded etcd on loopback
+// of each number of members, each in a fresh directory, or only the one
+// given with -etcd.
+func etcdSetups(b *bench, given string, members ...int) ([]etcdSetup, error) {
 	if given != "" {
 		return []etcdSetup{{label: "given etcd", endpoints: strings.Split(given, ","), close: func() {}}}, nil
 	}
 	var setups []etcdSetup
-	for _, members := range []int{1, 3} {
-		c, err := etcdtest.Launch(etcdtest.Options{Members: members, Dir: filepath.Join(b.root, fmt.Sprintf("etcd%d", members))})
+	for _, members := range members {
+		dir, err := os.MkdirTemp(b.root, fmt.Sprintf("etcd%d-", members))
+		if err != nil {
+			return nil, err
+		}
+		c, err := etcdtest.Launch(etcdtest.Options{Members: members, Dir: dir})
 		if err != nil {
 			for _, s := range setups {
 				s.close()
@@ -227,7 +231,7 @@ func rateOf(ctx context.Context, k int, d time.Duration, op func(g int, i int64)
 // many goroutines. Each round measures the raw transaction and the sets
 // in turn; a ratio is the median over rounds of the ratio within a round.
 func benchClusterSets(ctx context.Context, b *bench, cfg config) ([]row, error) {
-	setups, err := etcdSetups(b, b.etcd)
+	setups, err := etcdSetups(b, b.etcd, 1, 3)
 	if err != nil {
 		return nil, err
 	}
@@ -334,16 +338,14 @@ func clusterSetRows(ctx context.Context, b *bench, cfg config, s etcdSetup, si i
 // node is started again between kills, untimed. It runs on the 3-member
 // etcd (or the given one).
 func benchFailover(ctx context.Context, b *bench, cfg config) ([]row, error) {
-	setups, err := etcdSetups(b, b.etcd)
+	setups, err := etcdSetups(b, b.etcd, 3)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		for _, s := range setups {
-			s.close()
-		}
-	}()
-	s := setups[len(setups)-1]
+	s := setups[0]
+	defer s.close()
+	// The nodes go before their etcd does.
+	defer b.stopAll()
 	cl, err := startCluster(ctx, b, fmt.Sprintf("failover-%d", time.Now().UnixNano()), s.endpoints)
 	if err != nil {
 		return nil, err
