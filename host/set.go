@@ -388,6 +388,9 @@ func (st *state) evalOnce(j *job, trace func(prev *whenlua.JobState, ev luaapi.E
 	// their edge state, so an edit re-fires none of them. A job with a
 	// hold is due only when the hold is over: fireHolds.
 	due := ok && (!prev.Result || ev.AskedReloaded && j.reloadPending) && j.lj.Hold <= 0
+	if due && st.sim != nil {
+		st.sim.madeDue(j, read)
+	}
 	if trace != nil {
 		outcome := whenlua.OutcomeDue
 		if !due {

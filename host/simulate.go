@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -119,6 +118,16 @@ type simulation struct {
 	out    *Simulation
 	by     string // what the evaluations now running stand for
 	silent bool   // before the window: nothing is reported
+	// read holds, for a job whose condition may read any variable, the
+	// names read by the evaluation that made it due: the values reported.
+	read map[*job][]string
+}
+
+// madeDue notes the names the evaluation that made j due read.
+func (s *simulation) madeDue(j *job, read []string) {
+	if j.all {
+		s.read[j] = read
+	}
 }
 
 // due records j as due now instead of starting it (state.startRun).
@@ -127,7 +136,9 @@ func (s *simulation) due(j *job) whenlua.Run {
 	if !s.silent {
 		vals := map[string]whenlua.Value{}
 		if j.all {
-			vals = maps.Clone(s.st.vars)
+			for _, name := range s.read[j] {
+				vals[name] = s.st.vars[name]
+			}
 		} else {
 			for name := range j.deps {
 				vals[name] = s.st.vars[name]
@@ -292,7 +303,7 @@ func Simulate(ctx context.Context, opts SimulateOptions, hist []whenlua.VarVersi
 		return nil, err
 	}
 	e.st = st
-	sim := &simulation{st: st, out: out, by: "load", silent: clk.now.Before(opts.Since)}
+	sim := &simulation{st: st, out: out, by: "load", silent: clk.now.Before(opts.Since), read: map[*job][]string{}}
 	st.sim = sim
 	defer sim.close()
 	e.loader = newLoader(e)
