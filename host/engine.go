@@ -171,6 +171,7 @@ func (e *Engine) Open(ctx context.Context) error {
 	for _, r := range lost {
 		st.countFinished(r, resultLost)
 	}
+	st.leftBeforeStart()
 	// Loading leaves the garbage of parsing and compiling every file behind;
 	// give it back now rather than keep the daemon's footprint at its peak.
 	debug.FreeOSMemory()

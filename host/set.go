@@ -444,6 +444,7 @@ func (st *state) flush() {
 		notStarted, lost, err = st.commit(&st.step.batch)
 		if err == nil {
 			st.keepSeqs(seqs, lost)
+			st.pruneLeft()
 		}
 		if err != nil {
 			st.e.log.Error("commit", "err", err)
