@@ -8,13 +8,6 @@ import (
 	"github.com/whenlua/whenlua"
 )
 
-// hold is a when-job's hold deadline: at `at` its condition, true since
-// then minus the hold, has held long enough, unless it turned false before.
-type hold struct {
-	job string
-	at  time.Time
-}
-
 // holdPending returns the PendingSince the evaluation of j gives, whose
 // condition was prev.Result and is now ok: a rising edge starts the hold
 // (and arms its deadline), a false ends it, and while it stays true it is
@@ -28,7 +21,7 @@ func (st *state) holdPending(j *job, prev *whenlua.JobState, ok bool) time.Time 
 	}
 	now := st.e.clock.Now()
 	if !st.dryRun {
-		st.sched.addHold(hold{job: j.name, at: now.Add(j.lj.Hold)})
+		st.sched.addHold(deadline{job: j.name, at: now.Add(j.lj.Hold)})
 	}
 	return now
 }
@@ -37,14 +30,13 @@ func (st *state) holdPending(j *job, prev *whenlua.JobState, ok bool) time.Time 
 // a pending hold (after a restart or a reload).
 func (st *state) armHold(j *job) {
 	if s := st.states[j.name]; j.lj.Hold > 0 && s != nil && s.Cond == j.lj.Cond && !s.PendingSince.IsZero() {
-		st.sched.addHold(hold{job: j.name, at: s.PendingSince.Add(j.lj.Hold)})
+		st.sched.addHold(deadline{job: j.name, at: s.PendingSince.Add(j.lj.Hold)})
 	}
 }
 
 // addHold queues h in time order.
-func (s *schedule) addHold(h hold) {
-	i := sort.Search(len(s.holds), func(i int) bool { return s.holds[i].at.After(h.at) })
-	s.holds = slices.Insert(s.holds, i, h)
+func (s *schedule) addHold(h deadline) {
+	s.holds = insertDeadline(s.holds, h)
 }
 
 // fireHolds starts the when-jobs whose condition has now held for their
@@ -53,12 +45,7 @@ func (s *schedule) addHold(h hold) {
 // or moved since is ignored.
 func (st *state) fireHolds() {
 	now := st.e.clock.Now()
-	i := 0
-	for i < len(st.sched.holds) && !st.sched.holds[i].at.After(now) {
-		i++
-	}
-	due := slices.Clone(st.sched.holds[:i])
-	st.sched.holds = slices.Delete(st.sched.holds, 0, i)
+	due := takeDue(&st.sched.holds, now)
 	var names []string
 	for _, h := range due {
 		j, s := st.jobs[h.job], st.states[h.job]

@@ -8,10 +8,9 @@ import (
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/internal/metricstest"
 	"github.com/whenlua/whenlua/persist"
 )
 
@@ -25,40 +24,11 @@ func scrapeMetrics(t *testing.T, h http.Handler) map[string]*dto.MetricFamily {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("scrape: %d %s", rec.Code, rec.Body)
 	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(rec.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fams
+	return metricstest.Parse(t, rec.Body)
 }
 
-// metricValue is the value of the series of family name whose labels are
-// labels ("k=v,k=v"), and whether there is one; a histogram gives its count.
-func metricValue(fams map[string]*dto.MetricFamily, name, labels string) (float64, bool) {
-	f := fams[name]
-	if f == nil {
-		return 0, false
-	}
-	for _, m := range f.Metric {
-		var got []string
-		for _, lp := range m.Label {
-			got = append(got, lp.GetName()+"="+lp.GetValue())
-		}
-		if strings.Join(got, ",") != labels {
-			continue
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue(), true
-		case m.Gauge != nil:
-			return m.Gauge.GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount()), true
-		}
-	}
-	return 0, false
-}
+// metricValue reads one series of a scrape.
+var metricValue = metricstest.Value
 
 // jobSeries lists the series of the metrics a scrape gave that carry the
 // label job=name.
@@ -90,27 +60,19 @@ func TestAJobThatLeavesTakesItsSeriesWithIt(t *testing.T) {
 	runOnce(te, "keeper")
 
 	fams := scrapeMetrics(t, te.MetricsHandler())
-	for _, c := range []struct {
-		name, labels string
-		want         float64
-	}{
-		{"whenlua_runs_started_total", "job=old", 2},
-		{"whenlua_runs_finished_total", "job=old,result=success", 1},
-		{"whenlua_runs_finished_total", "job=old,result=failure", 1},
-		{"whenlua_run_duration_seconds", "job=old", 2},
-		{"whenlua_condition_errors_total", "job=old", 1}, // at load, n unset
-		{"whenlua_job_silent", "job=old", 0},
-		{"whenlua_runs_finished_total", "job=keeper,result=success", 1},
-		{"whenlua_sets_total", "origin=cli", 3},
-		{"whenlua_job_file_load_error", "file=a.lua", 0},
-		{"whenlua_runs_running", "", 0},
-		{"whenlua_runs_queued", "", 0},
-	} {
-		got, ok := metricValue(fams, c.name, c.labels)
-		if !ok || got != c.want {
-			t.Errorf("%s{%s} = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
-		}
-	}
+	metricstest.Check(t, fams, []metricstest.Series{
+		{Name: "whenlua_runs_started_total", Labels: "job=old", Want: 2},
+		{Name: "whenlua_runs_finished_total", Labels: "job=old,result=success", Want: 1},
+		{Name: "whenlua_runs_finished_total", Labels: "job=old,result=failure", Want: 1},
+		{Name: "whenlua_run_duration_seconds", Labels: "job=old", Want: 2},
+		{Name: "whenlua_condition_errors_total", Labels: "job=old", Want: 1}, // at load, n unset
+		{Name: "whenlua_job_silent", Labels: "job=old", Want: 0},
+		{Name: "whenlua_runs_finished_total", Labels: "job=keeper,result=success", Want: 1},
+		{Name: "whenlua_sets_total", Labels: "origin=cli", Want: 3},
+		{Name: "whenlua_job_file_load_error", Labels: "file=a.lua", Want: 0},
+		{Name: "whenlua_runs_running", Labels: "", Want: 0},
+		{Name: "whenlua_runs_queued", Labels: "", Want: 0},
+	})
 	if _, ok := metricValue(fams, "whenlua_job_last_success_timestamp_seconds", "job=old"); !ok {
 		t.Error("no last success of old")
 	}

@@ -175,12 +175,20 @@ when("false", "sleep 1000", {name="short", timeout="50ms"})`})
 	}
 }
 
-func TestMailtoDeliversThroughSendmail(t *testing.T) {
+// fakeSendmail writes a sendmail that takes -t and keeps the mail it is
+// given in mbox.
+func fakeSendmail(t *testing.T) (sendmail, mbox string) {
+	t.Helper()
 	dir := t.TempDir()
-	sendmail := filepath.Join(dir, "sendmail")
-	mbox := filepath.Join(dir, "mbox")
+	sendmail = filepath.Join(dir, "sendmail")
+	mbox = filepath.Join(dir, "mbox")
 	writeFile(t, sendmail, "#!/bin/sh\n[ \"$1\" = -t ] || exit 9\ncat > "+mbox+"\n")
 	os.Chmod(sendmail, 0o755)
+	return sendmail, mbox
+}
+
+func TestMailtoDeliversThroughSendmail(t *testing.T) {
+	sendmail, mbox := fakeSendmail(t)
 	te, _ := clockedEngine(t, "m.lua", `when("go", "echo the output; exit 3", {name="mailer", post=mailto("me@example.com")})`, testEpoch)
 	te.opts.Sendmail = sendmail
 	te.set("go", true)

@@ -2,8 +2,38 @@ package host
 
 import (
 	"container/heap"
+	"slices"
+	"sort"
 	"time"
 )
+
+// deadline is a time at which something is due for the job named job: the
+// end of a when-job's hold (at `at` its condition, true since then minus
+// the hold, has held long enough, unless it turned false before), or the
+// end of a job's silence window.
+type deadline struct {
+	job string
+	at  time.Time
+}
+
+// insertDeadline puts d into q, which is earliest first, after the
+// deadlines of the same time.
+func insertDeadline(q []deadline, d deadline) []deadline {
+	i := sort.Search(len(q), func(i int) bool { return q[i].at.After(d.at) })
+	return slices.Insert(q, i, d)
+}
+
+// takeDue removes from *q, earliest first, the deadlines due at now, and
+// returns them.
+func takeDue(q *[]deadline, now time.Time) []deadline {
+	i := 0
+	for i < len(*q) && !(*q)[i].at.After(now) {
+		i++
+	}
+	due := slices.Clone((*q)[:i])
+	*q = slices.Delete(*q, 0, i)
+	return due
+}
 
 // schedule keeps every every- and cron-job's next run time in a heap and one timer
 // for the earliest. Owned by the engine goroutine. Times are time.Time, not
@@ -19,11 +49,11 @@ import (
 type schedule struct {
 	clock   Clock
 	h       jobHeap
-	retries []*retry // pending retries, earliest first
-	holds   []hold   // when-jobs' hold deadlines, earliest first
+	retries []*retry   // pending retries, earliest first
+	holds   []deadline // when-jobs' hold deadlines, earliest first
 	// silences are the deadlines of jobs with expect, earliest first, one
 	// per job.
-	silences []silenceAt
+	silences []deadline
 	timer    Timer
 	armed    time.Time // what the timer is armed for; zero = none
 	seen     time.Time // the latest wall-clock time the schedule looked at

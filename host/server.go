@@ -390,18 +390,16 @@ func (sw *streamWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (s *Server) handleTail(w http.ResponseWriter, r *http.Request) {
-	serial, err := serialParam(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
+// stream answers r with what write writes to sw, until r or the server's
+// streams end. An error before the first byte is answered as any other;
+// one after it goes in the trailers.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, write func(ctx context.Context, sw *streamWriter) error) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	stop := context.AfterFunc(s.streams, cancel)
 	defer stop()
 	sw := &streamWriter{w: w, rc: http.NewResponseController(w)}
-	err = s.svc.Tail(ctx, serial, sw)
+	err := write(ctx, sw)
 	switch {
 	case err != nil && !sw.wrote:
 		s.fail(w, r, err)
@@ -414,6 +412,15 @@ func (s *Server) handleTail(w http.ResponseWriter, r *http.Request) {
 	case !sw.wrote:
 		w.WriteHeader(http.StatusOK)
 	}
+}
+
+func (s *Server) handleTail(w http.ResponseWriter, r *http.Request) {
+	serial, err := serialParam(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.stream(w, r, func(ctx context.Context, sw *streamWriter) error { return s.svc.Tail(ctx, serial, sw) })
 }
 
 func (s *Server) handleLog(w http.ResponseWriter, r *http.Request) {

@@ -20,27 +20,12 @@ func (s *Server) handleHistories(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errors.New("this daemon cannot list every variable's history"))
 		return
 	}
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	stop := context.AfterFunc(s.streams, cancel)
-	defer stop()
-	sw := &streamWriter{w: w, rc: http.NewResponseController(w)}
-	bw := bufio.NewWriterSize(sw, 64<<10)
-	enc := json.NewEncoder(bw)
-	err := hs.ScanHistory(ctx, func(v whenlua.VarVersion) error { return enc.Encode(v) })
-	if err == nil {
-		err = bw.Flush()
-	}
-	switch {
-	case err != nil && !sw.wrote:
-		s.fail(w, r, err)
-	case err != nil && r.Context().Err() == nil:
-		if s.streams.Err() != nil {
-			err = errors.New("the daemon is stopping")
+	s.stream(w, r, func(ctx context.Context, sw *streamWriter) error {
+		bw := bufio.NewWriterSize(sw, 64<<10)
+		enc := json.NewEncoder(bw)
+		if err := hs.ScanHistory(ctx, func(v whenlua.VarVersion) error { return enc.Encode(v) }); err != nil {
+			return err
 		}
-		w.Header().Set(whenlua.TailErrorTrailer, oneLine(err.Error()))
-		w.Header().Set(whenlua.TailKindTrailer, whenlua.ErrorKind(err))
-	case !sw.wrote:
-		w.WriteHeader(http.StatusOK)
-	}
+		return bw.Flush()
+	})
 }

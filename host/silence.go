@@ -18,22 +18,15 @@ import (
 // its not answering rather than by every job's alarm at once. The alarm
 // (JobState.SilentSince) is persisted; a success ends it.
 
-// silenceAt is the time the window of the job named job runs out.
-type silenceAt struct {
-	job string
-	at  time.Time
-}
-
 // setSilence arms (or moves) the silence deadline of job; one per job.
 func (s *schedule) setSilence(job string, at time.Time) {
 	s.clearSilence(job)
-	i := sort.Search(len(s.silences), func(i int) bool { return s.silences[i].at.After(at) })
-	s.silences = slices.Insert(s.silences, i, silenceAt{job, at})
+	s.silences = insertDeadline(s.silences, deadline{job, at})
 }
 
 // clearSilence disarms the silence deadline of job, if any.
 func (s *schedule) clearSilence(job string) {
-	s.silences = slices.DeleteFunc(s.silences, func(d silenceAt) bool { return d.job == job })
+	s.silences = slices.DeleteFunc(s.silences, func(d deadline) bool { return d.job == job })
 }
 
 // watchSilence starts or keeps watching a job as it enters (a load or a
@@ -109,12 +102,7 @@ func (st *state) succeeded(name string, end time.Time) {
 // on_silence hook is called, once per silence.
 func (st *state) fireSilences() {
 	now := st.e.clock.Now()
-	i := 0
-	for i < len(st.sched.silences) && !st.sched.silences[i].at.After(now) {
-		i++
-	}
-	due := slices.Clone(st.sched.silences[:i])
-	st.sched.silences = slices.Delete(st.sched.silences, 0, i)
+	due := takeDue(&st.sched.silences, now)
 	for _, d := range due {
 		j := st.jobs[d.job]
 		if j == nil || j.lj.Expect <= 0 {

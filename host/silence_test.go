@@ -3,7 +3,6 @@ package host
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -51,11 +50,8 @@ func runOnce(te *testEngine, job string) whenlua.Run {
 func silentJobs(te *testEngine) []whenlua.Silent { return te.status().Silent }
 
 func TestASilenceIsRaisedOnceAfterTheWindowAndEndedByASuccess(t *testing.T) {
-	p := testPaths(t, t.TempDir())
-	writeFile(t, p.JobsDir+"/s.lua", silenceJobs)
 	t0 := testEpoch
-	clock := NewFakeClock(t0)
-	te := openTestEngine(t, p, clock)
+	te, clock := clockedEngine(t, "s.lua", silenceJobs, t0)
 
 	advanceTo(te, clock, t0.Add(10*time.Minute-time.Second))
 	if s := silentJobs(te); len(s) != 0 {
@@ -107,11 +103,8 @@ func TestASilenceIsRaisedOnceAfterTheWindowAndEndedByASuccess(t *testing.T) {
 }
 
 func TestASilenceSurvivesARestartWithoutASecondCall(t *testing.T) {
-	p := testPaths(t, t.TempDir())
-	writeFile(t, p.JobsDir+"/s.lua", silenceJobs)
 	t0 := testEpoch
-	clock := NewFakeClock(t0)
-	te := openTestEngine(t, p, clock)
+	te, clock := clockedEngine(t, "s.lua", silenceJobs, t0)
 	advanceTo(te, clock, t0.Add(10*time.Minute))
 	if len(silentJobs(te)) != 1 {
 		t.Fatal("not silent after the window")
@@ -132,11 +125,9 @@ func TestASilenceSurvivesARestartWithoutASecondCall(t *testing.T) {
 }
 
 func TestADaemonStartGivesAJobAWholeWindow(t *testing.T) {
-	p := testPaths(t, t.TempDir())
-	writeFile(t, p.JobsDir+"/s.lua", silenceJobs)
 	t0 := testEpoch
-	clock := NewFakeClock(t0)
-	te := openTestEngine(t, p, clock)
+	te, clock := clockedEngine(t, "s.lua", silenceJobs, t0)
+	p := te.paths
 	ok := runOnce(te, "backup")
 	te.close()
 	// Down for longer than the window: the start counts as its beginning.
@@ -152,11 +143,9 @@ func TestADaemonStartGivesAJobAWholeWindow(t *testing.T) {
 }
 
 func TestAReloadKeepsTheWindowAndRemovingExpectEndsTheAlarm(t *testing.T) {
-	p := testPaths(t, t.TempDir())
-	writeFile(t, p.JobsDir+"/s.lua", silenceJobs)
 	t0 := testEpoch
-	clock := NewFakeClock(t0)
-	te := openTestEngine(t, p, clock)
+	te, clock := clockedEngine(t, "s.lua", silenceJobs, t0)
+	p := te.paths
 	advanceTo(te, clock, t0.Add(5*time.Minute))
 	// An edit elsewhere in the file does not restart the window.
 	writeFile(t, p.JobsDir+"/s.lua", silenceJobs+"\n-- edited\n")
@@ -182,11 +171,7 @@ func TestAReloadKeepsTheWindowAndRemovingExpectEndsTheAlarm(t *testing.T) {
 }
 
 func TestMailtoMailsASilence(t *testing.T) {
-	dir := t.TempDir()
-	sendmail := filepath.Join(dir, "sendmail")
-	mbox := filepath.Join(dir, "mbox")
-	writeFile(t, sendmail, "#!/bin/sh\n[ \"$1\" = -t ] || exit 9\ncat > "+mbox+"\n")
-	os.Chmod(sendmail, 0o755)
+	sendmail, mbox := fakeSendmail(t)
 	p := testPaths(t, t.TempDir())
 	// The run at midnight fails: the job is silent once its window ends.
 	writeFile(t, p.JobsDir+"/m.lua", `every("1 day", "exit 1", {name="nightly", expect="26h", on_silence=mailto("me@example.com")})`)

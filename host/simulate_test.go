@@ -5,59 +5,22 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/internal/simtest"
 )
 
-// simJobs exercises what a replay must get exactly right: changes, a
-// threshold, a set of two variables at once, a whisper, a pre whose set is
-// evaluated after the round that made its job due, and a post hook whose
-// two sets are applied before either is evaluated. Each job
-// echoes the variables its condition reads, so that its output shows the
-// values that made it due.
-const simJobs = `
-when('changes("x")', "echo x=$x", { name = "onx" })
-when("x >= 6", "echo x=$x", { name = "high", post = function(r) set("a", vars.x) set("b", 2) end })
-when('changes("a") and b == 2', "echo a=$a b=$b", { name = "pair" })
-when("p == 1 and q == 1", "echo p=$p q=$q", { name = "both" })
-when('changes("p") and q == 1', "echo p=$p q=$q", { name = "pq" })
-when('changes("w")', "echo w=$w", { name = "onw" })
-when("x >= 6", "echo x=$x", { name = "guarded", pre = function() set("seen", vars.x) return true end })
-when('changes("seen")', "echo seen=$seen", { name = "onseen" })
-every("10 minutes", "true", { name = "tick" })
+// simJobs are simtest.Jobs and an every-job, whose scheduled times a
+// simulation lists.
+const simJobs = simtest.Jobs + `every("10 minutes", "true", { name = "tick" })
 `
 
 // scanAll reads every version the engine's store keeps.
-func scanAll(t *testing.T, hs whenlua.HistoryScanner) []whenlua.VarVersion {
-	t.Helper()
-	var hist []whenlua.VarVersion
-	if err := hs.ScanHistory(context.Background(), func(v whenlua.VarVersion) error {
-		hist = append(hist, v)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return hist
-}
-
-// dueLine is what the job of d echoes: its condition's variables, sorted.
-func dueLine(d SimDue) string {
-	names := make([]string, 0, len(d.Values))
-	for n := range d.Values {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var parts []string
-	for _, n := range names {
-		parts = append(parts, n+"="+d.Values[n].String())
-	}
-	return strings.Join(parts, " ")
-}
+var scanAll = simtest.History
 
 func TestASimulationGivesTheRunsTheEngineStarted(t *testing.T) {
 	p := testPaths(t, t.TempDir())
@@ -115,7 +78,7 @@ func TestASimulationGivesTheRunsTheEngineStarted(t *testing.T) {
 			t.Fatal(err)
 		}
 		d := sim.Due[i]
-		if got, want := strings.TrimSpace(string(run.Output)), dueLine(d); got != want {
+		if got, want := strings.TrimSpace(string(run.Output)), simtest.Line(d.Values); got != want {
 			t.Errorf("run %d of %s printed %q; the simulation says it was due with %q", r.Serial, r.Job, got, want)
 		}
 		if d.Time.After(r.Start) || d.PreNotConsulted != (r.Job == "guarded") {

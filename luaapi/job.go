@@ -306,14 +306,8 @@ func (j *Job) CallPost(r whenlua.Run, tmpdir string) error {
 	if !j.HasPost {
 		return nil
 	}
-	s := j.File.s
-	if s.L == nil {
-		return ErrClosed
-	}
 	r.Job = j.Name
-	res := luar.New(s.L, lualib.NewResult(r, tmpdir))
-	_, err := s.call(&frame{phase: phasePost, job: j}, j.post, 0, res)
-	return err
+	return j.callHook(phasePost, j.post, lualib.NewResult(r, tmpdir))
 }
 
 // CallOnSilence calls the job's on_silence hook with a lualib.Silence, a
@@ -324,11 +318,17 @@ func (j *Job) CallOnSilence(info lualib.Silence) error {
 	if !j.HasOnSilence {
 		return nil
 	}
+	info.JobName = j.Name
+	return j.callHook(phaseSilence, j.onSilence, info)
+}
+
+// callHook calls fn, a hook of j run in phase ph, with v, which
+// gopher-luar hands to Lua as a read-only object.
+func (j *Job) callHook(ph phase, fn *lua.LFunction, v any) error {
 	s := j.File.s
 	if s.L == nil {
 		return ErrClosed
 	}
-	info.JobName = j.Name
-	_, err := s.call(&frame{phase: phaseSilence, job: j}, j.onSilence, 0, luar.New(s.L, info))
+	_, err := s.call(&frame{phase: ph, job: j}, fn, 0, luar.New(s.L, v))
 	return err
 }

@@ -204,14 +204,7 @@ func (r Result) Output() string { return string(r.output) }
 
 // ResultOf returns the Result that v holds, and false when v is anything
 // else (a table made in Lua, say).
-func ResultOf(v lua.LValue) (Result, bool) {
-	ud, ok := v.(*lua.LUserData)
-	if !ok {
-		return Result{}, false
-	}
-	r, ok := ud.Value.(Result)
-	return r, ok
-}
+func ResultOf(v lua.LValue) (Result, bool) { return userdataOf[Result](v) }
 
 // Silence is what an on_silence hook gets: the daemon's record of a job
 // with the expect option that went without a successful run for longer
@@ -246,13 +239,17 @@ func NewSilence(job string, expect time.Duration, last, since, at time.Time) Sil
 
 // SilenceOf returns the Silence that v holds, and false when v is
 // anything else.
-func SilenceOf(v lua.LValue) (Silence, bool) {
-	ud, ok := v.(*lua.LUserData)
-	if !ok {
-		return Silence{}, false
+func SilenceOf(v lua.LValue) (Silence, bool) { return userdataOf[Silence](v) }
+
+// userdataOf returns the T that v, a userdata, holds, and false when v is
+// anything else.
+func userdataOf[T any](v lua.LValue) (T, bool) {
+	if ud, ok := v.(*lua.LUserData); ok {
+		t, ok := ud.Value.(T)
+		return t, ok
 	}
-	s, ok := ud.Value.(Silence)
-	return s, ok
+	var zero T
+	return zero, false
 }
 
 // UnixSeconds is t as Unix seconds with a fraction, as Lua sees times; the

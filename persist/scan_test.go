@@ -1,7 +1,6 @@
 package persist
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"os"
@@ -9,19 +8,11 @@ import (
 	"testing"
 
 	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/internal/simtest"
 )
 
-func scan(t *testing.T, s *Store) []whenlua.VarVersion {
-	t.Helper()
-	var out []whenlua.VarVersion
-	if err := s.ScanHistory(context.Background(), func(v whenlua.VarVersion) error {
-		out = append(out, v)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
+// scan reads every version the store keeps.
+var scan = simtest.History
 
 func TestScanHistoryGivesEveryVersionWithItsCommitAndSetMark(t *testing.T) {
 	s := openTest(t, Options{})

@@ -11,10 +11,9 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/internal/metricstest"
 )
 
 // status returns `whenlua status --json`.
@@ -45,41 +44,11 @@ func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("scrape: %s", resp.Status)
 	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fams
+	return metricstest.Parse(t, resp.Body)
 }
 
-// sample is the value of the series of family name with exactly labels
-// ("k=v,k=v", sorted as the exposition sorts them); a histogram gives its
-// count. ok is false when there is no such series.
-func sample(fams map[string]*dto.MetricFamily, name, labels string) (v float64, ok bool) {
-	f := fams[name]
-	if f == nil {
-		return 0, false
-	}
-	for _, m := range f.Metric {
-		var got []string
-		for _, lp := range m.Label {
-			got = append(got, lp.GetName()+"="+lp.GetValue())
-		}
-		if strings.Join(got, ",") != labels {
-			continue
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue(), true
-		case m.Gauge != nil:
-			return m.Gauge.GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount()), true
-		}
-	}
-	return 0, false
-}
+// sample reads one series of a scrape.
+var sample = metricstest.Value
 
 func TestMetricsCountRunsAndSetsOfARealDaemon(t *testing.T) {
 	h := newHome(t)
@@ -107,28 +76,21 @@ when("go == 2", "exit 3", { name = "bad" })
 	waitFor(t, "the run of bad", finished(2))
 
 	fams := scrape(t, addr)
-	for _, c := range []struct {
-		name, labels string
-		want         float64
-	}{
-		{"whenlua_runs_started_total", "job=good", 1},
-		{"whenlua_runs_started_total", "job=bad", 1},
-		{"whenlua_runs_finished_total", "job=good,result=success", 1},
-		{"whenlua_runs_finished_total", "job=bad,result=failure", 1},
-		{"whenlua_run_duration_seconds", "job=good", 1},
-		{"whenlua_run_duration_seconds", "job=bad", 1},
-		{"whenlua_sets_total", "origin=cli", 2},
-		{"whenlua_runs_running", "", 0},
-		{"whenlua_runs_queued", "", 0},
-		{"whenlua_job_file_load_error", "file=m.lua", 0},
+	metricstest.Check(t, fams, []metricstest.Series{
+		{Name: "whenlua_runs_started_total", Labels: "job=good", Want: 1},
+		{Name: "whenlua_runs_started_total", Labels: "job=bad", Want: 1},
+		{Name: "whenlua_runs_finished_total", Labels: "job=good,result=success", Want: 1},
+		{Name: "whenlua_runs_finished_total", Labels: "job=bad,result=failure", Want: 1},
+		{Name: "whenlua_run_duration_seconds", Labels: "job=good", Want: 1},
+		{Name: "whenlua_run_duration_seconds", Labels: "job=bad", Want: 1},
+		{Name: "whenlua_sets_total", Labels: "origin=cli", Want: 2},
+		{Name: "whenlua_runs_running", Labels: "", Want: 0},
+		{Name: "whenlua_runs_queued", Labels: "", Want: 0},
+		{Name: "whenlua_job_file_load_error", Labels: "file=m.lua", Want: 0},
 		// The load evaluates both jobs once; each set twice (the fixpoint's
 		// second pass finds nothing new).
-		{"whenlua_condition_evaluation_seconds", "", 2 + 4 + 4},
-	} {
-		if got, ok := sample(fams, c.name, c.labels); !ok || got != c.want {
-			t.Errorf("%s{%s} = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
-		}
-	}
+		{Name: "whenlua_condition_evaluation_seconds", Labels: "", Want: 2 + 4 + 4},
+	})
 	for _, absent := range []struct{ name, labels string }{
 		{"whenlua_runs_finished_total", "job=good,result=failure"},
 		{"whenlua_runs_finished_total", "job=bad,result=success"},

@@ -252,20 +252,21 @@ func copyFiles(src, dst string) error {
 		if !de.Type().IsRegular() || de.Name() == "LOCK" {
 			continue
 		}
-		if err := copyFile(filepath.Join(src, de.Name()), filepath.Join(dst, de.Name())); err != nil {
+		if err := copyFile(filepath.Join(src, de.Name()), filepath.Join(dst, de.Name()), 0o600); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func copyFile(src, dst string) error {
+// copyFile copies src to dst, a new file with the permissions perm.
+func copyFile(src, dst string, perm os.FileMode) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return err
 	}

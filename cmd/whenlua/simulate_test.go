@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,20 +12,8 @@ import (
 
 	"github.com/whenlua/whenlua"
 	"github.com/whenlua/whenlua/host"
+	"github.com/whenlua/whenlua/internal/simtest"
 )
-
-// liveJobs echo the variables their condition reads, so that each run's
-// output shows the values that made it due.
-const liveJobs = `
-when('changes("x")', "echo x=$x", { name = "onx" })
-when("x >= 6", "echo x=$x", { name = "high", post = function(r) set("a", vars.x) set("b", 2) end })
-when('changes("a") and b == 2', "echo a=$a b=$b", { name = "pair" })
-when("p == 1 and q == 1", "echo p=$p q=$q", { name = "both" })
-when('changes("p") and q == 1', "echo p=$p q=$q", { name = "pq" })
-when('changes("w")', "echo w=$w", { name = "onw" })
-when("x >= 6", "echo x=$x", { name = "guarded", pre = function() set("seen", vars.x) return true end })
-when('changes("seen")', "echo seen=$seen", { name = "onseen" })
-`
 
 // simulation runs `whenlua simulate --json` with args and decodes it.
 func (h *home) simulation(args ...string) host.Simulation {
@@ -37,20 +24,6 @@ func (h *home) simulation(args ...string) host.Simulation {
 		h.t.Fatalf("simulate --json printed %q: %v", out, err)
 	}
 	return sim
-}
-
-// echoed is the line the job of d prints: its condition's variables, sorted.
-func echoed(d host.SimDue) string {
-	names := make([]string, 0, len(d.Values))
-	for n := range d.Values {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var parts []string
-	for _, n := range names {
-		parts = append(parts, n+"="+d.Values[n].String())
-	}
-	return strings.Join(parts, " ")
 }
 
 // sameAsLive requires the simulation's dues to be the live runs, in order,
@@ -68,7 +41,7 @@ func sameAsLive(t *testing.T, what string, sim host.Simulation, live []whenlua.R
 		t.Fatalf("%s: the daemon ran %v\nthe simulation gives %v", what, liveJobs, simJobs)
 	}
 	for i, r := range live {
-		if got, want := outputs[r.Serial], echoed(sim.Due[i]); got != want {
+		if got, want := outputs[r.Serial], simtest.Line(sim.Due[i].Values); got != want {
 			t.Errorf("%s: run %d of %s printed %q; the simulation says it was due with %q", what, r.Serial, r.Job, got, want)
 		}
 		if d := sim.Due[i]; d.PreNotConsulted != (r.Job == "guarded") || d.Time.After(r.Start) {
@@ -80,7 +53,7 @@ func sameAsLive(t *testing.T, what string, sim host.Simulation, live []whenlua.R
 func TestSimulateGivesTheRunsTheDaemonGave(t *testing.T) {
 	t.Parallel()
 	h := newHome(t)
-	h.writeJob("live.lua", liveJobs)
+	h.writeJob("live.lua", simtest.Jobs)
 	file := filepath.Join(h.dir, "jobs", "live.lua")
 	if err := os.MkdirAll(filepath.Join(h.dir, "jobs", "lib"), 0o700); err != nil {
 		t.Fatal(err)

@@ -32,21 +32,8 @@ func copyHelper(dir string) error {
 	if err != nil {
 		return err
 	}
-	src, err := os.Open(self)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
 	helper = filepath.Join(dir, "helper")
-	dst, err := os.OpenFile(helper, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		dst.Close()
-		return err
-	}
-	return dst.Close()
+	return copyFile(self, helper, 0o755)
 }
 
 func runHelper(mode, path string) int {
