@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/internal/simtest"
 )
 
 // A condition the analysis cannot see into (a function of a lib module)
@@ -48,8 +49,8 @@ when(chk.hot, "true", { name = "hot" })
 		t.Fatalf("due %d times, want 3: %+v", len(sim.Due), sim.Due)
 	}
 	for i, d := range sim.Due {
-		if want := "t=" + whenlua.Int(int64(i+1)).String(); dueLine(d) != want {
-			t.Errorf("due %d: values %s, want %s", i, dueLine(d), want)
+		if want := "t=" + whenlua.Int(int64(i+1)).String(); simtest.Line(d.Values) != want {
+			t.Errorf("due %d: values %s, want %s", i, simtest.Line(d.Values), want)
 		}
 	}
 }
