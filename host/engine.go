@@ -14,6 +14,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/whenlua/whenlua"
@@ -74,6 +75,7 @@ type Engine struct {
 	reqs     chan func()
 	sets     chan *setReq
 	mail     sync.WaitGroup // mails being handed to sendmail
+	mailing  atomic.Int32   // how many: at most maxMailsInFlight
 	finished chan runner.Result
 	loader   *loader
 	metrics  *metrics
