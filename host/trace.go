@@ -237,6 +237,9 @@ func (st *state) leftBeforeStart() {
 // pruneLeft drops the evaluations of the jobs that left longest ago,
 // beyond keepLeftRings; a job loaded again is no longer one that left.
 func (st *state) pruneLeft() {
+	if len(st.left) <= keepLeftRings {
+		return // the common case, at every commit: nothing to look at
+	}
 	st.left = slices.DeleteFunc(st.left, func(n string) bool { return st.jobs[n] != nil })
 	if len(st.left) <= keepLeftRings {
 		return
