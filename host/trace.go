@@ -215,8 +215,7 @@ func (st *state) jobLeft(name string) {
 	if _, ok := st.evalSeqs[name]; !ok {
 		return
 	}
-	st.left = slices.DeleteFunc(st.left, func(n string) bool { return n == name })
-	st.left = append(st.left, name)
+	st.left = append(st.left, name) // pruneLeft drops an earlier entry of it
 }
 
 // leftBeforeStart notes the jobs with kept evaluations that the first load
@@ -240,13 +239,24 @@ func (st *state) pruneLeft() {
 	if len(st.left) <= keepLeftRings {
 		return // the common case, at every commit: nothing to look at
 	}
-	st.left = slices.DeleteFunc(st.left, func(n string) bool { return st.jobs[n] != nil })
+	// Each name once, where it left last; none loaded again.
+	seen := make(map[string]bool, len(st.left))
+	kept := make([]string, 0, len(st.left))
+	for _, n := range slices.Backward(st.left) {
+		if !seen[n] && st.jobs[n] == nil {
+			kept = append(kept, n)
+		}
+		seen[n] = true
+	}
+	slices.Reverse(kept)
+	st.left = kept
 	if len(st.left) <= keepLeftRings {
 		return
 	}
 	drop := st.left[:len(st.left)-keepLeftRings]
 	d, ok := st.e.store.(interface{ DropEvaluations([]string) error })
 	if !ok {
+		st.left = slices.Clone(st.left[len(drop):]) // a store that cannot keeps them
 		return
 	}
 	if err := d.DropEvaluations(drop); err != nil {
