@@ -61,6 +61,7 @@ const (
 	KindConflict  = "conflict"
 	KindForbidden = "forbidden"
 	KindProtocol  = "protocol"
+	KindNotLeader = "not_leader"
 	KindInternal  = "internal"
 )
 
@@ -107,6 +108,8 @@ func ErrorKind(err error) string {
 		return KindForbidden
 	case errors.Is(err, ErrProtocol):
 		return KindProtocol
+	case errors.Is(err, ErrNotLeader):
+		return KindNotLeader
 	}
 	return KindInternal
 }
@@ -120,6 +123,13 @@ type remoteError struct {
 
 func (e *remoteError) Error() string { return e.msg }
 func (e *remoteError) Unwrap() error { return e.kind }
+
+// IsRemote tells whether err is an answer of the daemon (or node), rather
+// than a failure to reach it or to read its answer.
+func IsRemote(err error) bool {
+	var re *remoteError
+	return errors.As(err, &re)
+}
 
 // RemoteError rebuilds an error from a reply's kind and message.
 func RemoteError(kind, msg string) error {
@@ -135,6 +145,8 @@ func RemoteError(kind, msg string) error {
 		sentinel = fs.ErrPermission
 	case KindProtocol:
 		sentinel = ErrProtocol
+	case KindNotLeader:
+		sentinel = ErrNotLeader
 	}
 	if msg == "" {
 		msg = "daemon error"
@@ -153,6 +165,8 @@ func RemoteError(kind, msg string) error {
 type Client struct {
 	socket string
 	hc     *http.Client
+	token  string // sent as a bearer token (DialNode)
+	tcp    bool   // socket is a TCP address (DialNode)
 }
 
 var _ Service = (*Client)(nil)
@@ -200,6 +214,23 @@ func Dial(socket string) *Client {
 		// The daemon closes its side after two idle minutes.
 		IdleConnTimeout:    30 * time.Second,
 		DisableCompression: true,
+	}
+	c.hc = &http.Client{Transport: tr}
+	return c
+}
+
+// DialNode returns a client of a cluster node's node-to-node endpoint at
+// addr (host:port, over TCP), which answers the same requests as a
+// daemon's socket to whoever presents token as a bearer token. The
+// transport resends nothing the node may have received, as Dial's.
+func DialNode(addr, token string) *Client {
+	c := &Client{socket: addr, token: token, tcp: true}
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
+		MaxIdleConns:        32,
+		MaxIdleConnsPerHost: 32,
+		IdleConnTimeout:     30 * time.Second,
+		DisableCompression:  true,
 	}
 	c.hc = &http.Client{Transport: tr}
 	return c
@@ -265,7 +296,11 @@ func (c *Client) request(ctx context.Context, method, path string, query url.Val
 		}
 		rd = bytes.NewReader(b)
 	}
-	u := "http://whenlua/v" + strconv.Itoa(ProtocolVersion) + path
+	host := "whenlua"
+	if c.tcp {
+		host = c.socket
+	}
+	u := "http://" + host + "/v" + strconv.Itoa(ProtocolVersion) + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
@@ -274,6 +309,9 @@ func (c *Client) request(ctx context.Context, method, path string, query url.Val
 		return nil, err
 	}
 	req.Header.Set(ProtocolHeader, strconv.Itoa(ProtocolVersion))
+	if c.tcp {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -75,6 +75,10 @@ var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
 	ErrNoDaemon = errors.New("no daemon")
+	// ErrNotLeader is a cluster node's answer to a call forwarded to it
+	// when it is not the leader: it did nothing, and the call may be sent
+	// to the leader.
+	ErrNotLeader = errors.New("not the leader")
 )
 
 // Mode says what a SetRequest does.
@@ -246,4 +250,27 @@ type Status struct {
 	// Metrics is the address the daemon serves Prometheus metrics on
 	// (daemon run --metrics), "" when it does not.
 	Metrics string `json:"metrics,omitempty"`
+	// Cluster describes the cluster of a daemon started with --etcd.
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
+}
+
+// ClusterStatus is a cluster as one of its nodes sees it.
+type ClusterStatus struct {
+	Name      string        `json:"name"`
+	Node      string        `json:"node"`   // the node that answered
+	Leader    string        `json:"leader"` // "" while none is elected
+	Endpoints []string      `json:"endpoints"`
+	Nodes     []ClusterNode `json:"nodes"` // the live nodes, by name
+}
+
+// ClusterNode is one live node of a cluster.
+type ClusterNode struct {
+	Name    string            `json:"name"`
+	Addr    string            `json:"addr"` // its node-to-node endpoint
+	PID     int               `json:"pid"`
+	Started time.Time         `json:"started"`
+	Leader  bool              `json:"leader"`
+	Files   map[string]string `json:"files"` // job file name -> content hash
+	// Differs is set when its job files are not the leader's.
+	Differs bool `json:"differs,omitempty"`
 }

@@ -41,6 +41,15 @@ func (st *state) scheduleJob(j *job, old pendingFiring) {
 		st.sched.add(j, old.next, old.slot)
 		return
 	}
+	if keep := st.e.opts.KeepBoundaries; keep > 0 {
+		if last := st.lastScheduled(j.name); !last.IsZero() {
+			now := st.e.clock.Now()
+			if missed := keptAfter(j, last, now, keep); !missed.IsZero() && !missed.After(now) {
+				st.sched.add(j, now, slot{at: missed})
+				return
+			}
+		}
+	}
 	if j.lj.CatchUp {
 		if last := st.lastScheduled(j.name); !last.IsZero() {
 			now := st.e.clock.Now()
@@ -51,6 +60,19 @@ func (st *state) scheduleJob(j *job, old pendingFiring) {
 		}
 	}
 	st.sched.add(j, time.Time{}, slot{})
+}
+
+// keptAfter returns the scheduled time of j after from, or, when that is
+// older than keep before now, the first one that is not.
+func keptAfter(j *job, from, now time.Time, keep time.Duration) time.Time {
+	t := j.lj.Next(from)
+	for range maxCatchUpSteps {
+		if t.IsZero() || !t.Before(now.Add(-keep)) {
+			break
+		}
+		t = j.lj.Next(t)
+	}
+	return t
 }
 
 // lastScheduled returns the latest scheduled time a run of the job stood

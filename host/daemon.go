@@ -39,8 +39,71 @@ type DaemonOptions struct {
 	Ready func(whenlua.Ping)
 	// MetricsAddr, when set, is the TCP address (host:port; port 0 picks
 	// a free one) on which the daemon serves Prometheus metrics at
-	// /metrics. The address bound is logged and shown by status.
+	// /metrics. The address bound is logged and shown by status. A
+	// Backend serves them only if it has a MetricsHandler.
 	MetricsAddr string
+	// Backend, when set, replaces the home's own store and engine: the
+	// daemon serves the Service it returns on the socket and closes it on
+	// stop (a node of a cluster, package cluster). Store is then unused.
+	Backend func(ctx context.Context, env BackendEnv) (Backend, error)
+}
+
+// BackendEnv is what RunDaemon hands DaemonOptions.Backend: the home's
+// paths, the logger and the engine options, with Paths and Logger filled.
+type BackendEnv struct {
+	Paths  whenlua.Paths
+	Logger *slog.Logger
+	Engine EngineOptions
+}
+
+// Backend is what a daemon serves: a Service that RunDaemon closes, after
+// its socket, when it stops.
+type Backend interface {
+	whenlua.Service
+	Close(ctx context.Context) error
+}
+
+// metricsBackend is a Backend that serves metrics.
+type metricsBackend interface {
+	MetricsHandler() http.Handler
+}
+
+// localBackend is the default Backend: the engine on the home's own store.
+type localBackend struct {
+	*Engine
+	store whenlua.Store
+}
+
+func (b localBackend) Close(ctx context.Context) error {
+	err := b.Engine.Close(ctx)
+	if err != nil {
+		err = fmt.Errorf("close engine: %w", err)
+	}
+	if cerr := b.store.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
+	}
+	return err
+}
+
+// openLocal opens the home's badger store and the engine on it.
+func openLocal(ctx context.Context, opts DaemonOptions, env BackendEnv) (Backend, error) {
+	so := opts.Store
+	so.Dir = env.Paths.DBDir
+	if so.Logger == nil {
+		so.Logger = env.Logger.With("part", "store")
+	}
+	store, err := persist.Open(so)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	eo := env.Engine
+	eo.Store = store
+	engine := NewEngine(eo)
+	if err := engine.Open(ctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("open engine: %w", err)
+	}
+	return localBackend{Engine: engine, store: store}, nil
 }
 
 // AlreadyRunningError is RunDaemon's error when another daemon holds the
@@ -96,26 +159,22 @@ func RunDaemon(ctx context.Context, opts DaemonOptions) (err error) {
 		defer ml.Close()
 	}
 
-	so := opts.Store
-	so.Dir = p.DBDir
-	if so.Logger == nil {
-		so.Logger = log.With("part", "store")
+	env := BackendEnv{Paths: p, Logger: log, Engine: opts.Engine}
+	env.Engine.Paths, env.Engine.Logger = p, log
+	var engine Backend
+	if opts.Backend != nil {
+		engine, err = opts.Backend(ctx, env)
+	} else {
+		engine, err = openLocal(ctx, opts, env)
 	}
-	store, err := persist.Open(so)
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return err
 	}
-	defer func() {
-		if cerr := store.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close store: %w", cerr)
-		}
-	}()
-
-	eo := opts.Engine
-	eo.Store, eo.Paths, eo.Logger = store, p, log
-	engine := NewEngine(eo)
-	if err := engine.Open(ctx); err != nil {
-		return fmt.Errorf("open engine: %w", err)
+	mb, hasMetrics := engine.(metricsBackend)
+	if ml != nil && !hasMetrics {
+		cctx, cancel := context.WithTimeout(context.Background(), opts.StopTimeout)
+		defer cancel()
+		return errors.Join(errors.New("--metrics: this daemon serves no metrics"), engine.Close(cctx))
 	}
 	// From here on, the stop sequence below closes the engine.
 
@@ -133,7 +192,7 @@ func RunDaemon(ctx context.Context, opts DaemonOptions) (err error) {
 	if ml != nil {
 		ds.metrics = ml.Addr().String()
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", engine.MetricsHandler())
+		mux.Handle("GET /metrics", mb.MetricsHandler())
 		msrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		go func() {
 			if err := msrv.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -196,8 +255,8 @@ func RunDaemon(ctx context.Context, opts DaemonOptions) (err error) {
 		serveErr = <-served
 	}
 	if cerr := engine.Close(sctx); cerr != nil {
-		log.Warn("close engine", "err", cerr)
-		err = errors.Join(err, fmt.Errorf("close engine: %w", cerr))
+		log.Warn("close", "err", cerr)
+		err = errors.Join(err, cerr)
 	}
 	if serveErr != nil {
 		err = errors.Join(err, fmt.Errorf("serve: %w", serveErr))

@@ -51,6 +51,13 @@ type EngineOptions struct {
 	Debounce time.Duration
 	// Env is the base environment of jobs (default os.Environ()).
 	Env []string
+	// KeepBoundaries, when nonzero, keys every- and cron-runs by their
+	// scheduled time: the engine starts from the latest scheduled time its
+	// store recorded a run for, and runs each scheduled time once, in
+	// order, those it missed included (not only the latest, as catch_up
+	// does), except those older than KeepBoundaries. A cluster's new
+	// leader so neither repeats nor drops a boundary of the old one.
+	KeepBoundaries time.Duration
 	// NoEvalTrace keeps no evaluations for `whenlua why`: only for
 	// benchmarks, to measure what keeping them costs.
 	NoEvalTrace bool
@@ -170,6 +177,9 @@ func (e *Engine) Open(ctx context.Context) error {
 		defer func() { st.loadCause = "" }()
 		st.applyLoad(b)
 	})
+	if len(lost) > 0 {
+		st.handle(func() { st.rerunLost(lost) })
+	}
 	for _, r := range lost {
 		st.countFinished(r, resultLost)
 	}
@@ -209,8 +219,9 @@ func (e *Engine) Close(ctx context.Context) error {
 	}
 }
 
-// errStopped is returned to requests made while or after the engine stops.
-var errStopped = errors.New("the daemon is stopping")
+// ErrStopped is returned to requests made while or after the engine stops;
+// such a request changed nothing.
+var ErrStopped = errors.New("the daemon is stopping")
 
 // do runs f on the engine goroutine and waits for it.
 func (e *Engine) do(ctx context.Context, f func()) error {
@@ -221,7 +232,7 @@ func (e *Engine) do(ctx context.Context, f func()) error {
 	select {
 	case e.reqs <- func() { f(); e.st.afterLaunch(func() { close(ran) }) }:
 	case <-e.done:
-		return errStopped
+		return ErrStopped
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -234,7 +245,7 @@ func (e *Engine) do(ctx context.Context, f func()) error {
 		case <-ran:
 			return nil
 		default:
-			return errStopped
+			return ErrStopped
 		}
 	}
 }

@@ -53,7 +53,7 @@ func (st *state) startRun(j *job, trigger string) whenlua.Run {
 	if trigger == luaapi.Every.String() || trigger == luaapi.Cron.String() {
 		rec.Scheduled, rec.CatchUp = j.fired.at, j.fired.catchUp
 	}
-	if j.lj.Retry != nil {
+	if j.lj.Retry != nil || j.lj.RerunLost {
 		rec.Attempt = 1
 		if a := j.attempt; a.attempt > 1 {
 			rec.Attempt, rec.FirstSerial = a.attempt, a.first
@@ -186,7 +186,7 @@ func (st *state) launch(r *run) {
 		Job:     j.name,
 		Script:  j.lj.Script,
 		Shell:   st.jobShell(),
-		Env:     st.jobEnv(j.name, r.rec.Serial),
+		Env:     st.jobEnv(r.rec),
 		Timeout: j.lj.Timeout,
 	}
 	proc, err := st.e.runner.Start(spec, st.e.runnerDone)
@@ -223,12 +223,19 @@ func (st *state) jobShell() string {
 }
 
 // jobEnv is the environment of a run: the daemon's, every variable, JOBNAME
-// and JOBSERIAL.
-func (st *state) jobEnv(name string, serial uint64) []string {
+// and JOBSERIAL, and WHENLUA_ATTEMPT and WHENLUA_FIRST_SERIAL: the attempt
+// (1, or more for a retry or a rerun of a lost run) and the serial of the
+// first attempt, which a job may use to stay idempotent.
+func (st *state) jobEnv(rec whenlua.Run) []string {
+	name, serial := rec.Job, rec.Serial
+	attempt, first := max(rec.Attempt, 1), rec.FirstSerial
+	if first == 0 {
+		first = serial
+	}
 	env := make([]string, 0, len(st.e.opts.Env)+len(st.vars)+2)
 	for _, kv := range st.e.opts.Env {
 		k, _, _ := strings.Cut(kv, "=")
-		if _, isVar := st.vars[k]; isVar || k == "JOBNAME" || k == "JOBSERIAL" || (k == whenlua.EnvHome && st.e.opts.Paths.Home != "") {
+		if _, isVar := st.vars[k]; isVar || k == "JOBNAME" || k == "JOBSERIAL" || k == EnvAttempt || k == EnvFirstSerial || (k == whenlua.EnvHome && st.e.opts.Paths.Home != "") {
 			continue
 		}
 		env = append(env, kv)
@@ -246,7 +253,42 @@ func (st *state) jobEnv(name string, serial uint64) []string {
 	if home := st.e.opts.Paths.Home; home != "" {
 		env = append(env, whenlua.EnvHome+"="+home)
 	}
-	return append(env, "JOBNAME="+name, "JOBSERIAL="+strconv.FormatUint(serial, 10))
+	return append(env, "JOBNAME="+name, "JOBSERIAL="+strconv.FormatUint(serial, 10),
+		EnvAttempt+"="+strconv.Itoa(attempt), EnvFirstSerial+"="+strconv.FormatUint(first, 10))
+}
+
+// Environment variables of a run besides JOBNAME and JOBSERIAL.
+const (
+	EnvAttempt     = "WHENLUA_ATTEMPT"
+	EnvFirstSerial = "WHENLUA_FIRST_SERIAL"
+)
+
+// maxRerunAttempts bounds the attempts of a job with rerun_lost: a run that
+// keeps being lost (it takes its daemon down) is not started forever.
+const maxRerunAttempts = 5
+
+// rerunLost starts again, as a new attempt, each run of lost (those
+// recoverLostRuns recorded) whose job has the rerun_lost option.
+func (st *state) rerunLost(lost []whenlua.Run) {
+	for _, rec := range lost {
+		j := st.jobs[rec.Job]
+		if j == nil || !j.lj.RerunLost {
+			continue
+		}
+		attempt := max(rec.Attempt, 1) + 1
+		if attempt > maxRerunAttempts {
+			st.e.log.Warn("lost run not rerun: too many attempts", "job", rec.Job, "serial", rec.Serial, "attempt", rec.Attempt)
+			continue
+		}
+		first := rec.FirstSerial
+		if first == 0 {
+			first = rec.Serial
+		}
+		j.attempt = retry{job: j.name, attempt: attempt, first: first}
+		j.fired = slot{at: rec.Scheduled, catchUp: rec.CatchUp}
+		r := st.startRun(j, rec.Trigger)
+		st.e.log.Info("lost run rerun", "job", rec.Job, "lost_serial", rec.Serial, "serial", r.Serial, "attempt", attempt)
+	}
 }
 
 // finish records a run whose process ended: its post hook runs (in the run's
@@ -322,14 +364,16 @@ func (st *state) runningList() []whenlua.Run {
 }
 
 // recoverLostRuns marks runs left running by a daemon that died as lost.
-// It returns them, for the metrics, which count runs of loaded jobs only.
+// It returns them as recorded, for the metrics, which count runs of loaded
+// jobs only, and for rerunLost.
 func (st *state) recoverLostRuns() ([]whenlua.Run, error) {
 	lost, err := st.e.store.RunningRuns()
 	if err != nil {
 		return nil, fmt.Errorf("read runs: %w", err)
 	}
 	now := st.e.clock.Now()
-	for _, r := range lost {
+	for i := range lost {
+		r := &lost[i]
 		switch {
 		case r.State == whenlua.RunQueued || r.Dir == "":
 			r.State, r.End, r.Error = whenlua.RunLost, now, "the daemon stopped before it started"
@@ -343,7 +387,7 @@ func (st *state) recoverLostRuns() ([]whenlua.Run, error) {
 				r.Error += fmt.Sprintf("; %d of its processes were stopped at restart", n)
 			}
 		}
-		st.addRun(r)
+		st.addRun(*r)
 		st.e.log.Warn("run lost", "job", r.Job, "serial", r.Serial, "pid", r.PID)
 	}
 	st.flush()

@@ -58,6 +58,9 @@ type schedule struct {
 	armed    time.Time // what the timer is armed for; zero = none
 	seen     time.Time // the latest wall-clock time the schedule looked at
 	stepped  bool      // the wall clock went back since due last ran
+	// keep, when nonzero, is EngineOptions.KeepBoundaries: each scheduled
+	// time no older than keep runs once, missed ones included.
+	keep time.Duration
 }
 
 // wentBack reports whether the wall clock reads earlier than when the
@@ -74,7 +77,7 @@ func (s *schedule) wentBack(now time.Time) bool {
 // jumped forward (a resume from suspend) or stepped back.
 const maxTimerWait = time.Minute
 
-func newSchedule(c Clock) *schedule { return &schedule{clock: c} }
+func newSchedule(c Clock, keep time.Duration) *schedule { return &schedule{clock: c, keep: keep} }
 
 // add schedules j to fire at next for the scheduled time sl, or, when next
 // is zero, at its next time after now; a job with no next time is left out.
@@ -158,6 +161,18 @@ func (s *schedule) due() []*job {
 	}
 	for _, j := range out {
 		j.fired = j.slot
+		if s.keep > 0 {
+			// The boundary after the one fired, even if it is past.
+			next := keptAfter(j, j.fired.at, now, s.keep)
+			j.slot, j.nextRun = slot{at: next}, next
+			if !next.IsZero() {
+				if next.After(now) {
+					j.nextRun = next.Add(jitter(j))
+				}
+				heap.Push(&s.h, j)
+			}
+			continue
+		}
 		if j.lj.CatchUp && !j.slot.catchUp {
 			if latest := latestSlot(j, j.slot.at, now); !latest.Equal(j.slot.at) || now.Sub(j.nextRun) > lateAfter {
 				j.fired = slot{at: latest, catchUp: true}

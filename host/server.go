@@ -30,8 +30,13 @@ type ServerOptions struct {
 	// Ping answers /v1/ping (nil: the process's pid, version and protocol).
 	Ping func() whenlua.Ping
 	// Shutdown is called once /v1/shutdown has been answered; the daemon
-	// then closes the server and everything behind it.
+	// then closes the server and everything behind it. Nil: the server
+	// has no /v1/shutdown.
 	Shutdown func()
+	// Authorize, when set, replaces the check of the peer's uid: a request
+	// it returns an error for gets 403. A cluster's node-to-node endpoint
+	// (TCP, where the kernel tells no uid) checks a bearer token with it.
+	Authorize func(*http.Request) error
 }
 
 // Server serves a whenlua.Service over HTTP+JSON on a unix socket (the
@@ -88,9 +93,11 @@ func NewServer(svc whenlua.Service, opts ServerOptions) *Server {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+	}
+	if opts.Authorize == nil {
+		s.hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, peerKey{}, peerCredOf(c))
-		},
+		}
 	}
 	return s
 }
@@ -133,7 +140,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/status", s.handleStatus)
 	mux.HandleFunc("POST /v1/reload", s.handleReload)
 	mux.HandleFunc("GET /v1/ping", s.handlePing)
-	mux.HandleFunc("POST /v1/shutdown", s.handleShutdown)
+	if s.opts.Shutdown != nil {
+		mux.HandleFunc("POST /v1/shutdown", s.handleShutdown)
+	}
 	mux.HandleFunc("/", s.handleUnknown)
 	return s.guard(mux)
 }
@@ -146,8 +155,13 @@ func (s *Server) guard(next http.Handler) http.Handler {
 	want := strconv.Itoa(whenlua.ProtocolVersion)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(whenlua.ProtocolHeader, want)
-		peer, _ := r.Context().Value(peerKey{}).(peerCred)
-		if peer.Err != nil || int(peer.UID) != s.opts.UID {
+		if s.opts.Authorize != nil {
+			if err := s.opts.Authorize(r); err != nil {
+				s.log.Warn("refused a request", "remote", r.RemoteAddr, "err", err, "path", r.URL.Path)
+				writeError(w, http.StatusForbidden, whenlua.KindForbidden, "permission denied: "+err.Error())
+				return
+			}
+		} else if peer, _ := r.Context().Value(peerKey{}).(peerCred); peer.Err != nil || int(peer.UID) != s.opts.UID {
 			s.log.Warn("refused a peer of another user", "uid", peer.UID, "pid", peer.PID, "err", peer.Err, "path", r.URL.Path)
 			writeError(w, http.StatusForbidden, whenlua.KindForbidden,
 				fmt.Sprintf("permission denied: the daemon serves only uid %d, not uid %d", s.opts.UID, peer.UID))
@@ -187,6 +201,7 @@ var kindStatus = map[string]int{
 	whenlua.KindConflict:  http.StatusConflict,
 	whenlua.KindForbidden: http.StatusForbidden,
 	whenlua.KindProtocol:  http.StatusBadRequest,
+	whenlua.KindNotLeader: http.StatusServiceUnavailable,
 	whenlua.KindInternal:  http.StatusInternalServerError,
 }
 
@@ -201,6 +216,25 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Warn("request failed", "path", r.URL.Path, "err", err)
 	}
 	writeError(w, status, kind, err.Error())
+}
+
+// answer replies v, or fails with err: the end of a handler that called
+// the service.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, v any, err error) {
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.reply(w, v)
+}
+
+// orEmpty makes a nil slice empty, so that it is answered as [] rather
+// than null.
+func orEmpty[S ~[]E, E any](s S) S {
+	if s == nil {
+		return S{}
+	}
+	return s
 }
 
 func (s *Server) reply(w http.ResponseWriter, v any) {
@@ -255,35 +289,21 @@ func (s *Server) handleSet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, err := s.svc.Set(r.Context(), req)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if resp.Triggered == nil {
-		resp.Triggered = []string{}
-	}
-	s.reply(w, resp)
+	resp.Triggered = orEmpty(resp.Triggered)
+	s.answer(w, r, resp, err)
 }
 
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	v, err := s.svc.Get(r.Context(), r.URL.Query().Get("name"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.reply(w, v)
+	s.answer(w, r, v, err)
 }
 
 func (s *Server) handleVars(w http.ResponseWriter, r *http.Request) {
 	vars, err := s.svc.Vars(r.Context())
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	if vars == nil {
 		vars = map[string]whenlua.Value{}
 	}
-	s.reply(w, vars)
+	s.answer(w, r, vars, err)
 }
 
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
@@ -293,51 +313,22 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	vs, err := s.svc.History(r.Context(), r.URL.Query().Get("name"), n)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if vs == nil {
-		vs = []whenlua.Version{}
-	}
-	s.reply(w, vs)
+	s.answer(w, r, orEmpty(vs), err)
 }
 
 func (s *Server) handleWhy(w http.ResponseWriter, r *http.Request) {
 	rep, err := s.svc.Why(r.Context(), r.URL.Query().Get("job"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.reply(w, rep)
+	s.answer(w, r, rep, err)
 }
 
 func (s *Server) handleNames(w http.ResponseWriter, r *http.Request) {
 	jobs, err := s.svc.Names(r.Context())
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if jobs == nil {
-		jobs = []whenlua.JobInfo{}
-	}
-	s.reply(w, jobs)
+	s.answer(w, r, orEmpty(jobs), err)
 }
 
 func (s *Server) handleJobs(w http.ResponseWriter, r *http.Request) {
 	runs, err := s.svc.Jobs(r.Context())
-	s.replyRuns(w, r, runs, err)
-}
-
-func (s *Server) replyRuns(w http.ResponseWriter, r *http.Request, runs []whenlua.Run, err error) {
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if runs == nil {
-		runs = []whenlua.Run{}
-	}
-	s.reply(w, runs)
+	s.answer(w, r, orEmpty(runs), err)
 }
 
 func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
@@ -347,11 +338,7 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	run, err := s.svc.Start(r.Context(), req.Name)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.reply(w, run)
+	s.answer(w, r, run, err)
 }
 
 func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
@@ -360,11 +347,8 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if err := s.svc.Cancel(r.Context(), req.Serial); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.reply(w, struct{}{})
+	err := s.svc.Cancel(r.Context(), req.Serial)
+	s.answer(w, r, struct{}{}, err)
 }
 
 // streamWriter sends each write to the client at once. The first write
@@ -430,7 +414,7 @@ func (s *Server) handleLog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	runs, err := s.svc.Log(r.Context(), r.URL.Query().Get("job"), n)
-	s.replyRuns(w, r, runs, err)
+	s.answer(w, r, orEmpty(runs), err)
 }
 
 func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
@@ -440,20 +424,12 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	run, err := s.svc.Run(r.Context(), serial)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.reply(w, run)
+	s.answer(w, r, run, err)
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	st, err := s.svc.Status(r.Context())
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.reply(w, st)
+	s.answer(w, r, st, err)
 }
 
 func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
@@ -466,11 +442,7 @@ func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	st, err := s.svc.Reload(r.Context(), req)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.reply(w, st)
+	s.answer(w, r, st, err)
 }
 
 func (s *Server) handlePing(w http.ResponseWriter, r *http.Request) {

@@ -53,7 +53,7 @@ func (e *Engine) Set(ctx context.Context, req whenlua.SetRequest) (whenlua.SetRe
 	select {
 	case e.sets <- r:
 	case <-e.done:
-		return whenlua.SetResponse{}, errStopped
+		return whenlua.SetResponse{}, ErrStopped
 	case <-ctx.Done():
 		return whenlua.SetResponse{}, ctx.Err()
 	}
@@ -67,7 +67,7 @@ func (e *Engine) Set(ctx context.Context, req whenlua.SetRequest) (whenlua.SetRe
 		case rep := <-r.reply:
 			return rep.resp, rep.err
 		default:
-			return whenlua.SetResponse{}, errStopped
+			return whenlua.SetResponse{}, ErrStopped
 		}
 	}
 }
@@ -448,6 +448,11 @@ func (st *state) flush() {
 		}
 		if err != nil {
 			st.e.log.Error("commit", "err", err)
+			for _, r := range st.step.finished {
+				// Kept to be stored with the next step; a deposed cluster
+				// leader's never is: its late finish is refused.
+				st.e.log.Warn("run finish not stored", "job", r.Job, "serial", r.Serial, "state", r.State, "code", r.Code, "err", err)
+			}
 			st.rollback()
 			for _, r := range st.step.toStart {
 				st.dropRun(r)

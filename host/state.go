@@ -132,7 +132,7 @@ func newState(e *Engine) (*state, error) {
 		condErrs: map[string]string{},
 		watched:  map[string]time.Time{},
 	}
-	st.sched = newSchedule(e.clock)
+	st.sched = newSchedule(e.clock, e.opts.KeepBoundaries)
 	var err error
 	if st.vars, err = e.store.Vars(); err != nil {
 		return nil, fmt.Errorf("load variables: %w", err)

@@ -197,7 +197,7 @@ func (w *watcher) rescan() {
 		case <-ctx.Done():
 		}
 	}()
-	if err := w.e.loadFiles(ctx, forceSet{}, whenlua.TriggerLoad); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, errStopped) {
+	if err := w.e.loadFiles(ctx, forceSet{}, whenlua.TriggerLoad); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, ErrStopped) {
 		w.e.log.Warn("rescan", "err", err)
 	}
 }

@@ -143,6 +143,10 @@ type Job struct {
 	// Hold (when): the job is due once its condition has been true
 	// continuously this long (0: at once).
 	Hold time.Duration
+	// RerunLost: a run lost because its daemon died while it ran (a
+	// crash, or a cluster leader that died) is started again, as a new
+	// attempt, by the daemon or leader that records it lost.
+	RerunLost bool
 	// Expect (any kind): a silence alarm is raised when no run of the job
 	// succeeded for this long (0: never); HasOnSilence says the job has an
 	// on_silence hook, called once per silence (CallOnSilence).
@@ -340,9 +344,9 @@ func (s *state) declare(kind Kind) lua.LGFunction {
 	}
 }
 
-// jobOptions reads opts: name, pre, post, timeout, retry, expect,
-// on_silence, hold for when, and tz, catch_up and jitter for every and
-// cron. Anything else is an error.
+// jobOptions reads opts: name, pre, post, timeout, retry, rerun_lost,
+// expect, on_silence, hold for when, and tz, catch_up and jitter for every
+// and cron. Anything else is an error.
 func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 	err := lualib.Fields(opts, func(k, v lua.LValue) error {
 		key, ok := k.(lua.LString)
@@ -381,6 +385,12 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 			j.CatchUp, err = lualib.AsBool(v, "option catch_up", "true or false")
 		case "retry":
 			j.Retry, err = retryOption(v)
+		case "rerun_lost":
+			b, ok := v.(lua.LBool)
+			if !ok {
+				err = fmt.Errorf("option rerun_lost must be true or false, not a %s", v.Type())
+			}
+			j.RerunLost = bool(b)
 		case "hold":
 			if j.Kind != When {
 				return errors.New("option hold is for when jobs")
@@ -392,9 +402,9 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 			}
 			j.Jitter, err = lualib.OptDuration("jitter", v)
 		default:
-			want := "name, pre, post, timeout, retry, expect, on_silence or hold"
+			want := "name, pre, post, timeout, retry, rerun_lost, expect, on_silence or hold"
 			if j.Kind != When {
-				want = "name, pre, post, timeout, retry, expect, on_silence, tz, catch_up or jitter"
+				want = "name, pre, post, timeout, retry, rerun_lost, expect, on_silence, tz, catch_up or jitter"
 			}
 			err = fmt.Errorf("unknown option %q (want %s)", string(key), want)
 		}

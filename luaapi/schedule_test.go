@@ -72,6 +72,7 @@ func TestBadCronDeclarationsAreLoadErrors(t *testing.T) {
 		{"retry with a bad delay", `when("x", "true", {retry = {attempts = 2, delay = "later"}})`, `option retry.delay "later" is not a duration`},
 		{"retry with an unknown key", `when("x", "true", {retry = {attempts = 2, tries = 3}})`, "unknown key tries"},
 		{"hold on an every-job", `every("hour", "true", {hold = "5m"})`, "option hold is for when jobs"},
+		{"rerun_lost that is not a boolean", `when("x", "true", {rerun_lost = "yes"})`, "option rerun_lost must be true or false, not a string"},
 		{"a hold that is not a duration", `when("x", "true", {hold = "a while"})`, `option hold "a while" is not a duration`},
 		{"a six-field expression", "\n\ncron(\"0 30 2 * * *\", \"true\")", "test.lua:3: cron expression \"0 30 2 * * *\": want 5 fields"},
 	} {

@@ -116,59 +116,6 @@ func TestACommitToAClosedStoreFails(t *testing.T) {
 	assertEmpty(t, openTest(t, Options{Dir: dir}))
 }
 
-func TestVersionsInOneBatchKeepTheirOrder(t *testing.T) {
-	s := openTest(t, Options{})
-	same := at(0)
-	b := &Batch{}
-	for i := range 50 {
-		b.Vars = append(b.Vars, VarChange{Name: "x", Value: whenlua.Int(int64(i)), Origin: fmt.Sprint("o", i), Time: same})
-	}
-	commit(t, s, b)
-	// A later batch at the very same nanosecond adds versions, too.
-	commit(t, s, &Batch{Vars: []VarChange{{Name: "x", Value: whenlua.String("last"), Time: same}}})
-	h, err := s.History("x", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(h) != 51 || h[0].Value.S != "last" {
-		t.Fatalf("got %d versions, newest %#v", len(h), h[0])
-	}
-	for i, v := range h[1:] {
-		if want := int64(49 - i); v.Value.I != want || v.Origin != fmt.Sprint("o", want) || !v.Time.Equal(same) {
-			t.Errorf("version %d: %#v, want %d", i+1, v, want)
-		}
-	}
-	vars, _ := s.Vars()
-	if vars["x"].S != "last" {
-		t.Errorf("current %#v", vars["x"])
-	}
-}
-
-func TestHistoryIsNewestFirstAndLimitedToN(t *testing.T) {
-	s := openTest(t, Options{})
-	for i := range 10 {
-		commit(t, s, &Batch{Vars: []VarChange{{Name: "x", Value: whenlua.Int(int64(i)), Time: at(time.Duration(i) * time.Second)}}})
-	}
-	for _, n := range []int{-1, 0, 1, 3, 10, 20} {
-		h, err := s.History("x", n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := min(10, n)
-		if n <= 0 {
-			want = 10
-		}
-		if len(h) != want {
-			t.Errorf("n=%d: %d versions", n, len(h))
-		}
-		for i, v := range h {
-			if v.Value.I != int64(9-i) || !v.Time.Equal(at(time.Duration(9-i)*time.Second)) {
-				t.Errorf("n=%d: version %d is %#v", n, i, v)
-			}
-		}
-	}
-}
-
 func TestAVersionWithoutTimeGetsTheCommitTime(t *testing.T) {
 	s := openTest(t, Options{})
 	before := time.Now()

@@ -15,7 +15,7 @@ func daemonRestartCommand(e *env) *cli.Command {
 		Usage: "stop the daemon if it runs, then start it and print its pid",
 		Flags: append([]cli.Flag{
 			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "give up waiting for the stop after `DURATION`"},
-		}, append(engineFlags(), retentionFlags()...)...),
+		}, append(append(engineFlags(), retentionFlags()...), clusterFlags()...)...),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
@@ -26,10 +26,13 @@ func daemonRestartCommand(e *env) *cli.Command {
 			if err := checkEngineFlags(c); err != nil {
 				return err
 			}
+			if err := checkClusterFlags(c); err != nil {
+				return err
+			}
 			if _, err := stopDaemon(c.Context, e, c.Duration("timeout")); err != nil {
 				return err
 			}
-			pid, err := startDaemon(c.Context, e, append(retentionArgs(c), engineArgs(c)...))
+			pid, err := startDaemon(c.Context, e, append(append(retentionArgs(c), engineArgs(c)...), clusterArgs(c)...))
 			if err != nil {
 				return err
 			}

@@ -24,10 +24,11 @@ func daemonRunCommand(e *env) *cli.Command {
 		Usage: "run the daemon in the foreground, logging to stderr",
 		Description: "On a fresh home (no jobs directory yet) a sample job file is installed\n" +
 			"as jobs/sample.lua. SIGTERM or SIGINT stops the daemon gracefully; SIGHUP\n" +
-			"rescans the jobs directory.\n\n" + metricsHelp,
+			"rescans the jobs directory. With --etcd the daemon is a node of a cluster\n" +
+			"that keeps its state in etcd (docs/cluster.md).\n\n" + metricsHelp,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn or error"},
-		}, append(engineFlags(), retentionFlags()...)...),
+		}, append(append(engineFlags(), retentionFlags()...), clusterFlags()...)...),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
@@ -40,6 +41,9 @@ func daemonRunCommand(e *env) *cli.Command {
 				return err
 			}
 			if err := checkEngineFlags(c); err != nil {
+				return err
+			}
+			if err := checkClusterFlags(c); err != nil {
 				return err
 			}
 			p, err := e.Paths()
@@ -64,7 +68,8 @@ func daemonRunCommand(e *env) *cli.Command {
 				log.Warn("install sample job file", "err", err)
 			}
 			return host.RunDaemon(c.Context, host.DaemonOptions{Paths: p, Logger: log, Store: retentionOptions(c), MetricsAddr: c.String("metrics"),
-				Engine: host.EngineOptions{MaxRuns: c.Int("max-runs"), LuaTimeout: c.Duration("lua-timeout")}})
+				Engine:  host.EngineOptions{MaxRuns: c.Int("max-runs"), LuaTimeout: c.Duration("lua-timeout")},
+				Backend: clusterBackend(c)})
 		},
 	}
 }
@@ -92,7 +97,7 @@ takes its series with it.
 | whenlua_job_last_success_timestamp_seconds | gauge | job | when the job's last successful run ended (Unix seconds) |
 | whenlua_job_silent | gauge | job | 1 while the job's silence alarm is raised (option expect), else 0 |
 
-The Go runtime's `+"`go_*`"+` and the process's `+"`process_*`"+` metrics are served too.`
+The Go runtime's ` + "`go_*`" + ` and the process's ` + "`process_*`" + ` metrics are served too.`
 
 // engineFlags bound how many jobs have a process at once and how long a
 // call into Lua may take; `daemon start` and `daemon restart` pass them on

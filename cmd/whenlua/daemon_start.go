@@ -27,7 +27,7 @@ func daemonStartCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "start",
 		Usage: "start the daemon in the background and print its pid",
-		Flags: append(engineFlags(), retentionFlags()...),
+		Flags: append(append(engineFlags(), retentionFlags()...), clusterFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
@@ -38,7 +38,10 @@ func daemonStartCommand(e *env) *cli.Command {
 			if err := checkEngineFlags(c); err != nil {
 				return err
 			}
-			pid, err := startDaemon(c.Context, e, append(retentionArgs(c), engineArgs(c)...))
+			if err := checkClusterFlags(c); err != nil {
+				return err
+			}
+			pid, err := startDaemon(c.Context, e, append(append(retentionArgs(c), engineArgs(c)...), clusterArgs(c)...))
 			if err != nil {
 				return err
 			}

@@ -59,13 +59,13 @@ func buildAndRun(m *testing.M) int {
 // home is a whenlua home in a short temp directory (a unix socket path
 // must stay under 108 bytes, which t.TempDir's long names can exceed).
 type home struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 }
 
 // newHome makes a home with an empty jobs directory, so no sample job file
 // is installed; its daemon is stopped at the end of the test.
-func newHome(t *testing.T) *home {
+func newHome(t testing.TB) *home {
 	t.Helper()
 	h := newBareHome(t)
 	if err := os.MkdirAll(filepath.Join(h.dir, "jobs"), 0o700); err != nil {
@@ -75,7 +75,7 @@ func newHome(t *testing.T) *home {
 }
 
 // newBareHome returns a home directory path that does not exist yet.
-func newBareHome(t *testing.T) *home {
+func newBareHome(t testing.TB) *home {
 	t.Helper()
 	parent, err := os.MkdirTemp("", "wlh")
 	if err != nil {
@@ -120,7 +120,7 @@ func (h *home) run(args ...string) result {
 	return runCmd(h.t, h.command(ctx, args...))
 }
 
-func runCmd(t *testing.T, cmd *exec.Cmd) result {
+func runCmd(t testing.TB, cmd *exec.Cmd) result {
 	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -195,7 +195,7 @@ func (h *home) kill() {
 	}
 }
 
-func killAndWait(t *testing.T, pid int) {
+func killAndWait(t testing.TB, pid int) {
 	t.Helper()
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 	deadline := time.Now().Add(30 * time.Second)
@@ -222,7 +222,7 @@ func (h *home) writeJob(name, src string) {
 }
 
 // waitFor polls cond for up to 20 seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
@@ -367,6 +367,28 @@ func TestUsageErrorsExit2(t *testing.T) {
 	}
 	if r := h.run("help"); r.code != 0 || !strings.Contains(r.stdout, "daemon") {
 		t.Errorf("help: %v", r)
+	}
+}
+
+// A negative -n is a usage error of its own, but the arguments are checked
+// first: a wrong count of them is reported as the usage line.
+func TestCountFlagAfterArguments(t *testing.T) {
+	t.Parallel()
+	h := newHome(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"history", "v", "-n", "-1"}, "-n must not be negative"},
+		{[]string{"history", "-n", "-1"}, "usage: whenlua history NAME [-n N]"},
+		{[]string{"log", "-n", "-1"}, "-n must not be negative"},
+		{[]string{"log", "a", "b", "-n", "-1"}, "usage: whenlua log [NAME] [-n N]"},
+		{[]string{"why", "j", "-n=-1"}, "-n must not be negative"},
+		{[]string{"why", "-n", "-1"}, "usage: whenlua why JOB [-n N]"},
+	} {
+		if r := h.run(tc.args...); r.code != 2 || r.stderr != "whenlua: "+tc.want+"\n" {
+			t.Errorf("whenlua %s: %v, want exit 2 and %q", strings.Join(tc.args, " "), r, tc.want)
+		}
 	}
 }
 

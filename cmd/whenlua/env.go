@@ -94,6 +94,36 @@ func (e *env) printJSON(v any) error {
 	return enc.Encode(v)
 }
 
+// printJSONOr prints v as indented JSON with --json, else calls text.
+func (e *env) printJSONOr(c *cli.Context, v any, text func()) error {
+	if c.Bool("json") {
+		return e.printJSON(v)
+	}
+	text()
+	return nil
+}
+
+// orEmpty makes a nil list empty, so that --json prints it as [] rather
+// than null.
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// countArg is the value of a listing's -n flag (0: all kept); a negative
+// one is a usage error. It is checked in the command's Action, after its
+// arguments, rather than by the flag's own Action, which urfave/cli runs
+// before the command's and which would then report -n first.
+func countArg(c *cli.Context) (int, error) {
+	n := c.Int("n")
+	if n < 0 {
+		return 0, usageErrorf("-n must not be negative")
+	}
+	return n, nil
+}
+
 // noArgs refuses positional arguments.
 func noArgs(c *cli.Context) error {
 	if c.NArg() > 0 {
@@ -156,11 +186,7 @@ func listAction[T any](e *env, fetch func(*whenlua.Client, context.Context) (T, 
 		if err != nil {
 			return err
 		}
-		if c.Bool("json") {
-			return e.printJSON(v)
-		}
-		text(e.stdout, v)
-		return nil
+		return e.printJSONOr(c, v, func() { text(e.stdout, v) })
 	}
 }
 

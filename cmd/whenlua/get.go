@@ -36,11 +36,7 @@ func getCommand(e *env) *cli.Command {
 			if v.IsNil() {
 				return silentExit(1)
 			}
-			if c.Bool("json") {
-				return e.printJSON(v)
-			}
-			fmt.Fprintln(e.stdout, v.String())
-			return nil
+			return e.printJSONOr(c, v, func() { fmt.Fprintln(e.stdout, v.String()) })
 		},
 	}
 }

@@ -33,34 +33,31 @@ func historyCommand(e *env) *cli.Command {
 			if err := whenlua.ValidateName(name); err != nil {
 				return err
 			}
-			if c.Int("n") < 0 {
-				return usageErrorf("-n must not be negative")
+			n, err := countArg(c)
+			if err != nil {
+				return err
 			}
 			cl, err := e.Client()
 			if err != nil {
 				return err
 			}
-			vs, err := cl.History(c.Context, name, c.Int("n"))
+			vs, err := cl.History(c.Context, name, n)
 			if err != nil {
 				return err
 			}
-			if c.Bool("json") {
-				if vs == nil {
-					vs = []whenlua.Version{}
+			vs = orEmpty(vs)
+			return e.printJSONOr(c, vs, func() {
+				for _, v := range vs {
+					val := v.Value.LineString()
+					switch {
+					case v.Value.IsNil():
+						val = "(unset)"
+					case val == "(unset)":
+						val = `"(unset)"`
+					}
+					fmt.Fprintf(e.stdout, "%s\t%s\t%s\n", fmtTime(v.Time), v.Origin, val)
 				}
-				return e.printJSON(vs)
-			}
-			for _, v := range vs {
-				val := v.Value.LineString()
-				switch {
-				case v.Value.IsNil():
-					val = "(unset)"
-				case val == "(unset)":
-					val = `"(unset)"`
-				}
-				fmt.Fprintf(e.stdout, "%s\t%s\t%s\n", fmtTime(v.Time), v.Origin, val)
-			}
-			return nil
+			})
 		},
 	}
 }

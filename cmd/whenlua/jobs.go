@@ -22,10 +22,7 @@ func jobsCommand(e *env) *cli.Command {
 		Flags: []cli.Flag{jsonFlag()},
 		Action: listAction(e, func(cl *whenlua.Client, ctx context.Context) ([]whenlua.Run, error) {
 			runs, err := cl.Jobs(ctx)
-			if runs == nil {
-				runs = []whenlua.Run{}
-			}
-			return runs, err
+			return orEmpty(runs), err
 		}, func(w io.Writer, runs []whenlua.Run) {
 			for _, r := range runs {
 				if r.State == whenlua.RunQueued {

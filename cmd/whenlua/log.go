@@ -26,27 +26,24 @@ func logCommand(e *env) *cli.Command {
 			if c.NArg() > 1 {
 				return usageErrorf("usage: %s [NAME] [-n N]", c.Command.HelpName)
 			}
-			if c.Int("n") < 0 {
-				return usageErrorf("-n must not be negative")
+			n, err := countArg(c)
+			if err != nil {
+				return err
 			}
 			cl, err := e.Client()
 			if err != nil {
 				return err
 			}
-			runs, err := cl.Log(c.Context, c.Args().First(), c.Int("n"))
+			runs, err := cl.Log(c.Context, c.Args().First(), n)
 			if err != nil {
 				return err
 			}
-			if c.Bool("json") {
-				if runs == nil {
-					runs = []whenlua.Run{}
+			runs = orEmpty(runs)
+			return e.printJSONOr(c, runs, func() {
+				for _, r := range runs {
+					fmt.Fprintln(e.stdout, logLine(r))
 				}
-				return e.printJSON(runs)
-			}
-			for _, r := range runs {
-				fmt.Fprintln(e.stdout, logLine(r))
-			}
-			return nil
+			})
 		},
 	}
 }

@@ -21,10 +21,7 @@ func namesCommand(e *env) *cli.Command {
 		Flags: []cli.Flag{jsonFlag()},
 		Action: listAction(e, func(cl *whenlua.Client, ctx context.Context) ([]whenlua.JobInfo, error) {
 			jobs, err := cl.Names(ctx)
-			if jobs == nil {
-				jobs = []whenlua.JobInfo{}
-			}
-			return jobs, err
+			return orEmpty(jobs), err
 		}, func(w io.Writer, jobs []whenlua.JobInfo) {
 			for _, j := range jobs {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s:%d\t%s\n", j.Name, j.Kind, oneLine(j.Spec()), j.File, j.Line, cmp.Or(j.Zone, "-"))

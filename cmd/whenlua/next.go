@@ -78,13 +78,11 @@ func (e *env) nextCron(c *cli.Context, from time.Time) error {
 		from = time.Now()
 	}
 	times := nextTimes(cr.Next, time.Time{}, from, c.Int("n"))
-	if c.Bool("json") {
-		return e.printJSON(nextJSON{Cron: cr.String(), Zone: whenlua.ZoneName(loc), Times: times})
-	}
-	for _, t := range times {
-		fmt.Fprintln(e.stdout, t)
-	}
-	return nil
+	return e.printJSONOr(c, nextJSON{Cron: cr.String(), Zone: whenlua.ZoneName(loc), Times: times}, func() {
+		for _, t := range times {
+			fmt.Fprintln(e.stdout, t)
+		}
+	})
 }
 
 // nextJobs prints the times of the daemon's every- and cron-jobs (or of

@@ -132,11 +132,7 @@ func simulateCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			if c.Bool("json") {
-				return e.printJSON(sim)
-			}
-			printSimulation(e.stdout, sim)
-			return nil
+			return e.printJSONOr(c, sim, func() { printSimulation(e.stdout, sim) })
 		},
 	}
 }

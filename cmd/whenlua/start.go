@@ -29,12 +29,8 @@ func startCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			if c.Bool("json") {
-				if err := e.printJSON(r); err != nil {
-					return err
-				}
-			} else {
-				fmt.Fprintln(e.stdout, r.Serial)
+			if err := e.printJSONOr(c, r, func() { fmt.Fprintln(e.stdout, r.Serial) }); err != nil {
+				return err
 			}
 			switch r.State {
 			case whenlua.RunRefused, whenlua.RunFailed:

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -91,6 +93,47 @@ func printStatus(w io.Writer, st whenlua.Status) {
 		fmt.Fprintln(w, "condition errors:")
 		for _, ce := range st.CondErrors {
 			fmt.Fprintf(w, "  %s\n", oneLine(ce))
+		}
+	}
+	if cs := st.Cluster; cs != nil {
+		printCluster(w, *cs)
+	}
+}
+
+// printCluster writes the cluster part of a node's status: the live nodes,
+// the leader, and the nodes whose job files are not the leader's.
+func printCluster(w io.Writer, cs whenlua.ClusterStatus) {
+	leader := cs.Leader
+	if leader == "" {
+		leader = "none elected"
+	}
+	fmt.Fprintf(w, "cluster:  %s, node %s, leader %s\n", cs.Name, cs.Node, leader)
+	fmt.Fprintf(w, "etcd:     %s\n", strings.Join(cs.Endpoints, ","))
+	fmt.Fprintf(w, "nodes:    %d alive\n", len(cs.Nodes))
+	for _, n := range cs.Nodes {
+		role := "follower"
+		if n.Leader {
+			role = "leader"
+		}
+		files := "same job files as the leader"
+		switch {
+		case n.Leader:
+			files = plural(len(n.Files), "job file")
+		case n.Differs:
+			files = "JOB FILES DIFFER FROM THE LEADER'S"
+		case cs.Leader == "":
+			files = plural(len(n.Files), "job file")
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%s\tpid %d\tup since %s\t%s\n", n.Name, role, n.Addr, n.PID, fmtTime(n.Started), files)
+		if n.Differs || n.Leader {
+			names := make([]string, 0, len(n.Files))
+			for f := range n.Files {
+				names = append(names, f)
+			}
+			sort.Strings(names)
+			for _, f := range names {
+				fmt.Fprintf(w, "    %s\t%s\n", f, n.Files[f])
+			}
 		}
 	}
 }

@@ -63,8 +63,9 @@ func whyCommand(e *env) *cli.Command {
 			if err := exactArgs(c, 1, "JOB [-n N]"); err != nil {
 				return err
 			}
-			if c.Int("n") < 0 {
-				return usageErrorf("-n must not be negative")
+			n, err := countArg(c)
+			if err != nil {
+				return err
 			}
 			cl, err := e.Client()
 			if err != nil {
@@ -74,16 +75,14 @@ func whyCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			if n := c.Int("n"); n > 0 && len(rep.Evaluations) > n {
+			if n > 0 && len(rep.Evaluations) > n {
 				rep.Evaluations = rep.Evaluations[:n]
 			}
-			if c.Bool("json") {
-				return e.printJSON(rep)
-			}
-			for _, line := range rep.Lines() {
-				fmt.Fprintln(e.stdout, line)
-			}
-			return nil
+			return e.printJSONOr(c, rep, func() {
+				for _, line := range rep.Lines() {
+					fmt.Fprintln(e.stdout, line)
+				}
+			})
 		},
 	}
 }

@@ -1,0 +1,163 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/whenlua/whenlua/host"
+)
+
+// run is the node's loop, one session after another: it campaigns, leads
+// while it is elected, and starts over with a new session when its lease is
+// lost. It ends when ctx is done, after the engine stopped and the session
+// was revoked.
+func (n *Node) run(ctx context.Context, sess *concurrency.Session) {
+	defer close(n.done)
+	for {
+		n.term(ctx, sess)
+		sess.Close() // revokes the lease: the record and the candidacy go
+		if ctx.Err() != nil {
+			return
+		}
+		// A term that failed (the engine did not open) is not retried at
+		// once, nor in a loop that holds etcd busy.
+		n.log.Warn("term ended; joining again")
+		sleep(ctx, time.Second)
+		for {
+			var err error
+			sess, err = n.register(ctx, false)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			n.log.Warn("join the cluster again", "err", err)
+			sleep(ctx, time.Second)
+		}
+	}
+}
+
+// term is one session: refresh the node's record, campaign, and lead once
+// elected, until the session ends or ctx is done.
+func (n *Node) term(ctx context.Context, sess *concurrency.Session) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-sess.Done():
+			n.log.Warn("session lease lost")
+			cancel()
+		case <-sctx.Done():
+		}
+	}()
+	go func() {
+		t := time.NewTicker(n.opts.TTL / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-t.C:
+				n.refreshFiles(sctx, sess)
+			}
+		}
+	}()
+	el := concurrency.NewElection(sess, n.key("election"))
+	val, _ := json.Marshal(leaderInfo{Node: n.opts.Node, Addr: n.addr})
+	for sctx.Err() == nil {
+		if err := el.Campaign(sctx, string(val)); err != nil {
+			if sctx.Err() == nil {
+				n.log.Warn("campaign", "err", err)
+				sleep(sctx, 500*time.Millisecond)
+			}
+			continue
+		}
+		n.lead(sctx, el)
+		return
+	}
+}
+
+// lead runs the engine on the cluster's store, every commit fenced by this
+// node's leadership (its election key still has the create revision it
+// was elected with), until ctx is done or the key is gone. The engine is
+// closed at once then: a deposed leader commits nothing, and evaluates
+// nothing more.
+func (n *Node) lead(ctx context.Context, el *concurrency.Election) {
+	lkey, lrev := el.Key(), el.Rev()
+	n.log.Info("elected leader", "key", lkey, "rev", lrev)
+	fence := clientv3.Compare(clientv3.CreateRevision(lkey), "=", lrev)
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The key deleted (a resign, an operator) ends the leadership too.
+	go func() {
+		wch := n.cli.Watch(clientv3.WithRequireLeader(lctx), lkey, clientv3.WithRev(lrev+1))
+		for wr := range wch {
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					n.log.Warn("leadership key deleted")
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+
+	store, err := n.openStore(fence, func() {
+		n.log.Error("a commit's outcome is unknown: leaving the leadership, so that the next leader starts from the store")
+		cancel()
+	})
+	if err != nil {
+		n.log.Error("open the cluster store", "err", err)
+		n.resign(el)
+		return
+	}
+	eo := n.opts.Engine
+	eo.Store, eo.Paths, eo.Logger = store, n.opts.Paths, n.log
+	// A new leader runs each scheduled time the old one did not.
+	eo.KeepBoundaries = max(time.Minute, 10*n.opts.TTL)
+	eng := host.NewEngine(eo)
+	if err := eng.Open(lctx); err != nil {
+		n.log.Error("open the engine", "err", err)
+		store.Close()
+		n.resign(el)
+		return
+	}
+	n.mu.Lock()
+	n.engine = eng
+	n.notify()
+	n.mu.Unlock()
+
+	<-lctx.Done()
+
+	n.mu.Lock()
+	n.engine = nil
+	n.notify()
+	n.mu.Unlock()
+	cctx, ccancel := context.WithTimeout(context.Background(), max(n.opts.Engine.Grace, 5*time.Second)+10*time.Second)
+	defer ccancel()
+	if err := eng.Close(cctx); err != nil {
+		n.log.Warn("close the engine", "err", err)
+	}
+	if err := store.Close(); err != nil {
+		n.log.Warn("close the cluster store", "err", err)
+	}
+	if ctx.Err() != nil && n.cli.Ctx().Err() == nil {
+		n.resign(el)
+	}
+	n.log.Info("no longer leader")
+}
+
+// resign gives the leadership up, so that another node is elected now
+// rather than when the lease expires.
+func (n *Node) resign(el *concurrency.Election) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := el.Resign(ctx); err != nil {
+		n.log.Warn("resign", "err", err)
+	}
+}
