@@ -368,6 +368,9 @@ func (st *state) evalOnce(j *job, trace func(prev *whenlua.JobState, ev luaapi.E
 	if err != nil {
 		// As in whenjobs, a condition that raises leaves the previous
 		// snapshot and result as they were, and is not due.
+		if st.sim != nil {
+			st.sim.condError(j, err)
+		}
 		if trace != nil {
 			trace(prev, ev, whenlua.OutcomeError, time.Time{})
 		}

@@ -54,3 +54,41 @@ when(chk.hot, "true", { name = "hot" })
 		}
 	}
 }
+
+// A condition that raises in the replay is counted, with its first error,
+// so that a job that never evaluated cleanly is not shown as never due.
+func TestASimulationCountsConditionErrors(t *testing.T) {
+	p := testPaths(t, t.TempDir())
+	file := filepath.Join(p.JobsDir, "e.lua")
+	writeFile(t, file, `when("temp >= 1 and nope >= 1", "true", { name = "broken" })
+when("temp >= 2", "true", { name = "fine" })
+`)
+	t0 := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	clock := NewFakeClock(t0)
+	te := openTestEngine(t, p, clock)
+	for i := 1; i <= 3; i++ {
+		clock.Advance(time.Minute)
+		te.set("temp", i)
+	}
+	sim, err := Simulate(context.Background(), SimulateOptions{File: file, LibDir: p.LibDir, Until: t0.Add(time.Hour)}, scanAll(t, te.store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sim.Due) != 1 || sim.Due[0].Job != "fine" {
+		t.Fatalf("due %+v, want fine once", sim.Due)
+	}
+	// The load's evaluations (temp unset, at the first version's time)
+	// raise for both jobs; broken's raise again at each set (the fixpoint
+	// may evaluate a job more than once per set).
+	errs := map[string]SimError{}
+	for _, e := range sim.Errors {
+		errs[e.Job] = e
+	}
+	first := t0.Add(time.Minute)
+	if e := errs["broken"]; len(errs) != 2 || e.Count < 4 || !e.First.Equal(first) || !strings.Contains(e.Error, "e.lua:1: attempt to compare number with nil (unset: temp)") {
+		t.Errorf("errors %+v, want broken at least 4 times from %s, with file:line", sim.Errors, first)
+	}
+	if e := errs["fine"]; e.Count != 1 || !strings.Contains(e.Error, "e.lua:2:") {
+		t.Errorf("fine's errors %+v, want the load's one", e)
+	}
+}
