@@ -30,6 +30,14 @@ func (c *Client) ScanHistory(ctx context.Context, fn func(VarVersion) error) err
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				// The stream ended inside a version: the daemon's error,
+				// if it sent one, is in the trailers, which follow the body.
+				io.Copy(io.Discard, resp.Body)
+				if msg := resp.Trailer.Get(TailErrorTrailer); msg != "" {
+					return RemoteError(resp.Trailer.Get(TailKindTrailer), msg)
+				}
+			}
 			return fmt.Errorf("read history: %w", err)
 		}
 		if err := fn(v); err != nil {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/whenlua/whenlua"
 )
 
 // Trim applies retention to everything stored now, as persist's Trim
@@ -211,4 +213,25 @@ func (s *Store) trimRunsOnce(ctx context.Context) (deleted int, done bool, err e
 		s.view.runs = rc
 		return deleted, false, nil
 	}
+}
+
+// DropEvaluations deletes the kept evaluations of jobs (`whenlua why`), as
+// persist's does: the engine calls it for jobs that left long ago. It
+// writes fenced, in transactions within etcd's limits.
+func (s *Store) DropEvaluations(jobs []string) error {
+	if err := s.enter(); err != nil {
+		return fmt.Errorf("drop evaluations: %w", err)
+	}
+	ops := make([]kvOp, 0, len(jobs)*whenlua.EvalKeep)
+	for _, job := range jobs {
+		for slot := range uint64(whenlua.EvalKeep) {
+			ops = append(ops, kvOp{Key: s.k.evalKey(job, slot), Del: true})
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*s.opts.CallTimeout)
+	defer cancel()
+	if err := s.writeOps(ctx, ops); err != nil {
+		return fmt.Errorf("drop evaluations: %w", err)
+	}
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/whenlua/whenlua"
@@ -81,6 +82,7 @@ type Engine struct {
 	reqs     chan func()
 	sets     chan *setReq
 	mail     sync.WaitGroup // mails being handed to sendmail
+	mailing  atomic.Int32   // how many: at most maxMailsInFlight
 	finished chan runner.Result
 	loader   *loader
 	metrics  *metrics
@@ -181,6 +183,7 @@ func (e *Engine) Open(ctx context.Context) error {
 	for _, r := range lost {
 		st.countFinished(r, resultLost)
 	}
+	st.leftBeforeStart()
 	// Loading leaves the garbage of parsing and compiling every file behind;
 	// give it back now rather than keep the daemon's footprint at its peak.
 	debug.FreeOSMemory()

@@ -305,6 +305,7 @@ func (st *state) retire(ent *fileEntry, g *generation, keep map[string]bool) {
 			}
 			st.unwatchSilence(j.name)
 			st.e.metrics.forgetJob(j.name)
+			st.jobLeft(j.name)
 		}
 		delete(st.condErrs, j.name)
 	}

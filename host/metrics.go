@@ -5,8 +5,10 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -191,7 +193,7 @@ func (st *state) gauges() stateGauges {
 	}
 	for path, ent := range st.files {
 		if ent.cur != nil || ent.err != "" {
-			g.fileErrors[filepath.Base(path)] = ent.err != ""
+			g.fileErrors[fileLabel(path)] = ent.err != ""
 		}
 	}
 	for name, j := range st.jobs {
@@ -240,6 +242,17 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descStoreSize, prometheus.GaugeValue, float64(lsm), "lsm")
 		ch <- prometheus.MustNewConstMetric(descStoreSize, prometheus.GaugeValue, float64(vlog), "vlog")
 	}
+}
+
+// fileLabel is the file label of the job file at path: its name, quoted
+// when it is not UTF-8 (a label value must be, or the scrape fails), which
+// tells it from every other job file's, as no quoted name ends in .lua.
+func fileLabel(path string) string {
+	name := filepath.Base(path)
+	if !utf8.ValidString(name) {
+		return strconv.Quote(name)
+	}
+	return name
 }
 
 func boolValue(b bool) float64 {

@@ -455,14 +455,25 @@ func (h *fileHost) Running() []whenlua.Run {
 	return h.st.runningList()
 }
 
+// maxMailsInFlight bounds the sendmail processes the daemon runs at once:
+// a hook that mails in a loop (post, on_silence) would otherwise start one
+// per call. A mail beyond it is dropped, and logged.
+const maxMailsInFlight = 16
+
 func (h *fileHost) SendMail(to string, msg []byte) {
 	if h.st != nil && h.st.sim != nil {
 		return // a simulation acts on nothing
 	}
 	e := h.st.e
+	if e.mailing.Add(1) > maxMailsInFlight {
+		e.mailing.Add(-1)
+		e.log.Error("mail not sent", "to", to, "err", fmt.Sprintf("%d mails are already waiting for sendmail (a hook that mails in a loop?)", maxMailsInFlight))
+		return
+	}
 	e.mail.Add(1)
 	go func() {
 		defer e.mail.Done()
+		defer e.mailing.Add(-1)
 		// runner.SendMail bounds the call by SendMailTimeout.
 		if err := runner.SendMail(context.Background(), e.opts.Sendmail, msg); err != nil {
 			e.log.Error("mail not sent", "to", to, "err", err)

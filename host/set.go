@@ -368,6 +368,9 @@ func (st *state) evalOnce(j *job, trace func(prev *whenlua.JobState, ev luaapi.E
 	if err != nil {
 		// As in whenjobs, a condition that raises leaves the previous
 		// snapshot and result as they were, and is not due.
+		if st.sim != nil {
+			st.sim.condError(j, err)
+		}
 		if trace != nil {
 			trace(prev, ev, whenlua.OutcomeError, time.Time{})
 		}
@@ -388,6 +391,9 @@ func (st *state) evalOnce(j *job, trace func(prev *whenlua.JobState, ev luaapi.E
 	// their edge state, so an edit re-fires none of them. A job with a
 	// hold is due only when the hold is over: fireHolds.
 	due := ok && (!prev.Result || ev.AskedReloaded && j.reloadPending) && j.lj.Hold <= 0
+	if due && st.sim != nil {
+		st.sim.madeDue(j, read)
+	}
 	if trace != nil {
 		outcome := whenlua.OutcomeDue
 		if !due {
@@ -441,6 +447,7 @@ func (st *state) flush() {
 		notStarted, lost, err = st.commit(&st.step.batch)
 		if err == nil {
 			st.keepSeqs(seqs, lost)
+			st.pruneLeft()
 		}
 		if err != nil {
 			st.e.log.Error("commit", "err", err)

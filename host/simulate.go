@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -83,6 +82,18 @@ type Simulation struct {
 	// Scheduled lists the scheduled times of every- and cron-jobs in the
 	// window.
 	Scheduled []SimSchedule `json:"scheduled"`
+	// Errors counts, per when-job, the evaluations in the window whose
+	// condition raised an error (such an evaluation is never due), with
+	// the first of them.
+	Errors []SimError `json:"errors"`
+}
+
+// SimError is the condition errors of one when-job in a simulation.
+type SimError struct {
+	Job   string    `json:"job"`
+	Count int       `json:"count"`
+	First time.Time `json:"first"` // the recorded time of the first
+	Error string    `json:"error"` // the first one's message (file:line: ...)
 }
 
 // SimDue is one time a when-job would have become due.
@@ -119,6 +130,30 @@ type simulation struct {
 	out    *Simulation
 	by     string // what the evaluations now running stand for
 	silent bool   // before the window: nothing is reported
+	// read holds, for a job whose condition may read any variable, the
+	// names read by the evaluation that made it due: the values reported.
+	read map[*job][]string
+}
+
+// condError counts an evaluation of j whose condition raised err.
+func (s *simulation) condError(j *job, err error) {
+	if s.silent {
+		return
+	}
+	for i := range s.out.Errors {
+		if s.out.Errors[i].Job == j.name {
+			s.out.Errors[i].Count++
+			return
+		}
+	}
+	s.out.Errors = append(s.out.Errors, SimError{Job: j.name, Count: 1, First: s.st.e.clock.Now(), Error: err.Error()})
+}
+
+// madeDue notes the names the evaluation that made j due read.
+func (s *simulation) madeDue(j *job, read []string) {
+	if j.all {
+		s.read[j] = read
+	}
 }
 
 // due records j as due now instead of starting it (state.startRun).
@@ -127,7 +162,9 @@ func (s *simulation) due(j *job) whenlua.Run {
 	if !s.silent {
 		vals := map[string]whenlua.Value{}
 		if j.all {
-			vals = maps.Clone(s.st.vars)
+			for _, name := range s.read[j] {
+				vals[name] = s.st.vars[name]
+			}
 		} else {
 			for name := range j.deps {
 				vals[name] = s.st.vars[name]
@@ -262,7 +299,7 @@ func Simulate(ctx context.Context, opts SimulateOptions, hist []whenlua.VarVersi
 		return nil, err
 	}
 	commits := groupHistory(hist, opts.Until)
-	out := &Simulation{File: path, From: opts.Since, To: opts.Until, Due: []SimDue{}, Scheduled: []SimSchedule{}}
+	out := &Simulation{File: path, From: opts.Since, To: opts.Until, Due: []SimDue{}, Scheduled: []SimSchedule{}, Errors: []SimError{}}
 	if out.To.IsZero() {
 		out.To = opts.Now()
 	}
@@ -292,7 +329,7 @@ func Simulate(ctx context.Context, opts SimulateOptions, hist []whenlua.VarVersi
 		return nil, err
 	}
 	e.st = st
-	sim := &simulation{st: st, out: out, by: "load", silent: clk.now.Before(opts.Since)}
+	sim := &simulation{st: st, out: out, by: "load", silent: clk.now.Before(opts.Since), read: map[*job][]string{}}
 	st.sim = sim
 	defer sim.close()
 	e.loader = newLoader(e)

@@ -38,6 +38,9 @@ type state struct {
 	// evaluations it makes (TriggerStart, TriggerReload; empty: TriggerLoad).
 	evalSeqs  map[string]uint64
 	loadCause string
+	// left names the jobs that left (and were not loaded again) whose
+	// kept evaluations remain, oldest first; pruneLeft keeps keepLeftRings.
+	left []string
 	// sim, in the throwaway engine of `whenlua simulate`, records the runs
 	// that would start instead of starting them (simulate.go); nil in a
 	// daemon.

@@ -202,3 +202,69 @@ func sortedRecords(recs map[*job]*whenlua.Evaluation) []*job {
 	slices.SortFunc(js, func(a, b *job) int { return whenlua.CompareJobNames(a.name, b.name) })
 	return js
 }
+
+// keepLeftRings is how many jobs that left keep their evaluations for
+// `whenlua why` (the newest to leave): a job removed or renamed can still
+// be asked about, and jobs renamed or generated over time do not pile up
+// rings on disk and sequences in memory.
+const keepLeftRings = 100
+
+// jobLeft notes that the job named name left; its evaluations are kept
+// until keepLeftRings jobs left after it.
+func (st *state) jobLeft(name string) {
+	if _, ok := st.evalSeqs[name]; !ok {
+		return
+	}
+	st.left = append(st.left, name) // pruneLeft drops an earlier entry of it
+}
+
+// leftBeforeStart notes the jobs with kept evaluations that the first load
+// did not load: they left while the daemon was stopped, in an order no
+// one knows (name order here), and come before the ones that leave now.
+func (st *state) leftBeforeStart() {
+	var names []string
+	for name := range st.evalSeqs {
+		if st.jobs[name] == nil {
+			names = append(names, name)
+		}
+	}
+	slices.SortFunc(names, whenlua.CompareJobNames)
+	st.left = append(names, st.left...)
+	st.pruneLeft()
+}
+
+// pruneLeft drops the evaluations of the jobs that left longest ago,
+// beyond keepLeftRings; a job loaded again is no longer one that left.
+func (st *state) pruneLeft() {
+	if len(st.left) <= keepLeftRings {
+		return // the common case, at every commit: nothing to look at
+	}
+	// Each name once, where it left last; none loaded again.
+	seen := make(map[string]bool, len(st.left))
+	kept := make([]string, 0, len(st.left))
+	for _, n := range slices.Backward(st.left) {
+		if !seen[n] && st.jobs[n] == nil {
+			kept = append(kept, n)
+		}
+		seen[n] = true
+	}
+	slices.Reverse(kept)
+	st.left = kept
+	if len(st.left) <= keepLeftRings {
+		return
+	}
+	drop := st.left[:len(st.left)-keepLeftRings]
+	d, ok := st.e.store.(interface{ DropEvaluations([]string) error })
+	if !ok {
+		st.left = slices.Clone(st.left[len(drop):]) // a store that cannot keeps them
+		return
+	}
+	if err := d.DropEvaluations(drop); err != nil {
+		st.e.log.Warn("drop the evaluations of jobs that left", "jobs", len(drop), "err", err)
+		return
+	}
+	for _, name := range drop {
+		delete(st.evalSeqs, name)
+	}
+	st.left = slices.Clone(st.left[len(drop):])
+}

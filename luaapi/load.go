@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	lua "github.com/yuin/gopher-lua"
 
@@ -214,6 +215,10 @@ func (s *state) finish() error {
 	for i, j := range s.jobs {
 		if j.Name != "" {
 			continue
+		}
+		if !utf8.ValidString(stem) {
+			return &LoadError{Path: s.path, Line: j.Line,
+				Msg: fmt.Sprintf("the file name %q is not valid UTF-8, so an unnamed job cannot be named after it: give the job a name", filepath.Base(s.path))}
 		}
 		j.Name = fmt.Sprintf("%s.%d", stem, i+1)
 		if line, dup := s.names[j.Name]; dup {
@@ -419,6 +424,10 @@ func validJobName(name string) error {
 	}
 	if len(name) > whenlua.MaxNameLen {
 		return fmt.Errorf("job name of %d bytes is longer than %d", len(name), whenlua.MaxNameLen)
+	}
+	if !utf8.ValidString(name) {
+		// A name is a metric label, JSON and a terminal's text: all UTF-8.
+		return fmt.Errorf("job name %q is not valid UTF-8", name)
 	}
 	for _, r := range name {
 		if unicode.IsSpace(r) || !unicode.IsPrint(r) || r == '/' {

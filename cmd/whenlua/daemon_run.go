@@ -93,7 +93,7 @@ takes its series with it.
 | whenlua_job_file_load_error | gauge | file | 1 while the file's last version failed to load, else 0 |
 | whenlua_runs_running | gauge | | runs whose process runs |
 | whenlua_runs_queued | gauge | | runs waiting for a slot (--max-runs) |
-| whenlua_store_size_bytes | gauge | part | the store's size as badger counts it; part: lsm, vlog |
+| whenlua_store_size_bytes | gauge | part | the store's size as badger counts it (badger refreshes its count about once a minute: 0 just after the start); part: lsm, vlog |
 | whenlua_job_last_success_timestamp_seconds | gauge | job | when the job's last successful run ended (Unix seconds) |
 | whenlua_job_silent | gauge | job | 1 while the job's silence alarm is raised (option expect), else 0 |
 

@@ -272,7 +272,9 @@ func buildVar(v reportVar, now time.Time, x func(time.Time) float64) pageVar {
 		pv.Height = plotHeight + 2*plotMargin
 		pv.Top, pv.Bottom = strconv.FormatFloat(hi, 'g', 6, 64), strconv.FormatFloat(lo, 'g', 6, 64)
 		y = func(val whenlua.Value) float64 {
-			return round1(plotMargin + (hi-number(val))/(hi-lo)*plotHeight)
+			// In halves: the span of two large floats of opposite signs
+			// overflows, half of it does not.
+			return round1(plotMargin + (hi/2-number(val)/2)/(hi/2-lo/2)*plotHeight)
 		}
 	}
 	mk := func(ver whenlua.Version, next time.Time, i int) step {
@@ -352,7 +354,7 @@ func numberRange(vs []whenlua.Version) (float64, float64) {
 	}
 	if lo == hi {
 		pad := max(1, math.Abs(lo)/10)
-		lo, hi = lo-pad, hi+pad
+		lo, hi = max(lo-pad, -math.MaxFloat64), min(hi+pad, math.MaxFloat64)
 	}
 	return lo, hi
 }

@@ -38,7 +38,9 @@ func simulateCommand(e *env) *cli.Command {
 			"the set: cli, whisper, job NAME post...; hold; or load), and the values of\n" +
 			"the variables its condition reads. Then the scheduled times of every- and\n" +
 			"cron-jobs in the window, at most --max-times per job (a line says when the\n" +
-			"listing stopped).\n\n" +
+			"listing stopped). On standard error, a line for each job whose condition\n" +
+			"raised an error in the window (such an evaluation is never due): how many\n" +
+			"times, and the first error; --json has them as \"errors\".\n\n" +
 			"Nothing of FILE acts: pre functions are not called (a job that has one is\n" +
 			"listed as \"would be due (pre not consulted)\"), post functions neither, and\n" +
 			"sets made by FILE's own code are dropped. Sets that hooks made in the\n" +
@@ -132,14 +134,21 @@ func simulateCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			return e.printJSONOr(c, sim, func() { printSimulation(e.stdout, sim) })
+			return e.printJSONOr(c, sim, func() { printSimulation(e.stdout, e.stderr, sim) })
 		},
 	}
 }
 
 // printSimulation writes a simulation as text: one line per due, then the
-// scheduled times.
-func printSimulation(w io.Writer, sim *host.Simulation) {
+// scheduled times; to errw, a line per job whose condition raised errors
+// in the window, so that "never due" and "never evaluated without an
+// error" differ.
+func printSimulation(w, errw io.Writer, sim *host.Simulation) {
+	defer func() {
+		for _, e := range sim.Errors {
+			fmt.Fprintf(errw, "%s: %d condition errors, the first at %s: %s\n", e.Job, e.Count, fmtTime(e.First), e.Error)
+		}
+	}()
 	for _, d := range sim.Due {
 		what := "would be due"
 		if d.PreNotConsulted {

@@ -9,7 +9,8 @@ import (
 const whyDescription = `Prints the job, its state now (a when-job's edge state, condition error
 and pending hold; an every- or cron-job's next scheduled time), then its
 newest evaluations, newest first (the daemon keeps 10 per job, across
-restarts). Each one says when, what triggered it (a set: which variables and
+restarts; of the jobs removed or renamed, those of the 100 that left last).
+Each one says when, what triggered it (a set: which variables and
 by whom, as history records the origin: cli, job X post, load of file F; a
 load or reload of its file, the daemon's start, the hold timer, a scheduled
 time, a retry, whenlua start), and what came of it:

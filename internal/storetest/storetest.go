@@ -71,6 +71,7 @@ var cases = []struct {
 	{"trim of runs keeps the newest and every running one", trimRuns},
 	{"a job state keeps its last success and silence alarm", lastSuccess},
 	{"each job keeps its newest evaluations, newest first", evaluations},
+	{"dropping evaluations deletes the whole rings of the jobs named and nothing else", dropEvaluations},
 	{"versions keep their set mark and the order of their commits", marksAndCommits},
 }
 
@@ -124,6 +125,42 @@ func evaluations(t *testing.T, h Harness) {
 	seqs, err := s.EvalSeqs()
 	if err != nil || len(seqs) != 2 || seqs["a"] != whenlua.EvalKeep+3 || seqs["ab"] != 1 {
 		t.Errorf("seqs %v, %v", seqs, err)
+	}
+}
+
+func dropEvaluations(t *testing.T, h Harness) {
+	s := h.Open(t, Options{})
+	d, ok := s.(interface{ DropEvaluations([]string) error })
+	if !ok {
+		t.Fatalf("%T has no DropEvaluations: the evaluations of jobs that left would stay forever", s)
+	}
+	names := make([]string, 0, 250)
+	var b whenlua.Batch
+	for i := range 250 {
+		name := fmt.Sprintf("job%03d", i)
+		names = append(names, name)
+		for seq := uint64(1); seq <= whenlua.EvalKeep+2; seq++ {
+			b.Evals = append(b.Evals, whenlua.Evaluation{Job: name, Seq: seq, Time: at(time.Duration(seq) * time.Second)})
+		}
+		if len(b.Evals) > 1000 {
+			commit(t, s, &b)
+			b = whenlua.Batch{}
+		}
+	}
+	commit(t, s, &b)
+	if err := d.DropEvaluations(names[:249]); err != nil {
+		t.Fatal(err)
+	}
+	s = h.Reopen(t, s)
+	seqs, err := s.EvalSeqs()
+	if err != nil || len(seqs) != 1 || seqs[names[249]] != whenlua.EvalKeep+2 {
+		t.Fatalf("EvalSeqs after the drop = %v, %v, want only %s at %d", seqs, err, names[249], whenlua.EvalKeep+2)
+	}
+	if evs, err := s.Evaluations(names[0]); err != nil || len(evs) != 0 {
+		t.Fatalf("evaluations of a dropped job: %v, %v", evs, err)
+	}
+	if evs, err := s.Evaluations(names[249]); err != nil || len(evs) != whenlua.EvalKeep {
+		t.Fatalf("evaluations of the job kept: %d, %v, want %d", len(evs), err, whenlua.EvalKeep)
 	}
 }
 
