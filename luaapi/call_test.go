@@ -78,13 +78,11 @@ func TestPathologicalPatternsAreBounded(t *testing.T) {
 		t.Run("string."+fn+" refuses a backtracking pattern quickly", func(t *testing.T) {
 			src := `local s = string.rep("a", 5000)
 local r = string.` + fn + `(s, ".-.-.-.-.-.-b"` + map[bool]string{true: `, "")`, false: `)`}[fn == "gsub"]
-			start := time.Now()
-			_, err := loadSrc(t, src, Options{Host: newFakeHost(nil), Timeout: 10 * time.Second})
+			// The step budget, not the time limit, must stop it: the
+			// time limit is long, and its error would not match.
+			_, err := loadSrc(t, src, Options{Host: newFakeHost(nil), Timeout: time.Minute})
 			wantErr(t, err, "test.lua:2: string."+fn+": pattern")
 			wantErr(t, err, "too complex for a subject of 5000 bytes")
-			if d := time.Since(start); d > 5*time.Second {
-				t.Fatalf("took %v", d)
-			}
 		})
 	}
 	t.Run("a linear pattern on a large subject still works", func(t *testing.T) {
@@ -110,17 +108,12 @@ func TestRunawayLoopsStopAtTheLimit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			start := time.Now()
 			err = tc.call(f)
-			took := time.Since(start)
 			ce := asCallError(t, err)
 			if !ce.Timeout || ce.Line != tc.line || ce.Path != "test.lua" {
 				t.Fatalf("error %+v, want a timeout at test.lua:%d", ce, tc.line)
 			}
 			wantErr(t, err, "time limit of 50ms exceeded")
-			if took > 20*limit {
-				t.Fatalf("stopped after %v", took)
-			}
 			wantUsable(t, f, "a timeout")
 		})
 	}
@@ -378,10 +371,8 @@ func TestGsubFollowsLua51(t *testing.T) {
 func TestAFourthArgumentDoesNotUnboundStringMatch(t *testing.T) {
 	src := `local s = string.rep("a", 5000)
 local r = string.match(s, ".-.-.-.-.-.-b", 1, true)`
-	start := time.Now()
-	_, err := loadSrc(t, src, Options{Host: newFakeHost(nil), Timeout: 10 * time.Second})
+	// The step budget, not the (long) time limit, must stop it.
+	_, err := loadSrc(t, src, Options{Host: newFakeHost(nil), Timeout: time.Minute})
 	wantErr(t, err, "test.lua:2: string.match: pattern")
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("took %v", d)
-	}
+	wantErr(t, err, "too complex")
 }
