@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -17,10 +16,6 @@ type (
 	Batch     = whenlua.Batch
 	VarChange = whenlua.VarChange
 )
-
-// maxJobNameLen bounds a job name so that its key stays far below badger's
-// key size limit.
-const maxJobNameLen = 4096
 
 // trimPerCommit bounds the versions of one variable, and the run records,
 // that one commit deletes for retention. Past a bound by one, a commit
@@ -54,7 +49,7 @@ type runCount struct {
 // 1 KiB; larger values count as a pointer) one wrapping ErrTooBig; a disk
 // without room one wrapping ErrDiskFull.
 func (s *Store) Commit(b *Batch) error {
-	if err := validateBatch(b); err != nil {
+	if err := b.Validate(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	if err := s.enter(); err != nil {
@@ -361,35 +356,4 @@ func (s *Store) countRuns() error {
 		}
 		return nil
 	})
-}
-
-// validateBatch checks names, values and serials before anything is written.
-func validateBatch(b *Batch) error {
-	if b == nil {
-		return fmt.Errorf("%w: nil batch", whenlua.ErrInvalid)
-	}
-	for _, c := range b.Vars {
-		if err := whenlua.ValidateName(c.Name); err != nil {
-			return err
-		}
-		if err := whenlua.ValidateValue(c.Name, c.Value); err != nil {
-			return err
-		}
-	}
-	for j := range b.JobStates {
-		if j == "" || len(j) > maxJobNameLen {
-			return fmt.Errorf("%w: job name of %d bytes", whenlua.ErrInvalid, len(j))
-		}
-	}
-	for _, e := range b.Evals {
-		if e.Job == "" || len(e.Job) > maxJobNameLen || strings.Contains(e.Job, "/") || e.Seq == 0 {
-			return fmt.Errorf("%w: evaluation of job %q with sequence %d", whenlua.ErrInvalid, e.Job, e.Seq)
-		}
-	}
-	for _, r := range b.Runs {
-		if r.Serial == 0 {
-			return fmt.Errorf("%w: run of job %q with serial 0", whenlua.ErrInvalid, r.Job)
-		}
-	}
-	return nil
 }
