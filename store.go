@@ -85,6 +85,31 @@ type Batch struct {
 	Evals []Evaluation
 }
 
+// The retention a store applies to options left at 0.
+const (
+	DefaultHistoryKeep = 1000
+	DefaultRunsKeep    = 10000
+)
+
+// KeepFrom is the count rule of retention: of the versions first..last of
+// a variable, the keep newest stay; it returns the first that stays.
+func KeepFrom(first, last uint64, keep int) uint64 {
+	if k := uint64(keep); last+1-first > k {
+		return last - k + 1
+	}
+	return first
+}
+
+// AgeCutoff is the age rule of retention: versions older than the time it
+// returns go (the newest of a variable always stays). It is zero, no age
+// limit, when maxAge is 0 or less.
+func AgeCutoff(now time.Time, maxAge time.Duration) time.Time {
+	if maxAge <= 0 {
+		return time.Time{}
+	}
+	return now.Add(-maxAge)
+}
+
 // MaxStoredJobName bounds a job name a store accepts, so that its keys stay
 // far below the key size limits of badger and etcd.
 const MaxStoredJobName = 4096
