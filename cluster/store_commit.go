@@ -63,8 +63,6 @@ func (o kvOp) op() clientv3.Op {
 // empty when last < first.
 type seqRange struct{ first, last uint64 }
 
-func (r seqRange) count() uint64 { return r.last + 1 - r.first }
-
 // runCount is the number of run records stored, and a serial below which
 // there is none.
 type runCount struct {
@@ -478,12 +476,10 @@ func (w *builder) build(ctx context.Context, b *whenlua.Batch) ([]kvOp, error) {
 			w.put(s.k.varKey(c.Name), c.Value.AppendBinary(nil))
 		}
 	}
-	keep := uint64(s.opts.HistoryKeep)
 	for _, name := range names {
 		r := w.seqs[name]
-		for n := 0; r.count() > keep && n < trimPerCommit; n++ {
+		for cut := min(whenlua.KeepFrom(r.first, r.last, s.opts.HistoryKeep), r.first+trimPerCommit); r.first < cut; r.first++ {
 			w.del(s.k.histKey(name, r.first))
-			r.first++
 		}
 		w.seqs[name] = r
 	}

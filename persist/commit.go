@@ -28,8 +28,6 @@ const trimPerCommit = 64
 // when last < first.
 type seqRange struct{ first, last uint64 }
 
-func (r seqRange) count() uint64 { return r.last + 1 - r.first }
-
 // runCount is the number of run records stored, and a serial below which
 // there is none.
 type runCount struct {
@@ -195,14 +193,12 @@ func (w *writer) fill(b *Batch) error {
 			return err
 		}
 	}
-	keep := uint64(w.s.opts.HistoryKeep)
 	for _, name := range names {
 		r := w.seqs[name]
-		for n := 0; r.count() > keep && n < trimPerCommit; n++ {
+		for cut := min(whenlua.KeepFrom(r.first, r.last, w.s.opts.HistoryKeep), r.first+trimPerCommit); r.first < cut; r.first++ {
 			if err := w.del(historyKey(name, r.first)); err != nil {
 				return err
 			}
-			r.first++
 		}
 		w.seqs[name] = r
 	}
