@@ -2,6 +2,8 @@ package whenlua
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -81,4 +83,67 @@ type Batch struct {
 	// counts up by one from its newest stored one; each replaces the one
 	// EvalKeep before it, so each job keeps its EvalKeep newest.
 	Evals []Evaluation
+}
+
+// The retention a store applies to options left at 0.
+const (
+	DefaultHistoryKeep = 1000
+	DefaultRunsKeep    = 10000
+)
+
+// KeepFrom is the count rule of retention: of the versions first..last of
+// a variable, the keep newest stay; it returns the first that stays.
+func KeepFrom(first, last uint64, keep int) uint64 {
+	if k := uint64(keep); last+1-first > k {
+		return last - k + 1
+	}
+	return first
+}
+
+// AgeCutoff is the age rule of retention: versions older than the time it
+// returns go (the newest of a variable always stays). It is zero, no age
+// limit, when maxAge is 0 or less.
+func AgeCutoff(now time.Time, maxAge time.Duration) time.Time {
+	if maxAge <= 0 {
+		return time.Time{}
+	}
+	return now.Add(-maxAge)
+}
+
+// MaxStoredJobName bounds a job name a store accepts, so that its keys stay
+// far below the key size limits of badger and etcd.
+const MaxStoredJobName = 4096
+
+// Validate checks the invariants a store keeps whoever commits b: valid
+// names and values, job names of 1 to MaxStoredJobName bytes, evaluations
+// with a job name without "/" and a nonzero Seq, and runs with a nonzero
+// serial. Both stores call it before anything is written.
+func (b *Batch) Validate() error {
+	if b == nil {
+		return fmt.Errorf("%w: nil batch", ErrInvalid)
+	}
+	for _, c := range b.Vars {
+		if err := ValidateName(c.Name); err != nil {
+			return err
+		}
+		if err := ValidateValue(c.Name, c.Value); err != nil {
+			return err
+		}
+	}
+	for j := range b.JobStates {
+		if j == "" || len(j) > MaxStoredJobName {
+			return fmt.Errorf("%w: job name of %d bytes", ErrInvalid, len(j))
+		}
+	}
+	for _, e := range b.Evals {
+		if e.Job == "" || len(e.Job) > MaxStoredJobName || strings.Contains(e.Job, "/") || e.Seq == 0 {
+			return fmt.Errorf("%w: evaluation of job %q with sequence %d", ErrInvalid, e.Job, e.Seq)
+		}
+	}
+	for _, r := range b.Runs {
+		if r.Serial == 0 {
+			return fmt.Errorf("%w: run of job %q with serial 0", ErrInvalid, r.Job)
+		}
+	}
+	return nil
 }

@@ -33,8 +33,6 @@ const (
 	// trimPerCommit bounds the versions of one variable, and the run
 	// records, that one commit deletes for retention (as persist does).
 	trimPerCommit = 64
-	// maxJobNameLen bounds a job name, as persist does.
-	maxJobNameLen = 4096
 	// maxOpBytes bounds one key and value: in a journal part (JSON, the
 	// value in base64) it stays under etcd's request limit.
 	maxOpBytes = 768 << 10
@@ -64,8 +62,6 @@ func (o kvOp) op() clientv3.Op {
 // seqRange is the sequences of a variable's stored versions, first..last;
 // empty when last < first.
 type seqRange struct{ first, last uint64 }
-
-func (r seqRange) count() uint64 { return r.last + 1 - r.first }
 
 // runCount is the number of run records stored, and a serial below which
 // there is none.
@@ -98,7 +94,7 @@ type writerView struct {
 // beyond maxOpBytes (a job state with a huge snapshot) is refused with an
 // error wrapping whenlua.ErrStoreTooBig.
 func (s *Store) Commit(b *whenlua.Batch) error {
-	if err := validateBatch(b); err != nil {
+	if err := b.Validate(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	if err := s.enter(); err != nil {
@@ -480,12 +476,10 @@ func (w *builder) build(ctx context.Context, b *whenlua.Batch) ([]kvOp, error) {
 			w.put(s.k.varKey(c.Name), c.Value.AppendBinary(nil))
 		}
 	}
-	keep := uint64(s.opts.HistoryKeep)
 	for _, name := range names {
 		r := w.seqs[name]
-		for n := 0; r.count() > keep && n < trimPerCommit; n++ {
+		for cut := min(whenlua.KeepFrom(r.first, r.last, s.opts.HistoryKeep), r.first+trimPerCommit); r.first < cut; r.first++ {
 			w.del(s.k.histKey(name, r.first))
-			r.first++
 		}
 		w.seqs[name] = r
 	}
@@ -752,36 +746,4 @@ func boundOutput(out []byte) []byte {
 	b = append(b, out[:half]...)
 	b = append(b, mark...)
 	return append(b, out[len(out)-half:]...)
-}
-
-// validateBatch checks names, values and serials before anything is
-// written, as persist does.
-func validateBatch(b *whenlua.Batch) error {
-	if b == nil {
-		return fmt.Errorf("%w: nil batch", whenlua.ErrInvalid)
-	}
-	for _, c := range b.Vars {
-		if err := whenlua.ValidateName(c.Name); err != nil {
-			return err
-		}
-		if err := whenlua.ValidateValue(c.Name, c.Value); err != nil {
-			return err
-		}
-	}
-	for j := range b.JobStates {
-		if j == "" || len(j) > maxJobNameLen {
-			return fmt.Errorf("%w: job name of %d bytes", whenlua.ErrInvalid, len(j))
-		}
-	}
-	for _, e := range b.Evals {
-		if e.Job == "" || len(e.Job) > maxJobNameLen || strings.Contains(e.Job, "/") || e.Seq == 0 {
-			return fmt.Errorf("%w: evaluation of job %q with sequence %d", whenlua.ErrInvalid, e.Job, e.Seq)
-		}
-	}
-	for _, r := range b.Runs {
-		if r.Serial == 0 {
-			return fmt.Errorf("%w: run of job %q with serial 0", whenlua.ErrInvalid, r.Job)
-		}
-	}
-	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -18,10 +17,6 @@ type (
 	VarChange = whenlua.VarChange
 )
 
-// maxJobNameLen bounds a job name so that its key stays far below badger's
-// key size limit.
-const maxJobNameLen = 4096
-
 // trimPerCommit bounds the versions of one variable, and the run records,
 // that one commit deletes for retention. Past a bound by one, a commit
 // deletes one; more is left over only when the bound was lowered, and
@@ -32,8 +27,6 @@ const trimPerCommit = 64
 // every one of them present (retention deletes the oldest first); empty
 // when last < first.
 type seqRange struct{ first, last uint64 }
-
-func (r seqRange) count() uint64 { return r.last + 1 - r.first }
 
 // runCount is the number of run records stored, and a serial below which
 // there is none.
@@ -54,7 +47,7 @@ type runCount struct {
 // 1 KiB; larger values count as a pointer) one wrapping ErrTooBig; a disk
 // without room one wrapping ErrDiskFull.
 func (s *Store) Commit(b *Batch) error {
-	if err := validateBatch(b); err != nil {
+	if err := b.Validate(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	if err := s.enter(); err != nil {
@@ -200,14 +193,12 @@ func (w *writer) fill(b *Batch) error {
 			return err
 		}
 	}
-	keep := uint64(w.s.opts.HistoryKeep)
 	for _, name := range names {
 		r := w.seqs[name]
-		for n := 0; r.count() > keep && n < trimPerCommit; n++ {
+		for cut := min(whenlua.KeepFrom(r.first, r.last, w.s.opts.HistoryKeep), r.first+trimPerCommit); r.first < cut; r.first++ {
 			if err := w.del(historyKey(name, r.first)); err != nil {
 				return err
 			}
-			r.first++
 		}
 		w.seqs[name] = r
 	}
@@ -361,35 +352,4 @@ func (s *Store) countRuns() error {
 		}
 		return nil
 	})
-}
-
-// validateBatch checks names, values and serials before anything is written.
-func validateBatch(b *Batch) error {
-	if b == nil {
-		return fmt.Errorf("%w: nil batch", whenlua.ErrInvalid)
-	}
-	for _, c := range b.Vars {
-		if err := whenlua.ValidateName(c.Name); err != nil {
-			return err
-		}
-		if err := whenlua.ValidateValue(c.Name, c.Value); err != nil {
-			return err
-		}
-	}
-	for j := range b.JobStates {
-		if j == "" || len(j) > maxJobNameLen {
-			return fmt.Errorf("%w: job name of %d bytes", whenlua.ErrInvalid, len(j))
-		}
-	}
-	for _, e := range b.Evals {
-		if e.Job == "" || len(e.Job) > maxJobNameLen || strings.Contains(e.Job, "/") || e.Seq == 0 {
-			return fmt.Errorf("%w: evaluation of job %q with sequence %d", whenlua.ErrInvalid, e.Job, e.Seq)
-		}
-	}
-	for _, r := range b.Runs {
-		if r.Serial == 0 {
-			return fmt.Errorf("%w: run of job %q with serial 0", whenlua.ErrInvalid, r.Job)
-		}
-	}
-	return nil
 }

@@ -46,8 +46,8 @@ import (
 
 // Defaults applied by Open to zero Options fields.
 const (
-	DefaultHistoryKeep   = 1000
-	DefaultRunsKeep      = 10000
+	DefaultHistoryKeep   = whenlua.DefaultHistoryKeep
+	DefaultRunsKeep      = whenlua.DefaultRunsKeep
 	DefaultMaintainEvery = 10 * time.Minute
 )
 

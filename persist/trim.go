@@ -5,6 +5,8 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/whenlua/whenlua"
 )
 
 // trimChunk is how many keys one of Trim's transactions deletes.
@@ -65,17 +67,10 @@ func (s *Store) trimHistory() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var cutoff time.Time
-	if s.opts.HistoryMaxAge > 0 {
-		cutoff = s.opts.Now().Add(-s.opts.HistoryMaxAge)
-	}
-	keep := uint64(s.opts.HistoryKeep)
+	cutoff := whenlua.AgeCutoff(s.opts.Now(), s.opts.HistoryMaxAge)
 	deleted := 0
 	for _, h := range names {
-		cut := h.r.first // versions first..cut-1 go
-		if h.r.count() > keep {
-			cut = h.r.last - keep + 1
-		}
+		cut := whenlua.KeepFrom(h.r.first, h.r.last, s.opts.HistoryKeep) // versions first..cut-1 go
 		if !cutoff.IsZero() {
 			if cut, err = s.ageCut(h, cut, cutoff); err != nil {
 				return deleted, err

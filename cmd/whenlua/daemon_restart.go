@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -15,29 +14,18 @@ func daemonRestartCommand(e *env) *cli.Command {
 		Usage: "stop the daemon if it runs, then start it and print its pid",
 		Flags: append([]cli.Flag{
 			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "give up waiting for the stop after `DURATION`"},
-		}, append(append(engineFlags(), retentionFlags()...), clusterFlags()...)...),
+		}, daemonFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			if err := checkRetention(c); err != nil {
-				return err
-			}
-			if err := checkEngineFlags(c); err != nil {
-				return err
-			}
-			if err := checkClusterFlags(c); err != nil {
+			if err := checkDaemonFlags(c); err != nil {
 				return err
 			}
 			if _, err := stopDaemon(c.Context, e, c.Duration("timeout")); err != nil {
 				return err
 			}
-			pid, err := startDaemon(c.Context, e, append(append(retentionArgs(c), engineArgs(c)...), clusterArgs(c)...))
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(e.stdout, pid)
-			return nil
+			return startAndPrint(c, e)
 		},
 	}
 }

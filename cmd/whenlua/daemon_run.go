@@ -28,7 +28,7 @@ func daemonRunCommand(e *env) *cli.Command {
 			"that keeps its state in etcd (docs/cluster.md).\n\n" + metricsHelp,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn or error"},
-		}, append(append(engineFlags(), retentionFlags()...), clusterFlags()...)...),
+		}, daemonFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
@@ -37,13 +37,7 @@ func daemonRunCommand(e *env) *cli.Command {
 			if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 				return usageErrorf("--log-level: %v", err)
 			}
-			if err := checkRetention(c); err != nil {
-				return err
-			}
-			if err := checkEngineFlags(c); err != nil {
-				return err
-			}
-			if err := checkClusterFlags(c); err != nil {
+			if err := checkDaemonFlags(c); err != nil {
 				return err
 			}
 			p, err := e.Paths()

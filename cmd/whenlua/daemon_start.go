@@ -27,28 +27,46 @@ func daemonStartCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "start",
 		Usage: "start the daemon in the background and print its pid",
-		Flags: append(append(engineFlags(), retentionFlags()...), clusterFlags()...),
+		Flags: daemonFlags(),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			if err := checkRetention(c); err != nil {
+			if err := checkDaemonFlags(c); err != nil {
 				return err
 			}
-			if err := checkEngineFlags(c); err != nil {
-				return err
-			}
-			if err := checkClusterFlags(c); err != nil {
-				return err
-			}
-			pid, err := startDaemon(c.Context, e, append(append(retentionArgs(c), engineArgs(c)...), clusterArgs(c)...))
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(e.stdout, pid)
-			return nil
+			return startAndPrint(c, e)
 		},
 	}
+}
+
+// daemonFlags are the flags `daemon run`, `start` and `restart` share,
+// all passed on to the daemon: engine, retention and cluster.
+func daemonFlags() []cli.Flag {
+	return append(append(engineFlags(), retentionFlags()...), clusterFlags()...)
+}
+
+// checkDaemonFlags checks the flags of daemonFlags: retention, then
+// engine, then cluster.
+func checkDaemonFlags(c *cli.Context) error {
+	if err := checkRetention(c); err != nil {
+		return err
+	}
+	if err := checkEngineFlags(c); err != nil {
+		return err
+	}
+	return checkClusterFlags(c)
+}
+
+// startAndPrint starts the daemon with the flags of daemonFlags that c
+// sets and prints its pid.
+func startAndPrint(c *cli.Context, e *env) error {
+	pid, err := startDaemon(c.Context, e, append(append(retentionArgs(c), engineArgs(c)...), clusterArgs(c)...))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, pid)
+	return nil
 }
 
 // ping asks the home's daemon who it is, within a few seconds.
