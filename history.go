@@ -32,8 +32,7 @@ type VarVersion struct {
 }
 
 // HistoryScanner is implemented by stores and services that can list the
-// kept history of every variable at once (persist.Store, the engine, the
-// client), for a replay of all of it.
+// kept history of every variable at once, for a replay of all of it.
 type HistoryScanner interface {
 	// ScanHistory calls fn with every kept version of every variable (unset
 	// ones included), variable by variable, each variable's versions in

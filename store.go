@@ -29,6 +29,9 @@ type Store interface {
 	Evaluations(job string) ([]Evaluation, error)
 	// EvalSeqs returns, by job, the Seq of its newest kept evaluation.
 	EvalSeqs() (map[string]uint64, error)
+	// DropEvaluations deletes the kept evaluations of jobs (those that
+	// left long ago), whole rings, and nothing else.
+	DropEvaluations(jobs []string) error
 	// Serial returns the stored JOBSERIAL counter, 0 when never written.
 	Serial() (uint64, error)
 	// Run returns one run record with its output; an unknown serial gives

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -696,7 +697,7 @@ func (s *Store) trimRunsOps(ctx context.Context, rc runCount, n, maxSkip int, ba
 			cands = append(cands, cand{serial, r.State == whenlua.RunRunning || r.State == whenlua.RunQueued})
 		}
 	}
-	slices.SortFunc(cands, func(a, b cand) int { return cmpUint(a.serial, b.serial) })
+	slices.SortFunc(cands, func(a, b cand) int { return cmp.Compare(a.serial, b.serial) })
 	var ops []kvOp
 	deleted, skipped, kept := 0, 0, false
 	floor := uint64(0)
@@ -722,16 +723,6 @@ func (s *Store) trimRunsOps(ctx context.Context, rc runCount, n, maxSkip int, ba
 		rc.floor = floor
 	}
 	return ops, rc, nil
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // boundOutput returns out, or its head and tail with a line between them

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -340,7 +341,7 @@ func (s *Store) Evaluations(job string) ([]whenlua.Evaluation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read evaluations of %s: %w", job, err)
 	}
-	slices.SortFunc(out, func(a, b whenlua.Evaluation) int { return cmpUint(b.Seq, a.Seq) })
+	slices.SortFunc(out, func(a, b whenlua.Evaluation) int { return cmp.Compare(b.Seq, a.Seq) })
 	return out, nil
 }
 

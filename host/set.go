@@ -150,8 +150,8 @@ func (st *state) test(as []whenlua.Assignment) []string {
 }
 
 // applyAndSettle applies one set and settles the evaluations it queued
-// (none without trigger: a whisper). It returns the jobs the set made due and, if the loop bound
-// stopped its evaluations, why.
+// (none without trigger: a whisper). It returns the jobs the set made due
+// and, if the loop bound stopped its evaluations, why.
 func (st *state) applyAndSettle(origin string, as []whenlua.Assignment, trigger bool) (triggered []string, loop error) {
 	st.applySet(origin, as, trigger)
 	before, looped := len(st.step.triggered), st.step.loop
@@ -191,9 +191,9 @@ func (st *state) applySet(origin string, as []whenlua.Assignment, trigger bool) 
 const maxDuePerStep = 8
 
 // settle runs queued evaluations until none is left, starting the jobs they
-// make due (in a dry run it only names them). Hooks that set variables queue further evaluations, up to the
-// bound of maxDuePerStep, counted from each settle: the sets of one group
-// commit each settle in turn.
+// make due (in a dry run it only names them). Hooks that set variables
+// queue further evaluations, up to the bound of maxDuePerStep, counted from
+// each settle: the sets of one group commit each settle in turn.
 func (st *state) settle() {
 	st.step.dueCount = nil
 	for len(st.step.evalQueue) > 0 {
@@ -236,8 +236,9 @@ func (st *state) settle() {
 }
 
 // stopLoop drops the step's remaining evaluations once a job was made due
-// more than maxDuePerStep times, and reports the jobs that were, in the log
-// and in status; the step is committed as far as it went.
+// more than maxDuePerStep times, and reports the jobs that reached the
+// bound (those looping beside it too), in the log and in status; the step
+// is committed as far as it went.
 func (st *state) stopLoop() {
 	st.step.evalQueue = nil
 	var looped []*job
@@ -310,14 +311,20 @@ func (st *state) evalJob(j *job, trig whenlua.Trigger, recs map[*job]*whenlua.Ev
 	if recs == nil {
 		return st.evalOnce(j, nil)
 	}
+	// Only the first record of a set, or the one that made the job due, is
+	// kept: a later pass that does neither builds none.
+	old := recs[j]
 	var rec *whenlua.Evaluation
 	due := st.evalOnce(j, func(prev *whenlua.JobState, ev luaapi.Evaluation, outcome whenlua.Outcome, pending time.Time) {
+		if old != nil && (outcome != whenlua.OutcomeDue || old.Outcome == whenlua.OutcomeDue) {
+			return
+		}
 		rec = st.traceEval(j, trig, prev, ev, outcome)
 		if outcome == whenlua.OutcomeHold {
 			rec.Reason = fmt.Sprintf("true since %s, due at %s", pending.Format(time.RFC3339), pending.Add(j.lj.Hold).Format(time.RFC3339))
 		}
 	})
-	if old := recs[j]; old == nil || due && old.Outcome != whenlua.OutcomeDue {
+	if rec != nil {
 		recs[j] = rec
 	}
 	return due

@@ -204,6 +204,7 @@ func (discardStore) Run(serial uint64) (whenlua.Run, error) {
 func (discardStore) Runs(string, int) ([]whenlua.Run, error)          { return nil, nil }
 func (discardStore) RunningRuns() ([]whenlua.Run, error)              { return nil, nil }
 func (discardStore) Evaluations(string) ([]whenlua.Evaluation, error) { return nil, nil }
+func (discardStore) DropEvaluations([]string) error                   { return nil }
 func (discardStore) EvalSeqs() (map[string]uint64, error)             { return map[string]uint64{}, nil }
 func (discardStore) Trim() error                                      { return nil }
 func (discardStore) Close() error                                     { return nil }
@@ -279,8 +280,8 @@ type simRound struct {
 }
 
 // Simulate replays hist (every kept version of every variable, in any
-// order; Simulate reorders it in place) through the job file opts.File in a throwaway engine and reports
-// when its when-jobs would have become due, and the scheduled times of its
+// order; Simulate reorders it in place) through the job file opts.File in
+// a throwaway engine and reports when its when-jobs would have become due, and the scheduled times of its
 // every- and cron-jobs in the window. Nothing runs: no process, no pre or
 // post; sets made by the file's own code (top level, on_load, hooks) are
 // dropped, as the history holds those the daemon made. The file is loaded

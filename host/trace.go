@@ -254,12 +254,7 @@ func (st *state) pruneLeft() {
 		return
 	}
 	drop := st.left[:len(st.left)-keepLeftRings]
-	d, ok := st.e.store.(interface{ DropEvaluations([]string) error })
-	if !ok {
-		st.left = slices.Clone(st.left[len(drop):]) // a store that cannot keeps them
-		return
-	}
-	if err := d.DropEvaluations(drop); err != nil {
+	if err := st.e.store.DropEvaluations(drop); err != nil {
 		st.e.log.Warn("drop the evaluations of jobs that left", "jobs", len(drop), "err", err)
 		return
 	}

@@ -286,13 +286,6 @@ func TestClusterStatusShowsTheNodesTheLeaderAndJobFilesThatDiffer(t *testing.T) 
 	}
 }
 
-func tailString(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
-
 // waitAllRuns waits until job has n finished runs and returns them all.
 func (h *home) waitAllRuns(job string, n int) []whenlua.Run {
 	h.t.Helper()

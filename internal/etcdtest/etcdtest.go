@@ -43,7 +43,6 @@ type Options struct {
 // Cluster is a running etcd cluster of embedded members.
 type Cluster struct {
 	opts    Options
-	mu      sync.Mutex
 	members []*Member
 }
 
