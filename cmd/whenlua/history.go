@@ -48,16 +48,23 @@ func historyCommand(e *env) *cli.Command {
 			vs = orEmpty(vs)
 			return e.printJSONOr(c, vs, func() {
 				for _, v := range vs {
-					val := v.Value.LineString()
-					switch {
-					case v.Value.IsNil():
-						val = "(unset)"
-					case val == "(unset)":
-						val = `"(unset)"`
-					}
-					fmt.Fprintf(e.stdout, "%s\t%s\t%s\n", fmtTime(v.Time), v.Origin, val)
+					fmt.Fprintf(e.stdout, "%s\t%s\t%s\n", fmtTime(v.Time), v.Origin, shown(v.Value))
 				}
 			})
 		},
 	}
+}
+
+// shown is a value as history, simulate and the report write it: as vars
+// lists it, "(unset)" for nil, and a string that reads (unset) quoted, so
+// the two differ.
+func shown(v whenlua.Value) string {
+	val := v.LineString()
+	switch {
+	case v.IsNil():
+		return "(unset)"
+	case val == "(unset)":
+		return `"(unset)"`
+	}
+	return val
 }

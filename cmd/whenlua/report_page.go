@@ -362,15 +362,6 @@ func numberRange(vs []whenlua.Version) (float64, float64) {
 // round1 rounds to a tenth of a unit, which keeps the page short.
 func round1(f float64) float64 { return math.Round(f*10) / 10 }
 
-// shown is a value as the page writes it: as vars lists it, "(unset)" for
-// nil. gatherReport has cut long strings already.
-func shown(v whenlua.Value) string {
-	if v.IsNil() {
-		return "(unset)"
-	}
-	return v.LineString()
-}
-
 // cutValue cuts a long string value as shortText does, so that a report
 // keeps a bounded amount of each version.
 func cutValue(v whenlua.Value) whenlua.Value {

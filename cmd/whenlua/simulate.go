@@ -161,14 +161,7 @@ func printSimulation(w, errw io.Writer, sim *host.Simulation) {
 		slices.Sort(names)
 		vals := make([]string, 0, len(names))
 		for _, n := range names {
-			v := d.Values[n].LineString()
-			switch {
-			case d.Values[n].IsNil():
-				v = "(unset)"
-			case v == "(unset)":
-				v = `"(unset)"`
-			}
-			vals = append(vals, n+"="+v)
+			vals = append(vals, n+"="+shown(d.Values[n]))
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", fmtTime(d.Time), d.Job, what, d.By, strings.Join(vals, " "))
 	}
