@@ -32,18 +32,51 @@ const (
 	OriginWhisper = "whisper"
 )
 
+// The parts of the origins that name a job or a file.
+const (
+	originJob     = "job "
+	originPost    = " post"
+	originPre     = " pre"
+	originSilence = " on_silence"
+	originLoad    = "load of file "
+)
+
 // OriginPost is the origin of a set made by a job's post hook.
-func OriginPost(job string) string { return "job " + job + " post" }
+func OriginPost(job string) string { return originJob + job + originPost }
 
 // OriginPre is the origin of a set made by a job's pre hook.
-func OriginPre(job string) string { return "job " + job + " pre" }
+func OriginPre(job string) string { return originJob + job + originPre }
 
 // OriginSilence is the origin of a set made by a job's on_silence hook.
-func OriginSilence(job string) string { return "job " + job + " on_silence" }
+func OriginSilence(job string) string { return originJob + job + originSilence }
 
 // OriginLoad is the origin of a set made while file path was loading
 // (top-level code or on_load) or unloading (on_unload).
-func OriginLoad(path string) string { return "load of file " + path }
+func OriginLoad(path string) string { return originLoad + path }
+
+// OriginKind sorts an origin into one of a few kinds, without the job or
+// file it names: "cli", "whisper", "load", "pre", "post", "on_silence", or
+// "other" (the label of the daemon's set metric).
+func OriginKind(origin string) string {
+	switch {
+	case origin == OriginCLI:
+		return "cli"
+	case origin == OriginWhisper:
+		return "whisper"
+	case strings.HasPrefix(origin, originLoad):
+		return "load"
+	case strings.HasPrefix(origin, originJob):
+		switch {
+		case strings.HasSuffix(origin, originPre):
+			return "pre"
+		case strings.HasSuffix(origin, originPost):
+			return "post"
+		case strings.HasSuffix(origin, originSilence):
+			return "on_silence"
+		}
+	}
+	return "other"
+}
 
 // Version is one stored version of a variable.
 type Version struct {

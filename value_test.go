@@ -106,3 +106,24 @@ func TestApplyAssignmentsSetsAndUnsetsInOrder(t *testing.T) {
 		t.Fatalf("vars = %v, want kept=k and x=2", vars)
 	}
 }
+
+// Every origin a set can have sorts into its kind, and the job or file it
+// names does not change the kind.
+func TestOriginKind(t *testing.T) {
+	for origin, want := range map[string]string{
+		OriginCLI:               "cli",
+		OriginWhisper:           "whisper",
+		OriginLoad("/j/a.lua"):  "load",
+		OriginPre("backup"):     "pre",
+		OriginPost("backup"):    "post",
+		OriginPost("job x pre"): "post",
+		OriginSilence("backup"): "on_silence",
+		"job backup":            "other",
+		"test":                  "other",
+		"":                      "other",
+	} {
+		if got := OriginKind(origin); got != want {
+			t.Errorf("OriginKind(%q) = %q, want %q", origin, got, want)
+		}
+	}
+}

@@ -231,7 +231,7 @@ func (t Trigger) describe() string {
 		}
 		return s
 	case TriggerLoad:
-		return "load of file " + t.Origin
+		return OriginLoad(t.Origin)
 	case TriggerReload:
 		return "reload of file " + t.Origin
 	case TriggerStart:

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -28,7 +27,7 @@ type metrics struct {
 	runsStarted  *prometheus.CounterVec   // job
 	runsFinished *prometheus.CounterVec   // job, result
 	runDuration  *prometheus.HistogramVec // job
-	sets         *prometheus.CounterVec   // origin (a kind: originKind)
+	sets         *prometheus.CounterVec   // origin (a kind: whenlua.OriginKind)
 	evalSeconds  prometheus.Histogram
 	condErrors   *prometheus.CounterVec // job
 }
@@ -88,33 +87,10 @@ func (m *metrics) forgetJob(name string) {
 	m.condErrors.DeletePartialMatch(l)
 }
 
-// originKind sorts an origin into one of a few kinds, the values of the
-// origin label: an origin names jobs and files, which a label must not.
-func originKind(origin string) string {
-	switch {
-	case origin == whenlua.OriginCLI:
-		return "cli"
-	case origin == whenlua.OriginWhisper:
-		return "whisper"
-	case strings.HasPrefix(origin, "load of file "):
-		return "load"
-	case strings.HasPrefix(origin, "job "):
-		switch {
-		case strings.HasSuffix(origin, " pre"):
-			return "pre"
-		case strings.HasSuffix(origin, " post"):
-			return "post"
-		case strings.HasSuffix(origin, " on_silence"):
-			return "on_silence"
-		}
-	}
-	return "other"
-}
-
 // countSet counts a set applied from origin; a test's dry run is none.
 func (st *state) countSet(origin string) {
 	if !st.dryRun {
-		st.e.metrics.sets.WithLabelValues(originKind(origin)).Inc()
+		st.e.metrics.sets.WithLabelValues(whenlua.OriginKind(origin)).Inc()
 	}
 }
 
