@@ -174,6 +174,19 @@ func historyValues(nd *node) map[string]bool {
 	return out
 }
 
+// storedAcked returns every stored version of x, as historyValues does,
+// and fails t for each acknowledged set that is not among them (0 lost).
+func storedAcked(t *testing.T, nd *node, acked []string) map[string]bool {
+	t.Helper()
+	stored := historyValues(nd)
+	for _, v := range acked {
+		if !stored[v] {
+			t.Errorf("the set x=%s was acknowledged but is not in the history", v)
+		}
+	}
+	return stored
+}
+
 func TestClusterEveryAcknowledgedSetRunsItsJobOnceWhicheverNodeTakesIt(t *testing.T) {
 	t.Parallel()
 	out := filepath.Join(t.TempDir(), "ran")
@@ -195,12 +208,7 @@ func TestClusterEveryAcknowledgedSetRunsItsJobOnceWhicheverNodeTakesIt(t *testin
 	}
 	// Each acknowledged set is one version of x and triggered one run; so
 	// many runs, each run once, is each set's run exactly once.
-	stored := historyValues(nodes[2])
-	for _, v := range s.acked {
-		if !stored[v] {
-			t.Errorf("the set x=%s was acknowledged but is not in the history", v)
-		}
-	}
+	stored := storedAcked(t, nodes[2], s.acked)
 	if len(stored) != 3*perNode {
 		t.Errorf("%d versions of x stored, want %d", len(stored), 3*perNode)
 	}
@@ -389,12 +397,7 @@ func TestClusterKillingTheLeaderLosesNoAcknowledgedSetAndRunsNothingTwice(t *tes
 		t.Errorf("only %d sets acknowledged: the followers' sets did not go on after the kill", len(s.acked))
 	}
 	// 0 lost: every acknowledged set is stored.
-	stored := historyValues(survivors[1])
-	for _, v := range s.acked {
-		if !stored[v] {
-			t.Errorf("the set x=%s was acknowledged but is not in the history", v)
-		}
-	}
+	stored := storedAcked(t, survivors[1], s.acked)
 	// 0 duplicates: each stored set (acknowledged or not) has one run
 	// record, and no run ran twice.
 	runs := survivors[0].waitAllRuns("count", len(stored))
@@ -595,12 +598,7 @@ func TestClusterGoesOnWhenAnEtcdMemberIsKilled(t *testing.T) {
 		nd.ok("set", fmt.Sprintf("x=last-n%d", i+1))
 		s.acked = append(s.acked, fmt.Sprintf("last-n%d", i+1))
 	}
-	stored := historyValues(nodes[0])
-	for _, v := range s.acked {
-		if !stored[v] {
-			t.Errorf("the set x=%s was acknowledged but is not in the history", v)
-		}
-	}
+	stored := storedAcked(t, nodes[0], s.acked)
 	runs := nodes[1].waitAllRuns("count", len(stored))
 	if len(runs) != len(stored) {
 		t.Errorf("%d runs of count for %d stored sets", len(runs), len(stored))
