@@ -162,10 +162,7 @@ func (e *Engine) Why(ctx context.Context, name string) (whenlua.WhyReport, error
 	if !rep.Loaded && len(evals) == 0 {
 		return rep, fmt.Errorf("%w: no job named %q", whenlua.ErrNotFound, name)
 	}
-	rep.Evaluations = evals
-	if rep.Evaluations == nil {
-		rep.Evaluations = []whenlua.Evaluation{}
-	}
+	rep.Evaluations = orEmpty(evals)
 	return rep, nil
 }
 
