@@ -140,6 +140,15 @@ type Run struct {
 	OutputSize int64  `json:"output_size"` // bytes the job wrote in all
 }
 
+// FirstAttempt is the serial of the run's first attempt: FirstSerial, or
+// the run's own serial when it is the first.
+func (r Run) FirstAttempt() uint64 {
+	if r.FirstSerial == 0 {
+		return r.Serial
+	}
+	return r.FirstSerial
+}
+
 // Duration is End-Start, or zero while running.
 func (r Run) Duration() time.Duration {
 	if r.End.IsZero() {

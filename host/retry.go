@@ -34,12 +34,8 @@ func (st *state) maybeRetry(j *job, rec *whenlua.Run, timedOut, cancelled bool) 
 	if !ok {
 		return
 	}
-	first := rec.FirstSerial
-	if first == 0 {
-		first = rec.Serial
-	}
 	rec.RetryAt = st.e.clock.Now().Add(d)
-	st.sched.addRetry(&retry{job: rec.Job, at: rec.RetryAt, attempt: n + 1, first: first})
+	st.sched.addRetry(&retry{job: rec.Job, at: rec.RetryAt, attempt: n + 1, first: rec.FirstAttempt()})
 }
 
 // addRetry queues r in time order.

@@ -228,10 +228,7 @@ func (st *state) jobShell() string {
 // first attempt, which a job may use to stay idempotent.
 func (st *state) jobEnv(rec whenlua.Run) []string {
 	name, serial := rec.Job, rec.Serial
-	attempt, first := max(rec.Attempt, 1), rec.FirstSerial
-	if first == 0 {
-		first = serial
-	}
+	attempt, first := max(rec.Attempt, 1), rec.FirstAttempt()
 	env := make([]string, 0, len(st.e.opts.Env)+len(st.vars)+2)
 	for _, kv := range st.e.opts.Env {
 		k, _, _ := strings.Cut(kv, "=")
@@ -280,11 +277,7 @@ func (st *state) rerunLost(lost []whenlua.Run) {
 			st.e.log.Warn("lost run not rerun: too many attempts", "job", rec.Job, "serial", rec.Serial, "attempt", rec.Attempt)
 			continue
 		}
-		first := rec.FirstSerial
-		if first == 0 {
-			first = rec.Serial
-		}
-		j.attempt = retry{job: j.name, attempt: attempt, first: first}
+		j.attempt = retry{job: j.name, attempt: attempt, first: rec.FirstAttempt()}
 		j.fired = slot{at: rec.Scheduled, catchUp: rec.CatchUp}
 		r := st.startRun(j, rec.Trigger)
 		st.e.log.Info("lost run rerun", "job", rec.Job, "lost_serial", rec.Serial, "serial", r.Serial, "attempt", attempt)
