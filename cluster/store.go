@@ -90,9 +90,12 @@ type Options struct {
 	maxOps   int
 	maxBytes int
 	// fault, in tests, injects an error at a point of a write: "send"
-	// (the request is lost), "reply" (the reply is lost), "marker" (the
-	// writer stops before a journal step's marker), "apply" (after it).
-	fault func(point string) error
+	// (the request is lost), "reply" (the reply is lost, after a single
+	// transaction or a journal step's marker), "marker" (the writer stops
+	// before a journal step's marker), "apply" (after it), "void" (the
+	// void write that settles a lost one is lost). ops are the write's key
+	// operations (nil at "void").
+	fault func(point string, ops []kvOp) error
 	// afterPass, in tests, is called after each maintenance pass.
 	afterPass func(error)
 }

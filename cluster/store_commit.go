@@ -208,11 +208,11 @@ func (s *Store) write(ctx context.Context, ops []kvOp) error {
 	}
 	then = append(then, clientv3.OpPut(s.k.head, head))
 	var resp *clientv3.TxnResponse
-	err := s.fault("send")
+	err := s.fault("send", ops)
 	if err == nil {
 		resp, err = s.cli.Txn(ctx).If(cmps...).Then(then...).Commit()
 		if err == nil {
-			err = s.fault("reply")
+			err = s.fault("reply", ops)
 		}
 	}
 	if refused := refusal(err); refused != nil {
@@ -233,11 +233,11 @@ func (s *Store) write(ctx context.Context, ops []kvOp) error {
 }
 
 // fault returns the error tests inject at point, nil otherwise.
-func (s *Store) fault(point string) error {
+func (s *Store) fault(point string, ops []kvOp) error {
 	if s.opts.fault == nil {
 		return nil
 	}
-	return s.opts.fault(point)
+	return s.opts.fault(point, ops)
 }
 
 // writeJournal stores ops as the journal parts of step, each in its own
@@ -282,11 +282,14 @@ func (s *Store) writeJournal(ctx context.Context, step uint64, head string, cmps
 	markerCmps := append(slices.Clone(cmps),
 		clientv3.Compare(clientv3.ModRevision(stepKeys), ">", firstRev-1).WithPrefix(),
 		clientv3.Compare(clientv3.ModRevision(stepKeys), "<", lastRev+1).WithPrefix())
-	if err := s.fault("marker"); err != nil {
+	if err := s.fault("marker", ops); err != nil {
 		return err
 	}
 	resp, err := s.cli.Txn(ctx).If(markerCmps...).
 		Then(clientv3.OpPut(marker, strconv.Itoa(len(parts))), clientv3.OpPut(s.k.head, head)).Commit()
+	if err == nil {
+		err = s.fault("reply", ops)
+	}
 	if refused := refusal(err); refused != nil {
 		return refused
 	}
@@ -302,7 +305,7 @@ func (s *Store) writeJournal(ctx context.Context, step uint64, head string, cmps
 	}
 	s.view.step = step
 	s.view.pending = true
-	if err := s.fault("apply"); err != nil {
+	if err := s.fault("apply", ops); err != nil {
 		return err
 	}
 	if err := s.applyJournal(ctx); err != nil {
@@ -399,8 +402,12 @@ func (s *Store) resolve(err error, head string) error {
 		ctx, cancel := s.ctx()
 		void := fmt.Sprintf("%d %s", s.view.step, newToken())
 		cmps := append(s.fence(), clientv3.Compare(clientv3.ModRevision(s.k.head), "=", s.view.headRev))
-		resp, rerr := s.cli.Txn(ctx).If(cmps...).Then(clientv3.OpPut(s.k.head, void)).
-			Else(clientv3.OpGet(s.k.head)).Commit()
+		var resp *clientv3.TxnResponse
+		rerr := s.fault("void", nil)
+		if rerr == nil {
+			resp, rerr = s.cli.Txn(ctx).If(cmps...).Then(clientv3.OpPut(s.k.head, void)).
+				Else(clientv3.OpGet(s.k.head)).Commit()
+		}
 		cancel()
 		if rerr == nil {
 			if resp.Succeeded {

@@ -123,7 +123,7 @@ func TestAStaleWriterReloadsAndCommitsOnTop(t *testing.T) {
 func TestAWriteOfUnknownOutcomeIsResolved(t *testing.T) {
 	lost := errors.New("connection lost")
 	var point string
-	s := openTest(t, Options{fault: func(p string) error {
+	s := openTest(t, Options{fault: func(p string, _ []kvOp) error {
 		if p == point {
 			return lost
 		}
@@ -155,7 +155,7 @@ func TestAWriterStoppedInTheJournalLosesOrDoublesNothing(t *testing.T) {
 		t.Run("stopped before "+point, func(t *testing.T) {
 			name := fmt.Sprintf("crash%d", clusterSeq.Add(1))
 			armed := false
-			w := openTest(t, Options{Cluster: name, fault: func(p string) error {
+			w := openTest(t, Options{Cluster: name, fault: func(p string, _ []kvOp) error {
 				if armed && p == point {
 					return crash
 				}
@@ -204,7 +204,7 @@ func TestAWriterStoppedInTheJournalLosesOrDoublesNothing(t *testing.T) {
 func TestReadsSeeACommittedStepBeforeItIsApplied(t *testing.T) {
 	crash := errors.New("writer stopped")
 	name := fmt.Sprintf("overlay%d", clusterSeq.Add(1))
-	w := openTest(t, Options{Cluster: name, HistoryKeep: 2, fault: func(p string) error {
+	w := openTest(t, Options{Cluster: name, HistoryKeep: 2, fault: func(p string, _ []kvOp) error {
 		if p == "apply" {
 			return crash
 		}
