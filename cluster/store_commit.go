@@ -419,10 +419,19 @@ func (s *Store) resolve(err error, head string) error {
 				s.view.headRev = kvs[0].ModRevision
 				return nil
 			}
-			// Another writer moved the head: the write cannot apply any
-			// more, whether the fence holds or not.
 			s.view.valid = false
-			return err
+			var rev int64 // the head's revision, 0 when there is none
+			if len(kvs) == 1 {
+				rev = kvs[0].ModRevision
+			}
+			if rev == s.view.headRev {
+				// The head is as before: the fence failed, so the write
+				// was not stored and never will be.
+				return err
+			}
+			// Another writer moved the head: the write cannot apply any
+			// more, but it may have before, under what is there now.
+			return fmt.Errorf("%w: %w (then the head moved)", ErrOutcomeUnknown, err)
 		}
 		if time.Now().Add(wait).After(deadline) || s.enter() != nil {
 			s.view.valid = false
