@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
+	"sync/atomic"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -22,18 +24,27 @@ func (n *Node) openStore(fence clientv3.Cmp, unknown func()) (whenlua.Store, err
 	if err != nil {
 		return nil, err
 	}
-	return termStore{Store: s, unknown: unknown}, nil
+	return termStore{Store: s, unknown: unknown, ended: new(atomic.Bool)}, nil
 }
 
-// termStore is the store of one term as leader.
+// termStore is the store of one term as leader. Once a commit's outcome is
+// unknown, every later commit of the term is refused with ErrNotLeader:
+// the engine goes on until it is closed, from memory that may be behind
+// the store, and nothing it builds on that memory may be stored (a serial
+// taken again, a job state that never saw the stored step).
 type termStore struct {
 	*Store
 	unknown func()
+	ended   *atomic.Bool
 }
 
 func (s termStore) Commit(b *whenlua.Batch) error {
+	if s.ended.Load() {
+		return fmt.Errorf("commit: %w: this term ended at a commit of unknown outcome", ErrNotLeader)
+	}
 	err := s.Store.Commit(b)
 	if errors.Is(err, ErrOutcomeUnknown) {
+		s.ended.Store(true)
 		s.unknown()
 	}
 	return err

@@ -203,3 +203,51 @@ func TestALostReplyOvertakenByTheNextLeaderIsUnknown(t *testing.T) {
 		t.Fatalf("the deposed leader's next commit: %v, want ErrNotLeader", err)
 	}
 }
+
+// A leader's term store, at a commit of unknown outcome, ends the term
+// (once), and refuses every later commit of the term with ErrNotLeader,
+// storing nothing: the engine, until it is closed, works from memory that
+// may be behind the store, and here would take serial 2 again.
+func TestATermCommitsNothingAfterACommitOfUnknownOutcome(t *testing.T) {
+	lost := errors.New("connection lost")
+	cli := newClient(t, sharedEtcd.Endpoints())
+	name := fmt.Sprintf("term%d", clusterSeq.Add(1))
+	fence, _ := leader(t, cli, name)
+	armed := false
+	n := &Node{log: quietLogger, cli: cli, opts: NodeOptions{Cluster: name, Store: Options{MaintainEvery: -1, CallTimeout: 3 * time.Second,
+		fault: func(p string, _ []kvOp) error {
+			if armed && (p == "reply" || p == "void") {
+				return lost
+			}
+			return nil
+		}}}}
+	ends := 0
+	st, err := n.openStore(fence()[0], func() { ends++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Commit(leaderStep(1, false)); err != nil {
+		t.Fatal(err)
+	}
+	armed = true
+	if err := st.Commit(leaderStep(2, false)); !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("commit: %v, want ErrOutcomeUnknown", err)
+	}
+	armed = false
+	if ends != 1 {
+		t.Fatalf("the term was ended %d times, want once", ends)
+	}
+	// The engine undid step 2 in memory and makes serial 2 again, for
+	// another set.
+	again := leaderStep(2, false)
+	again.Vars = again.Vars[:1]
+	again.Vars[0].Value = whenlua.Int(20)
+	if err := st.Commit(again); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("a commit after the outcome was unknown: %v, want ErrNotLeader", err)
+	}
+	if ends != 1 {
+		t.Errorf("the term was ended %d times, want once", ends)
+	}
+	checkSteps(t, openTest(t, Options{Cluster: name}), 2)
+}
