@@ -14,8 +14,8 @@ import (
 type Store interface {
 	// Commit writes b atomically: when it returns nil all of b is durable
 	// (on disk, synced), and when it returns an error nothing of b is
-	// stored. Retention may delete old versions and runs in the same
-	// commit.
+	// stored, unless the error wraps ErrOutcomeUnknown. Retention may
+	// delete old versions and runs in the same commit.
 	Commit(b *Batch) error
 	// Vars returns every set variable.
 	Vars() (map[string]Value, error)
@@ -58,6 +58,11 @@ var ErrStoreTooBig = errors.New("batch too big for one transaction")
 // ErrDiskFull is wrapped by Commit when the disk lacks the room to take the
 // batch safely; nothing of it was stored.
 var ErrDiskFull = errors.New("disk full")
+
+// ErrOutcomeUnknown is wrapped by Commit when the store failed and could
+// not tell whether the batch was stored (a cluster store that lost etcd's
+// reply and then etcd): all of it may be, or none.
+var ErrOutcomeUnknown = errors.New("commit outcome unknown")
 
 // VarChange is one new version of a variable.
 type VarChange struct {

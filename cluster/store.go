@@ -45,7 +45,7 @@ var (
 	// ErrOutcomeUnknown is wrapped by Commit when etcd failed and could not
 	// be asked whether the commit was stored; the caller must read the
 	// store again before it trusts what it holds in memory.
-	ErrOutcomeUnknown = errors.New("commit outcome unknown")
+	ErrOutcomeUnknown = whenlua.ErrOutcomeUnknown
 )
 
 // Options configure a Store. Retention means what it means for persist.

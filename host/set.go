@@ -119,7 +119,9 @@ func (st *state) applySets(batch []*setReq) {
 		var loop error
 		resp.Triggered, loop = st.applyAndSettle(r.req.Origin, r.req.Assignments, r.req.Mode == whenlua.ModeSet)
 		st.afterCommit(func(err error) {
-			if err != nil {
+			if errors.Is(err, whenlua.ErrOutcomeUnknown) {
+				err = fmt.Errorf("may or may not be stored: %w", err)
+			} else if err != nil {
 				err = fmt.Errorf("not stored: %w", err)
 			} else {
 				err = loop
