@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/internal/etcdtest"
 )
 
 // leaderStep is a leader's step in small: a set of x and y, the state of
@@ -163,6 +164,38 @@ func TestACommitOfUnknownOutcomeLeavesTheStepWholeOrNotAtAll(t *testing.T) {
 			checkSteps(t, reopen(t, next), stored+2)
 		})
 	}
+}
+
+// The same with etcd really gone: the one etcd member dies after it
+// applied a commit, before the reply is read. The void write fails for
+// as long as CallTimeout, so the commit's outcome is unknown; once etcd is
+// back, a store opened on it holds the step whole, and the writer goes on.
+func TestACommitWhoseEtcdDiesBeforeTheReplyIsOfUnknownOutcome(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	member := c.Member(0)
+	var onReply func()
+	s := openTest(t, Options{Client: newClient(t, c.Endpoints()), CallTimeout: 3 * time.Second, fault: func(p string, _ []kvOp) error {
+		if p == "reply" && onReply != nil {
+			onReply()
+			onReply = nil
+			return errors.New("connection lost")
+		}
+		return nil
+	}})
+	commit(t, s, leaderStep(1, false))
+	onReply = member.Kill
+	err := s.Commit(leaderStep(2, false))
+	if !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("commit: %v, want an error wrapping ErrOutcomeUnknown", err)
+	}
+	t.Logf("commit: %v", err)
+	if err := member.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	next := openTest(t, Options{Client: newClient(t, c.Endpoints()), Cluster: s.opts.Cluster})
+	checkSteps(t, next, 2)
+	commit(t, s, leaderStep(3, false))
+	checkSteps(t, next, 3)
 }
 
 // A deposed leader whose reply was lost, and whose step another leader
