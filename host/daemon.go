@@ -195,7 +195,7 @@ func RunDaemon(ctx context.Context, opts DaemonOptions) (err error) {
 	if ml != nil {
 		ds.metrics = ml.Addr().String()
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", metricsHandler(mb, log, processMetrics()))
+		mux.Handle("GET /metrics", metricsHandler(mb, log))
 		msrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		go func() {
 			if err := msrv.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -17,7 +17,7 @@ import (
 )
 
 // metrics are the engine's Prometheus metrics, on a registry of their own
-// (the process's go_* and process_* are the daemon's: metricsHandler).
+// (the process's go_* and process_* are added by metricsHandler).
 // Counters and histograms are counted where their events happen, on the
 // engine goroutine; gauges of the engine's state are read from it at each
 // scrape (stateCollector). Job labels are those of loaded jobs only: a job
@@ -247,32 +247,21 @@ func (e *Engine) MetricsGatherer(ctx context.Context) prometheus.Gatherer {
 	return prometheus.Gatherers{e.metrics.reg, scrape}
 }
 
-// MetricsHandler serves the engine's metrics alone in Prometheus'
-// formats, each scrape under its request's context.
+// MetricsHandler serves the engine's metrics in Prometheus' formats, as
+// the daemon does.
 func (e *Engine) MetricsHandler() http.Handler {
-	return metricsHandler(e, e.log, nil)
+	return metricsHandler(e, e.log)
 }
 
-// metricsHandler serves what g gathers at each scrape, under the
-// scrape's context, with what always gathers (nil: nothing more). Errors
-// are logged on log and fail the scrape.
-func metricsHandler(g metricsBackend, log *slog.Logger, always prometheus.Gatherer) http.Handler {
+// metricsHandler serves, at each scrape, what b gathers under the
+// scrape's context, with the process's go_* and process_* metrics, which
+// b must not have (an engine's registry, or a cluster node's and its
+// engine's, have none). Errors are logged on log and fail the scrape.
+func metricsHandler(b metricsBackend, log *slog.Logger) http.Handler {
+	proc := prometheus.NewRegistry()
+	proc.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	opts := promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		gs := prometheus.Gatherers{g.MetricsGatherer(r.Context())}
-		if always != nil {
-			gs = append(gs, always)
-		}
-		promhttp.HandlerFor(gs, opts).ServeHTTP(w, r)
+		promhttp.HandlerFor(prometheus.Gatherers{proc, b.MetricsGatherer(r.Context())}, opts).ServeHTTP(w, r)
 	})
-}
-
-// processMetrics is the registry of the daemon's process: the Go
-// runtime's go_* and the process's process_* metrics, served beside the
-// backend's (an engine's, or a cluster node's and its engine's), which
-// must not have them.
-func processMetrics() *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return reg
 }
