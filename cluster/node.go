@@ -70,6 +70,8 @@ type Node struct {
 	srv    *host.Server
 	addr   string // the endpoint's address, as other nodes dial it
 	start  time.Time
+	// metrics are the node's own, for its whole life (metrics.go).
+	metrics *nodeMetrics
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -118,6 +120,7 @@ func NewNode(opts NodeOptions) *Node {
 		changed: make(chan struct{}),
 		clients: map[string]*whenlua.Client{},
 		done:    make(chan struct{}),
+		metrics: newNodeMetrics(),
 	}
 }
 
