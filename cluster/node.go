@@ -121,15 +121,6 @@ func NewNode(opts NodeOptions) *Node {
 	}
 }
 
-// ValidateNodeName checks a node name, one segment of an etcd key: as a
-// cluster name, letters, digits, '-', '_' and '.', at most 64 bytes.
-func ValidateNodeName(name string) error {
-	if err := ValidateClusterName(name); err != nil {
-		return fmt.Errorf("%w: node name %q: want 1 to 64 letters, digits, '-', '_' or '.'", whenlua.ErrInvalid, name)
-	}
-	return nil
-}
-
 // key returns the key of a cluster's membership: under c/ beside the
 // store's keys (c/secret, c/nodes/<node>, c/election/<lease>).
 func (n *Node) key(parts ...string) string { return n.prefix + "c/" + strings.Join(parts, "/") }
@@ -141,7 +132,7 @@ func (n *Node) Open(ctx context.Context) error {
 	if err := ValidateClusterName(n.opts.Cluster); err != nil {
 		return err
 	}
-	if err := ValidateNodeName(n.opts.Node); err != nil {
+	if err := whenlua.ValidateNodeName(n.opts.Node); err != nil {
 		return err
 	}
 	if n.opts.TTL < time.Second || n.opts.TTL%time.Second != 0 {
