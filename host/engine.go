@@ -76,11 +76,11 @@ const DefaultMaxRuns = 64
 // runs. One goroutine (run) owns all of it and every Lua state; the
 // exported methods send it requests and wait for the reply.
 type Engine struct {
-	opts   EngineOptions
-	log    *slog.Logger
-	clock  Clock
-	store  whenlua.Store
-	exec   Executor
+	opts  EngineOptions
+	log   *slog.Logger
+	clock Clock
+	store whenlua.Store
+	exec  Executor
 
 	reqs     chan func()
 	sets     chan *setReq
