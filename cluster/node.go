@@ -24,6 +24,7 @@ import (
 
 	"github.com/whenlua/whenlua"
 	"github.com/whenlua/whenlua/host"
+	"github.com/whenlua/whenlua/host/runner"
 )
 
 // NodeOptions configures a Node.
@@ -80,6 +81,10 @@ type Node struct {
 	changed chan struct{} // closed and replaced when engine or leader change
 	clients map[string]*whenlua.Client
 	files   map[string]string // this node's job files, as last hashed
+
+	runner *runner.Runner // the processes of the runs this node claimed
+	lmu    sync.Mutex
+	local  map[uint64]*localRun
 }
 
 // leaderInfo is the value a candidate puts in the election.
@@ -118,6 +123,7 @@ func NewNode(opts NodeOptions) *Node {
 		changed: make(chan struct{}),
 		clients: map[string]*whenlua.Client{},
 		done:    make(chan struct{}),
+		local:   map[uint64]*localRun{},
 	}
 }
 
@@ -162,6 +168,13 @@ func (n *Node) Open(ctx context.Context) error {
 		return err
 	}
 	n.files = hashJobFiles(n.opts.Paths.JobsDir)
+	if err := os.MkdirAll(n.opts.Paths.RunsDir, 0o700); err != nil {
+		return fmt.Errorf("create runs directory: %w", err)
+	}
+	// Nothing of this node runs yet: a run directory is a leftover of a
+	// node that died (its runs were recorded lost by the leader).
+	host.RemoveLeftoverRuns(n.opts.Paths.RunsDir, n.log.Warn)
+	n.runner = runner.New(runner.Options{BaseDir: n.opts.Paths.RunsDir, Grace: n.opts.Engine.Grace, Logger: n.log})
 	sess, err := n.register(ctx, true)
 	if err != nil {
 		return err

@@ -2,9 +2,13 @@ package host
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/whenlua/whenlua"
 	"github.com/whenlua/whenlua/host/runner"
@@ -101,4 +105,34 @@ func RemoveLeftoverRuns(dir string, warn func(msg string, args ...any)) {
 			warn("remove leftover run directory", "dir", de.Name(), "err", err)
 		}
 	}
+}
+
+// NoteLateEnd adds to the stored record of a run already recorded lost
+// what its node reported once it came back: the end that came too late to
+// count (its claim had lapsed). The record keeps its state; its error says
+// how the run ended, and its output is kept when none was.
+func (e *Engine) NoteLateEnd(ctx context.Context, res Ended) error {
+	var err error
+	derr := e.do(ctx, func() {
+		var rec whenlua.Run
+		if rec, err = e.store.Run(res.Serial); err != nil {
+			return
+		}
+		if rec.State == whenlua.RunRunning || rec.State == whenlua.RunQueued {
+			err = fmt.Errorf("%w: run %d is still recorded %s", whenlua.ErrConflict, res.Serial, rec.State)
+			return
+		}
+		how := fmt.Sprintf("exit code %d", res.Code)
+		if res.Signal != "" {
+			how = "signal " + res.Signal
+		}
+		rec.Error = strings.TrimPrefix(fmt.Sprintf("%s; node %s reported its end late, refused: %s after %v",
+			rec.Error, res.Node, how, res.End.Sub(res.Start).Round(time.Millisecond)), "; ")
+		if len(rec.Output) == 0 {
+			rec.Output, rec.OutputSize = res.Output, res.OutputSize
+		}
+		e.st.addRun(rec)
+		e.st.e.log.Warn("late end of a run refused", "job", rec.Job, "serial", rec.Serial, "node", res.Node, "code", res.Code)
+	})
+	return errors.Join(derr, err)
 }

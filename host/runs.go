@@ -369,10 +369,14 @@ func (st *state) endUnrun(r *run, res Ended) {
 	rec := &r.rec
 	rec.End = st.e.clock.Now()
 	result := resultNotStarted
-	if res.Lost != "" {
+	switch {
+	case res.Lost != "":
 		rec.State, rec.Error, result = whenlua.RunLost, res.Lost, resultLost
 		st.e.log.Warn("run lost", "job", rec.Job, "serial", rec.Serial, "node", rec.Node, "why", res.Lost)
-	} else {
+	case res.Cancelled:
+		rec.State, rec.Error, result = whenlua.RunCancelled, res.NotStarted, resultCancelled
+		st.e.log.Info("job cancelled before it started", "job", rec.Job, "serial", rec.Serial)
+	default:
 		rec.State, rec.Error = whenlua.RunFailed, res.NotStarted
 		st.e.log.Error("start job", "job", rec.Job, "serial", rec.Serial, "err", res.NotStarted)
 	}
