@@ -171,10 +171,8 @@ func (n *Node) Open(ctx context.Context) error {
 	if err := os.MkdirAll(n.opts.Paths.RunsDir, 0o700); err != nil {
 		return fmt.Errorf("create runs directory: %w", err)
 	}
-	// Nothing of this node runs yet: a run directory is a leftover of a
-	// node that died (its runs were recorded lost by the leader).
-	host.RemoveLeftoverRuns(n.opts.Paths.RunsDir, n.log.Warn)
 	n.runner = runner.New(runner.Options{BaseDir: n.opts.Paths.RunsDir, Grace: n.opts.Engine.Grace, Logger: n.log})
+	n.stopLeftovers()
 	sess, err := n.register(ctx, true)
 	if err != nil {
 		return err
@@ -326,6 +324,20 @@ func (n *Node) register(ctx context.Context, first bool) (*concurrency.Session, 
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// stopLeftovers stops what is left of the runs of this node's earlier
+// life (it died with runs in flight, which the leader recorded lost when
+// its lease expired), and removes their directories: nothing of this node
+// runs yet.
+func (n *Node) stopLeftovers() {
+	entries, _ := os.ReadDir(n.opts.Paths.RunsDir)
+	for _, de := range entries {
+		if k := n.runner.StopStray(filepath.Join(n.opts.Paths.RunsDir, de.Name()), 0); k > 0 {
+			n.log.Warn("stopped the processes of a run of this node's earlier life", "dir", de.Name(), "processes", k)
+		}
+	}
+	host.RemoveLeftoverRuns(n.opts.Paths.RunsDir, n.log.Warn)
 }
 
 // putRecord writes the node's record if no live node has its name; it

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -70,14 +71,15 @@ when(function() return changes("z") end, [[pwd > "$z"]], { name = "nowhere", on 
 func TestClusterARunOnADeadFollowerIsLostWhenItsLeaseExpires(t *testing.T) {
 	t.Parallel()
 	out := filepath.Join(t.TempDir(), "attempts")
-	_, nodes := startCluster(t, 1, 3, nil)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	etcd, nodes := startCluster(t, 1, 3, nil)
 	leader := waitCluster(t, nodes, 3)
 	// pinned runs on a follower only; work, on any node, is rerun by
 	// whichever node claims it.
 	n3 := nodes[(leader+1)%3]
-	jobs := fmt.Sprintf(`when(function() return changes("p") end, [[sleep 60]], { name = "pinned", on = %q })
+	jobs := fmt.Sprintf(`when(function() return changes("p") end, [[sleep 60 & echo $! > %s; wait]], { name = "pinned", on = %q })
 when(function() return changes("w") end, [[echo "$WHENLUA_ATTEMPT $WHENLUA_FIRST_SERIAL $JOBSERIAL $(pwd)" >> %s; sleep 60]], { name = "work", rerun_lost = true })
-`, n3.name, out)
+`, pidFile, n3.name, out)
 	for _, nd := range nodes {
 		nd.writeJob("lost.lua", jobs)
 	}
@@ -94,6 +96,19 @@ when(function() return changes("w") end, [[echo "$WHENLUA_ATTEMPT $WHENLUA_FIRST
 	if want := "node " + n3.name + " stopped answering while it ran (its lease expired)"; r.State != whenlua.RunLost || r.Error != want {
 		t.Errorf("the run on the killed follower: %s (%s), want lost: %s", r.State, r.Error, want)
 	}
+	// Its process outlived the node; the node, back, stops it.
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || processGone(orphan) {
+		t.Fatalf("the run's process %q: %v, want it still running after its node was killed", b, err)
+	}
+	n3.startNode(etcd)
+	waitFor(t, "the restarted node to stop its earlier run's process", func() bool { return processGone(orphan) })
+	waitCluster(t, nodes, 3)
+	killAndWait(t, n3.pid())
 
 	// A run of a job with rerun_lost, lost with the node that ran it (the
 	// leader or not), starts again on a node that lives.
