@@ -126,6 +126,7 @@ func (n *Node) term(ctx context.Context, sess *concurrency.Session) {
 func (n *Node) lead(ctx context.Context, el *concurrency.Election) {
 	lkey, lrev := el.Key(), el.Rev()
 	n.log.Info("elected leader", "key", lkey, "rev", lrev)
+	n.metrics.terms.Inc()
 	fence := clientv3.Compare(clientv3.CreateRevision(lkey), "=", lrev)
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()

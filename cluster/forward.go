@@ -54,11 +54,19 @@ func notSent(err error) bool {
 // request never reached it. A change (idempotent false) whose request may
 // have reached a leader that then stopped answering is not sent again,
 // since it may have been applied: its error says so. Reads are sent again.
-func (n *Node) call(ctx context.Context, idempotent bool, f func(whenlua.Service) error) error {
+// A call not answered by this node's own engine counts as forwarded.
+func (n *Node) call(ctx context.Context, idempotent bool, f func(whenlua.Service) error) (err error) {
+	local := false // the last try went to this node's own engine
+	defer func() {
+		if !local {
+			n.metrics.countForward(err)
+		}
+	}()
 	wait := 20 * time.Millisecond
 	for {
 		eng, remote, leader, changed := n.target()
-		var err error
+		err = nil
+		local = eng != nil
 		switch {
 		case eng != nil:
 			err = f(eng)

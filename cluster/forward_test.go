@@ -15,6 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/internal/metricstest"
 )
 
 // hangUp is a node-to-node endpoint that reads each request and then
@@ -134,4 +135,10 @@ func TestAForwardedSetIsNeverSentTwiceButAReadIs(t *testing.T) {
 	if got := fake.sets.Load(); got != 1 {
 		t.Errorf("the dead leader received %d sets, want 1", got)
 	}
+	// The set and the get that no leader answered failed as forwarded
+	// calls; those n1 answered itself were not forwarded.
+	metricstest.Check(t, gather(t, n), []metricstest.Series{
+		{Name: "whenlua_cluster_forwarded_calls_total", Labels: "result=failed", Want: 2},
+		{Name: "whenlua_cluster_forwarded_calls_total", Labels: "result=answered", Want: 0},
+	})
 }

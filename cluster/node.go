@@ -71,6 +71,8 @@ type Node struct {
 	srv    *host.Server
 	addr   string // the endpoint's address, as other nodes dial it
 	start  time.Time
+	// metrics are the node's own, for its whole life (metrics.go).
+	metrics *nodeMetrics
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -124,6 +126,7 @@ func NewNode(opts NodeOptions) *Node {
 		clients: map[string]*whenlua.Client{},
 		done:    make(chan struct{}),
 		local:   map[uint64]*localRun{},
+		metrics: newNodeMetrics(),
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
 	"github.com/whenlua/whenlua"
@@ -40,7 +41,8 @@ type DaemonOptions struct {
 	// MetricsAddr, when set, is the TCP address (host:port; port 0 picks
 	// a free one) on which the daemon serves Prometheus metrics at
 	// /metrics. The address bound is logged and shown by status. A
-	// Backend serves them only if it has a MetricsHandler.
+	// Backend serves them only if it has a MetricsGatherer; the daemon
+	// adds the process's go_* and process_* metrics.
 	MetricsAddr string
 	// Backend, when set, replaces the home's own store and engine: the
 	// daemon serves the Service it returns on the socket and closes it on
@@ -63,9 +65,10 @@ type Backend interface {
 	Close(ctx context.Context) error
 }
 
-// metricsBackend is a Backend that serves metrics.
+// metricsBackend is a Backend that serves metrics: it gathers them for
+// one scrape, under the scrape's context.
 type metricsBackend interface {
-	MetricsHandler() http.Handler
+	MetricsGatherer(ctx context.Context) prometheus.Gatherer
 }
 
 // localBackend is the default Backend: the engine on the home's own store.
@@ -192,7 +195,7 @@ func RunDaemon(ctx context.Context, opts DaemonOptions) (err error) {
 	if ml != nil {
 		ds.metrics = ml.Addr().String()
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", mb.MetricsHandler())
+		mux.Handle("GET /metrics", metricsHandler(mb, log))
 		msrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		go func() {
 			if err := msrv.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -16,7 +16,8 @@ import (
 	"github.com/whenlua/whenlua"
 )
 
-// metrics are the daemon's Prometheus metrics, on a registry of their own.
+// metrics are the engine's Prometheus metrics, on a registry of their own
+// (the process's go_* and process_* are added by metricsHandler).
 // Counters and histograms are counted where their events happen, on the
 // engine goroutine; gauges of the engine's state are read from it at each
 // scrape (stateCollector). Job labels are those of loaded jobs only: a job
@@ -73,8 +74,7 @@ func newMetrics() *metrics {
 			Help: "Evaluations of a when-job's condition that raised an error, by job.",
 		}, []string{"job"}),
 	}
-	m.reg.MustRegister(m.runsStarted, m.runsFinished, m.runDuration, m.sets, m.evalSeconds, m.condErrors,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(m.runsStarted, m.runsFinished, m.runDuration, m.sets, m.evalSeconds, m.condErrors)
 	return m
 }
 
@@ -238,14 +238,30 @@ func boolValue(b bool) float64 {
 	return 0
 }
 
-// MetricsHandler serves the engine's metrics in Prometheus' formats. The
-// gauges of the engine's state are read at each scrape, under the
-// scrape's context; a scrape while the daemon stops fails.
+// MetricsGatherer gathers the engine's metrics for one scrape: its
+// counters and histograms, and the gauges of its state, read under ctx
+// (the scrape's). A scrape while the engine stops fails.
+func (e *Engine) MetricsGatherer(ctx context.Context) prometheus.Gatherer {
+	scrape := prometheus.NewRegistry()
+	scrape.MustRegister(stateCollector{e: e, ctx: ctx})
+	return prometheus.Gatherers{e.metrics.reg, scrape}
+}
+
+// MetricsHandler serves the engine's metrics in Prometheus' formats, as
+// the daemon does.
 func (e *Engine) MetricsHandler() http.Handler {
-	errLog := slog.NewLogLogger(e.log.Handler(), slog.LevelWarn)
+	return metricsHandler(e, e.log)
+}
+
+// metricsHandler serves, at each scrape, what b gathers under the
+// scrape's context, with the process's go_* and process_* metrics, which
+// b must not have (an engine's registry, or a cluster node's and its
+// engine's, have none). Errors are logged on log and fail the scrape.
+func metricsHandler(b metricsBackend, log *slog.Logger) http.Handler {
+	proc := prometheus.NewRegistry()
+	proc.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	opts := promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scrape := prometheus.NewRegistry()
-		scrape.MustRegister(stateCollector{e: e, ctx: r.Context()})
-		promhttp.HandlerFor(prometheus.Gatherers{e.metrics.reg, scrape}, promhttp.HandlerOpts{ErrorLog: errLog}).ServeHTTP(w, r)
+		promhttp.HandlerFor(prometheus.Gatherers{proc, b.MetricsGatherer(r.Context())}, opts).ServeHTTP(w, r)
 	})
 }

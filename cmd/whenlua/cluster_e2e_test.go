@@ -48,10 +48,11 @@ func startCluster(t testing.TB, members, n int, jobs map[string]string) (*etcdte
 	return etcd, nodes
 }
 
-// startNode starts the node's daemon on etcd with `daemon start`.
-func (nd *node) startNode(etcd *etcdtest.Cluster) int {
+// startNode starts the node's daemon on etcd with `daemon start` and
+// the flags more.
+func (nd *node) startNode(etcd *etcdtest.Cluster, more ...string) int {
 	nd.t.Helper()
-	return nd.start("--etcd", strings.Join(etcd.Endpoints(), ","), "--cluster", "test", "--node", nd.name, "--lease-ttl", testTTL)
+	return nd.start(append([]string{"--etcd", strings.Join(etcd.Endpoints(), ","), "--cluster", "test", "--node", nd.name, "--lease-ttl", testTTL}, more...)...)
 }
 
 // clusterStatus is `whenlua status --json`'s cluster part on nd.

@@ -41,9 +41,6 @@ func checkClusterFlags(c *cli.Context) error {
 		}
 		return nil
 	}
-	if c.String("metrics") != "" {
-		return usageErrorf("--metrics is not served by a cluster node yet: leave it out with --etcd")
-	}
 	if c.Bool("recover") {
 		return usageErrorf("--recover repairs the home's own store; with --etcd the state is in etcd")
 	}

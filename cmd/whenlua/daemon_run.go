@@ -90,8 +90,16 @@ takes its series with it.
 | whenlua_store_size_bytes | gauge | part | the store's size as badger counts it (badger refreshes its count about once a minute: 0 just after the start); part: lsm, vlog |
 | whenlua_job_last_success_timestamp_seconds | gauge | job | when the job's last successful run ended (Unix seconds) |
 | whenlua_job_silent | gauge | job | 1 while the job's silence alarm is raised (option expect), else 0 |
+| whenlua_cluster_leader | gauge | | with --etcd: 1 while this node leads the cluster, else 0 |
+| whenlua_cluster_nodes | gauge | | with --etcd: live nodes of the cluster, as etcd shows them at the scrape |
+| whenlua_cluster_terms_total | counter | | with --etcd: times this node was elected leader |
+| whenlua_cluster_forwarded_calls_total | counter | result | with --etcd: calls sent on to the leader; result: answered (by the leader, with a result or an error of the call), failed (no leader answered) |
 
-The Go runtime's ` + "`go_*`" + ` and the process's ` + "`process_*`" + ` metrics are served too.`
+The Go runtime's ` + "`go_*`" + ` and the process's ` + "`process_*`" + ` metrics are served too.
+With --etcd every node serves its whenlua_cluster_* series; the others are
+its engine's, served only while it leads, and counted from 0 again in each
+of its terms as leader (Prometheus' rate() and increase() take such a reset
+as they take a restart); docs/cluster.md.`
 
 // engineFlags bound how many jobs have a process at once and how long a
 // call into Lua may take; `daemon start` and `daemon restart` pass them on
