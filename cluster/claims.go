@@ -287,16 +287,41 @@ func (d *dispatcher) Start(spec runner.Spec, on string, ev host.ExecEvents) (hos
 		return nil, err
 	}
 	r := d.track(spec.Serial, on, ev)
-	resp, err := d.n.cli.Txn(ctx).If(d.fence).Then(clientv3.OpPut(d.n.runKey(spec.Serial, "due"), string(val))).Commit()
-	if err == nil && !resp.Succeeded {
-		err = ErrNotLeader
-	}
-	if err != nil {
+	if err := d.putOffer(ctx, spec.Serial, string(val)); err != nil {
 		d.forget(r)
 		return nil, fmt.Errorf("offer the run to the nodes: %w", err)
 	}
 	r.waitForClaim()
 	return r, nil
+}
+
+// putOffer puts the offer of the run serial, fenced by the leadership. A
+// reply lost (etcd changing its leader under the call) leaves the outcome
+// unknown: the offer is put again, unless a node has claimed it since,
+// which says the first one was stored.
+func (d *dispatcher) putOffer(ctx context.Context, serial uint64, val string) error {
+	n := d.n
+	due, ck, dk := n.runKey(serial, "due"), n.runKey(serial, "claim"), n.runKey(serial, "done")
+	wait := 100 * time.Millisecond
+	for {
+		resp, err := n.cli.Txn(ctx).
+			If(d.fence, clientv3.Compare(clientv3.CreateRevision(ck), "=", 0), clientv3.Compare(clientv3.CreateRevision(dk), "=", 0)).
+			Then(clientv3.OpPut(due, val)).
+			Else(clientv3.OpGet(ck, clientv3.WithCountOnly()), clientv3.OpGet(dk, clientv3.WithCountOnly())).Commit()
+		switch {
+		case err == nil && resp.Succeeded:
+			return nil
+		case err == nil && (resp.Responses[0].GetResponseRange().Count > 0 || resp.Responses[1].GetResponseRange().Count > 0):
+			return nil // an earlier try was stored, and claimed since
+		case err == nil:
+			return ErrNotLeader
+		case ctx.Err() != nil:
+			return err
+		}
+		n.log.Warn("offer a run: trying again", "serial", serial, "err", err)
+		sleep(ctx, wait)
+		wait = min(2*wait, time.Second)
+	}
 }
 
 // Adopt implements host.Executor: a run recorded running is followed again
@@ -475,18 +500,24 @@ func (r *remoteRun) withdrawAs(cancelled bool) bool {
 	n := r.d.n
 	ctx, cancel := context.WithTimeout(r.d.ctx, 10*time.Second)
 	defer cancel()
-	due := n.runKey(r.serial, "due")
+	due, ck, dk := n.runKey(r.serial, "due"), n.runKey(r.serial, "claim"), n.runKey(r.serial, "done")
 	resp, err := n.cli.Txn(ctx).If(r.d.fence, clientv3.Compare(clientv3.CreateRevision(due), ">", 0)).
-		Then(clientv3.OpDelete(due)).Commit()
-	if err != nil || !resp.Succeeded {
-		if err != nil && r.d.ctx.Err() == nil && !cancelled {
+		Then(clientv3.OpDelete(due)).
+		Else(clientv3.OpGet(ck, clientv3.WithCountOnly()), clientv3.OpGet(dk, clientv3.WithCountOnly())).Commit()
+	switch {
+	case err != nil:
+		if r.d.ctx.Err() == nil && !cancelled {
 			n.log.Warn("withdraw an offer no node claimed", "serial", r.serial, "err", err)
 			r.mu.Lock()
 			r.timer = time.AfterFunc(time.Second, r.withdraw)
 			r.mu.Unlock()
 		}
-		return false // claimed meanwhile, or no longer leader
+		return false
+	case !resp.Succeeded && (resp.Responses[0].GetResponseRange().Count > 0 || resp.Responses[1].GetResponseRange().Count > 0):
+		return false // claimed meanwhile
 	}
+	// Withdrawn now, or by an earlier try whose reply was lost (or no
+	// longer leader: the end is then not committed).
 	why := fmt.Sprintf("no node claimed it within %v (on = %q)", n.claimWait(), r.on)
 	if cancelled {
 		why = "cancelled before a node claimed it"
@@ -557,16 +588,31 @@ func (r *remoteRun) Tail(ctx context.Context, w io.Writer) error {
 }
 
 // Cleanup implements host.Process: the run's end is committed, its keys
-// go (and with them, on its node, its directory).
+// go (and with them, on its node, its directory). It returns at once; the
+// delete is tried for a while when etcd does not answer.
 func (r *remoteRun) Cleanup() error {
 	r.d.forget(r)
 	n := r.d.n
-	ctx, cancel := context.WithTimeout(r.d.ctx, 10*time.Second)
-	defer cancel()
-	_, err := n.cli.Txn(ctx).If(r.d.fence).Then(
-		clientv3.OpDelete(n.runKey(r.serial, "due")),
-		clientv3.OpDelete(n.runKey(r.serial, "claim")),
-		clientv3.OpDelete(n.runKey(r.serial, "done")),
-	).Commit()
-	return err
+	go func() {
+		wait := 100 * time.Millisecond
+		for try := 0; ; try++ {
+			ctx, cancel := context.WithTimeout(r.d.ctx, 10*time.Second)
+			_, err := n.cli.Txn(ctx).If(r.d.fence).Then(
+				clientv3.OpDelete(n.runKey(r.serial, "due")),
+				clientv3.OpDelete(n.runKey(r.serial, "claim")),
+				clientv3.OpDelete(n.runKey(r.serial, "done")),
+			).Commit()
+			cancel()
+			if err == nil || r.d.ctx.Err() != nil {
+				return
+			}
+			if try == 10 {
+				n.log.Warn("delete the keys of a recorded run", "serial", r.serial, "err", err)
+				return
+			}
+			sleep(r.d.ctx, wait)
+			wait = min(2*wait, 2*time.Second)
+		}
+	}()
+	return nil
 }

@@ -117,16 +117,22 @@ func (n *Node) claim(ctx context.Context, sess *concurrency.Session, o offer) {
 		If(clientv3.Compare(clientv3.CreateRevision(due), ">", 0), clientv3.Compare(clientv3.CreateRevision(ck), "=", 0)).
 		Then(clientv3.OpDelete(due), clientv3.OpPut(ck, string(val), clientv3.WithLease(sess.Lease()))).Commit()
 	cancel()
-	if err != nil {
-		if ctx.Err() == nil {
-			n.log.Warn("claim a run", "serial", o.Serial, "err", err)
-		}
-		return
-	}
-	if !resp.Succeeded {
+	var crev int64
+	switch {
+	case err == nil && resp.Succeeded:
+		crev = resp.Header.Revision
+	case err == nil:
 		return // another node has it
+	default:
+		// The outcome is unknown: the claim, read back, tells.
+		if crev = n.ownClaim(ctx, ck, sess.Lease()); crev == 0 {
+			if ctx.Err() == nil {
+				n.log.Warn("claim a run", "serial", o.Serial, "err", err)
+			}
+			return
+		}
 	}
-	lr := &localRun{serial: o.Serial, crev: resp.Header.Revision, lease: sess.Lease()}
+	lr := &localRun{serial: o.Serial, crev: crev, lease: sess.Lease()}
 	n.lmu.Lock()
 	n.local[o.Serial] = lr
 	n.lmu.Unlock()
@@ -149,6 +155,27 @@ func (n *Node) claim(ctx context.Context, sess *concurrency.Session, o offer) {
 		Then(clientv3.OpPut(ck, string(val), clientv3.WithLease(lr.lease))).Commit(); err != nil && ctx.Err() == nil {
 		n.log.Warn("record a run's process", "serial", o.Serial, "err", err)
 	}
+}
+
+// ownClaim reads the claim ck after a claim whose reply was lost: it
+// returns the claim's create revision when this node's lease holds it, 0
+// when another node's does, none does, or etcd does not answer for a while.
+func (n *Node) ownClaim(ctx context.Context, ck string, lease clientv3.LeaseID) int64 {
+	wait := 100 * time.Millisecond
+	for try := 0; try < 10 && ctx.Err() == nil; try++ {
+		gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := n.cli.Get(gctx, ck)
+		cancel()
+		if err == nil {
+			if len(resp.Kvs) == 1 && clientv3.LeaseID(resp.Kvs[0].Lease) == lease {
+				return resp.Kvs[0].CreateRevision
+			}
+			return 0
+		}
+		sleep(ctx, wait)
+		wait = min(2*wait, time.Second)
+	}
+	return 0
 }
 
 // runEnv is the environment of a run on this node: the node's own, then

@@ -110,7 +110,8 @@ func RemoveLeftoverRuns(dir string, warn func(msg string, args ...any)) {
 // NoteLateEnd adds to the stored record of a run already recorded lost
 // what its node reported once it came back: the end that came too late to
 // count (its claim had lapsed). The record keeps its state; its error says
-// how the run ended, and its output is kept when none was.
+// how the run ended, and its output is kept when none was. A run recorded
+// otherwise (its end came in time, and was reported again) is left alone.
 func (e *Engine) NoteLateEnd(ctx context.Context, res Ended) error {
 	var err error
 	derr := e.do(ctx, func() {
@@ -118,9 +119,13 @@ func (e *Engine) NoteLateEnd(ctx context.Context, res Ended) error {
 		if rec, err = e.store.Run(res.Serial); err != nil {
 			return
 		}
-		if rec.State == whenlua.RunRunning || rec.State == whenlua.RunQueued {
+		switch rec.State {
+		case whenlua.RunRunning, whenlua.RunQueued:
 			err = fmt.Errorf("%w: run %d is still recorded %s", whenlua.ErrConflict, res.Serial, rec.State)
 			return
+		case whenlua.RunLost:
+		default:
+			return // its end was taken in time: a report repeated after a lost reply
 		}
 		how := fmt.Sprintf("exit code %d", res.Code)
 		if res.Signal != "" {

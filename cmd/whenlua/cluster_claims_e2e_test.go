@@ -184,6 +184,9 @@ when(function() return changes("s") end, [[sleep 60]], { name = "slow", on = "n1
 	if string(rest) != "second\n" || <-tailed != nil {
 		t.Errorf("the rest of the tail: %q", rest)
 	}
+	if r := via.runRecord(run.Serial); r.State != whenlua.RunDone || r.Node != "n1" {
+		t.Errorf("the followed run: %s on %q (%s), want done on n1", r.State, r.Node, r.Error)
+	}
 	if got := via.ok("output", fmt.Sprint(run.Serial)); got != "first\nsecond\n" {
 		t.Errorf("output through %s: %q", via.name, got)
 	}
