@@ -443,8 +443,22 @@ func (r *remoteRun) read(ctx context.Context) error {
 			return nil
 		}
 	}
-	if _, ok := parts["due"]; ok && !r.claimed {
+	if v, ok := parts["due"]; ok && !r.claimed {
 		r.offered = true
+		var o offer
+		if json.Unmarshal(v, &o) == nil {
+			r.on = o.On
+			if o.On == whenlua.OnLeader && o.Leader != r.d.n.opts.Node {
+				// Offered to the leader before this one: to this one now.
+				o.Leader = r.d.n.opts.Node
+				val, _ := json.Marshal(o)
+				due := r.d.n.runKey(r.serial, "due")
+				if _, err := r.d.n.cli.Txn(ctx).If(r.d.fence, clientv3.Compare(clientv3.CreateRevision(due), ">", 0)).
+					Then(clientv3.OpPut(due, string(val))).Commit(); err != nil {
+					r.d.n.log.Warn("offer a run to this leader", "serial", r.serial, "err", err)
+				}
+			}
+		}
 		r.waitForClaimLocked()
 	}
 	return nil

@@ -60,6 +60,9 @@ when(function() return changes("z") end, [[pwd > "$z"]], { name = "nowhere", on 
 			t.Errorf("the leader's job ran on %s, want %s", got, nodes[leader].name)
 		}
 	}
+	if l := nodes[0].ok("log", "pinned", "-n", "1"); !strings.HasSuffix(l, "\ton n2\n") {
+		t.Errorf("log does not name the node that ran the run: %q", l)
+	}
 	// A job for a node that is not live fails to start, and says why.
 	nodes[0].ok("set", "z="+filepath.Join(dir, "z"))
 	r := nodes[0].waitAllRuns("nowhere", 1)[0]
@@ -193,6 +196,9 @@ when(function() return changes("s") end, [[sleep 60]], { name = "slow", on = "n1
 	// Cancelled through a node that does not run it.
 	via.ok("set", "s=1")
 	slow := via.waitRunning("slow")
+	if l := via.ok("jobs"); !strings.Contains(l, fmt.Sprintf("\t%d\tn1:%s", slow.PID, filepath.Join(nodes[0].dir, "state", "runs"))) {
+		t.Errorf("jobs does not show the node and directory of the run: %q", l)
+	}
 	via.ok("cancel", fmt.Sprint(slow.Serial))
 	if r := via.runRecord(slow.Serial); r.State != whenlua.RunDone || r.Signal != "terminated" || r.Error != "cancelled" || r.Node != "n1" {
 		t.Errorf("the cancelled run: %s, signal %q (%s) on %q, want cancelled on n1", r.State, r.Signal, r.Error, r.Node)
