@@ -194,29 +194,41 @@ func TestClusterEveryAcknowledgedSetRunsItsJobOnceWhicheverNodeTakesIt(t *testin
 	out := filepath.Join(t.TempDir(), "ran")
 	_, nodes := startCluster(t, 1, 3, map[string]string{"count.lua": counterJob(out)})
 
-	const perNode = 100
+	// 1,000 sets, 334, 333 and 333 through the three nodes at once.
+	const total = 1000
 	var s setter
 	var wg sync.WaitGroup
 	for i, nd := range nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.run(nd, fmt.Sprintf("n%d", i+1), perNode, nil)
+			s.run(nd, fmt.Sprintf("n%d", i+1), total/3+min(1, max(0, total%3-i)), nil)
 		}()
 	}
 	wg.Wait()
-	if s.errs != 0 || len(s.bad) != 0 || len(s.acked) != 3*perNode {
-		t.Fatalf("%d sets acknowledged, %d failed, %v; want all %d acknowledged, each triggering count", len(s.acked), s.errs, s.bad, 3*perNode)
+	if s.errs != 0 || len(s.bad) != 0 || len(s.acked) != total {
+		t.Fatalf("%d sets acknowledged, %d failed, %v; want all %d acknowledged, each triggering count", len(s.acked), s.errs, s.bad, total)
 	}
 	// Each acknowledged set is one version of x and triggered one run; so
 	// many runs, each run once, is each set's run exactly once.
 	stored := storedAcked(t, nodes[2], s.acked)
-	if len(stored) != 3*perNode {
-		t.Errorf("%d versions of x stored, want %d", len(stored), 3*perNode)
+	if len(stored) != total {
+		t.Errorf("%d versions of x stored, want %d", len(stored), total)
 	}
-	runs := nodes[1].waitAllRuns("count", 3*perNode)
-	if len(runs) != 3*perNode {
-		t.Errorf("%d runs of count, want %d", len(runs), 3*perNode)
+	runs := nodes[1].waitAllRuns("count", total)
+	if len(runs) != total {
+		t.Errorf("%d runs of count, want %d", len(runs), total)
+	}
+	// The runs went to every node, and each is recorded with its node.
+	onNode := map[string]int{}
+	for _, r := range runs {
+		onNode[r.Node]++
+	}
+	t.Logf("runs by node: %v", onNode)
+	for _, nd := range nodes {
+		if onNode[nd.name] == 0 {
+			t.Errorf("no run on %s: %v", nd.name, onNode)
+		}
 	}
 	ran := ranSerials(t, out)
 	for _, r := range runs {
@@ -224,8 +236,8 @@ func TestClusterEveryAcknowledgedSetRunsItsJobOnceWhicheverNodeTakesIt(t *testin
 			t.Errorf("run %d: %s, exit %d (%s), ran: %v", r.Serial, r.State, r.Code, r.Error, ran[r.Serial])
 		}
 	}
-	if len(ran) != 3*perNode {
-		t.Errorf("%d runs wrote their serial, want %d", len(ran), 3*perNode)
+	if len(ran) != total {
+		t.Errorf("%d runs wrote their serial, want %d", len(ran), total)
 	}
 }
 
@@ -480,19 +492,41 @@ func TestClusterALeaderPausedPastItsLeaseHasItsLateFinishRefused(t *testing.T) {
 func TestClusterAnEverySecondJobRunsEachBoundaryOnceWhileLeadersAreKilled(t *testing.T) {
 	t.Parallel()
 	_, nodes := startCluster(t, 1, 3, map[string]string{"tick.lua": `every("1 second", "true", { name = "tick" })`})
+	// The ticks recorded span at least d, as nd lists them; waited for a
+	// few seconds at a time.
+	span := func(nd *node, d time.Duration) {
+		for step := 5 * time.Second; ; {
+			var first, latest time.Time
+			for _, r := range nd.allRuns("tick") {
+				if first.IsZero() || r.Scheduled.Before(first) {
+					first = r.Scheduled
+				}
+				if r.Scheduled.After(latest) {
+					latest = r.Scheduled
+				}
+			}
+			if !first.IsZero() && latest.Sub(first) >= d {
+				return
+			}
+			goal := latest.Sub(first) + step
+			waitFor(t, fmt.Sprintf("ticks spanning %v", goal), func() bool {
+				runs := nd.allRuns("tick")
+				return len(runs) > 0 && runs[0].Scheduled.Sub(first) >= goal
+			})
+		}
+	}
+	// Over a minute of ticks, the leader killed at 20 s and at 40 s.
 	alive := nodes
 	for kill := range 2 {
 		leader := waitCluster(t, alive, len(alive))
-		before := len(alive[0].allRuns("tick"))
-		waitFor(t, "three more ticks", func() bool { return len(alive[0].allRuns("tick")) >= before+3 })
+		span(alive[0], time.Duration(kill+1)*20*time.Second)
 		t.Logf("kill %d: %s", kill+1, alive[leader].name)
 		killAndWait(t, alive[leader].pid())
 		alive = append(append([]*node{}, alive[:leader]...), alive[leader+1:]...)
 	}
 	waitCluster(t, alive, 1)
 	last := alive[0]
-	before := len(last.allRuns("tick"))
-	waitFor(t, "three more ticks", func() bool { return len(last.allRuns("tick")) >= before+3 })
+	span(last, 60*time.Second)
 
 	runs := last.allRuns("tick")
 	seen := map[time.Time]uint64{}
