@@ -131,13 +131,36 @@ type Run struct {
 	End    time.Time `json:"end,omitzero"`
 	PID    int       `json:"pid,omitempty"`
 	Dir    string    `json:"dir,omitempty"`
-	Code   int       `json:"code"`             // exit code; -1 when killed by a signal or not run
-	Signal string    `json:"signal,omitempty"` // e.g. "terminated", "killed"
-	Error  string    `json:"error,omitempty"`  // why it was refused, failed, timed out or lost
+	// Node is the cluster node that claimed the run and ran its process
+	// (empty on a single daemon, and while no node has claimed it).
+	Node   string `json:"node,omitempty"`
+	Code   int    `json:"code"`             // exit code; -1 when killed by a signal or not run
+	Signal string `json:"signal,omitempty"` // e.g. "terminated", "killed"
+	Error  string `json:"error,omitempty"`  // why it was refused, failed, timed out or lost
 	// Output is the stored output: its head and tail when it was longer than
 	// the cap, with a marker line between them saying how much was left out.
 	Output     []byte `json:"output,omitempty"`
 	OutputSize int64  `json:"output_size"` // bytes the job wrote in all
+}
+
+// Where a job runs in a cluster, its on option: any live node (the
+// default), the leader, or the node of that name (ValidateNodeName).
+const (
+	OnAny    = "any"
+	OnLeader = "leader"
+)
+
+// ValidateNodeName checks the name of a cluster node, one segment of an
+// etcd key: 1 to 64 letters, digits, '-', '_' and '.'.
+func ValidateNodeName(name string) error {
+	ok := name != "" && len(name) <= 64
+	for _, c := range []byte(name) {
+		ok = ok && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.')
+	}
+	if !ok {
+		return fmt.Errorf("%w: node name %q: want 1 to 64 letters, digits, '-', '_' or '.'", ErrInvalid, name)
+	}
+	return nil
 }
 
 // FirstAttempt is the serial of the run's first attempt: FirstSerial, or

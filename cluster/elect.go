@@ -12,20 +12,55 @@ import (
 )
 
 // run is the node's loop, one session after another: it campaigns, leads
-// while it is elected, and starts over with a new session when its lease is
-// lost. It ends when ctx is done, after the engine stopped and the session
-// was revoked.
+// while it is elected, and campaigns again while its session lives; a
+// session lost (its lease expired) is replaced by a new one. Throughout a
+// session the node claims and runs the runs offered to it. It ends when
+// ctx is done, after the engine stopped, the node's runs were stopped and
+// their ends reported, and the session was revoked.
 func (n *Node) run(ctx context.Context, sess *concurrency.Session) {
 	defer close(n.done)
 	for {
-		n.term(ctx, sess)
-		sess.Close() // revokes the lease: the record and the candidacy go
+		wctx, wcancel := context.WithCancel(ctx)
+		worked := make(chan struct{})
+		go func() {
+			defer close(worked)
+			n.work(wctx, sess)
+		}()
+		for {
+			n.term(ctx, sess)
+			if ctx.Err() != nil {
+				break
+			}
+			select {
+			case <-sess.Done():
+			default:
+				// A term that ended with the session alive (the leadership
+				// given up, or an engine that did not open) is followed by
+				// another campaign, not at once.
+				n.log.Warn("term ended; campaigning again")
+				sleep(ctx, time.Second)
+				continue
+			}
+			break
+		}
+		wcancel()
+		<-worked
 		if ctx.Err() != nil {
+			// The node stops: its runs stop, and report their ends while its
+			// claims hold; then the session goes.
+			cctx, cancel := context.WithTimeout(context.Background(), max(n.opts.Engine.Grace, 5*time.Second)+10*time.Second)
+			if err := n.runner.Close(cctx); err != nil {
+				n.log.Warn("stop this node's runs", "err", err)
+			}
+			cancel()
+			sess.Close() // revokes the lease: the record and the candidacy go
 			return
 		}
-		// A term that failed (the engine did not open) is not retried at
-		// once, nor in a loop that holds etcd busy.
-		n.log.Warn("term ended; joining again")
+		// The lease expired: the runs claimed under it were recorded lost
+		// by the leader; they stop, and their ends are reported late.
+		n.stopLocal(sess.Lease())
+		sess.Close()
+		n.log.Warn("session lost; joining again")
 		sleep(ctx, time.Second)
 		for {
 			var err error
@@ -34,6 +69,7 @@ func (n *Node) run(ctx context.Context, sess *concurrency.Session) {
 				break
 			}
 			if ctx.Err() != nil {
+				n.runner.Close(context.Background())
 				return
 			}
 			n.log.Warn("join the cluster again", "err", err)
@@ -108,6 +144,7 @@ func (n *Node) lead(ctx context.Context, el *concurrency.Election) {
 		}
 	}()
 
+	exec := n.newDispatcher(lctx, fence)
 	store, err := n.openStore(fence, func() {
 		n.log.Error("a commit's outcome is unknown: leaving the leadership, so that the next leader starts from the store")
 		cancel()
@@ -118,11 +155,21 @@ func (n *Node) lead(ctx context.Context, el *concurrency.Election) {
 		return
 	}
 	eo := n.opts.Engine
-	eo.Store, eo.Paths, eo.Logger = store, n.opts.Paths, n.log
+	eo.Store, eo.Paths, eo.Logger, eo.Executor = store, n.opts.Paths, n.log, exec
+	// A run's environment is the variables' alone: the node that runs it
+	// adds its own (runEnv).
+	eo.Env = []string{}
 	// A new leader runs each scheduled time the old one did not.
 	eo.KeepBoundaries = max(time.Minute, 10*n.opts.TTL)
 	eng := host.NewEngine(eo)
+	if err := exec.start(eng); err != nil {
+		n.log.Error("follow the runs", "err", err)
+		store.Close()
+		n.resign(el)
+		return
+	}
 	if err := eng.Open(lctx); err != nil {
+		exec.Close(context.Background())
 		n.log.Error("open the engine", "err", err)
 		store.Close()
 		n.resign(el)
@@ -147,7 +194,9 @@ func (n *Node) lead(ctx context.Context, el *concurrency.Election) {
 	if err := store.Close(); err != nil {
 		n.log.Warn("close the cluster store", "err", err)
 	}
-	if ctx.Err() != nil && n.cli.Ctx().Err() == nil {
+	if n.cli.Ctx().Err() == nil {
+		// Another node may lead now, rather than when the lease expires; a
+		// lost session has nothing to give up.
 		n.resign(el)
 	}
 	n.log.Info("no longer leader")

@@ -29,12 +29,7 @@ func (n *Node) target() (eng *host.Engine, remote *whenlua.Client, leader string
 	if li.Node == "" || li.Node == n.opts.Node || li.Addr == "" {
 		return nil, nil, li.Node, changed
 	}
-	c := n.clients[li.Addr]
-	if c == nil {
-		c = whenlua.DialNode(li.Addr, n.secret)
-		n.clients[li.Addr] = c
-	}
-	return nil, c, li.Node, changed
+	return nil, n.clientLocked(li.Addr), li.Node, changed
 }
 
 // nothingDone tells whether an error of this node's engine means that the
@@ -297,11 +292,22 @@ func (e endpoint) Start(ctx context.Context, name string) (r whenlua.Run, err er
 	return r, err
 }
 
+// Cancel cancels a run this node runs, or else forwards to the engine: the
+// leader asks the node that runs a run to cancel it.
 func (e endpoint) Cancel(ctx context.Context, serial uint64) error {
+	if p := e.n.localProc(serial); p != nil {
+		p.Cancel()
+		return nil
+	}
 	return e.do(func(s whenlua.Service) error { return s.Cancel(ctx, serial) })
 }
 
+// Tail follows a run this node runs, or else forwards to the engine: the
+// leader follows a run on the node that runs it.
 func (e endpoint) Tail(ctx context.Context, serial uint64, w io.Writer) error {
+	if e.n.localProc(serial) != nil {
+		return e.n.tailOn(ctx, claimRecord{Node: e.n.opts.Node}, serial, w)
+	}
 	return e.do(func(s whenlua.Service) error { return s.Tail(ctx, serial, w) })
 }
 

@@ -24,6 +24,7 @@ import (
 
 	"github.com/whenlua/whenlua"
 	"github.com/whenlua/whenlua/host"
+	"github.com/whenlua/whenlua/host/runner"
 )
 
 // NodeOptions configures a Node.
@@ -82,6 +83,10 @@ type Node struct {
 	changed chan struct{} // closed and replaced when engine or leader change
 	clients map[string]*whenlua.Client
 	files   map[string]string // this node's job files, as last hashed
+
+	runner *runner.Runner // the processes of the runs this node claimed
+	lmu    sync.Mutex
+	local  map[uint64]*localRun
 }
 
 // leaderInfo is the value a candidate puts in the election.
@@ -120,17 +125,9 @@ func NewNode(opts NodeOptions) *Node {
 		changed: make(chan struct{}),
 		clients: map[string]*whenlua.Client{},
 		done:    make(chan struct{}),
+		local:   map[uint64]*localRun{},
 		metrics: newNodeMetrics(),
 	}
-}
-
-// ValidateNodeName checks a node name, one segment of an etcd key: as a
-// cluster name, letters, digits, '-', '_' and '.', at most 64 bytes.
-func ValidateNodeName(name string) error {
-	if err := ValidateClusterName(name); err != nil {
-		return fmt.Errorf("%w: node name %q: want 1 to 64 letters, digits, '-', '_' or '.'", whenlua.ErrInvalid, name)
-	}
-	return nil
 }
 
 // key returns the key of a cluster's membership: under c/ beside the
@@ -144,7 +141,7 @@ func (n *Node) Open(ctx context.Context) error {
 	if err := ValidateClusterName(n.opts.Cluster); err != nil {
 		return err
 	}
-	if err := ValidateNodeName(n.opts.Node); err != nil {
+	if err := whenlua.ValidateNodeName(n.opts.Node); err != nil {
 		return err
 	}
 	if n.opts.TTL < time.Second || n.opts.TTL%time.Second != 0 {
@@ -174,6 +171,11 @@ func (n *Node) Open(ctx context.Context) error {
 		return err
 	}
 	n.files = hashJobFiles(n.opts.Paths.JobsDir)
+	if err := os.MkdirAll(n.opts.Paths.RunsDir, 0o700); err != nil {
+		return fmt.Errorf("create runs directory: %w", err)
+	}
+	n.runner = runner.New(runner.Options{BaseDir: n.opts.Paths.RunsDir, Grace: n.opts.Engine.Grace, Logger: n.log})
+	n.stopLeftovers()
 	sess, err := n.register(ctx, true)
 	if err != nil {
 		return err
@@ -325,6 +327,20 @@ func (n *Node) register(ctx context.Context, first bool) (*concurrency.Session, 
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// stopLeftovers stops what is left of the runs of this node's earlier
+// life (it died with runs in flight, which the leader recorded lost when
+// its lease expired), and removes their directories: nothing of this node
+// runs yet.
+func (n *Node) stopLeftovers() {
+	entries, _ := os.ReadDir(n.opts.Paths.RunsDir)
+	for _, de := range entries {
+		if k := n.runner.StopStray(filepath.Join(n.opts.Paths.RunsDir, de.Name()), 0); k > 0 {
+			n.log.Warn("stopped the processes of a run of this node's earlier life", "dir", de.Name(), "processes", k)
+		}
+	}
+	host.RemoveLeftoverRuns(n.opts.Paths.RunsDir, n.log.Warn)
 }
 
 // putRecord writes the node's record if no live node has its name; it

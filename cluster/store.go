@@ -193,16 +193,11 @@ func Open(opts Options) (*Store, error) {
 	return s, nil
 }
 
-// ValidateClusterName checks a cluster name: letters, digits, '-', '_'
-// and '.', at most 64 bytes, so that it is one segment of a key.
+// ValidateClusterName checks a cluster name, one segment of a key, as a
+// node name is checked: 1 to 64 letters, digits, '-', '_' and '.'.
 func ValidateClusterName(name string) error {
-	if name == "" || len(name) > 64 {
-		return fmt.Errorf("%w: cluster name of %d bytes", whenlua.ErrInvalid, len(name))
-	}
-	for _, c := range []byte(name) {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return fmt.Errorf("%w: cluster name %q: only letters, digits, '-', '_' and '.'", whenlua.ErrInvalid, name)
-		}
+	if whenlua.ValidateNodeName(name) != nil {
+		return fmt.Errorf("%w: cluster name %q: want 1 to 64 letters, digits, '-', '_' or '.'", whenlua.ErrInvalid, name)
 	}
 	return nil
 }

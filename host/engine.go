@@ -58,6 +58,9 @@ type EngineOptions struct {
 	// does), except those older than KeepBoundaries. A cluster's new
 	// leader so neither repeats nor drops a boundary of the old one.
 	KeepBoundaries time.Duration
+	// Executor runs the processes of runs (nil: this machine's, under
+	// Paths.RunsDir). A cluster's leader gives its own.
+	Executor Executor
 	// NoEvalTrace keeps no evaluations for `whenlua why`: only for
 	// benchmarks, to measure what keeping them costs.
 	NoEvalTrace bool
@@ -73,17 +76,17 @@ const DefaultMaxRuns = 64
 // runs. One goroutine (run) owns all of it and every Lua state; the
 // exported methods send it requests and wait for the reply.
 type Engine struct {
-	opts   EngineOptions
-	log    *slog.Logger
-	clock  Clock
-	store  whenlua.Store
-	runner *runner.Runner
+	opts  EngineOptions
+	log   *slog.Logger
+	clock Clock
+	store whenlua.Store
+	exec  Executor
 
 	reqs     chan func()
 	sets     chan *setReq
 	mail     sync.WaitGroup // mails being handed to sendmail
 	mailing  atomic.Int32   // how many: at most maxMailsInFlight
-	finished chan runner.Result
+	finished chan Ended
 	loader   *loader
 	metrics  *metrics
 
@@ -138,7 +141,7 @@ func NewEngine(opts EngineOptions) *Engine {
 		store:    opts.Store,
 		reqs:     make(chan func(), 1024),
 		sets:     make(chan *setReq, 1024),
-		finished: make(chan runner.Result, 64),
+		finished: make(chan Ended, 64),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		metrics:  newMetrics(),
@@ -160,7 +163,10 @@ func (e *Engine) Open(ctx context.Context) error {
 	if err := os.MkdirAll(e.opts.Paths.RunsDir, 0o700); err != nil {
 		return fmt.Errorf("create runs directory: %w", err)
 	}
-	e.runner = runner.New(runner.Options{BaseDir: e.opts.Paths.RunsDir, Grace: e.opts.Grace, Logger: e.log})
+	e.exec = e.opts.Executor
+	if e.exec == nil {
+		e.exec = newLocalExecutor(runner.New(runner.Options{BaseDir: e.opts.Paths.RunsDir, Grace: e.opts.Grace, Logger: e.log}))
+	}
 	lost, err := st.recoverLostRuns()
 	if err != nil {
 		return err
@@ -176,6 +182,7 @@ func (e *Engine) Open(ctx context.Context) error {
 		st.loadCause = whenlua.TriggerStart
 		defer func() { st.loadCause = "" }()
 		st.applyLoad(b)
+		st.attachAdopted()
 	})
 	if len(lost) > 0 {
 		st.handle(func() { st.rerunLost(lost) })
@@ -297,7 +304,7 @@ func (e *Engine) run() {
 			go func() {
 				ctx, cancel := context.WithTimeout(context.Background(), e.opts.Grace+10*time.Second)
 				defer cancel()
-				if err := e.runner.Close(ctx); err != nil {
+				if err := e.exec.Close(ctx); err != nil {
 					e.log.Error("stop running jobs", "err", err)
 				}
 				close(runnerClosed)
@@ -324,8 +331,20 @@ func (e *Engine) run() {
 	}
 }
 
-// runnerDone is handed to the runner for each process; it hands the result
-// to the engine goroutine without ever blocking the runner for long.
-func (e *Engine) runnerDone(res runner.Result) {
+// runnerDone is handed to the executor for each run; it hands the end to
+// the engine goroutine without ever blocking the executor for long.
+func (e *Engine) runnerDone(res Ended) {
 	e.finished <- res
+}
+
+// execEvents are the events of the run serial, handed to the executor.
+func (e *Engine) execEvents(serial uint64) ExecEvents {
+	return ExecEvents{
+		Done: e.runnerDone,
+		Started: func(pid int, dir, node string) {
+			// Not waited for on the executor's goroutine: the engine may be
+			// waiting on the executor.
+			go e.do(context.Background(), func() { e.st.started(serial, pid, dir, node) })
+		},
+	}
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,7 +17,7 @@ import (
 type run struct {
 	rec     whenlua.Run
 	job     *job
-	proc    *runner.Proc  // nil until launched
+	proc    Process       // nil until launched
 	started chan struct{} // closed once its process started, or it ended without one
 	queued  bool          // it waited in the queue
 }
@@ -170,6 +168,9 @@ func (st *state) dropRun(r *run) {
 // release gives back what a run held; a retired generation whose last run
 // ended is closed here.
 func (st *state) release(r *run) {
+	if r.job == nil {
+		return // adopted from an earlier leader, of a job not loaded here
+	}
 	r.job.running--
 	g := r.job.gen
 	g.runs--
@@ -189,7 +190,7 @@ func (st *state) launch(r *run) {
 		Env:     st.jobEnv(r.rec),
 		Timeout: j.lj.Timeout,
 	}
-	proc, err := st.e.runner.Start(spec, st.e.runnerDone)
+	proc, err := st.e.exec.Start(spec, j.lj.On, st.e.execEvents(r.rec.Serial))
 	if err != nil {
 		st.e.log.Error("start job", "job", j.name, "serial", r.rec.Serial, "err", err)
 		r.rec.State, r.rec.Error, r.rec.End = whenlua.RunFailed, err.Error(), st.e.clock.Now()
@@ -204,12 +205,27 @@ func (st *state) launch(r *run) {
 	}
 	r.proc = proc
 	close(r.started)
+	st.countStarted(r.rec)
+	if proc.PID() == 0 {
+		return // it starts on another node: started records where
+	}
 	r.rec.PID, r.rec.Dir = proc.PID(), proc.Dir()
 	// Recorded so that a run lost in a crash still names its process and
 	// directory; committed in a step of its own, after the process started.
 	st.addRun(r.rec)
-	st.countStarted(r.rec)
 	st.e.log.Info("job started", "job", j.name, "serial", r.rec.Serial, "pid", r.rec.PID)
+}
+
+// started records where the process of a run started by another node
+// runs: its node, pid and directory.
+func (st *state) started(serial uint64, pid int, dir, node string) {
+	r := st.running[serial]
+	if r == nil || r.rec.PID == pid && r.rec.Dir == dir && r.rec.Node == node {
+		return
+	}
+	r.rec.PID, r.rec.Dir, r.rec.Node = pid, dir, node
+	st.addRun(r.rec)
+	st.e.log.Info("job started", "job", r.rec.Job, "serial", serial, "node", node, "pid", pid)
 }
 
 // jobShell is the shell that runs a script: a variable named SHELL when it
@@ -286,7 +302,9 @@ func (st *state) rerunLost(lost []whenlua.Run) {
 
 // finish records a run whose process ended: its post hook runs (in the run's
 // own generation), then its record is committed and its directory removed.
-func (st *state) finish(res runner.Result) {
+// A run whose process never started, or that was lost with the node that
+// ran it, is recorded so, without its post hook.
+func (st *state) finish(res Ended) {
 	r := st.running[res.Serial]
 	if r == nil {
 		st.e.log.Error("result of an unknown run", "serial", res.Serial)
@@ -296,41 +314,93 @@ func (st *state) finish(res runner.Result) {
 	st.runq.slots--
 	defer st.dequeue()
 	rec := &r.rec
+	if res.Node != "" {
+		rec.Node = res.Node
+	}
+	if res.NotStarted != "" || res.Lost != "" {
+		st.endUnrun(r, res)
+		return
+	}
 	rec.State = whenlua.RunDone
 	// The duration is the process's own; the start is on the engine's clock.
 	rec.End, rec.Code, rec.Signal = rec.Start.Add(res.End.Sub(res.Start)), res.Code, res.Signal
 	rec.Output, rec.OutputSize = res.Output, res.OutputSize
+	if res.PID != 0 {
+		rec.PID, rec.Dir = res.PID, res.Dir
+	}
 	switch {
-	case res.TimedOut:
+	case res.TimedOut && r.job != nil:
 		rec.Error = "timed out after " + r.job.lj.Timeout.String()
+	case res.TimedOut:
+		rec.Error = "timed out"
+	case res.Cancelled && res.Stopped:
+		rec.Error = "stopped with node " + res.Node
 	case res.Cancelled && st.stopping:
 		rec.Error = "stopped with the daemon"
 	case res.Cancelled:
 		rec.Error = "cancelled"
 	}
-	st.maybeRetry(r.job, rec, res.TimedOut, res.Cancelled)
-	if r.job.lj.HasPost && !r.job.gen.closed {
-		err := r.job.lj.CallPost(*rec, res.Dir)
-		st.mayHaveChanged(r.job.gen)
-		if err != nil {
-			st.e.log.Error("post failed", "job", rec.Job, "serial", rec.Serial, "err", err)
-			rec.Error = strings.TrimPrefix(rec.Error+"; post: "+err.Error(), "; ")
+	if r.job != nil {
+		st.maybeRetry(r.job, rec, res.TimedOut, res.Cancelled)
+		if r.job.lj.HasPost && !r.job.gen.closed {
+			err := r.job.lj.CallPost(*rec, res.Dir)
+			st.mayHaveChanged(r.job.gen)
+			if err != nil {
+				st.e.log.Error("post failed", "job", rec.Job, "serial", rec.Serial, "err", err)
+				rec.Error = strings.TrimPrefix(rec.Error+"; post: "+err.Error(), "; ")
+			}
 		}
 	}
 	st.addFinished(*rec)
-	st.countFinished(*rec, finishResult(*rec, res))
+	st.countFinished(*rec, finishResult(*rec, res.Result))
 	st.countRan(rec.Job, res.End.Sub(res.Start))
 	if runSucceeded(*rec) {
 		st.succeeded(rec.Job, rec.End)
 	}
-	proc := r.proc
+	st.cleanupAfterCommit(r)
+	st.release(r)
+	st.e.log.Info("job finished", "job", rec.Job, "serial", rec.Serial, "node", rec.Node, "code", rec.Code, "signal", rec.Signal, "duration", rec.Duration())
+}
+
+// endUnrun records a run whose process never started, or that was lost
+// with the node that ran it; a lost run of a job with rerun_lost is started
+// again.
+func (st *state) endUnrun(r *run, res Ended) {
+	rec := &r.rec
+	rec.End = st.e.clock.Now()
+	result := resultNotStarted
+	switch {
+	case res.Lost != "":
+		rec.State, rec.Error, result = whenlua.RunLost, res.Lost, resultLost
+		st.e.log.Warn("run lost", "job", rec.Job, "serial", rec.Serial, "node", rec.Node, "why", res.Lost)
+	case res.Cancelled:
+		rec.State, rec.Error, result = whenlua.RunCancelled, res.NotStarted, resultCancelled
+		st.e.log.Info("job cancelled before it started", "job", rec.Job, "serial", rec.Serial)
+	default:
+		rec.State, rec.Error = whenlua.RunFailed, res.NotStarted
+		st.e.log.Error("start job", "job", rec.Job, "serial", rec.Serial, "err", res.NotStarted)
+	}
+	st.addFinished(*rec)
+	st.countFinished(*rec, result)
+	st.cleanupAfterCommit(r)
+	st.release(r)
+	if res.Lost != "" {
+		st.rerunLost([]whenlua.Run{*rec})
+	}
+}
+
+// cleanupAfterCommit removes what is left of r's process once its record
+// is committed.
+func (st *state) cleanupAfterCommit(r *run) {
+	proc, serial := r.proc, r.rec.Serial
+	if proc == nil {
+		return
+	}
 	st.afterCommit(func(error) {
 		if err := proc.Cleanup(); err != nil {
-			st.e.log.Warn("remove run directory", "serial", res.Serial, "err", err)
+			st.e.log.Warn("remove run directory", "serial", serial, "err", err)
 		}
 	})
-	st.release(r)
-	st.e.log.Info("job finished", "job", rec.Job, "serial", rec.Serial, "code", rec.Code, "signal", rec.Signal, "duration", rec.Duration())
 }
 
 // finishResult is the result label of a run whose process ended.
@@ -356,23 +426,36 @@ func (st *state) runningList() []whenlua.Run {
 	return out
 }
 
-// recoverLostRuns marks runs left running by a daemon that died as lost.
-// It returns them as recorded, for the metrics, which count runs of loaded
-// jobs only, and for rerunLost.
+// recoverLostRuns marks runs left running by a daemon that died as lost;
+// those the executor still follows (on other nodes of a cluster) are
+// adopted instead: they are running again, to be recorded when they end.
+// It returns the lost runs as recorded, for the metrics, which count runs
+// of loaded jobs only, and for rerunLost.
 func (st *state) recoverLostRuns() ([]whenlua.Run, error) {
-	lost, err := st.e.store.RunningRuns()
+	left, err := st.e.store.RunningRuns()
 	if err != nil {
 		return nil, fmt.Errorf("read runs: %w", err)
 	}
 	now := st.e.clock.Now()
-	for i := range lost {
-		r := &lost[i]
+	var lost []whenlua.Run
+	for i := len(left) - 1; i >= 0; i-- { // oldest first
+		r := left[i]
+		why := ""
+		if r.State == whenlua.RunRunning {
+			var proc Process
+			if proc, why = st.e.exec.Adopt(r, st.e.execEvents(r.Serial)); proc != nil {
+				st.adopt(r, proc)
+				continue
+			}
+		}
 		switch {
+		case why != "":
+			r.Error = why
 		case r.State == whenlua.RunQueued || r.Dir == "":
-			r.State, r.End, r.Error = whenlua.RunLost, now, "the daemon stopped before it started"
+			r.Error = "the daemon stopped before it started"
 		default:
-			r.State, r.End, r.Error = whenlua.RunLost, now, "the daemon stopped while it ran"
-			switch n := st.e.runner.StopStray(r.Dir, r.PID); n {
+			r.Error = "the daemon stopped while it ran"
+			switch n := st.e.exec.StopStray(r.Dir, r.PID); n {
 			case 0:
 			case 1:
 				r.Error += "; 1 of its processes was stopped at restart"
@@ -380,18 +463,39 @@ func (st *state) recoverLostRuns() ([]whenlua.Run, error) {
 				r.Error += fmt.Sprintf("; %d of its processes were stopped at restart", n)
 			}
 		}
-		st.addRun(*r)
-		st.e.log.Warn("run lost", "job", r.Job, "serial", r.Serial, "pid", r.PID)
+		r.State, r.End = whenlua.RunLost, now
+		st.addRun(r)
+		lost = append(lost, r)
+		st.e.log.Warn("run lost", "job", r.Job, "serial", r.Serial, "node", r.Node, "pid", r.PID)
 	}
 	st.flush()
-	// Nothing runs yet: every run directory is a leftover.
-	entries, _ := os.ReadDir(st.e.opts.Paths.RunsDir)
-	for _, de := range entries {
-		if err := os.RemoveAll(filepath.Join(st.e.opts.Paths.RunsDir, de.Name())); err != nil {
-			st.e.log.Warn("remove leftover run directory", "dir", de.Name(), "err", err)
-		}
+	if st.e.opts.Executor == nil {
+		// Nothing runs yet: every run directory is a leftover.
+		RemoveLeftoverRuns(st.e.opts.Paths.RunsDir, st.e.log.Warn)
 	}
 	return lost, nil
+}
+
+// adopt makes rec, which runs on, a running run again. Its job is found
+// once the job files are loaded (attachAdopted).
+func (st *state) adopt(rec whenlua.Run, proc Process) {
+	r := &run{rec: rec, proc: proc, started: make(chan struct{})}
+	close(r.started)
+	st.running[rec.Serial] = r
+	st.runq.slots++
+	st.e.log.Info("run adopted", "job", rec.Job, "serial", rec.Serial, "node", rec.Node)
+}
+
+// attachAdopted gives each adopted run its loaded job, whose post hook
+// then runs when it ends; a run of a job no longer loaded ends without.
+func (st *state) attachAdopted() {
+	for _, r := range st.running {
+		if j := st.jobs[r.rec.Job]; r.job == nil && j != nil {
+			r.job = j
+			j.running++
+			j.gen.runs++
+		}
+	}
 }
 
 // fileHost is what the Lua state of one generation calls back into. While

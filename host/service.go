@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/whenlua/whenlua"
-	"github.com/whenlua/whenlua/host/runner"
 )
 
 var _ whenlua.Service = (*Engine)(nil)
@@ -152,7 +151,7 @@ func (e *Engine) Cancel(ctx context.Context, serial uint64) error {
 
 // Tail implements whenlua.Service.
 func (e *Engine) Tail(ctx context.Context, serial uint64, w io.Writer) error {
-	var proc *runner.Proc
+	var proc Process
 	var started chan struct{}
 	get := func() {
 		if r := e.st.running[serial]; r != nil {

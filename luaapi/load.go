@@ -147,6 +147,10 @@ type Job struct {
 	// crash, or a cluster leader that died) is started again, as a new
 	// attempt, by the daemon or leader that records it lost.
 	RerunLost bool
+	// On is where a run of the job starts in a cluster: whenlua.OnAny (any
+	// live node claims it; the default), whenlua.OnLeader, or a node's
+	// name. A single daemon runs every job itself.
+	On string
 	// Expect (any kind): a silence alarm is raised when no run of the job
 	// succeeded for this long (0: never); HasOnSilence says the job has an
 	// on_silence hook, called once per silence (CallOnSilence).
@@ -278,7 +282,7 @@ func (s *state) declare(kind Kind) lua.LGFunction {
 				line = dbg.CurrentLine
 			}
 		}
-		j := &Job{Kind: kind, File: s.file, Line: line}
+		j := &Job{Kind: kind, File: s.file, Line: line, On: whenlua.OnAny}
 		switch kind {
 		case When:
 			switch c := L.Get(1).(type) {
@@ -344,7 +348,7 @@ func (s *state) declare(kind Kind) lua.LGFunction {
 	}
 }
 
-// jobOptions reads opts: name, pre, post, timeout, retry, rerun_lost,
+// jobOptions reads opts: name, pre, post, timeout, retry, rerun_lost, on,
 // expect, on_silence, hold for when, and tz, catch_up and jitter for every
 // and cron. Anything else is an error.
 func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
@@ -391,6 +395,12 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 				err = fmt.Errorf("option rerun_lost must be true or false, not a %s", v.Type())
 			}
 			j.RerunLost = bool(b)
+		case "on":
+			if j.On, err = lualib.AsString(v, "option on", `"any", "leader" or a node's name`); err == nil && j.On != whenlua.OnAny && j.On != whenlua.OnLeader {
+				if whenlua.ValidateNodeName(j.On) != nil {
+					err = fmt.Errorf(`option on: want "any", "leader" or a node's name (letters, digits, '-', '_', '.'), not %q`, j.On)
+				}
+			}
 		case "hold":
 			if j.Kind != When {
 				return errors.New("option hold is for when jobs")
@@ -402,9 +412,9 @@ func (s *state) jobOptions(j *Job, opts *lua.LTable) error {
 			}
 			j.Jitter, err = lualib.OptDuration("jitter", v)
 		default:
-			want := "name, pre, post, timeout, retry, rerun_lost, expect, on_silence or hold"
+			want := "name, pre, post, timeout, retry, rerun_lost, on, expect, on_silence or hold"
 			if j.Kind != When {
-				want = "name, pre, post, timeout, retry, rerun_lost, expect, on_silence, tz, catch_up or jitter"
+				want = "name, pre, post, timeout, retry, rerun_lost, on, expect, on_silence, tz, catch_up or jitter"
 			}
 			err = fmt.Errorf("unknown option %q (want %s)", string(key), want)
 		}

@@ -73,6 +73,8 @@ func TestBadCronDeclarationsAreLoadErrors(t *testing.T) {
 		{"retry with an unknown key", `when("x", "true", {retry = {attempts = 2, tries = 3}})`, "unknown key tries"},
 		{"hold on an every-job", `every("hour", "true", {hold = "5m"})`, "option hold is for when jobs"},
 		{"rerun_lost that is not a boolean", `when("x", "true", {rerun_lost = "yes"})`, "option rerun_lost must be true or false, not a string"},
+		{"on that is not a string", `when("x", "true", {on = 3})`, `option on must be "any", "leader" or a node's name, not a number`},
+		{"on naming no node", `every("hour", "true", {on = "web 1"})`, `option on: want "any", "leader" or a node's name (letters, digits, '-', '_', '.'), not "web 1"`},
 		{"a hold that is not a duration", `when("x", "true", {hold = "a while"})`, `option hold "a while" is not a duration`},
 		{"a six-field expression", "\n\ncron(\"0 30 2 * * *\", \"true\")", "test.lua:3: cron expression \"0 30 2 * * *\": want 5 fields"},
 	} {
@@ -82,6 +84,18 @@ func TestBadCronDeclarationsAreLoadErrors(t *testing.T) {
 				t.Errorf("error %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestTheOnOptionNamesWhereAJobRuns(t *testing.T) {
+	f := mustLoad(t, `when("x", "true", {name = "d"})
+when("x", "true", {name = "a", on = "any"})
+every("hour", "true", {name = "l", on = "leader"})
+cron("@daily", "true", {name = "n", on = "web-1.eu"})`, newFakeHost(nil))
+	for name, want := range map[string]string{"d": "any", "a": "any", "l": "leader", "n": "web-1.eu"} {
+		if got := job(t, f, name).On; got != want {
+			t.Errorf("job %s: on %q, want %q", name, got, want)
+		}
 	}
 }
 

@@ -169,6 +169,9 @@ type Result struct {
 	// is false when a failed attempt is to be retried.
 	Attempt int  `luar:"attempt"`
 	Final   bool `luar:"final"`
+	// Node is the cluster node that ran it (nil on one daemon): tmpdir is
+	// on that node.
+	Node lua.LValue `luar:"node"`
 
 	output []byte
 }
@@ -188,7 +191,11 @@ func NewResult(r whenlua.Run, tmpdir string) Result {
 		OutputSize: r.OutputSize,
 		Attempt:    max(r.Attempt, 1),
 		Final:      r.RetryAt.IsZero(),
+		Node:       lua.LNil,
 		output:     r.Output,
+	}
+	if r.Node != "" {
+		res.Node = lua.LString(r.Node)
 	}
 	if r.Signal != "" {
 		res.Signal = lua.LString(r.Signal)

@@ -257,11 +257,14 @@ func TestNewResultAndResultOf(t *testing.T) {
 		{"a clean exit has nil signal and error, attempt 1, final",
 			whenlua.Run{Job: "j", Serial: 3, Code: 0, Start: start, End: start.Add(1500 * time.Millisecond), OutputSize: 10, Output: []byte("out")},
 			Result{JobName: "j", Serial: 3, Signal: lua.LNil, Error: lua.LNil, Tmpdir: "/tmp/d", StartTime: 1700000000, EndTime: 1700000001.5,
-				Duration: 1.5, OutputSize: 10, Attempt: 1, Final: true}},
+				Duration: 1.5, OutputSize: 10, Attempt: 1, Final: true, Node: lua.LNil}},
+		{"a run of a cluster names its node",
+			whenlua.Run{Job: "j", Serial: 5, Node: "web1"},
+			Result{JobName: "j", Serial: 5, Signal: lua.LNil, Error: lua.LNil, Tmpdir: "/tmp/d", Attempt: 1, Final: true, Node: lua.LString("web1")}},
 		{"a killed attempt to be retried carries its signal, error and number",
 			whenlua.Run{Job: "j", Serial: 4, Code: -1, Signal: "KILL", Error: "timed out", Attempt: 2, RetryAt: start},
 			Result{JobName: "j", Serial: 4, Code: -1, Signal: lua.LString("KILL"), Error: lua.LString("timed out"), Tmpdir: "/tmp/d",
-				Attempt: 2, Final: false}},
+				Attempt: 2, Final: false, Node: lua.LNil}},
 	}
 	L := lua.NewState(lua.Options{SkipOpenLibs: true})
 	defer L.Close()

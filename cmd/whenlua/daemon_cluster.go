@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/whenlua/whenlua"
 	"github.com/whenlua/whenlua/cluster"
 	"github.com/whenlua/whenlua/host"
 )
@@ -50,7 +51,7 @@ func checkClusterFlags(c *cli.Context) error {
 		return usageErrorf("--cluster: %v", err)
 	}
 	if c.String("node") != "" {
-		if err := cluster.ValidateNodeName(c.String("node")); err != nil {
+		if err := whenlua.ValidateNodeName(c.String("node")); err != nil {
 			return usageErrorf("--node: %v", err)
 		}
 	}

@@ -12,11 +12,12 @@ import (
 // logCommand is `whenlua log [NAME] [-n N]`: finished runs, newest first:
 // serial, name, start, duration, exit code (or what happened instead), and
 // for a catch-up run the scheduled time it stands for, for a retry its
-// attempt number and the serial of the first attempt.
+// attempt number and the serial of the first attempt, and in a cluster the
+// node that ran it.
 func logCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "log",
-		Usage:     "print finished runs, newest first: serial, name, start, duration, code (and what a catch-up run stands for, a retry's attempt)",
+		Usage:     "print finished runs, newest first: serial, name, start, duration, code (and what a catch-up run stands for, a retry's attempt, a cluster's node)",
 		ArgsUsage: "[NAME]",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "n", Value: 20, Usage: "print at most `N` runs (0: all kept)"},
@@ -71,6 +72,9 @@ func logLine(r whenlua.Run) string {
 	}
 	if r.Attempt > 1 {
 		line += fmt.Sprintf("\tattempt %d of the run %d", r.Attempt, r.FirstSerial)
+	}
+	if r.Node != "" {
+		line += "\ton " + r.Node
 	}
 	return line
 }

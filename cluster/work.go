@@ -1,0 +1,344 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/whenlua/whenlua"
+	"github.com/whenlua/whenlua/host/runner"
+)
+
+// localRun is a run this node claimed, as the node runs it.
+type localRun struct {
+	serial uint64
+	crev   int64 // the create revision of its claim: the fence of its end
+	lease  clientv3.LeaseID
+
+	// Under Node.lmu.
+	proc    *runner.Proc // nil until started
+	stopped bool         // cancelled because the node stops
+	written bool         // its end is in etcd, as done: it waits for the leader
+}
+
+// work claims, for the session sess, the offers this node may take, until
+// ctx is done. It reads the offers waiting, then follows new ones.
+func (n *Node) work(ctx context.Context, sess *concurrency.Session) {
+	pfx := n.key("run") + "/"
+	for ctx.Err() == nil {
+		resp, err := n.cli.Get(ctx, pfx, clientv3.WithPrefix())
+		if err != nil {
+			if ctx.Err() == nil {
+				n.log.Warn("read the offers", "err", err)
+				sleep(ctx, 500*time.Millisecond)
+			}
+			continue
+		}
+		done := map[uint64]bool{}
+		for _, kv := range resp.Kvs {
+			serial, part, ok := n.parseRunKey(string(kv.Key))
+			switch {
+			case !ok:
+			case part == "due":
+				n.offered(ctx, sess, kv.Value)
+			case part == "done":
+				done[serial] = true
+			}
+		}
+		// Ends the leader took while this node did not watch.
+		n.lmu.Lock()
+		var gone []uint64
+		for serial, lr := range n.local {
+			if lr.written && !done[serial] {
+				gone = append(gone, serial)
+			}
+		}
+		n.lmu.Unlock()
+		for _, serial := range gone {
+			n.dropLocal(serial)
+		}
+		wch := n.cli.Watch(clientv3.WithRequireLeader(ctx), pfx, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+		for wr := range wch {
+			if wr.Err() != nil {
+				break
+			}
+			for _, ev := range wr.Events {
+				serial, part, ok := n.parseRunKey(string(ev.Kv.Key))
+				switch {
+				case !ok:
+				case part == "due" && ev.Type == clientv3.EventTypePut:
+					n.offered(ctx, sess, ev.Kv.Value)
+				case part == "done" && ev.Type == clientv3.EventTypeDelete:
+					// The leader committed the run's end: its directory goes.
+					n.dropLocal(serial)
+				}
+			}
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
+}
+
+// offered claims an offer when this node may run it (its on option).
+func (n *Node) offered(ctx context.Context, sess *concurrency.Session, val []byte) {
+	var o offer
+	if err := json.Unmarshal(val, &o); err != nil {
+		n.log.Warn("an offer that does not parse", "err", err)
+		return
+	}
+	switch {
+	case o.On == whenlua.OnAny, o.On == n.opts.Node, o.On == whenlua.OnLeader && o.Leader == n.opts.Node:
+		go n.claim(ctx, sess, o)
+	}
+}
+
+// claim takes the offer o when no other node did, runs it, and reports
+// its end.
+func (n *Node) claim(ctx context.Context, sess *concurrency.Session, o offer) {
+	if o.On == whenlua.OnAny {
+		// A busy node leaves a run to the others for a moment.
+		n.lmu.Lock()
+		busy := len(n.local)
+		n.lmu.Unlock()
+		sleep(ctx, time.Duration(min(busy, 20))*10*time.Millisecond)
+	}
+	due, ck := n.runKey(o.Serial, "due"), n.runKey(o.Serial, "claim")
+	cr := claimRecord{Node: n.opts.Node, Addr: n.addr}
+	val, _ := json.Marshal(cr)
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	resp, err := n.cli.Txn(tctx).
+		If(clientv3.Compare(clientv3.CreateRevision(due), ">", 0), clientv3.Compare(clientv3.CreateRevision(ck), "=", 0)).
+		Then(clientv3.OpDelete(due), clientv3.OpPut(ck, string(val), clientv3.WithLease(sess.Lease()))).Commit()
+	cancel()
+	var crev int64
+	switch {
+	case err == nil && resp.Succeeded:
+		crev = resp.Header.Revision
+	case err == nil:
+		return // another node has it
+	default:
+		// The outcome is unknown: the claim, read back, tells.
+		if crev = n.ownClaim(ctx, ck, sess.Lease()); crev == 0 {
+			if ctx.Err() == nil {
+				n.log.Warn("claim a run", "serial", o.Serial, "err", err)
+			}
+			return
+		}
+	}
+	lr := &localRun{serial: o.Serial, crev: crev, lease: sess.Lease()}
+	n.lmu.Lock()
+	n.local[o.Serial] = lr
+	n.lmu.Unlock()
+	spec := runner.Spec{Serial: o.Serial, Job: o.Job, Script: o.Script, Shell: o.Shell, Env: n.runEnv(o.Env), Timeout: o.Timeout}
+	proc, err := n.runner.Start(spec, func(res runner.Result) { n.ended(lr, res) })
+	if err != nil {
+		n.log.Error("start job", "job", o.Job, "serial", o.Serial, "err", err)
+		n.writeEnd(lr, endRecord{Node: n.opts.Node, Result: runner.Result{Serial: o.Serial, Code: -1}, NotStarted: err.Error()})
+		return
+	}
+	n.lmu.Lock()
+	lr.proc = proc
+	n.lmu.Unlock()
+	n.log.Info("job started", "job", o.Job, "serial", o.Serial, "pid", proc.PID())
+	cr.PID, cr.Dir = proc.PID(), proc.Dir()
+	val, _ = json.Marshal(cr)
+	tctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := n.cli.Txn(tctx).If(clientv3.Compare(clientv3.CreateRevision(ck), "=", lr.crev)).
+		Then(clientv3.OpPut(ck, string(val), clientv3.WithLease(lr.lease))).Commit(); err != nil && ctx.Err() == nil {
+		n.log.Warn("record a run's process", "serial", o.Serial, "err", err)
+	}
+}
+
+// ownClaim reads the claim ck after a claim whose reply was lost: it
+// returns the claim's create revision when this node's lease holds it, 0
+// when another node's does, none does, or etcd does not answer for a while.
+func (n *Node) ownClaim(ctx context.Context, ck string, lease clientv3.LeaseID) int64 {
+	wait := 100 * time.Millisecond
+	for try := 0; try < 10 && ctx.Err() == nil; try++ {
+		gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := n.cli.Get(gctx, ck)
+		cancel()
+		if err == nil {
+			if len(resp.Kvs) == 1 && clientv3.LeaseID(resp.Kvs[0].Lease) == lease {
+				return resp.Kvs[0].CreateRevision
+			}
+			return 0
+		}
+		sleep(ctx, wait)
+		wait = min(2*wait, time.Second)
+	}
+	return 0
+}
+
+// runEnv is the environment of a run on this node: the node's own, then
+// the run's (its variables, JOBNAME...), then this node's WHENLUA_HOME, so
+// that a job's `whenlua set` goes to the node that runs it.
+func (n *Node) runEnv(run []string) []string {
+	base := n.opts.Engine.Env
+	if base == nil {
+		base = os.Environ()
+	}
+	set := map[string]bool{whenlua.EnvHome: true}
+	for _, kv := range run {
+		k, _, _ := strings.Cut(kv, "=")
+		set[k] = true
+	}
+	env := make([]string, 0, len(base)+len(run)+1)
+	for _, kv := range base {
+		if k, _, _ := strings.Cut(kv, "="); !set[k] {
+			env = append(env, kv)
+		}
+	}
+	for _, kv := range run {
+		if !strings.HasPrefix(kv, whenlua.EnvHome+"=") {
+			env = append(env, kv)
+		}
+	}
+	if h := n.opts.Paths.Home; h != "" {
+		env = append(env, whenlua.EnvHome+"="+h)
+	}
+	return env
+}
+
+// ended reports the end of a run's process.
+func (n *Node) ended(lr *localRun, res runner.Result) {
+	n.lmu.Lock()
+	stopped := lr.stopped
+	n.lmu.Unlock()
+	n.log.Info("job finished", "serial", lr.serial, "code", res.Code, "signal", res.Signal)
+	n.writeEnd(lr, endRecord{Node: n.opts.Node, Result: res, Stopped: stopped})
+}
+
+// writeEnd puts the run's end as done while this node's claim holds, else
+// as late: the leader recorded the run lost when the claim lapsed, and adds
+// the late end to that record. A late run's directory goes at once.
+func (n *Node) writeEnd(lr *localRun, er endRecord) {
+	val, err := json.Marshal(er)
+	if err != nil {
+		n.log.Error("report a run's end", "serial", lr.serial, "err", err)
+		return
+	}
+	ck := n.runKey(lr.serial, "claim")
+	// Tried for a while: the node may be stopping, etcd briefly away.
+	deadline := time.Now().Add(max(2*n.opts.TTL, 30*time.Second))
+	wait := 100 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		resp, err := n.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(ck), "=", lr.crev)).
+			Then(clientv3.OpPut(n.runKey(lr.serial, "done"), string(val))).
+			Else(clientv3.OpPut(n.runKey(lr.serial, "late"), string(val))).Commit()
+		cancel()
+		switch {
+		case err == nil && resp.Succeeded:
+			n.lmu.Lock()
+			lr.written = true
+			n.lmu.Unlock()
+			return
+		case err == nil:
+			n.log.Warn("a run's end came after its claim lapsed: reported late", "serial", lr.serial, "code", er.Result.Code)
+			n.dropLocal(lr.serial)
+			return
+		case time.Now().After(deadline) || errors.Is(err, context.Canceled) && n.cli.Ctx().Err() != nil:
+			n.log.Error("report a run's end: giving up", "serial", lr.serial, "err", err)
+			n.dropLocal(lr.serial)
+			return
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// dropLocal forgets a local run once its end is taken, and removes its
+// directory.
+func (n *Node) dropLocal(serial uint64) {
+	n.lmu.Lock()
+	lr := n.local[serial]
+	delete(n.local, serial)
+	n.lmu.Unlock()
+	if lr == nil || lr.proc == nil {
+		return
+	}
+	if err := lr.proc.Cleanup(); err != nil {
+		n.log.Warn("remove run directory", "serial", serial, "err", err)
+	}
+}
+
+// stopLocal cancels the runs claimed under lease (every run when lease is
+// 0, the node stopping: their ends say so).
+func (n *Node) stopLocal(lease clientv3.LeaseID) {
+	n.lmu.Lock()
+	defer n.lmu.Unlock()
+	for _, lr := range n.local {
+		if lr.proc != nil && (lease == 0 || lr.lease == lease) {
+			lr.stopped = lease == 0
+			lr.proc.Cancel()
+		}
+	}
+}
+
+// localProc returns the process of a run this node runs, or nil.
+func (n *Node) localProc(serial uint64) *runner.Proc {
+	n.lmu.Lock()
+	defer n.lmu.Unlock()
+	if lr := n.local[serial]; lr != nil {
+		return lr.proc
+	}
+	return nil
+}
+
+// tailOn follows the output of the run serial on the node of claim c. A
+// run that node no longer has gives an error wrapping whenlua.ErrNotFound.
+func (n *Node) tailOn(ctx context.Context, c claimRecord, serial uint64, w io.Writer) error {
+	if c.Node == n.opts.Node {
+		p := n.localProc(serial)
+		if p == nil {
+			return fmt.Errorf("%w: run %d", whenlua.ErrNotFound, serial)
+		}
+		if err := p.Tail(ctx, w); errors.Is(err, os.ErrClosed) {
+			return fmt.Errorf("%w: run %d ended", whenlua.ErrNotFound, serial)
+		} else if err != nil {
+			return err
+		}
+		return nil
+	}
+	err := n.client(c.Addr).Tail(ctx, serial, w)
+	if errors.Is(err, whenlua.ErrNotLeader) {
+		return fmt.Errorf("%w: run %d is not on node %s", whenlua.ErrNotFound, serial, c.Node)
+	}
+	return err
+}
+
+// cancelOn cancels the run serial on the node of claim c.
+func (n *Node) cancelOn(ctx context.Context, c claimRecord, serial uint64) error {
+	if c.Node == n.opts.Node {
+		if p := n.localProc(serial); p != nil {
+			p.Cancel()
+		}
+		return nil
+	}
+	return n.client(c.Addr).Cancel(ctx, serial)
+}
+
+// client returns the node-to-node client of the node at addr.
+func (n *Node) client(addr string) *whenlua.Client {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.clientLocked(addr)
+}
+
+func (n *Node) clientLocked(addr string) *whenlua.Client {
+	c := n.clients[addr]
+	if c == nil {
+		c = whenlua.DialNode(addr, n.secret)
+		n.clients[addr] = c
+	}
+	return c
+}
