@@ -110,14 +110,15 @@ func TestALeaderWhoseCommitIsOfUnknownOutcomeEndsItsTerm(t *testing.T) {
 	t.Run("the same node leads next", func(t *testing.T) { leaderOfUnknownOutcome(t, 1) })
 }
 
-// leaderKey returns the election key of the cluster's leader.
-func leaderKey(t *testing.T, cli *clientv3.Client, cluster string) string {
+// leaderTerm names the cluster leader's term: its election key and the
+// key's create revision, which the leader's commits are fenced by.
+func leaderTerm(t *testing.T, cli *clientv3.Client, cluster string) string {
 	t.Helper()
 	resp, err := cli.Get(context.Background(), "/whenlua/"+cluster+"/c/election/", clientv3.WithFirstCreate()...)
 	if err != nil || len(resp.Kvs) == 0 {
 		t.Fatalf("no leader: %v", err)
 	}
-	return string(resp.Kvs[0].Key)
+	return fmt.Sprintf("%s@%d", resp.Kvs[0].Key, resp.Kvs[0].CreateRevision)
 }
 
 func leaderOfUnknownOutcome(t *testing.T, nodes int) {
@@ -160,7 +161,7 @@ func leaderOfUnknownOutcome(t *testing.T, nodes int) {
 		}
 		waitRunEnded(t, cli, k, uint64(v))
 	}
-	firstTerm := leaderKey(t, cli, cluster)
+	firstTerm := leaderTerm(t, cli, cluster)
 	err := set(3)
 	if !hit.Load() {
 		t.Fatal("the commit of x=3 met no fault")
@@ -174,7 +175,7 @@ func leaderOfUnknownOutcome(t *testing.T, nodes int) {
 			t.Fatalf("set x=%d: %v", v, err)
 		}
 	}
-	if leaderKey(t, cli, cluster) == firstTerm {
+	if leaderTerm(t, cli, cluster) == firstTerm {
 		t.Error("the sets after x=3 were acknowledged in the term of x=3")
 	}
 	// With two nodes the next term is n2's: n1's candidacy went with its
