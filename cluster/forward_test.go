@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -41,12 +43,24 @@ func (h *hangUp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // openNode opens a node of cluster on the shared etcd, in a fresh home.
 func openNode(t *testing.T, cluster, name string) *Node {
 	t.Helper()
+	return openNodeWith(t, cluster, name, nil)
+}
+
+// openNodeWith opens a node whose jobs directory holds jobs (file name ->
+// source) from the start.
+func openNodeWith(t *testing.T, cluster, name string, jobs map[string]string) *Node {
+	t.Helper()
 	p, err := whenlua.ResolvePaths(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Ensure(); err != nil {
 		t.Fatal(err)
+	}
+	for f, src := range jobs {
+		if err := os.WriteFile(filepath.Join(p.JobsDir, f), []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	n := NewNode(NodeOptions{Endpoints: sharedEtcd.Endpoints(), Cluster: cluster, Node: name, TTL: 2 * time.Second,
 		Paths: p, Logger: quietLogger, Store: Options{MaintainEvery: -1}})
