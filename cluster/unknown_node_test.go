@@ -18,9 +18,9 @@ import (
 	"github.com/whenlua/whenlua"
 )
 
-// openNodeWith opens a node of cluster on the shared etcd, in a fresh home
+// openNodeFaulty opens a node of cluster on the shared etcd, in a fresh home
 // holding the job file job, with the store's test seam fault.
-func openNodeWith(t *testing.T, cluster, name, job string, fault func(string, []kvOp) error) *Node {
+func openNodeFaulty(t *testing.T, cluster, name, job string, fault func(string, []kvOp) error) *Node {
 	t.Helper()
 	p, err := whenlua.ResolvePaths(t.TempDir())
 	if err != nil {
@@ -141,11 +141,11 @@ func leaderOfUnknownOutcome(t *testing.T, nodes int) {
 		}
 		return nil
 	}
-	n1 := openNodeWith(t, cluster, "n1", job, fault)
+	n1 := openNodeFaulty(t, cluster, "n1", job, fault)
 	waitLeads(t, n1)
 	var n2 *Node
 	if nodes == 2 {
-		n2 = openNodeWith(t, cluster, "n2", job, nil)
+		n2 = openNodeFaulty(t, cluster, "n2", job, nil)
 	}
 	cli := newClient(t, sharedEtcd.Endpoints())
 
