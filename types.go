@@ -160,6 +160,9 @@ func ValidateNodeName(name string) error {
 	if !ok {
 		return fmt.Errorf("%w: node name %q: want 1 to 64 letters, digits, '-', '_' or '.'", ErrInvalid, name)
 	}
+	if name == OnAny || name == OnLeader {
+		return fmt.Errorf("%w: node name %q: it names a placement in a job's on option", ErrInvalid, name)
+	}
 	return nil
 }
 

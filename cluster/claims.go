@@ -23,10 +23,14 @@ import (
 //
 //   - due: the leader's offer, put in a transaction fenced by its
 //     leadership once the run's start is committed: what to run, and where
-//     (the job's on option).
+//     (the job's on option). It stays until the run's keys are deleted.
+//   - taken: that the offer was taken, once and for good: by the node that
+//     claimed it, or withdrawn by the leader (no node claimed it in time,
+//     or it was cancelled). It has no lease: a claim that lapses leaves it,
+//     so a run is never claimed twice.
 //   - claim: the node that runs it, under that node's session lease. One
-//     transaction deletes due and creates claim, and only while due exists
-//     and claim does not: a run is claimed once, by one node.
+//     transaction creates taken and claim, only while due exists and taken
+//     does not.
 //   - done: how it ended, put by the claiming node in a transaction fenced
 //     by its claim (the claim's create revision), so a node whose lease
 //     lapsed (dead, paused, cut off) reports nothing into a run the leader
@@ -59,6 +63,13 @@ type claimRecord struct {
 	Dir  string `json:"dir,omitempty"`
 }
 
+// takenRecord is the value of taken: the node that claimed the run, or
+// that the leader withdrew the offer.
+type takenRecord struct {
+	Node      string `json:"node,omitempty"`
+	Withdrawn bool   `json:"withdrawn,omitempty"`
+}
+
 // endRecord is the value of done and late: how the run ended on its node.
 type endRecord struct {
 	Node       string        `json:"node"`
@@ -71,7 +82,7 @@ func (r endRecord) ended() host.Ended {
 	return host.Ended{Result: r.Result, Node: r.Node, Stopped: r.Stopped, NotStarted: r.NotStarted}
 }
 
-// runKey returns the key of part ("due", "claim", "done", "late") of the
+// runKey returns the key of part ("due", "taken", "claim", "done", "late") of the
 // run serial, or the prefix of its keys when part is "".
 func (n *Node) runKey(serial uint64, part string) string {
 	return n.key("run", fmt.Sprintf("%016x", serial)) + "/" + part
@@ -94,6 +105,63 @@ func (n *Node) parseRunKey(k string) (uint64, string, bool) {
 // a node that is gone does not hang.
 func (n *Node) claimWait() time.Duration { return max(3*n.opts.TTL, 10*time.Second) }
 
+// runKeys is what etcd holds of one run at one revision.
+type runKeys struct {
+	due   *offer
+	taken *takenRecord
+	claim *claimRecord
+	done  *endRecord
+	late  *endRecord
+}
+
+// readRuns reads the keys of every run at one revision; it returns them by
+// serial, with that revision.
+func (n *Node) readRuns(ctx context.Context) (map[uint64]*runKeys, int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := n.cli.Get(ctx, n.key("run")+"/", clientv3.WithPrefix())
+	if err != nil {
+		return nil, 0, fmt.Errorf("read the runs in etcd: %w", err)
+	}
+	out := map[uint64]*runKeys{}
+	for _, kv := range resp.Kvs {
+		serial, part, ok := n.parseRunKey(string(kv.Key))
+		if !ok {
+			continue
+		}
+		k := out[serial]
+		if k == nil {
+			k = &runKeys{}
+			out[serial] = k
+		}
+		var err error
+		switch part {
+		case "due":
+			k.due = &offer{}
+			err = json.Unmarshal(kv.Value, k.due)
+		case "taken":
+			k.taken = &takenRecord{}
+			err = json.Unmarshal(kv.Value, k.taken)
+		case "claim":
+			k.claim = &claimRecord{}
+			err = json.Unmarshal(kv.Value, k.claim)
+		case "done", "late":
+			er := &endRecord{}
+			err = json.Unmarshal(kv.Value, er)
+			er.Result.Serial = serial
+			if part == "done" {
+				k.done = er
+			} else {
+				k.late = er
+			}
+		}
+		if err != nil {
+			n.log.Warn("a run's key that does not parse", "key", string(kv.Key), "err", err)
+		}
+	}
+	return out, resp.Header.Revision, nil
+}
+
 // dispatcher is a leader's executor for one term: it offers runs to the
 // nodes and follows their claims and ends through etcd.
 type dispatcher struct {
@@ -103,6 +171,12 @@ type dispatcher struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
+	ready  chan struct{} // closed once the engine adopted what it could
+
+	// What etcd held when the term began, at revision rev: Adopt reads it,
+	// and the watch follows every change after it.
+	initial map[uint64]*runKeys
+	rev     int64
 
 	mu   sync.Mutex
 	runs map[uint64]*remoteRun
@@ -111,52 +185,69 @@ type dispatcher struct {
 // newDispatcher returns the executor of a term, fenced by fence; start
 // begins to follow the runs.
 func (n *Node) newDispatcher(ctx context.Context, fence clientv3.Cmp) *dispatcher {
-	d := &dispatcher{n: n, fence: fence, done: make(chan struct{}), runs: map[uint64]*remoteRun{}}
+	d := &dispatcher{n: n, fence: fence, done: make(chan struct{}), ready: make(chan struct{}), runs: map[uint64]*remoteRun{}}
 	d.ctx, d.cancel = context.WithCancel(ctx)
 	return d
 }
 
-// start follows the runs' keys from now on, for eng, before eng opens (and
-// adopts the runs left running). Late ends already stored go to eng first.
+// start reads the runs' keys, for eng, before eng opens and adopts the runs
+// left running; the watch of what changes after waits for opened.
 func (d *dispatcher) start(eng *host.Engine) error {
 	d.eng = eng
-	ctx, cancel := context.WithTimeout(d.ctx, 10*time.Second)
-	defer cancel()
-	resp, err := d.n.cli.Get(ctx, d.n.key("run")+"/", clientv3.WithPrefix())
+	keys, rev, err := d.n.readRuns(d.ctx)
 	if err != nil {
 		d.cancel()
 		close(d.done)
-		return fmt.Errorf("read the runs in etcd: %w", err)
+		return err
 	}
-	var late []endRecord
-	for _, kv := range resp.Kvs {
-		if serial, part, ok := d.n.parseRunKey(string(kv.Key)); ok && part == "late" {
-			var er endRecord
-			if json.Unmarshal(kv.Value, &er) == nil {
-				er.Result.Serial = serial
-				late = append(late, er)
-			}
-		}
-	}
-	go d.watch(resp.Header.Revision, late)
+	d.initial, d.rev = keys, rev
+	go d.watch()
 	return nil
 }
 
-// watch follows the runs' keys until the term ends; it first hands the late
-// ends already stored to the engine.
-func (d *dispatcher) watch(rev int64, late []endRecord) {
-	defer close(d.done)
-	for _, er := range late {
-		go d.noteLate(er)
+// opened says the engine is open: the changes after the term began are
+// applied to the runs it adopted; the keys of runs no longer recorded
+// running (their end was committed, and the leader that committed it
+// stopped before it deleted them) are deleted; late ends are recorded.
+func (d *dispatcher) opened() {
+	d.mu.Lock()
+	var orphans []uint64
+	for serial, k := range d.initial {
+		if k.late != nil {
+			go d.noteLate(*k.late)
+		}
+		if d.runs[serial] == nil && (k.due != nil || k.taken != nil || k.claim != nil || k.done != nil) {
+			orphans = append(orphans, serial)
+		}
 	}
+	d.initial = nil
+	d.mu.Unlock()
+	for _, serial := range orphans {
+		go d.deleteKeys(serial)
+	}
+	close(d.ready)
+}
+
+// watch follows the runs' keys until the term ends.
+func (d *dispatcher) watch() {
+	defer close(d.done)
+	select {
+	case <-d.ready:
+	case <-d.ctx.Done():
+		return
+	}
+	rev := d.rev
 	for d.ctx.Err() == nil {
 		wch := d.n.cli.Watch(clientv3.WithRequireLeader(d.ctx), d.n.key("run")+"/", clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 		for wr := range wch {
 			if err := wr.Err(); err != nil {
 				d.n.log.Warn("watch the runs", "err", err)
 				if wr.CompactRevision != 0 {
-					// Events were compacted away: what they said is read anew.
-					rev = d.resync(rev)
+					// Events were compacted away: what they said is read
+					// anew, and the watch goes on from there.
+					if r, err := d.resync(); err == nil {
+						rev = r
+					}
 				}
 				break
 			}
@@ -187,55 +278,55 @@ func (d *dispatcher) event(ev *clientv3.Event) {
 	d.mu.Lock()
 	r := d.runs[serial]
 	d.mu.Unlock()
-	if r == nil || ev.Kv.ModRevision <= r.seen {
+	if r == nil {
 		return
 	}
 	switch {
 	case part == "claim" && put:
 		var c claimRecord
-		if json.Unmarshal(ev.Kv.Value, &c) != nil {
-			return
-		}
-		r.mu.Lock()
-		r.claim, r.claimed = c, true
-		r.closeClaimedLocked()
-		ended := r.reported
-		r.mu.Unlock()
-		r.stopWaiting()
-		if !ended {
-			r.ev.Started(c.PID, c.Dir, c.Node)
+		if json.Unmarshal(ev.Kv.Value, &c) == nil {
+			r.claimedBy(c)
 		}
 	case part == "claim":
 		// Its done would have come first: the claim lapsed with its
 		// node's lease while the run went on.
-		r.mu.Lock()
-		node := r.claim.Node
-		r.mu.Unlock()
-		r.end(host.Ended{Result: runner.Result{Serial: serial}, Node: node,
-			Lost: fmt.Sprintf("node %s stopped answering while it ran (its lease expired)", node)})
+		r.lapsed()
 	case part == "done" && put:
 		var er endRecord
-		if json.Unmarshal(ev.Kv.Value, &er) != nil {
-			return
+		if json.Unmarshal(ev.Kv.Value, &er) == nil {
+			er.Result.Serial = serial
+			r.end(er.ended())
 		}
-		er.Result.Serial = serial
-		r.end(er.ended())
 	}
 }
 
-// resync reads the keys of every run followed, after a compaction made the
-// watch miss some of their changes; it returns the revision read.
-func (d *dispatcher) resync(rev int64) int64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, r := range d.runs {
-		if err := r.read(d.ctx); err != nil {
-			d.n.log.Warn("read a run's keys again", "serial", r.serial, "err", err)
-			continue
-		}
-		rev = max(rev, r.seen)
+// resync reads the keys of every run anew, after a compaction made the
+// watch miss some of their changes, and applies them to each run followed;
+// it returns the revision read.
+func (d *dispatcher) resync() (int64, error) {
+	keys, rev, err := d.n.readRuns(d.ctx)
+	if err != nil {
+		return 0, err
 	}
-	return rev
+	d.mu.Lock()
+	runs := make([]*remoteRun, 0, len(d.runs))
+	for _, r := range d.runs {
+		runs = append(runs, r)
+	}
+	d.mu.Unlock()
+	for _, r := range runs {
+		k := keys[r.serial]
+		if k == nil {
+			k = &runKeys{}
+		}
+		r.apply(k, "its keys are gone")
+	}
+	for _, k := range keys {
+		if k.late != nil {
+			go d.noteLate(*k.late)
+		}
+	}
+	return rev, nil
 }
 
 // noteLate adds a late end to its run's record, then deletes it. The run
@@ -263,6 +354,34 @@ func (d *dispatcher) noteLate(er endRecord) {
 	}
 }
 
+// deleteKeys deletes the keys of a run whose end is committed, fenced by
+// the leadership; tried for a while when etcd does not answer. It is not
+// bound to the term: an end committed as the term ends is cleaned up too.
+func (d *dispatcher) deleteKeys(serial uint64) {
+	n := d.n
+	wait := 100 * time.Millisecond
+	for try := 0; ; try++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := n.cli.Txn(ctx).If(d.fence).Then(
+			clientv3.OpDelete(n.runKey(serial, "due")),
+			clientv3.OpDelete(n.runKey(serial, "taken")),
+			clientv3.OpDelete(n.runKey(serial, "claim")),
+			clientv3.OpDelete(n.runKey(serial, "done")),
+		).Commit()
+		cancel()
+		if err == nil || n.cli.Ctx().Err() != nil {
+			return
+		}
+		if try == 10 {
+			// The next leader deletes them when it begins.
+			n.log.Warn("delete the keys of a recorded run", "serial", serial, "err", err)
+			return
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
 // Start implements host.Executor: it offers the run. A run for a node that
 // is not live fails at once; one that no node claims within claimWait ends
 // not started.
@@ -287,9 +406,14 @@ func (d *dispatcher) Start(spec runner.Spec, on string, ev host.ExecEvents) (hos
 		return nil, err
 	}
 	r := d.track(spec.Serial, on, ev)
-	if err := d.putOffer(ctx, spec.Serial, string(val)); err != nil {
+	switch err := d.putOffer(ctx, spec.Serial, string(val)); {
+	case errors.Is(err, ErrNotLeader):
 		d.forget(r)
 		return nil, fmt.Errorf("offer the run to the nodes: %w", err)
+	case err != nil:
+		// Whether it was stored is not known: if it was, a node may claim
+		// it; if not, the withdrawal ends the run not started.
+		d.n.log.Warn("offer a run: its outcome is unknown", "serial", spec.Serial, "err", err)
 	}
 	r.waitForClaim()
 	return r, nil
@@ -297,58 +421,51 @@ func (d *dispatcher) Start(spec runner.Spec, on string, ev host.ExecEvents) (hos
 
 // putOffer puts the offer of the run serial, fenced by the leadership. A
 // reply lost (etcd changing its leader under the call) leaves the outcome
-// unknown: the offer is put again, unless a node has claimed it since,
-// which says the first one was stored.
+// unknown: the offer is put again unless it is there, which says an earlier
+// try stored it (it stays until the run's keys are deleted). The error is
+// ErrNotLeader when the fence failed, another when the outcome is unknown.
 func (d *dispatcher) putOffer(ctx context.Context, serial uint64, val string) error {
 	n := d.n
-	due, ck, dk := n.runKey(serial, "due"), n.runKey(serial, "claim"), n.runKey(serial, "done")
+	due := n.runKey(serial, "due")
 	wait := 100 * time.Millisecond
 	for {
 		resp, err := n.cli.Txn(ctx).
-			If(d.fence, clientv3.Compare(clientv3.CreateRevision(ck), "=", 0), clientv3.Compare(clientv3.CreateRevision(dk), "=", 0)).
+			If(d.fence, clientv3.Compare(clientv3.CreateRevision(due), "=", 0)).
 			Then(clientv3.OpPut(due, val)).
-			Else(clientv3.OpGet(ck, clientv3.WithCountOnly()), clientv3.OpGet(dk, clientv3.WithCountOnly())).Commit()
+			Else(clientv3.OpGet(due, clientv3.WithCountOnly())).Commit()
 		switch {
 		case err == nil && resp.Succeeded:
 			return nil
-		case err == nil && (resp.Responses[0].GetResponseRange().Count > 0 || resp.Responses[1].GetResponseRange().Count > 0):
-			return nil // an earlier try was stored, and claimed since
+		case err == nil && resp.Responses[0].GetResponseRange().Count > 0:
+			return nil // an earlier try stored it
 		case err == nil:
 			return ErrNotLeader
 		case ctx.Err() != nil:
 			return err
 		}
-		n.log.Warn("offer a run: trying again", "serial", serial, "err", err)
 		sleep(ctx, wait)
 		wait = min(2*wait, time.Second)
 	}
 }
 
 // Adopt implements host.Executor: a run recorded running is followed again
-// when a node holds its claim, its end is stored, or its offer waits.
+// when a node holds its claim, its end is stored, or its offer waits, as
+// etcd held them when the term began.
 func (d *dispatcher) Adopt(rec whenlua.Run, ev host.ExecEvents) (host.Process, string) {
+	k := d.initial[rec.Serial]
+	if k == nil {
+		if rec.Node == "" {
+			return nil, "the leader stopped before a node claimed it"
+		}
+		return nil, fmt.Sprintf("node %s stopped while it ran, with no leader to see it", rec.Node)
+	}
 	r := d.track(rec.Serial, "", ev)
 	r.claim.Node = rec.Node
-	// Events are held back until the keys are read: those older than what
-	// read saw are then dropped.
-	d.mu.Lock()
-	err := r.read(d.ctx)
-	d.mu.Unlock()
-	if err != nil {
+	if !r.apply(k, "") {
 		d.forget(r)
-		return nil, fmt.Sprintf("its keys in etcd could not be read: %v", err)
+		return nil, r.lostWhy
 	}
-	r.mu.Lock()
-	lost := !r.claimed && !r.offered && !r.hasEnd
-	r.mu.Unlock()
-	if !lost {
-		return r, ""
-	}
-	d.forget(r)
-	if rec.Node == "" {
-		return nil, "the leader stopped before a node claimed it"
-	}
-	return nil, fmt.Sprintf("node %s stopped while it ran, with no leader to see it", rec.Node)
+	return r, ""
 }
 
 func (d *dispatcher) StopStray(string, int) int { return 0 }
@@ -394,74 +511,69 @@ func (d *dispatcher) forget(r *remoteRun) {
 type remoteRun struct {
 	d         *dispatcher
 	serial    uint64
-	on        string
 	ev        host.ExecEvents
-	seen      int64         // events up to this revision are in what read saw
 	claimedCh chan struct{} // closed once claimed or reported
 
 	mu       sync.Mutex
+	on       string
 	claim    claimRecord
 	claimed  bool
 	chClosed bool
-	offered  bool // read found its due key
-	hasEnd   bool // read found its done key
-	reported bool // its end went to the engine
+	reported bool   // its end went to the engine
+	lostWhy  string // set by apply when nothing is left of it
 	timer    *time.Timer
 }
 
 var _ host.Process = (*remoteRun)(nil)
 
-// read reads the run's keys and takes what they say; the events up to
-// that revision are then dropped. d.mu held.
-func (r *remoteRun) read(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	resp, err := r.d.n.cli.Get(ctx, r.d.n.runKey(r.serial, ""), clientv3.WithPrefix())
-	if err != nil {
-		return err
-	}
-	r.seen = resp.Header.Revision
-	parts := map[string][]byte{}
-	for _, kv := range resp.Kvs {
-		if _, part, ok := r.d.n.parseRunKey(string(kv.Key)); ok {
-			parts[part] = kv.Value
+// apply takes what etcd holds of the run (read at one revision): it
+// reports whether the run goes on or its end is known. When nothing is
+// left of it, with gone set, the run ends lost for that reason; with gone
+// "", it is left to the caller (lostWhy says why).
+func (r *remoteRun) apply(k *runKeys, gone string) bool {
+	n := r.d.n
+	switch {
+	case k.done != nil:
+		// Not on this goroutine: the engine may not take ends yet.
+		go r.end(k.done.ended())
+	case k.claim != nil:
+		r.claimedBy(*k.claim)
+	case k.taken != nil && k.taken.Withdrawn:
+		go r.end(host.Ended{Result: runner.Result{Serial: r.serial, Code: -1}, NotStarted: "withdrawn: no node claimed it"})
+	case k.taken != nil:
+		r.mu.Lock()
+		r.claim.Node = k.taken.Node
+		r.mu.Unlock()
+		r.lostWhy = fmt.Sprintf("node %s stopped answering while it ran (its lease expired)", k.taken.Node)
+		if gone == "" {
+			return false
 		}
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if v, ok := parts["claim"]; ok && json.Unmarshal(v, &r.claim) == nil {
-		r.claimed = true
-		r.closeClaimedLocked()
-	}
-	if v, ok := parts["done"]; ok {
-		var er endRecord
-		if json.Unmarshal(v, &er) == nil {
-			er.Result.Serial = r.serial
-			r.hasEnd = true
-			// Not on this goroutine: the engine may not take ends yet.
-			go r.end(er.ended())
-			return nil
-		}
-	}
-	if v, ok := parts["due"]; ok && !r.claimed {
-		r.offered = true
-		var o offer
-		if json.Unmarshal(v, &o) == nil {
-			r.on = o.On
-			if o.On == whenlua.OnLeader && o.Leader != r.d.n.opts.Node {
-				// Offered to the leader before this one: to this one now.
-				o.Leader = r.d.n.opts.Node
-				val, _ := json.Marshal(o)
-				due := r.d.n.runKey(r.serial, "due")
-				if _, err := r.d.n.cli.Txn(ctx).If(r.d.fence, clientv3.Compare(clientv3.CreateRevision(due), ">", 0)).
-					Then(clientv3.OpPut(due, string(val))).Commit(); err != nil {
-					r.d.n.log.Warn("offer a run to this leader", "serial", r.serial, "err", err)
-				}
+		go r.lapsed()
+	case k.due != nil:
+		r.mu.Lock()
+		r.on = k.due.On
+		r.mu.Unlock()
+		if o := *k.due; o.On == whenlua.OnLeader && o.Leader != n.opts.Node {
+			// Offered to the leader before this one: to this one now.
+			o.Leader = n.opts.Node
+			val, _ := json.Marshal(o)
+			ctx, cancel := context.WithTimeout(r.d.ctx, 10*time.Second)
+			taken := n.runKey(r.serial, "taken")
+			if _, err := n.cli.Txn(ctx).If(r.d.fence, clientv3.Compare(clientv3.CreateRevision(taken), "=", 0)).
+				Then(clientv3.OpPut(n.runKey(r.serial, "due"), string(val))).Commit(); err != nil {
+				n.log.Warn("offer a run to this leader", "serial", r.serial, "err", err)
 			}
+			cancel()
 		}
-		r.waitForClaimLocked()
+		r.waitForClaim()
+	default:
+		r.lostWhy = "the leader stopped before a node claimed it"
+		if gone == "" {
+			return false
+		}
+		go r.end(host.Ended{Result: runner.Result{Serial: r.serial, Code: -1}, Lost: gone})
 	}
-	return nil
+	return true
 }
 
 func (r *remoteRun) closeClaimedLocked() {
@@ -469,6 +581,29 @@ func (r *remoteRun) closeClaimedLocked() {
 		r.chClosed = true
 		close(r.claimedCh)
 	}
+}
+
+// claimedBy records the claim c: the node that runs it, and its process
+// once started.
+func (r *remoteRun) claimedBy(c claimRecord) {
+	r.mu.Lock()
+	r.claim, r.claimed = c, true
+	r.closeClaimedLocked()
+	reported := r.reported
+	r.mu.Unlock()
+	r.stopWaiting()
+	if !reported {
+		r.ev.Started(c.PID, c.Dir, c.Node)
+	}
+}
+
+// lapsed ends the run lost: its claim lapsed with its node's lease.
+func (r *remoteRun) lapsed() {
+	r.mu.Lock()
+	node := r.claim.Node
+	r.mu.Unlock()
+	r.end(host.Ended{Result: runner.Result{Serial: r.serial, Code: -1}, Node: node,
+		Lost: fmt.Sprintf("node %s stopped answering while it ran (its lease expired)", node)})
 }
 
 // end reports the run's end to the engine, once.
@@ -489,10 +624,6 @@ func (r *remoteRun) end(e host.Ended) {
 func (r *remoteRun) waitForClaim() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.waitForClaimLocked()
-}
-
-func (r *remoteRun) waitForClaimLocked() {
 	if r.timer == nil && !r.claimed && !r.reported {
 		r.timer = time.AfterFunc(r.d.n.claimWait(), r.withdraw)
 	}
@@ -506,20 +637,23 @@ func (r *remoteRun) stopWaiting() {
 	}
 }
 
-// withdraw deletes the offer if no node claimed it; the run then ends not
-// started (or cancelled).
+// withdraw takes the offer back if no node took it; the run then ends not
+// started.
 func (r *remoteRun) withdraw() { r.withdrawAs(false) }
 
+// withdrawAs takes the offer back, for a cancel or because no node claimed
+// it in time; it reports whether it did (or an earlier try whose reply was
+// lost did).
 func (r *remoteRun) withdrawAs(cancelled bool) bool {
 	n := r.d.n
 	ctx, cancel := context.WithTimeout(r.d.ctx, 10*time.Second)
 	defer cancel()
-	due, ck, dk := n.runKey(r.serial, "due"), n.runKey(r.serial, "claim"), n.runKey(r.serial, "done")
-	resp, err := n.cli.Txn(ctx).If(r.d.fence, clientv3.Compare(clientv3.CreateRevision(due), ">", 0)).
-		Then(clientv3.OpDelete(due)).
-		Else(clientv3.OpGet(ck, clientv3.WithCountOnly()), clientv3.OpGet(dk, clientv3.WithCountOnly())).Commit()
-	switch {
-	case err != nil:
+	taken := n.runKey(r.serial, "taken")
+	val, _ := json.Marshal(takenRecord{Withdrawn: true})
+	resp, err := n.cli.Txn(ctx).If(r.d.fence, clientv3.Compare(clientv3.CreateRevision(taken), "=", 0)).
+		Then(clientv3.OpPut(taken, string(val))).
+		Else(clientv3.OpGet(taken)).Commit()
+	if err != nil {
 		if r.d.ctx.Err() == nil && !cancelled {
 			n.log.Warn("withdraw an offer no node claimed", "serial", r.serial, "err", err)
 			r.mu.Lock()
@@ -527,12 +661,17 @@ func (r *remoteRun) withdrawAs(cancelled bool) bool {
 			r.mu.Unlock()
 		}
 		return false
-	case !resp.Succeeded && (resp.Responses[0].GetResponseRange().Count > 0 || resp.Responses[1].GetResponseRange().Count > 0):
-		return false // claimed meanwhile
 	}
-	// Withdrawn now, or by an earlier try whose reply was lost (or no
-	// longer leader: the end is then not committed).
+	if !resp.Succeeded {
+		var t takenRecord
+		kvs := resp.Responses[0].GetResponseRange().Kvs
+		if len(kvs) == 0 || json.Unmarshal(kvs[0].Value, &t) != nil || !t.Withdrawn {
+			return false // a node took it, or no longer leader
+		}
+	}
+	r.mu.Lock()
 	why := fmt.Sprintf("no node claimed it within %v (on = %q)", n.claimWait(), r.on)
+	r.mu.Unlock()
 	if cancelled {
 		why = "cancelled before a node claimed it"
 	}
@@ -554,8 +693,8 @@ func (r *remoteRun) Dir() string {
 	return r.claim.Dir
 }
 
-// Cancel implements host.Process: an offer not claimed yet is withdrawn;
-// a claimed run is cancelled by its node.
+// Cancel implements host.Process: an offer not taken yet is withdrawn; a
+// claimed run is cancelled by its node.
 func (r *remoteRun) Cancel() {
 	go func() {
 		if r.withdrawAs(true) {
@@ -602,31 +741,9 @@ func (r *remoteRun) Tail(ctx context.Context, w io.Writer) error {
 }
 
 // Cleanup implements host.Process: the run's end is committed, its keys
-// go (and with them, on its node, its directory). It returns at once; the
-// delete is tried for a while when etcd does not answer.
+// go (and with them, on its node, its directory). It returns at once.
 func (r *remoteRun) Cleanup() error {
 	r.d.forget(r)
-	n := r.d.n
-	go func() {
-		wait := 100 * time.Millisecond
-		for try := 0; ; try++ {
-			ctx, cancel := context.WithTimeout(r.d.ctx, 10*time.Second)
-			_, err := n.cli.Txn(ctx).If(r.d.fence).Then(
-				clientv3.OpDelete(n.runKey(r.serial, "due")),
-				clientv3.OpDelete(n.runKey(r.serial, "claim")),
-				clientv3.OpDelete(n.runKey(r.serial, "done")),
-			).Commit()
-			cancel()
-			if err == nil || r.d.ctx.Err() != nil {
-				return
-			}
-			if try == 10 {
-				n.log.Warn("delete the keys of a recorded run", "serial", r.serial, "err", err)
-				return
-			}
-			sleep(r.d.ctx, wait)
-			wait = min(2*wait, 2*time.Second)
-		}
-	}()
+	go r.d.deleteKeys(r.serial)
 	return nil
 }

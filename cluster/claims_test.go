@@ -6,11 +6,31 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/whenlua/whenlua"
 )
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
 
 // waitRun waits until n lists the run of job with cond true, among the
 // running runs (running) or the finished ones.
@@ -59,12 +79,19 @@ func TestARunClaimedByANodeOutlivesTheLeaderThatOfferedIt(t *testing.T) {
 	if run.Node != "n2" {
 		t.Fatalf("the run is on %q, want n2", run.Node)
 	}
-	// Followed through the leader, from the node that runs it.
-	var out bytes.Buffer
+	// Followed through the leader, from the node that runs it: the first
+	// line comes while the run waits for the gate.
+	out := &syncBuffer{}
 	tctx, tcancel := context.WithCancel(context.Background())
 	tailed := make(chan error, 1)
-	go func() { tailed <- n1.Tail(tctx, run.Serial, &out) }()
-
+	go func() { tailed <- n1.Tail(tctx, run.Serial, out) }()
+	for !strings.Contains(out.String(), "on gated\n") {
+		select {
+		case err := <-tailed:
+			t.Fatalf("the tail through the leader ended with %q: %v", out.String(), err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := n1.Close(ctx); err != nil {
@@ -83,8 +110,5 @@ func TestARunClaimedByANodeOutlivesTheLeaderThatOfferedIt(t *testing.T) {
 	full, err := n2.Run(ctx, run.Serial)
 	if err != nil || string(full.Output) != "on gated\ndone\n" {
 		t.Errorf("the adopted run's output: %q, %v", full.Output, err)
-	}
-	if !bytes.HasPrefix([]byte("on gated\ndone\n"), out.Bytes()) {
-		t.Errorf("the tail through the first leader: %q", out.Bytes())
 	}
 }

@@ -49,12 +49,21 @@ func (n *Node) run(ctx context.Context, sess *concurrency.Session) {
 			// The node stops: its runs stop, and report their ends while its
 			// claims hold; then the session goes.
 			cctx, cancel := context.WithTimeout(context.Background(), max(n.opts.Engine.Grace, 5*time.Second)+10*time.Second)
+			n.stopLocal(0)
 			if err := n.runner.Close(cctx); err != nil {
 				n.log.Warn("stop this node's runs", "err", err)
 			}
 			cancel()
 			sess.Close() // revokes the lease: the record and the candidacy go
 			return
+		}
+		// The session's keep-alive ended. When etcd still holds its lease
+		// (the keep-alives failed while etcd elected a leader, say), the
+		// same lease goes on in a new session: the node's record, its
+		// candidacy and its claims stay.
+		if resumed := n.resume(ctx, sess); resumed != nil {
+			sess = resumed
+			continue
 		}
 		// The lease expired: the runs claimed under it were recorded lost
 		// by the leader; they stop, and their ends are reported late.
@@ -76,6 +85,24 @@ func (n *Node) run(ctx context.Context, sess *concurrency.Session) {
 			sleep(ctx, time.Second)
 		}
 	}
+}
+
+// resume returns a new session on the lease of sess when etcd still holds
+// it, or nil.
+func (n *Node) resume(ctx context.Context, sess *concurrency.Session) *concurrency.Session {
+	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := n.cli.TimeToLive(tctx, sess.Lease())
+	if err != nil || resp.TTL <= 0 {
+		return nil
+	}
+	ns, err := concurrency.NewSession(n.cli, concurrency.WithTTL(int(n.opts.TTL/time.Second)),
+		concurrency.WithLease(sess.Lease()), concurrency.WithContext(context.WithoutCancel(ctx)))
+	if err != nil {
+		return nil
+	}
+	n.log.Warn("session keep-alive lost, its lease still held: resumed", "lease", int64(sess.Lease()), "ttl_left", resp.TTL)
+	return ns
 }
 
 // term is one session: refresh the node's record, campaign, and lead once
@@ -175,6 +202,7 @@ func (n *Node) lead(ctx context.Context, el *concurrency.Election) {
 		n.resign(el)
 		return
 	}
+	exec.opened()
 	n.mu.Lock()
 	n.engine = eng
 	n.notify()

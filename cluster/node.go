@@ -84,9 +84,10 @@ type Node struct {
 	clients map[string]*whenlua.Client
 	files   map[string]string // this node's job files, as last hashed
 
-	runner *runner.Runner // the processes of the runs this node claimed
-	lmu    sync.Mutex
-	local  map[uint64]*localRun
+	runner   *runner.Runner // the processes of the runs this node claimed
+	lmu      sync.Mutex
+	local    map[uint64]*localRun
+	claiming map[uint64]bool // offers this node is claiming now
 }
 
 // leaderInfo is the value a candidate puts in the election.
@@ -119,14 +120,15 @@ func NewNode(opts NodeOptions) *Node {
 		opts.Addr = "127.0.0.1:0"
 	}
 	return &Node{
-		opts:    opts,
-		log:     opts.Logger.With("node", opts.Node),
-		prefix:  "/whenlua/" + opts.Cluster + "/",
-		changed: make(chan struct{}),
-		clients: map[string]*whenlua.Client{},
-		done:    make(chan struct{}),
-		local:   map[uint64]*localRun{},
-		metrics: newNodeMetrics(),
+		opts:     opts,
+		log:      opts.Logger.With("node", opts.Node),
+		prefix:   "/whenlua/" + opts.Cluster + "/",
+		changed:  make(chan struct{}),
+		clients:  map[string]*whenlua.Client{},
+		done:     make(chan struct{}),
+		local:    map[uint64]*localRun{},
+		claiming: map[uint64]bool{},
+		metrics:  newNodeMetrics(),
 	}
 }
 

@@ -196,7 +196,7 @@ func Open(opts Options) (*Store, error) {
 // ValidateClusterName checks a cluster name, one segment of a key, as a
 // node name is checked: 1 to 64 letters, digits, '-', '_' and '.'.
 func ValidateClusterName(name string) error {
-	if whenlua.ValidateNodeName(name) != nil {
+	if err := whenlua.ValidateNodeName(name); err != nil && name != whenlua.OnAny && name != whenlua.OnLeader {
 		return fmt.Errorf("%w: cluster name %q: want 1 to 64 letters, digits, '-', '_' or '.'", whenlua.ErrInvalid, name)
 	}
 	return nil

@@ -42,15 +42,22 @@ func (n *Node) work(ctx context.Context, sess *concurrency.Session) {
 			}
 			continue
 		}
-		done := map[uint64]bool{}
+		done, taken, due := map[uint64]bool{}, map[uint64]bool{}, map[uint64][]byte{}
 		for _, kv := range resp.Kvs {
 			serial, part, ok := n.parseRunKey(string(kv.Key))
 			switch {
 			case !ok:
 			case part == "due":
-				n.offered(ctx, sess, kv.Value)
+				due[serial] = kv.Value
+			case part == "taken":
+				taken[serial] = true
 			case part == "done":
 				done[serial] = true
+			}
+		}
+		for serial, val := range due {
+			if !taken[serial] {
+				n.offered(ctx, sess, val)
 			}
 		}
 		// Ends the leader took while this node did not watch.
@@ -95,8 +102,24 @@ func (n *Node) offered(ctx context.Context, sess *concurrency.Session, val []byt
 	}
 	switch {
 	case o.On == whenlua.OnAny, o.On == n.opts.Node, o.On == whenlua.OnLeader && o.Leader == n.opts.Node:
-		go n.claim(ctx, sess, o)
+	default:
+		return
 	}
+	// One claim at a time per run: an offer seen twice (the watch started
+	// again) is not claimed twice by this node.
+	n.lmu.Lock()
+	if n.claiming[o.Serial] || n.local[o.Serial] != nil {
+		n.lmu.Unlock()
+		return
+	}
+	n.claiming[o.Serial] = true
+	n.lmu.Unlock()
+	go func() {
+		n.claim(ctx, sess, o)
+		n.lmu.Lock()
+		delete(n.claiming, o.Serial)
+		n.lmu.Unlock()
+	}()
 }
 
 // claim takes the offer o when no other node did, runs it, and reports
@@ -109,27 +132,35 @@ func (n *Node) claim(ctx context.Context, sess *concurrency.Session, o offer) {
 		n.lmu.Unlock()
 		sleep(ctx, time.Duration(min(busy, 20))*10*time.Millisecond)
 	}
-	due, ck := n.runKey(o.Serial, "due"), n.runKey(o.Serial, "claim")
+	due, taken, ck := n.runKey(o.Serial, "due"), n.runKey(o.Serial, "taken"), n.runKey(o.Serial, "claim")
 	cr := claimRecord{Node: n.opts.Node, Addr: n.addr}
 	val, _ := json.Marshal(cr)
-	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	resp, err := n.cli.Txn(tctx).
-		If(clientv3.Compare(clientv3.CreateRevision(due), ">", 0), clientv3.Compare(clientv3.CreateRevision(ck), "=", 0)).
-		Then(clientv3.OpDelete(due), clientv3.OpPut(ck, string(val), clientv3.WithLease(sess.Lease()))).Commit()
-	cancel()
+	tval, _ := json.Marshal(takenRecord{Node: n.opts.Node})
 	var crev int64
-	switch {
-	case err == nil && resp.Succeeded:
-		crev = resp.Header.Revision
-	case err == nil:
-		return // another node has it
-	default:
-		// The outcome is unknown: the claim, read back, tells.
-		if crev = n.ownClaim(ctx, ck, sess.Lease()); crev == 0 {
-			if ctx.Err() == nil {
-				n.log.Warn("claim a run", "serial", o.Serial, "err", err)
+	for wait := 100 * time.Millisecond; crev == 0; wait = min(2*wait, time.Second) {
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		resp, err := n.cli.Txn(tctx).
+			If(clientv3.Compare(clientv3.CreateRevision(due), ">", 0), clientv3.Compare(clientv3.CreateRevision(taken), "=", 0)).
+			Then(clientv3.OpPut(taken, string(tval)), clientv3.OpPut(ck, string(val), clientv3.WithLease(sess.Lease()))).
+			Else(clientv3.OpGet(ck)).Commit()
+		cancel()
+		switch {
+		case err == nil && resp.Succeeded:
+			crev = resp.Header.Revision
+		case err == nil:
+			// Taken: by another node, or by this one in a try whose reply
+			// was lost (its claim under this session's lease).
+			kvs := resp.Responses[0].GetResponseRange().Kvs
+			if len(kvs) == 0 || clientv3.LeaseID(kvs[0].Lease) != sess.Lease() {
+				return
 			}
+			crev = kvs[0].CreateRevision
+		case ctx.Err() != nil:
 			return
+		default:
+			// The outcome is unknown: tried again, the transaction tells.
+			n.log.Warn("claim a run: trying again", "serial", o.Serial, "err", err)
+			sleep(ctx, wait)
 		}
 	}
 	lr := &localRun{serial: o.Serial, crev: crev, lease: sess.Lease()}
@@ -146,36 +177,19 @@ func (n *Node) claim(ctx context.Context, sess *concurrency.Session, o offer) {
 	n.lmu.Lock()
 	lr.proc = proc
 	n.lmu.Unlock()
+	if ctx.Err() != nil {
+		// The session ended while it started: its claim is gone with it.
+		proc.Cancel()
+	}
 	n.log.Info("job started", "job", o.Job, "serial", o.Serial, "pid", proc.PID())
 	cr.PID, cr.Dir = proc.PID(), proc.Dir()
 	val, _ = json.Marshal(cr)
-	tctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := n.cli.Txn(tctx).If(clientv3.Compare(clientv3.CreateRevision(ck), "=", lr.crev)).
 		Then(clientv3.OpPut(ck, string(val), clientv3.WithLease(lr.lease))).Commit(); err != nil && ctx.Err() == nil {
 		n.log.Warn("record a run's process", "serial", o.Serial, "err", err)
 	}
-}
-
-// ownClaim reads the claim ck after a claim whose reply was lost: it
-// returns the claim's create revision when this node's lease holds it, 0
-// when another node's does, none does, or etcd does not answer for a while.
-func (n *Node) ownClaim(ctx context.Context, ck string, lease clientv3.LeaseID) int64 {
-	wait := 100 * time.Millisecond
-	for try := 0; try < 10 && ctx.Err() == nil; try++ {
-		gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		resp, err := n.cli.Get(gctx, ck)
-		cancel()
-		if err == nil {
-			if len(resp.Kvs) == 1 && clientv3.LeaseID(resp.Kvs[0].Lease) == lease {
-				return resp.Kvs[0].CreateRevision
-			}
-			return 0
-		}
-		sleep(ctx, wait)
-		wait = min(2*wait, time.Second)
-	}
-	return 0
 }
 
 // runEnv is the environment of a run on this node: the node's own, then
@@ -227,8 +241,8 @@ func (n *Node) writeEnd(lr *localRun, er endRecord) {
 		return
 	}
 	ck := n.runKey(lr.serial, "claim")
-	// Tried for a while: the node may be stopping, etcd briefly away.
-	deadline := time.Now().Add(max(2*n.opts.TTL, 30*time.Second))
+	// Tried until it is stored or the node closes its etcd client: while
+	// the claim holds, the leader waits for this end.
 	wait := 100 * time.Millisecond
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -246,8 +260,8 @@ func (n *Node) writeEnd(lr *localRun, er endRecord) {
 			n.log.Warn("a run's end came after its claim lapsed: reported late", "serial", lr.serial, "code", er.Result.Code)
 			n.dropLocal(lr.serial)
 			return
-		case time.Now().After(deadline) || errors.Is(err, context.Canceled) && n.cli.Ctx().Err() != nil:
-			n.log.Error("report a run's end: giving up", "serial", lr.serial, "err", err)
+		case n.cli.Ctx().Err() != nil:
+			n.log.Error("report a run's end: the node left etcd", "serial", lr.serial, "err", err)
 			n.dropLocal(lr.serial)
 			return
 		}

@@ -334,7 +334,10 @@ func (e *Engine) run() {
 // runnerDone is handed to the executor for each run; it hands the end to
 // the engine goroutine without ever blocking the executor for long.
 func (e *Engine) runnerDone(res Ended) {
-	e.finished <- res
+	select {
+	case e.finished <- res:
+	case <-e.done:
+	}
 }
 
 // execEvents are the events of the run serial, handed to the executor.

@@ -127,6 +127,9 @@ func (e *Engine) NoteLateEnd(ctx context.Context, res Ended) error {
 		default:
 			return // its end was taken in time: a report repeated after a lost reply
 		}
+		if strings.Contains(rec.Error, "reported its end late") {
+			return // noted already, by an earlier leader
+		}
 		how := fmt.Sprintf("exit code %d", res.Code)
 		if res.Signal != "" {
 			how = "signal " + res.Signal

@@ -223,6 +223,9 @@ func (st *state) started(serial uint64, pid int, dir, node string) {
 	if r == nil || r.rec.PID == pid && r.rec.Dir == dir && r.rec.Node == node {
 		return
 	}
+	if pid == 0 && r.rec.PID != 0 {
+		return // an earlier notice, come after the one with the process
+	}
 	r.rec.PID, r.rec.Dir, r.rec.Node = pid, dir, node
 	st.addRun(r.rec)
 	st.e.log.Info("job started", "job", r.rec.Job, "serial", serial, "node", node, "pid", pid)
@@ -396,7 +399,14 @@ func (st *state) cleanupAfterCommit(r *run) {
 	if proc == nil {
 		return
 	}
-	st.afterCommit(func(error) {
+	local := st.e.opts.Executor == nil
+	st.afterCommit(func(err error) {
+		if err != nil && !local {
+			// Another node's run keeps what is left of it until its end is
+			// committed: a commit that failed leaves it to a later one, or
+			// to the next leader.
+			return
+		}
 		if err := proc.Cleanup(); err != nil {
 			st.e.log.Warn("remove run directory", "serial", serial, "err", err)
 		}
