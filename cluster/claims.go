@@ -714,7 +714,7 @@ func (r *remoteRun) Cancel() {
 			return
 		}
 		if err := r.d.n.cancelOn(ctx, c, r.serial); err != nil {
-			r.d.n.log.Warn("cancel a run on its node", "serial", r.serial, "node", c.Node, "err", err)
+			r.d.n.log.Warn("cancel a run on its node", "serial", r.serial, "on", c.Node, "err", err)
 		}
 	}()
 }

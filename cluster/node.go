@@ -242,6 +242,9 @@ func (n *Node) loadSecret(ctx context.Context) error {
 		If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
 		Then(clientv3.OpPut(k, hex.EncodeToString(b))).
 		Else(clientv3.OpGet(k)).Commit()
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("etcd at %s did not answer within 10s (is it running, and are these its client URLs?)", strings.Join(n.opts.Endpoints, ","))
+	}
 	if err != nil {
 		return fmt.Errorf("read the cluster secret from etcd %s: %w", strings.Join(n.opts.Endpoints, ","), err)
 	}

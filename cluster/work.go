@@ -181,7 +181,7 @@ func (n *Node) claim(ctx context.Context, sess *concurrency.Session, o offer) {
 		// The session ended while it started: its claim is gone with it.
 		proc.Cancel()
 	}
-	n.log.Info("job started", "job", o.Job, "serial", o.Serial, "pid", proc.PID())
+	n.log.Info("claimed run started", "job", o.Job, "serial", o.Serial, "pid", proc.PID())
 	cr.PID, cr.Dir = proc.PID(), proc.Dir()
 	val, _ = json.Marshal(cr)
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -227,7 +227,7 @@ func (n *Node) ended(lr *localRun, res runner.Result) {
 	n.lmu.Lock()
 	stopped := lr.stopped
 	n.lmu.Unlock()
-	n.log.Info("job finished", "serial", lr.serial, "code", res.Code, "signal", res.Signal)
+	n.log.Info("claimed run ended", "serial", lr.serial, "code", res.Code, "signal", res.Signal)
 	n.writeEnd(lr, endRecord{Node: n.opts.Node, Result: res, Stopped: stopped})
 }
 

@@ -140,7 +140,7 @@ func (e *Engine) NoteLateEnd(ctx context.Context, res Ended) error {
 			rec.Output, rec.OutputSize = res.Output, res.OutputSize
 		}
 		e.st.addRun(rec)
-		e.st.e.log.Warn("late end of a run refused", "job", rec.Job, "serial", rec.Serial, "node", res.Node, "code", res.Code)
+		e.st.e.log.Warn("late end of a run refused", "job", rec.Job, "serial", rec.Serial, "on", res.Node, "code", res.Code)
 	})
 	return errors.Join(derr, err)
 }

@@ -228,7 +228,10 @@ func (st *state) started(serial uint64, pid int, dir, node string) {
 	}
 	r.rec.PID, r.rec.Dir, r.rec.Node = pid, dir, node
 	st.addRun(r.rec)
-	st.e.log.Info("job started", "job", r.rec.Job, "serial", serial, "node", node, "pid", pid)
+	if pid == 0 {
+		return // claimed: its process starts next
+	}
+	st.e.log.Info("job started", "job", r.rec.Job, "serial", serial, "on", node, "pid", pid)
 }
 
 // jobShell is the shell that runs a script: a variable named SHELL when it
@@ -362,7 +365,7 @@ func (st *state) finish(res Ended) {
 	}
 	st.cleanupAfterCommit(r)
 	st.release(r)
-	st.e.log.Info("job finished", "job", rec.Job, "serial", rec.Serial, "node", rec.Node, "code", rec.Code, "signal", rec.Signal, "duration", rec.Duration())
+	st.e.log.Info("job finished", "job", rec.Job, "serial", rec.Serial, "on", rec.Node, "code", rec.Code, "signal", rec.Signal, "duration", rec.Duration())
 }
 
 // endUnrun records a run whose process never started, or that was lost
@@ -375,7 +378,7 @@ func (st *state) endUnrun(r *run, res Ended) {
 	switch {
 	case res.Lost != "":
 		rec.State, rec.Error, result = whenlua.RunLost, res.Lost, resultLost
-		st.e.log.Warn("run lost", "job", rec.Job, "serial", rec.Serial, "node", rec.Node, "why", res.Lost)
+		st.e.log.Warn("run lost", "job", rec.Job, "serial", rec.Serial, "on", rec.Node, "why", res.Lost)
 	case res.Cancelled:
 		rec.State, rec.Error, result = whenlua.RunCancelled, res.NotStarted, resultCancelled
 		st.e.log.Info("job cancelled before it started", "job", rec.Job, "serial", rec.Serial)
@@ -476,7 +479,7 @@ func (st *state) recoverLostRuns() ([]whenlua.Run, error) {
 		r.State, r.End = whenlua.RunLost, now
 		st.addRun(r)
 		lost = append(lost, r)
-		st.e.log.Warn("run lost", "job", r.Job, "serial", r.Serial, "node", r.Node, "pid", r.PID)
+		st.e.log.Warn("run lost", "job", r.Job, "serial", r.Serial, "on", r.Node, "pid", r.PID)
 	}
 	st.flush()
 	if st.e.opts.Executor == nil {
@@ -493,7 +496,7 @@ func (st *state) adopt(rec whenlua.Run, proc Process) {
 	close(r.started)
 	st.running[rec.Serial] = r
 	st.runq.slots++
-	st.e.log.Info("run adopted", "job", rec.Job, "serial", rec.Serial, "node", rec.Node)
+	st.e.log.Info("run adopted", "job", rec.Job, "serial", rec.Serial, "on", rec.Node)
 }
 
 // attachAdopted gives each adopted run its loaded job, whose post hook

@@ -141,7 +141,7 @@ func startDaemon(ctx context.Context, e *env, runArgs []string) (int, error) {
 			if ping, err := e.ping(ctx); err == nil {
 				return 0, &whenlua.AlreadyRunningError{PID: ping.PID, Where: p.Where()}
 			}
-			return 0, fmt.Errorf("the daemon exited at once: %s (log: %s)", lastErrorLine(readFrom(p.LogFile, offset)), p.LogFile)
+			return 0, fmt.Errorf("the daemon exited before it answered: %s (log: %s)", lastErrorLine(readFrom(p.LogFile, offset)), p.LogFile)
 		case <-tick.C:
 			ping, err := e.ping(ctx)
 			if err != nil {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/urfave/cli/v2"
 
@@ -12,12 +14,12 @@ import (
 // logCommand is `whenlua log [NAME] [-n N]`: finished runs, newest first:
 // serial, name, start, duration, exit code (or what happened instead), and
 // for a catch-up run the scheduled time it stands for, for a retry its
-// attempt number and the serial of the first attempt, and in a cluster the
-// node that ran it.
+// attempt number and the serial of the first attempt, in a cluster the
+// node that ran it, and why a run was refused, failed, was lost or cancelled.
 func logCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "log",
-		Usage:     "print finished runs, newest first: serial, name, start, duration, code (and what a catch-up run stands for, a retry's attempt, a cluster's node)",
+		Usage:     "print finished runs, newest first: serial, name, start, duration, code (and what a catch-up run stands for, a retry's attempt, a cluster's node, why it did not end by itself)",
 		ArgsUsage: "[NAME]",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "n", Value: 20, Usage: "print at most `N` runs (0: all kept)"},
@@ -75,6 +77,15 @@ func logLine(r whenlua.Run) string {
 	}
 	if r.Node != "" {
 		line += "\ton " + r.Node
+	}
+	if r.Error != "" {
+		// Why it was refused, failed, lost or cancelled, on one line.
+		line += "\t" + strings.Map(func(c rune) rune {
+			if unicode.IsControl(c) {
+				return ' '
+			}
+			return c
+		}, r.Error)
 	}
 	return line
 }

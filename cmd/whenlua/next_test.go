@@ -188,6 +188,10 @@ func TestLogSaysWhatACatchUpRunStandsForAndWhichAttemptARetryIs(t *testing.T) {
 	if got := logLine(r); !strings.HasSuffix(got, "\t2\tattempt 3 of the run 5") {
 		t.Errorf("a retry: %q", got)
 	}
+	r.Attempt, r.State, r.Node, r.Error = 0, whenlua.RunLost, "n3", "node n3 stopped answering\x1b[2J while it ran"
+	if got := logLine(r); !strings.HasSuffix(got, "\tlost\ton n3\tnode n3 stopped answering [2J while it ran") {
+		t.Errorf("a lost run of a cluster: %q", got)
+	}
 }
 
 // A when-job with hold, through the real daemon: pending while the hold
