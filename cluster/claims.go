@@ -68,6 +68,7 @@ type claimRecord struct {
 type takenRecord struct {
 	Node      string `json:"node,omitempty"`
 	Withdrawn bool   `json:"withdrawn,omitempty"`
+	Cancelled bool   `json:"cancelled,omitempty"` // withdrawn by a cancel
 }
 
 // endRecord is the value of done and late: how the run ended on its node.
@@ -377,7 +378,7 @@ func (d *dispatcher) deleteKeys(serial uint64) {
 			n.log.Warn("delete the keys of a recorded run", "serial", serial, "err", err)
 			return
 		}
-		time.Sleep(wait)
+		sleep(n.cli.Ctx(), wait)
 		wait = min(2*wait, 2*time.Second)
 	}
 }
@@ -406,7 +407,12 @@ func (d *dispatcher) Start(spec runner.Spec, on string, ev host.ExecEvents) (hos
 		return nil, err
 	}
 	r := d.track(spec.Serial, on, ev)
-	switch err := d.putOffer(ctx, spec.Serial, string(val)); {
+	r.offering = true
+	err = d.putOffer(ctx, spec.Serial, string(val))
+	r.mu.Lock()
+	r.offering = false
+	r.mu.Unlock()
+	switch {
 	case errors.Is(err, ErrNotLeader):
 		d.forget(r)
 		return nil, fmt.Errorf("offer the run to the nodes: %w", err)
@@ -520,6 +526,7 @@ type remoteRun struct {
 	claimed  bool
 	chClosed bool
 	reported bool   // its end went to the engine
+	offering bool   // its offer is being put: a read may not show it yet
 	lostWhy  string // set by apply when nothing is left of it
 	timer    *time.Timer
 }
@@ -538,6 +545,8 @@ func (r *remoteRun) apply(k *runKeys, gone string) bool {
 		go r.end(k.done.ended())
 	case k.claim != nil:
 		r.claimedBy(*k.claim)
+	case k.taken != nil && k.taken.Withdrawn && k.taken.Cancelled:
+		go r.end(host.Ended{Result: runner.Result{Serial: r.serial, Code: -1, Cancelled: true}, NotStarted: "cancelled before a node claimed it"})
 	case k.taken != nil && k.taken.Withdrawn:
 		go r.end(host.Ended{Result: runner.Result{Serial: r.serial, Code: -1}, NotStarted: "withdrawn: no node claimed it"})
 	case k.taken != nil:
@@ -568,6 +577,12 @@ func (r *remoteRun) apply(k *runKeys, gone string) bool {
 		r.waitForClaim()
 	default:
 		r.lostWhy = "the leader stopped before a node claimed it"
+		r.mu.Lock()
+		offering := r.offering
+		r.mu.Unlock()
+		if offering {
+			return true // its offer lands next; or the withdrawal settles it
+		}
 		if gone == "" {
 			return false
 		}
@@ -648,11 +663,12 @@ func (r *remoteRun) withdrawAs(cancelled bool) bool {
 	n := r.d.n
 	ctx, cancel := context.WithTimeout(r.d.ctx, 10*time.Second)
 	defer cancel()
-	taken := n.runKey(r.serial, "taken")
-	val, _ := json.Marshal(takenRecord{Withdrawn: true})
-	resp, err := n.cli.Txn(ctx).If(r.d.fence, clientv3.Compare(clientv3.CreateRevision(taken), "=", 0)).
+	taken, due := n.runKey(r.serial, "taken"), n.runKey(r.serial, "due")
+	val, _ := json.Marshal(takenRecord{Withdrawn: true, Cancelled: cancelled})
+	resp, err := n.cli.Txn(ctx).If(r.d.fence, clientv3.Compare(clientv3.CreateRevision(taken), "=", 0),
+		clientv3.Compare(clientv3.CreateRevision(due), ">", 0)).
 		Then(clientv3.OpPut(taken, string(val))).
-		Else(clientv3.OpGet(taken)).Commit()
+		Else(clientv3.OpGet(taken), clientv3.OpGet(due, clientv3.WithCountOnly())).Commit()
 	if err != nil {
 		if r.d.ctx.Err() == nil && !cancelled {
 			n.log.Warn("withdraw an offer no node claimed", "serial", r.serial, "err", err)
@@ -662,16 +678,23 @@ func (r *remoteRun) withdrawAs(cancelled bool) bool {
 		}
 		return false
 	}
-	if !resp.Succeeded {
-		var t takenRecord
-		kvs := resp.Responses[0].GetResponseRange().Kvs
-		if len(kvs) == 0 || json.Unmarshal(kvs[0].Value, &t) != nil || !t.Withdrawn {
-			return false // a node took it, or no longer leader
-		}
-	}
 	r.mu.Lock()
 	why := fmt.Sprintf("no node claimed it within %v (on = %q)", n.claimWait(), r.on)
 	r.mu.Unlock()
+	if !resp.Succeeded {
+		var t takenRecord
+		kvs := resp.Responses[0].GetResponseRange().Kvs
+		switch {
+		case len(kvs) == 1 && json.Unmarshal(kvs[0].Value, &t) == nil && t.Withdrawn:
+			// An earlier try whose reply was lost withdrew it.
+		case len(kvs) == 0 && resp.Responses[1].GetResponseRange().Count == 0:
+			// No offer and no taken: the offer never landed (its put's
+			// outcome was unknown), or its keys are gone with its end.
+			why = "its offer was not stored"
+		default:
+			return false // a node took it, or no longer leader
+		}
+	}
 	if cancelled {
 		why = "cancelled before a node claimed it"
 	}

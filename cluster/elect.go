@@ -45,6 +45,7 @@ func (n *Node) run(ctx context.Context, sess *concurrency.Session) {
 		}
 		wcancel()
 		<-worked
+		n.claims.Wait()
 		if ctx.Err() != nil {
 			// The node stops: its runs stop, and report their ends while its
 			// claims hold; then the session goes.
@@ -90,10 +91,23 @@ func (n *Node) run(ctx context.Context, sess *concurrency.Session) {
 // resume returns a new session on the lease of sess when etcd still holds
 // it, or nil.
 func (n *Node) resume(ctx context.Context, sess *concurrency.Session) *concurrency.Session {
-	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	resp, err := n.cli.TimeToLive(tctx, sess.Lease())
-	if err != nil || resp.TTL <= 0 {
+	// Asked until etcd says, for at most a TTL: a keep-alive that failed
+	// because etcd did not answer may fail the first asks too.
+	var resp *clientv3.LeaseTimeToLiveResponse
+	for deadline := time.Now().Add(n.opts.TTL); ; {
+		tctx, cancel := context.WithTimeout(ctx, n.opts.TTL)
+		var err error
+		resp, err = n.cli.TimeToLive(tctx, sess.Lease())
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return nil
+		}
+		sleep(ctx, 200*time.Millisecond)
+	}
+	if resp.TTL <= 0 {
 		return nil
 	}
 	ns, err := concurrency.NewSession(n.cli, concurrency.WithTTL(int(n.opts.TTL/time.Second)),

@@ -88,6 +88,11 @@ type Node struct {
 	lmu      sync.Mutex
 	local    map[uint64]*localRun
 	claiming map[uint64]bool // offers this node is claiming now
+	claims   sync.WaitGroup  // the goroutines claiming them
+	// stopping: the node stops; lostLeases: the leases its sessions lost.
+	// A run that starts after either is stopped at once.
+	stopping   bool
+	lostLeases map[clientv3.LeaseID]bool
 }
 
 // leaderInfo is the value a candidate puts in the election.
@@ -120,15 +125,16 @@ func NewNode(opts NodeOptions) *Node {
 		opts.Addr = "127.0.0.1:0"
 	}
 	return &Node{
-		opts:     opts,
-		log:      opts.Logger.With("node", opts.Node),
-		prefix:   "/whenlua/" + opts.Cluster + "/",
-		changed:  make(chan struct{}),
-		clients:  map[string]*whenlua.Client{},
-		done:     make(chan struct{}),
-		local:    map[uint64]*localRun{},
-		claiming: map[uint64]bool{},
-		metrics:  newNodeMetrics(),
+		opts:       opts,
+		log:        opts.Logger.With("node", opts.Node),
+		prefix:     "/whenlua/" + opts.Cluster + "/",
+		changed:    make(chan struct{}),
+		clients:    map[string]*whenlua.Client{},
+		done:       make(chan struct{}),
+		local:      map[uint64]*localRun{},
+		claiming:   map[uint64]bool{},
+		lostLeases: map[clientv3.LeaseID]bool{},
+		metrics:    newNodeMetrics(),
 	}
 }
 

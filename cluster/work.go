@@ -34,6 +34,16 @@ type localRun struct {
 func (n *Node) work(ctx context.Context, sess *concurrency.Session) {
 	pfx := n.key("run") + "/"
 	for ctx.Err() == nil {
+		// The runs whose end is stored, as known before the read: one
+		// whose done the read does not show was taken by the leader.
+		n.lmu.Lock()
+		var written []uint64
+		for serial, lr := range n.local {
+			if lr.written {
+				written = append(written, serial)
+			}
+		}
+		n.lmu.Unlock()
 		resp, err := n.cli.Get(ctx, pfx, clientv3.WithPrefix())
 		if err != nil {
 			if ctx.Err() == nil {
@@ -61,16 +71,10 @@ func (n *Node) work(ctx context.Context, sess *concurrency.Session) {
 			}
 		}
 		// Ends the leader took while this node did not watch.
-		n.lmu.Lock()
-		var gone []uint64
-		for serial, lr := range n.local {
-			if lr.written && !done[serial] {
-				gone = append(gone, serial)
+		for _, serial := range written {
+			if !done[serial] {
+				n.dropLocal(serial)
 			}
-		}
-		n.lmu.Unlock()
-		for _, serial := range gone {
-			n.dropLocal(serial)
 		}
 		wch := n.cli.Watch(clientv3.WithRequireLeader(ctx), pfx, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 		for wr := range wch {
@@ -114,7 +118,9 @@ func (n *Node) offered(ctx context.Context, sess *concurrency.Session, val []byt
 	}
 	n.claiming[o.Serial] = true
 	n.lmu.Unlock()
+	n.claims.Add(1)
 	go func() {
+		defer n.claims.Done()
 		n.claim(ctx, sess, o)
 		n.lmu.Lock()
 		delete(n.claiming, o.Serial)
@@ -138,7 +144,9 @@ func (n *Node) claim(ctx context.Context, sess *concurrency.Session, o offer) {
 	tval, _ := json.Marshal(takenRecord{Node: n.opts.Node})
 	var crev int64
 	for wait := 100 * time.Millisecond; crev == 0; wait = min(2*wait, time.Second) {
-		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		// Not bound to ctx: a claim cut short by its context would leave
+		// its outcome unknown.
+		tctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		resp, err := n.cli.Txn(tctx).
 			If(clientv3.Compare(clientv3.CreateRevision(due), ">", 0), clientv3.Compare(clientv3.CreateRevision(taken), "=", 0)).
 			Then(clientv3.OpPut(taken, string(tval)), clientv3.OpPut(ck, string(val), clientv3.WithLease(sess.Lease()))).
@@ -156,7 +164,11 @@ func (n *Node) claim(ctx context.Context, sess *concurrency.Session, o offer) {
 			}
 			crev = kvs[0].CreateRevision
 		case ctx.Err() != nil:
-			return
+			// The outcome is unknown and the session ends: the claim, read
+			// back, tells whether this node holds it (a lease resumed).
+			if crev = n.heldClaim(ck, sess.Lease()); crev == 0 {
+				return
+			}
 		default:
 			// The outcome is unknown: tried again, the transaction tells.
 			n.log.Warn("claim a run: trying again", "serial", o.Serial, "err", err)
@@ -176,20 +188,33 @@ func (n *Node) claim(ctx context.Context, sess *concurrency.Session, o offer) {
 	}
 	n.lmu.Lock()
 	lr.proc = proc
-	n.lmu.Unlock()
-	if ctx.Err() != nil {
-		// The session ended while it started: its claim is gone with it.
+	if n.stopping || n.lostLeases[lr.lease] {
+		// The node stops, or the lease went, while it started.
+		lr.stopped = n.stopping
 		proc.Cancel()
 	}
+	n.lmu.Unlock()
 	n.log.Info("claimed run started", "job", o.Job, "serial", o.Serial, "pid", proc.PID())
 	cr.PID, cr.Dir = proc.PID(), proc.Dir()
 	val, _ = json.Marshal(cr)
-	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	tctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := n.cli.Txn(tctx).If(clientv3.Compare(clientv3.CreateRevision(ck), "=", lr.crev)).
-		Then(clientv3.OpPut(ck, string(val), clientv3.WithLease(lr.lease))).Commit(); err != nil && ctx.Err() == nil {
+		Then(clientv3.OpPut(ck, string(val), clientv3.WithLease(lr.lease))).Commit(); err != nil && n.cli.Ctx().Err() == nil {
 		n.log.Warn("record a run's process", "serial", o.Serial, "err", err)
 	}
+}
+
+// heldClaim reads the claim ck: its create revision when lease holds it,
+// else 0 (another node's, none, or etcd did not answer).
+func (n *Node) heldClaim(ck string, lease clientv3.LeaseID) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := n.cli.Get(ctx, ck)
+	if err != nil || len(resp.Kvs) != 1 || clientv3.LeaseID(resp.Kvs[0].Lease) != lease {
+		return 0
+	}
+	return resp.Kvs[0].CreateRevision
 }
 
 // runEnv is the environment of a run on this node: the node's own, then
@@ -265,7 +290,7 @@ func (n *Node) writeEnd(lr *localRun, er endRecord) {
 			n.dropLocal(lr.serial)
 			return
 		}
-		time.Sleep(wait)
+		sleep(n.cli.Ctx(), wait)
 		wait = min(2*wait, 2*time.Second)
 	}
 }
@@ -286,10 +311,15 @@ func (n *Node) dropLocal(serial uint64) {
 }
 
 // stopLocal cancels the runs claimed under lease (every run when lease is
-// 0, the node stopping: their ends say so).
+// 0, the node stopping: their ends say so), and those that start later.
 func (n *Node) stopLocal(lease clientv3.LeaseID) {
 	n.lmu.Lock()
 	defer n.lmu.Unlock()
+	if lease == 0 {
+		n.stopping = true
+	} else {
+		n.lostLeases[lease] = true
+	}
 	for _, lr := range n.local {
 		if lr.proc != nil && (lease == 0 || lr.lease == lease) {
 			lr.stopped = lease == 0

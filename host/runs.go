@@ -403,17 +403,20 @@ func (st *state) cleanupAfterCommit(r *run) {
 		return
 	}
 	local := st.e.opts.Executor == nil
-	st.afterCommit(func(err error) {
+	var cleanup func(error)
+	cleanup = func(err error) {
 		if err != nil && !local {
 			// Another node's run keeps what is left of it until its end is
-			// committed: a commit that failed leaves it to a later one, or
-			// to the next leader.
+			// committed: the record goes with the next step (unrecorded),
+			// and so does this (or the next leader cleans up).
+			st.afterCommit(cleanup)
 			return
 		}
 		if err := proc.Cleanup(); err != nil {
 			st.e.log.Warn("remove run directory", "serial", serial, "err", err)
 		}
-	})
+	}
+	st.afterCommit(cleanup)
 }
 
 // finishResult is the result label of a run whose process ended.

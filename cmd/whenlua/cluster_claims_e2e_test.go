@@ -69,6 +69,9 @@ when(function() return changes("z") end, [[pwd > "$z"]], { name = "nowhere", on 
 	if r.State != whenlua.RunFailed || !strings.Contains(r.Error, "no live node is named n9") {
 		t.Errorf("a run for a node that is not there: %s (%s), want failed", r.State, r.Error)
 	}
+	if l := nodes[0].ok("log", "nowhere", "-n", "1"); !strings.HasSuffix(l, "\tfailed\tno live node is named n9 (the job's on option)\n") {
+		t.Errorf("log does not say why the run failed: %q", l)
+	}
 }
 
 func TestClusterARunOnADeadFollowerIsLostWhenItsLeaseExpires(t *testing.T) {
