@@ -152,11 +152,14 @@ func (st *state) keepSeqs(seqs map[string]uint64, lost []whenlua.Evaluation) {
 // evaluations is reported with them; one with neither is not found.
 func (e *Engine) Why(ctx context.Context, name string) (whenlua.WhyReport, error) {
 	rep := whenlua.WhyReport{Job: name}
-	if err := e.do(ctx, func() { e.st.why(&rep) }); err != nil {
-		return rep, err
-	}
+	// The stored evaluations first, then the live state: a firing between
+	// the two reads then shows in the next time rather than being newer
+	// than it.
 	evals, err := e.store.Evaluations(name)
 	if err != nil {
+		return rep, err
+	}
+	if err := e.do(ctx, func() { e.st.why(&rep) }); err != nil {
 		return rep, err
 	}
 	if !rep.Loaded && len(evals) == 0 {

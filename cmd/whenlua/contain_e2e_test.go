@@ -104,7 +104,7 @@ func TestRunsBeyondMaxRunsAreListedAsQueuedAndCanBeCancelled(t *testing.T) {
 	if !ok || r.State != whenlua.RunCancelled {
 		t.Fatalf("cancelled queued run = %+v, want cancelled", r)
 	}
-	if got := h.ok("log"); !strings.Contains(got, "\tcancelled\n") {
+	if got := h.ok("log"); !strings.Contains(got, "\tcancelled\tcancelled before it started\n") {
 		t.Errorf("log does not show the cancelled run:\n%s", got)
 	}
 	h.ok("daemon", "stop")
