@@ -50,6 +50,12 @@ func openNode(t *testing.T, cluster, name string) *Node {
 // source) from the start.
 func openNodeWith(t *testing.T, cluster, name string, jobs map[string]string) *Node {
 	t.Helper()
+	return openNodeStore(t, cluster, name, jobs, Options{MaintainEvery: -1})
+}
+
+// openNodeStore opens a node as openNodeWith does, with store options so.
+func openNodeStore(t *testing.T, cluster, name string, jobs map[string]string, so Options) *Node {
+	t.Helper()
 	p, err := whenlua.ResolvePaths(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +69,7 @@ func openNodeWith(t *testing.T, cluster, name string, jobs map[string]string) *N
 		}
 	}
 	n := NewNode(NodeOptions{Endpoints: sharedEtcd.Endpoints(), Cluster: cluster, Node: name, TTL: 2 * time.Second,
-		Paths: p, Logger: quietLogger, Store: Options{MaintainEvery: -1}})
+		Paths: p, Logger: quietLogger, Store: so})
 	if err := n.Open(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -22,27 +22,8 @@ import (
 // holding the job file job, with the store's test seam fault.
 func openNodeFaulty(t *testing.T, cluster, name, job string, fault func(string, []kvOp) error) *Node {
 	t.Helper()
-	p, err := whenlua.ResolvePaths(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Ensure(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(p.JobsDir, "count.lua"), []byte(job), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	n := NewNode(NodeOptions{Endpoints: sharedEtcd.Endpoints(), Cluster: cluster, Node: name, TTL: 2 * time.Second,
-		Paths: p, Logger: quietLogger, Store: Options{MaintainEvery: -1, CallTimeout: 3 * time.Second, fault: fault}})
-	if err := n.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		n.Close(ctx)
-	})
-	return n
+	return openNodeStore(t, cluster, name, map[string]string{"count.lua": job},
+		Options{MaintainEvery: -1, CallTimeout: 3 * time.Second, fault: fault})
 }
 
 // waitLeads waits until n leads, its engine open.
