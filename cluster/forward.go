@@ -306,7 +306,7 @@ func (e endpoint) Cancel(ctx context.Context, serial uint64) error {
 // leader follows a run on the node that runs it.
 func (e endpoint) Tail(ctx context.Context, serial uint64, w io.Writer) error {
 	if e.n.localProc(serial) != nil {
-		return e.n.tailOn(ctx, claimRecord{Node: e.n.opts.Node}, serial, w)
+		return e.n.tailLocal(ctx, serial, w)
 	}
 	return e.do(func(s whenlua.Service) error { return s.Tail(ctx, serial, w) })
 }

@@ -342,20 +342,25 @@ func (n *Node) localProc(serial uint64) *runner.Proc {
 // run that node no longer has gives an error wrapping whenlua.ErrNotFound.
 func (n *Node) tailOn(ctx context.Context, c claimRecord, serial uint64, w io.Writer) error {
 	if c.Node == n.opts.Node {
-		p := n.localProc(serial)
-		if p == nil {
-			return fmt.Errorf("%w: run %d", whenlua.ErrNotFound, serial)
-		}
-		if err := p.Tail(ctx, w); errors.Is(err, os.ErrClosed) {
-			return fmt.Errorf("%w: run %d ended", whenlua.ErrNotFound, serial)
-		} else if err != nil {
-			return err
-		}
-		return nil
+		return n.tailLocal(ctx, serial, w)
 	}
 	err := n.client(c.Addr).Tail(ctx, serial, w)
 	if errors.Is(err, whenlua.ErrNotLeader) {
 		return fmt.Errorf("%w: run %d is not on node %s", whenlua.ErrNotFound, serial, c.Node)
+	}
+	return err
+}
+
+// tailLocal follows the output of the run serial, which this node runs; a
+// run it no longer has gives an error wrapping whenlua.ErrNotFound.
+func (n *Node) tailLocal(ctx context.Context, serial uint64, w io.Writer) error {
+	p := n.localProc(serial)
+	if p == nil {
+		return fmt.Errorf("%w: run %d", whenlua.ErrNotFound, serial)
+	}
+	err := p.Tail(ctx, w)
+	if errors.Is(err, os.ErrClosed) {
+		return fmt.Errorf("%w: run %d ended", whenlua.ErrNotFound, serial)
 	}
 	return err
 }

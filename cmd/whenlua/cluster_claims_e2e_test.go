@@ -128,16 +128,7 @@ when(function() return changes("w") end, [[echo "$WHENLUA_ATTEMPT $WHENLUA_FIRST
 	}
 	killAndWait(t, ran.pid())
 	rest := others(alive, indexOf(alive, ran))[0]
-	var rerun whenlua.Run
-	waitFor(t, "the rerun", func() bool {
-		for _, r := range rest.runsJSON("jobs") {
-			if r.Job == "work" && r.Serial != first.Serial && r.PID != 0 {
-				rerun = r
-				return true
-			}
-		}
-		return false
-	})
+	rerun := rest.waitRunningOtherThan("work", first.Serial)
 	if rerun.Attempt != 2 || rerun.FirstSerial != first.Serial || rerun.Node != rest.name {
 		t.Errorf("the rerun: attempt %d of the run %d on %s, want attempt 2 of %d on %s", rerun.Attempt, rerun.FirstSerial, rerun.Node, first.Serial, rest.name)
 	}

@@ -333,10 +333,17 @@ func (h *home) allRuns(job string) []whenlua.Run {
 // shows it, and returns it.
 func (nd *node) waitRunning(job string) whenlua.Run {
 	nd.t.Helper()
+	return nd.waitRunningOtherThan(job, 0)
+}
+
+// waitRunningOtherThan waits as waitRunning does for a run of job other
+// than the run serial (a rerun of it, say).
+func (nd *node) waitRunningOtherThan(job string, serial uint64) whenlua.Run {
+	nd.t.Helper()
 	var run whenlua.Run
 	waitFor(nd.t, "a run of "+job+" with a pid", func() bool {
 		for _, r := range nd.runsJSON("jobs") {
-			if r.Job == job && r.PID != 0 {
+			if r.Job == job && r.Serial != serial && r.PID != 0 {
 				run = r
 				return true
 			}
@@ -565,16 +572,7 @@ func TestClusterARunLostWithItsLeaderIsRerunByTheNextWithRerunLost(t *testing.T)
 	follower.ok("set", "work=1")
 	first := follower.waitRunning("work")
 	killAndWait(t, nodes[leader].pid())
-	var rerun whenlua.Run
-	waitFor(t, "the rerun", func() bool {
-		for _, r := range follower.runsJSON("jobs") {
-			if r.Job == "work" && r.Serial != first.Serial && r.PID != 0 {
-				rerun = r
-				return true
-			}
-		}
-		return false
-	})
+	rerun := follower.waitRunningOtherThan("work", first.Serial)
 	if rerun.Attempt != 2 || rerun.FirstSerial != first.Serial {
 		t.Errorf("the rerun: attempt %d of the run %d, want attempt 2 of %d", rerun.Attempt, rerun.FirstSerial, first.Serial)
 	}
